@@ -1,0 +1,147 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes are the closed set of failure kinds Parley reports at its
+// edges. Transports map them to HTTP statuses and WebSocket close codes.
+const (
+	ECONFLICT     = "conflict"     // a concurrency expectation failed
+	EINTERNAL     = "internal"     // a bug or an unexpected failure
+	EINVALID      = "invalid"      // the caller sent bad input
+	ENOTFOUND     = "not_found"    // the thing does not exist
+	EUNAVAILABLE  = "unavailable"  // a dependency is down; try again later
+	EUNAUTHORIZED = "unauthorized" // missing or bad credentials
+	EFORBIDDEN    = "forbidden"    // authenticated, but not allowed
+	ETOOLARGE     = "too_large"    // input over a size limit
+	ERATELIMITED  = "rate_limited" // too many requests
+	EBUSY         = "busy"         // the resource is busy with other work
+)
+
+// Error is an application error with a code from the closed set above and a
+// message that is safe to show to a client.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first coded error in err's chain, or
+// EINTERNAL for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var c interface{ ErrorCode() string }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-safe message of the first coded error in
+// err's chain, or a generic text for internal errors.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	var c interface{ ErrorCode() string }
+	if errors.As(err, &c) {
+		return err.Error()
+	}
+	return "internal error"
+}
+
+// Sentinel errors for errors.Is. The typed errors below match them.
+var (
+	// ErrConflict matches every *ConflictError.
+	ErrConflict = errors.New("wrong expected version")
+	// ErrStreamNotFound matches every *StreamNotFoundError.
+	ErrStreamNotFound = errors.New("stream not found")
+	// ErrInvalidEvent matches every *InvalidEventError.
+	ErrInvalidEvent = errors.New("invalid event")
+)
+
+// ConflictError reports an append whose expected version did not hold, or a
+// retried append whose event IDs only partly match what is stored.
+type ConflictError struct {
+	Stream   string
+	Expected ExpectedVersion
+	// Actual is the stream's current version, NoVersion when it does not exist.
+	Actual int64
+	// Reason explains conflicts that are not a plain version mismatch.
+	Reason string
+}
+
+func (e *ConflictError) Error() string {
+	actual := "no stream"
+	if e.Actual != NoVersion {
+		actual = fmt.Sprintf("version %d", e.Actual)
+	}
+	msg := fmt.Sprintf("append to %s: wrong expected version: expected %s, stream is at %s", e.Stream, e.Expected, actual)
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
+}
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// ErrorCode returns ECONFLICT.
+func (e *ConflictError) ErrorCode() string { return ECONFLICT }
+
+// StreamNotFoundError reports a read of a stream that has no events.
+type StreamNotFoundError struct{ Stream string }
+
+func (e *StreamNotFoundError) Error() string { return fmt.Sprintf("stream %s not found", e.Stream) }
+
+// Is reports whether target is ErrStreamNotFound.
+func (e *StreamNotFoundError) Is(target error) bool { return target == ErrStreamNotFound }
+
+// ErrorCode returns ENOTFOUND.
+func (e *StreamNotFoundError) ErrorCode() string { return ENOTFOUND }
+
+// InvalidEventError reports input rejected before anything was written.
+type InvalidEventError struct {
+	Stream string
+	// Index is the position of the offending event in the append, or -1 when
+	// the problem is not with one event (the stream name, say).
+	Index  int
+	Field  string
+	Reason string
+}
+
+func (e *InvalidEventError) Error() string {
+	if e.Index < 0 {
+		return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Stream, e.Reason)
+	}
+	return fmt.Sprintf("append to %s: event %d: invalid %s: %s", e.Stream, e.Index, e.Field, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidEvent.
+func (e *InvalidEventError) Is(target error) bool { return target == ErrInvalidEvent }
+
+// ErrorCode returns EINVALID, or ETOOLARGE for size violations.
+func (e *InvalidEventError) ErrorCode() string {
+	if e.Field == "size" {
+		return ETOOLARGE
+	}
+	return EINVALID
+}

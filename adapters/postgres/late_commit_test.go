@@ -1,0 +1,181 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/domaintest"
+)
+
+// events collects what a subscription delivers.
+type events struct {
+	mu  sync.Mutex
+	got []domain.RecordedEvent
+}
+
+func (e *events) handle(_ context.Context, b []domain.RecordedEvent) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got = append(e.got, b...)
+	return nil
+}
+
+func (e *events) streams() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, ev := range e.got {
+		out = append(out, ev.Stream)
+	}
+	return out
+}
+
+func waitStreams(t *testing.T, e *events, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := e.streams(); len(got) >= n {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %d events, have %v", n, e.streams())
+	return nil
+}
+
+// TestLateCommitIsNeverSkipped is the "skipped global position" bug: a
+// transaction that started appending first but commits last must still be
+// delivered, in order, to a subscription that has already seen later events
+// committed meanwhile. With rollback, the held-back events are delivered
+// once the slow transaction is gone.
+func TestLateCommitIsNeverSkipped(t *testing.T) {
+	for _, outcome := range []string{"commit", "rollback"} {
+		t.Run(outcome, func(t *testing.T) {
+			pool := pgtest.NewPool(t, 0)
+			store := postgres.NewStore(pool, postgres.StoreConfig{PollInterval: 20 * time.Millisecond})
+			t.Cleanup(func() { store.Close() })
+			prefix := domaintest.UniquePrefix(t)
+
+			var got events
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			// The slow writer: appends to "slow" inside an open transaction.
+			conn, err := pgx.Connect(t.Context(), pool.Config().ConnConfig.ConnString())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			tx, err := conn.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			slow := domaintest.Events(t, "Slow", 1)[0]
+			if _, err := tx.Exec(t.Context(), `SELECT * FROM parley_append($1, -1, $2, $3, $4, $5)`,
+				prefix+"slow", [][16]byte{slow.ID}, []string{slow.Type}, []string{string(slow.Data)}, []*string{nil}); err != nil {
+				t.Fatal(err)
+			}
+
+			// A fast writer commits after the slow one took its position.
+			if _, err := store.Append(t.Context(), prefix+"fast", domain.Any(), domaintest.Events(t, "Fast", 1)...); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond) // many poll intervals
+			if s := got.streams(); len(s) != 0 {
+				t.Fatalf("subscription delivered %v while an older transaction was still open; a reader checkpointing there would skip it", s)
+			}
+			page, err := store.ReadAll(t.Context(), domain.ReadAllOptions{StreamPrefix: prefix})
+			if err != nil || len(page) != 0 {
+				t.Fatalf("ReadAll while the older transaction is open = %d events, %v; want none yet", len(page), err)
+			}
+
+			want := []string{prefix + "slow", prefix + "fast"}
+			if outcome == "commit" {
+				err = tx.Commit(t.Context())
+			} else {
+				err = tx.Rollback(t.Context())
+				want = want[1:]
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := waitStreams(t, &got, len(want))
+			time.Sleep(100 * time.Millisecond)
+			s = got.streams()
+			if len(s) != len(want) || s[0] != want[0] || s[len(s)-1] != want[len(want)-1] {
+				t.Errorf("delivered %v, want %v", s, want)
+			}
+		})
+	}
+}
+
+// TestListenerDropLosesNothing kills the LISTEN connection; subscriptions
+// keep receiving by polling and the listener comes back.
+func TestListenerDropLosesNothing(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	store := postgres.NewStore(pool, postgres.StoreConfig{PollInterval: 50 * time.Millisecond})
+	t.Cleanup(func() { store.Close() })
+	prefix := domaintest.UniquePrefix(t)
+	var got events
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	if _, err := store.Append(t.Context(), prefix+"a", domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	waitStreams(t, &got, 1)
+	var killed int
+	err := pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminated %d listener backends (%v), want 1", killed, err)
+	}
+	for i := range 5 {
+		if _, err := store.Append(t.Context(), prefix+"a", domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
+			t.Fatalf("append %d after the listener dropped: %v", i, err)
+		}
+	}
+	waitStreams(t, &got, 6)
+	// The listener reconnects.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listener did not reconnect within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestEventIDUsedInAnotherStream: IDs are unique across the store.
+func TestEventIDUsedInAnotherStream(t *testing.T) {
+	store := newStore(t)
+	ev := domaintest.Events(t, "E", 1)
+	if _, err := store.Append(t.Context(), "room-1", domain.Any(), ev...); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.Append(t.Context(), "room-2", domain.Any(), ev...)
+	if domain.ErrorCode(err) != domain.ECONFLICT {
+		t.Fatalf("reusing an event ID in another stream: err = %v, want a conflict", err)
+	}
+	if _, err := store.ReadStream(t.Context(), "room-2", domain.ReadStreamOptions{}); err == nil {
+		t.Errorf("room-2 exists after the refused append")
+	}
+}

@@ -1,0 +1,419 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/domain"
+)
+
+var _ domain.EventStore = (*Store)(nil)
+
+// StoreConfig configures a Store. The zero value is usable: every field
+// has a documented default.
+type StoreConfig struct {
+	// Logger receives warnings about the listener; nil discards them.
+	Logger *slog.Logger
+	// PollInterval is how often an idle subscription looks for new events
+	// when no notification wakes it (a dropped listener, a notification
+	// lost, or an event held back behind a slower transaction). Default 250ms.
+	PollInterval time.Duration
+	// Channel is the LISTEN/NOTIFY channel. Default "parley_events".
+	Channel string
+	// SubscriptionBatch is the most events a subscription hands its handler
+	// at once. Default domain.DefaultReadLimit.
+	SubscriptionBatch int
+}
+
+func (c *StoreConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 250 * time.Millisecond
+	}
+	if c.Channel == "" {
+		c.Channel = "parley_events"
+	}
+	if c.SubscriptionBatch <= 0 {
+		c.SubscriptionBatch = domain.DefaultReadLimit
+	}
+}
+
+// Store is the Postgres event store. Create it with NewStore and stop it
+// with Close; it does not own the pool.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  StoreConfig
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced when events may have arrived
+
+	notifyReq chan struct{} // a pending NOTIFY for other processes, coalesced
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// NewStore returns a store over a migrated database (see Migrate). It
+// starts two goroutines, the LISTEN wake-up listener and the coalescing
+// notifier, which Close stops and waits for.
+func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
+	cfg.setDefaults()
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Store{
+		pool:      pool,
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "postgres_event_store"),
+		changed:   make(chan struct{}),
+		notifyReq: make(chan struct{}, 1),
+		stop:      stop,
+	}
+	s.wg.Go(func() { s.listen(ctx) })
+	s.wg.Go(func() { s.notify(ctx) })
+	return s
+}
+
+// Close stops the listener and notifier and waits for them. Subscriptions
+// keep working by polling until their contexts end.
+func (s *Store) Close() error {
+	s.stop()
+	s.wg.Wait()
+	return nil
+}
+
+// wakeup returns a channel closed the next time events may have arrived.
+func (s *Store) wakeup() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Store) broadcast() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func encodeExpected(e domain.ExpectedVersion) int64 {
+	switch {
+	case e.IsAny():
+		return -1
+	case e.IsNoStream():
+		return -2
+	case e.IsStreamExists():
+		return -3
+	}
+	v, _ := e.Version()
+	return v
+}
+
+const appendSQL = `SELECT status, actual, last_version, commit_pos, prepare_pos FROM parley_append($1, $2, $3, $4, $5, $6)`
+
+// Append implements domain.Appender in one statement (one round trip and
+// one commit) through the parley_append function.
+func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	if err := domain.ValidateAppend(stream, events); err != nil {
+		return domain.AppendResult{}, err
+	}
+	ids := make([][16]byte, len(events))
+	types := make([]string, len(events))
+	data := make([]string, len(events))
+	meta := make([]*string, len(events))
+	for i, ev := range events {
+		ids[i] = ev.ID
+		types[i] = ev.Type
+		data[i] = string(ev.Data)
+		if len(ev.Metadata) > 0 {
+			m := string(ev.Metadata)
+			meta[i] = &m
+		}
+	}
+	var (
+		status           int32
+		actual           int64
+		last, commit, pr *int64
+	)
+	err := s.pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
+		Scan(&status, &actual, &last, &commit, &pr)
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id" {
+			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: domain.NoVersion,
+				Reason: "an event ID is already used in another stream"}
+		}
+		return domain.AppendResult{}, fmt.Errorf("postgres: append %d events to %s: %w", len(events), stream, err)
+	}
+	switch status {
+	case 0, 2:
+		res := domain.AppendResult{Version: *last, Position: domain.Position{Commit: uint64(*commit), Prepare: uint64(*pr)}}
+		if status == 0 {
+			s.broadcast()
+			select {
+			case s.notifyReq <- struct{}{}:
+			default: // a notification is already pending; it covers this append
+			}
+		}
+		return res, nil
+	case 1:
+		return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+	default:
+		return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual,
+			Reason: "a retry whose event IDs only partly match the stored events (some missing, reordered or at other versions)"}
+	}
+}
+
+const eventColumns = `id, type, data, metadata, stream, version, txid, seq, recorded_at`
+
+func scanEvents(rows pgx.Rows, capacity int) ([]domain.RecordedEvent, error) {
+	defer rows.Close()
+	out := make([]domain.RecordedEvent, 0, capacity)
+	for rows.Next() {
+		var (
+			ev         domain.RecordedEvent
+			id         [16]byte
+			data, meta []byte
+			txid, seq  int64
+		)
+		if err := rows.Scan(&id, &ev.Type, &data, &meta, &ev.Stream, &ev.Version, &txid, &seq, &ev.RecordedAt); err != nil {
+			return nil, err
+		}
+		ev.ID = id
+		ev.Data = json.RawMessage(data)
+		ev.Metadata = json.RawMessage(meta)
+		ev.Position = domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}
+		ev.RecordedAt = ev.RecordedAt.UTC()
+		out = append(out, ev)
+	}
+	return out, rows.Err()
+}
+
+// ReadStream implements domain.StreamReader.
+func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+	if err := domain.ValidateStreamName(stream); err != nil {
+		return nil, err
+	}
+	limit := domain.ReadLimit(opts.Limit)
+	q := `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`
+	if opts.Direction == domain.Backward {
+		q = `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`
+	}
+	rows, err := s.pool.Query(ctx, q, stream, opts.From, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read %s %s from %d: %w", stream, opts.Direction, opts.From, err)
+	}
+	evs, err := scanEvents(rows, min(limit, 64))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read %s %s from %d: %w", stream, opts.Direction, opts.From, err)
+	}
+	if len(evs) == 0 {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM streams WHERE name = $1)`, stream).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("postgres: read %s: %w", stream, err)
+		}
+		if !exists {
+			return nil, &domain.StreamNotFoundError{Stream: stream}
+		}
+	}
+	return evs, nil
+}
+
+// readAllSQL pages the global log. Rows written by transactions at or
+// above the oldest running one are not returned yet: one of those might
+// still commit rows that sort before the rows returned.
+const readAllSQL = `SELECT ` + eventColumns + ` FROM events
+ WHERE (txid, seq) > ($1, $2)
+   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+   AND ($3 = '' OR starts_with(stream, $3))
+ ORDER BY txid, seq
+ LIMIT $4`
+
+// ReadAll implements domain.AllReader.
+func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
+	return s.readAll(ctx, opts.After, opts.StreamPrefix, domain.ReadLimit(opts.Limit))
+}
+
+func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) ([]domain.RecordedEvent, error) {
+	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
+	}
+	evs, err := scanEvents(rows, min(limit, 256))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
+	}
+	return evs, nil
+}
+
+// SubscribeAll implements domain.Subscriber.
+func (s *Store) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	after := opts.After
+	return s.follow(ctx, "all", func(ctx context.Context) (int, error) {
+		batch, err := s.readAll(ctx, after, opts.StreamPrefix, s.cfg.SubscriptionBatch)
+		if err != nil || len(batch) == 0 {
+			return 0, err
+		}
+		if err := h(ctx, batch); err != nil {
+			return 0, handlerError{err}
+		}
+		after = batch[len(batch)-1].Position
+		return len(batch), nil
+	})
+}
+
+// SubscribeStream implements domain.Subscriber. A stream's versions are
+// written under its lock and become visible in order, so reading by
+// version needs no snapshot bound.
+func (s *Store) SubscribeStream(ctx context.Context, stream string, after int64, h domain.Handler) error {
+	if err := domain.ValidateStreamName(stream); err != nil {
+		return err
+	}
+	q := `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3`
+	return s.follow(ctx, stream, func(ctx context.Context) (int, error) {
+		rows, err := s.pool.Query(ctx, q, stream, after, s.cfg.SubscriptionBatch)
+		if err != nil {
+			return 0, fmt.Errorf("postgres: read %s after %d: %w", stream, after, err)
+		}
+		batch, err := scanEvents(rows, 16)
+		if err != nil || len(batch) == 0 {
+			return 0, err
+		}
+		if err := h(ctx, batch); err != nil {
+			return 0, handlerError{err}
+		}
+		after = batch[len(batch)-1].Version
+		return len(batch), nil
+	})
+}
+
+// handlerError marks an error returned by a subscriber's handler, which
+// ends the subscription, as opposed to a read error, which is retried.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
+
+// follow runs step until ctx ends or the handler fails: straight away
+// again while it finds events, and after a wake-up or the poll interval
+// when it finds none. Read errors are logged and retried with backoff.
+func (s *Store) follow(ctx context.Context, what string, step func(context.Context) (int, error)) error {
+	backoff := s.cfg.PollInterval
+	for {
+		wake := s.wakeup() // taken before reading, so no wake-up is missed
+		n, err := step(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var he handlerError
+		if errors.As(err, &he) {
+			return he.err
+		}
+		if err != nil {
+			s.log.Warn("subscription read failed; retrying", "subscription", what, "error", err, "retry_in", backoff)
+			if err := sleep(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = s.cfg.PollInterval
+		if n > 0 {
+			continue
+		}
+		timer := time.NewTimer(s.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-wake:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// listen holds a dedicated LISTEN connection and wakes subscriptions on
+// every notification. When the connection drops it reconnects with
+// backoff; subscriptions poll meanwhile, so nothing is lost.
+func (s *Store) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("event notification listener lost; subscriptions poll until it is back", "error", err, "retry_in", backoff)
+		if sleep(ctx, backoff) != nil {
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connect listener: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.cfg.Channel}.Sanitize()); err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Channel, err)
+	}
+	connected()
+	s.broadcast() // notifications may have been missed while reconnecting
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		s.broadcast()
+	}
+}
+
+// notify tells other processes that events were appended. It runs outside
+// the appending transactions on purpose: a transaction that NOTIFYs takes a
+// database-wide lock through its commit, which would serialise all appends.
+// Requests arriving while one NOTIFY is in flight collapse into one more.
+func (s *Store) notify(ctx context.Context) {
+	var failures int
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.notifyReq:
+		}
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.pool.Exec(nctx, `SELECT pg_notify($1, '')`, s.cfg.Channel)
+		cancel()
+		switch {
+		case err == nil:
+			failures = 0
+		case ctx.Err() != nil:
+			return
+		default:
+			failures++
+			if failures == 1 || failures%100 == 0 {
+				s.log.Warn("event notification failed; other processes will see new events by polling", "error", err, "failures", failures)
+			}
+		}
+	}
+}

@@ -32,6 +32,11 @@ type StoreConfig struct {
 	// SubscriptionBatch is the most events a subscription hands its handler
 	// at once. Default domain.DefaultReadLimit.
 	SubscriptionBatch int
+	// NotifyInterval is the least time between two NOTIFYs this store sends
+	// for its appends; appends in between share the next one. It bounds the
+	// extra delay before another process's subscriptions wake (subscriptions
+	// in this process wake at once). Default 2ms.
+	NotifyInterval time.Duration
 }
 
 func (c *StoreConfig) setDefaults() {
@@ -46,6 +51,9 @@ func (c *StoreConfig) setDefaults() {
 	}
 	if c.SubscriptionBatch <= 0 {
 		c.SubscriptionBatch = domain.DefaultReadLimit
+	}
+	if c.NotifyInterval <= 0 {
+		c.NotifyInterval = 2 * time.Millisecond
 	}
 }
 
@@ -118,10 +126,29 @@ func encodeExpected(e domain.ExpectedVersion) int64 {
 	return v
 }
 
-const appendSQL = `SELECT status, actual, last_version, commit_pos, prepare_pos FROM parley_append($1, $2, $3, $4, $5, $6)`
+// appendSQL is the whole append: one statement, one round trip, one
+// commit. $2 encodes the expectation (see encodeExpected). It returns the
+// stream's version before the append and, when it wrote, the last event's
+// version and position.
+const appendSQL = `WITH cur AS (
+	SELECT coalesce(max(version), -1) AS v FROM events WHERE stream = $1
+), ins AS (
+	INSERT INTO events (txid, stream, version, id, type, data, metadata)
+	SELECT pg_current_xact_id()::text::bigint, $1, cur.v + u.ord, u.id, u.typ, u.dat::json, u.met::json
+	  FROM cur, unnest($3::uuid[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS u(id, typ, dat, met, ord)
+	 WHERE $2 = -1 OR ($2 = -2 AND cur.v = -1) OR ($2 = -3 AND cur.v >= 0) OR $2 = cur.v
+	RETURNING version, txid, seq
+)
+SELECT cur.v, (SELECT max(version) FROM ins), (SELECT max(txid) FROM ins), (SELECT max(seq) FROM ins) FROM cur`
 
-// Append implements domain.Appender in one statement (one round trip and
-// one commit) through the parley_append function.
+// maxRaceRetries bounds how often an Any or StreamExists append retries
+// after losing a race for the next version to another writer.
+const maxRaceRetries = 100
+
+// Append implements domain.Appender in one statement (see appendSQL).
+// Idempotent retries are recognised only when the append fails (a version
+// conflict or an event ID already stored), so the common path pays nothing
+// for them.
 func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
 	if err := domain.ValidateAppend(stream, events); err != nil {
 		return domain.AppendResult{}, err
@@ -139,38 +166,115 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 			meta[i] = &m
 		}
 	}
-	var (
-		status           int32
-		actual           int64
-		last, commit, pr *int64
-	)
-	err := s.pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
-		Scan(&status, &actual, &last, &commit, &pr)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		var (
+			actual           int64
+			last, commit, pr *int64
+		)
+		err := s.pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
+			Scan(&actual, &last, &commit, &pr)
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_id" {
-			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: domain.NoVersion,
-				Reason: "an event ID is already used in another stream"}
-		}
-		return domain.AppendResult{}, fmt.Errorf("postgres: append %d events to %s: %w", len(events), stream, err)
-	}
-	switch status {
-	case 0, 2:
-		res := domain.AppendResult{Version: *last, Position: domain.Position{Commit: uint64(*commit), Prepare: uint64(*pr)}}
-		if status == 0 {
-			s.broadcast()
-			select {
-			case s.notifyReq <- struct{}{}:
-			default: // a notification is already pending; it covers this append
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			// An ID already stored, or another writer took the version.
+			res, found, rerr := s.retried(ctx, stream, expected, ids)
+			if found || rerr != nil {
+				return res, rerr
 			}
+			if pgErr.ConstraintName == "events_pkey" && (expected.IsAny() || expected.IsStreamExists()) && attempt < maxRaceRetries {
+				continue
+			}
+			return domain.AppendResult{}, s.conflict(ctx, stream, expected)
 		}
-		return res, nil
-	case 1:
-		return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
-	default:
-		return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual,
-			Reason: "a retry whose event IDs only partly match the stored events (some missing, reordered or at other versions)"}
+		if err != nil {
+			return domain.AppendResult{}, fmt.Errorf("postgres: append %d events to %s: %w", len(events), stream, err)
+		}
+		if last == nil { // the expectation did not hold
+			res, found, rerr := s.retried(ctx, stream, expected, ids)
+			if found || rerr != nil {
+				return res, rerr
+			}
+			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+		}
+		s.broadcast()
+		select {
+		case s.notifyReq <- struct{}{}:
+		default: // a notification is already pending; it covers this append
+		}
+		return domain.AppendResult{Version: *last, Position: domain.Position{Commit: uint64(*commit), Prepare: uint64(*pr)}}, nil
 	}
+}
+
+// conflict builds the conflict error for a lost race, with the stream's
+// version as it is now.
+func (s *Store) conflict(ctx context.Context, stream string, expected domain.ExpectedVersion) error {
+	ce := &domain.ConflictError{Stream: stream, Expected: expected}
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), -1) FROM events WHERE stream = $1`, stream).Scan(&ce.Actual); err != nil {
+		return fmt.Errorf("postgres: append to %s: read its version after a conflict: %w", stream, err)
+	}
+	return ce
+}
+
+// retried decides, after an append failed, whether it was an idempotent
+// retry: every ID stored in this stream, in order, at the versions the
+// expectation put them. Then it returns the original result. found is
+// false when none of the IDs is stored (a plain conflict, for the caller);
+// when some are, but not as a retry, the error is the conflict.
+func (s *Store) retried(ctx context.Context, stream string, expected domain.ExpectedVersion, ids [][16]byte) (domain.AppendResult, bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, stream, version, txid, seq,
+			(SELECT coalesce(max(version), -1) FROM events WHERE stream = $2)
+		FROM events WHERE id = ANY ($1)`, ids, stream)
+	if err != nil {
+		return domain.AppendResult{}, false, fmt.Errorf("postgres: append to %s: check for a retry: %w", stream, err)
+	}
+	type stored struct {
+		stream    string
+		version   int64
+		txid, seq int64
+	}
+	var actual int64
+	found := make(map[[16]byte]stored, len(ids))
+	for rows.Next() {
+		var (
+			id [16]byte
+			st stored
+		)
+		if err := rows.Scan(&id, &st.stream, &st.version, &st.txid, &st.seq, &actual); err != nil {
+			rows.Close()
+			return domain.AppendResult{}, false, fmt.Errorf("postgres: append to %s: check for a retry: %w", stream, err)
+		}
+		found[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return domain.AppendResult{}, false, fmt.Errorf("postgres: append to %s: check for a retry: %w", stream, err)
+	}
+	if len(found) == 0 {
+		return domain.AppendResult{}, false, nil
+	}
+	conflict := &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+	first, ok := found[ids[0]]
+	for i, id := range ids {
+		st, have := found[id]
+		switch {
+		case !have:
+			ok = false
+			conflict.Reason = "some of the event IDs are already stored and some are not"
+		case st.stream != stream:
+			conflict.Reason = fmt.Sprintf("event ID %s is already used in stream %s", domain.UUID(id), st.stream)
+			return domain.AppendResult{}, true, conflict
+		case ok && st.version != first.version+int64(i):
+			ok = false
+			conflict.Reason = "the event IDs are already stored in another order"
+		}
+	}
+	if ok && !expected.Holds(first.version-1) {
+		ok = false
+		conflict.Reason = "the event IDs are already stored at other versions"
+	}
+	if !ok {
+		return domain.AppendResult{}, true, conflict
+	}
+	last := found[ids[len(ids)-1]]
+	return domain.AppendResult{Version: last.version, Position: domain.Position{Commit: uint64(last.txid), Prepare: uint64(last.seq)}}, true, nil
 }
 
 const eventColumns = `id, type, data, metadata, stream, version, txid, seq, recorded_at`
@@ -218,7 +322,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 	}
 	if len(evs) == 0 {
 		var exists bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM streams WHERE name = $1)`, stream).Scan(&exists); err != nil {
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
 			return nil, fmt.Errorf("postgres: read %s: %w", stream, err)
 		}
 		if !exists {
@@ -392,7 +496,8 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 // notify tells other processes that events were appended. It runs outside
 // the appending transactions on purpose: a transaction that NOTIFYs takes a
 // database-wide lock through its commit, which would serialise all appends.
-// Requests arriving while one NOTIFY is in flight collapse into one more.
+// Requests arriving while one NOTIFY is in flight, or within NotifyInterval
+// of the last, collapse into one more.
 func (s *Store) notify(ctx context.Context) {
 	var failures int
 	for {
@@ -407,6 +512,9 @@ func (s *Store) notify(ctx context.Context) {
 		switch {
 		case err == nil:
 			failures = 0
+			if sleep(ctx, s.cfg.NotifyInterval) != nil {
+				return
+			}
 		case ctx.Err() != nil:
 			return
 		default:

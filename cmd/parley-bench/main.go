@@ -1,0 +1,121 @@
+// Command parley-bench runs Parley's benchmarks. Each one measures its
+// baseline in the same run, interleaving rounds, and prints medians and the
+// ratio to the baseline: on a shared, noisy machine only ratios mean much.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parley-bench:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: parley-bench [flags] <benchmark>...
+
+benchmarks:
+  store   event store appends: 1 writer, 64 writers, batches of 32, beside raw INSERTs
+  all     every benchmark above
+
+Environment:
+  PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped)
+`
+
+type config struct {
+	adminURL string
+	duration time.Duration
+	rounds   int
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	var cfg config
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of one measured round")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.adminURL = getenv("PARLEY_TEST_POSTGRES_URL")
+	if cfg.adminURL == "" {
+		cfg.adminURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable"
+	}
+	if cfg.rounds < 1 || cfg.duration <= 0 {
+		return fmt.Errorf("-rounds must be at least 1 and -duration positive")
+	}
+	names := fs.Args()
+	if len(names) == 0 {
+		names = []string{"all"}
+	}
+	benches := map[string]func(context.Context, config, io.Writer) error{
+		"store": benchStore,
+	}
+	order := []string{"store"}
+	var todo []string
+	for _, n := range names {
+		switch {
+		case n == "all":
+			todo = append(todo, order...)
+		case benches[n] != nil:
+			todo = append(todo, n)
+		default:
+			fs.Usage()
+			return fmt.Errorf("unknown benchmark %q", n)
+		}
+	}
+	for _, n := range todo {
+		if err := benches[n](ctx, cfg, stdout); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// scratchDatabase creates an empty database for one benchmark and returns
+// its URL and a function that drops it.
+func scratchDatabase(ctx context.Context, adminURL string) (string, func(), error) {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to Postgres: %w (run `make bench`, which starts it, or set PARLEY_TEST_POSTGRES_URL)", err)
+	}
+	defer admin.Close(context.Background())
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := "parley_bench_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create scratch database: %w", err)
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, adminURL); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	return u.String(), drop, nil
+}

@@ -91,6 +91,10 @@ type AllReader interface {
 	// After = last event's Position never skips an event, also one whose
 	// writing transaction commits late.
 	ReadAll(ctx context.Context, opts ReadAllOptions) ([]RecordedEvent, error)
+	// HeadPosition returns the position of the last event a ReadAll would
+	// return now, or Start when there is none: subscribing after it
+	// delivers only events that come later.
+	HeadPosition(ctx context.Context) (Position, error)
 }
 
 // Subscriber follows the log: catch-up from a starting point, then live.

@@ -156,6 +156,19 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 	return s.readAllLocked(opts.After, opts.StreamPrefix, domain.ReadLimit(opts.Limit)), nil
 }
 
+// HeadPosition implements domain.AllReader.
+func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.Position{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return domain.Start, nil
+	}
+	return s.all[len(s.all)-1].Position, nil
+}
+
 func (s *Store) readAllLocked(after domain.Position, prefix string, limit int) []domain.RecordedEvent {
 	i := sort.Search(len(s.all), func(i int) bool { return after.Less(s.all[i].Position) })
 	var out []domain.RecordedEvent

@@ -347,6 +347,22 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 	return s.readAll(ctx, opts.After, opts.StreamPrefix, domain.ReadLimit(opts.Limit))
 }
 
+// HeadPosition implements domain.AllReader, with the same snapshot bound
+// as ReadAll.
+func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
+	var txid, seq int64
+	err := s.pool.QueryRow(ctx, `SELECT txid, seq FROM events
+		WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+		ORDER BY txid DESC, seq DESC LIMIT 1`).Scan(&txid, &seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return domain.Start, nil
+	case err != nil:
+		return domain.Position{}, fmt.Errorf("postgres: read head position: %w", err)
+	}
+	return domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}, nil
+}
+
 func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) ([]domain.RecordedEvent, error) {
 	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit)
 	if err != nil {

@@ -33,6 +33,7 @@ func RunEventStoreTests(t *testing.T, newStore func(t *testing.T) domain.EventSt
 		{"ConcurrentWritersOneStream", testConcurrentWritersOneStream},
 		{"IdempotentRetry", testIdempotentRetry},
 		{"ReadAllPaging", testReadAllPaging},
+		{"HeadPosition", testHeadPosition},
 		{"SubscribeAllConcurrentWriters", testSubscribeAllConcurrentWriters},
 		{"SubscribeAllCatchUpToLive", testSubscribeAllCatchUpToLive},
 		{"SubscribeAllResumeFromCheckpoint", testSubscribeAllResume},
@@ -355,6 +356,27 @@ func testReadAllPaging(t *testing.T, s domain.EventStore, prefix string) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("paged ReadAll returned %d events %v\nwant %d in append order %v", len(got), got, len(want), want)
+	}
+}
+
+func testHeadPosition(t *testing.T, s domain.EventStore, prefix string) {
+	res := mustAppend(t, s, prefix+"room-1", domain.Any(), Events(t, "MessagePosted", 2)...)
+	head, err := s.HeadPosition(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store may be shared with other tests, so the head is at or after
+	// this append; nothing of this prefix comes after it.
+	if head.Less(res.Position) {
+		t.Errorf("head %v is before the last append's position %v", head, res.Position)
+	}
+	if evs, err := s.ReadAll(t.Context(), domain.ReadAllOptions{After: head, StreamPrefix: prefix}); err != nil || len(evs) != 0 {
+		t.Errorf("ReadAll after the head = %d events, %v; want none", len(evs), err)
+	}
+	res2 := mustAppend(t, s, prefix+"room-1", domain.Any(), Events(t, "MessagePosted", 1)...)
+	evs, err := s.ReadAll(t.Context(), domain.ReadAllOptions{After: head, StreamPrefix: prefix})
+	if err != nil || len(evs) != 1 || evs[0].Position != res2.Position {
+		t.Errorf("ReadAll after the old head = %d events, %v; want just the new one", len(evs), err)
 	}
 }
 

@@ -1,0 +1,52 @@
+# Build, test and run Parley. `make test` is what CI runs (through .ci/run).
+# Everything that needs PostgreSQL or Redis depends on `services`, which
+# starts them locally without Docker (see .ci/services).
+
+GO ?= go
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
+BENCH ?= all
+
+# The services .ci/services brings up. Override on the command line or in the
+# environment to point at others.
+PARLEY_TEST_POSTGRES_URL ?= postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable
+PARLEY_TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PARLEY_DATABASE_URL ?= $(PARLEY_TEST_POSTGRES_URL)
+PARLEY_REDIS_URL ?= $(PARLEY_TEST_REDIS_URL)
+
+TEST_ENV = PARLEY_TEST_POSTGRES_URL='$(PARLEY_TEST_POSTGRES_URL)' PARLEY_TEST_REDIS_URL='$(PARLEY_TEST_REDIS_URL)'
+RUN_ENV = PARLEY_DATABASE_URL='$(PARLEY_DATABASE_URL)' PARLEY_REDIS_URL='$(PARLEY_REDIS_URL)'
+
+.PHONY: services test lint fmt-check vet bench run build
+
+services:
+	.ci/services
+
+test: services fmt-check vet
+	$(TEST_ENV) $(GO) test -race -count=1 -timeout 15m ./...
+
+lint: fmt-check vet
+	@if command -v staticcheck >/dev/null 2>&1; then \
+		echo staticcheck ./...; staticcheck ./...; \
+	else \
+		echo "staticcheck not installed; skipping it"; \
+	fi
+
+fmt-check:
+	@unformatted=$$($(GOFMT) -l .) || exit 1; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt -l lists files that need formatting:"; \
+		echo "$$unformatted"; \
+		exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+bench: services
+	$(TEST_ENV) $(GO) run ./cmd/parley-bench $(BENCH)
+
+run: services
+	$(RUN_ENV) $(GO) run ./cmd/chatd
+
+build:
+	$(GO) build ./...

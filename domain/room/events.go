@@ -1,0 +1,188 @@
+package room
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/parleychat/parley/domain"
+)
+
+// Stored event type names. They are part of the log's format: never
+// rename one.
+const (
+	TypeRoomCreated     = "RoomCreated"
+	TypeRoomDeleted     = "RoomDeleted"
+	TypeMessagePosted   = "MessagePosted"
+	TypeAnswerStarted   = "AnswerStarted"
+	TypeAnswerChunk     = "AnswerChunk"
+	TypeAnswerCompleted = "AnswerCompleted"
+	TypeAnswerFailed    = "AnswerFailed"
+	TypeAnswerCancelled = "AnswerCancelled"
+)
+
+// StreamPrefix starts every room stream's name.
+const StreamPrefix = "room-"
+
+// Stream returns the stream name of room id.
+func Stream(id int64) string { return StreamPrefix + strconv.FormatInt(id, 10) }
+
+// ParseStream returns the room id of a room stream name.
+func ParseStream(stream string) (int64, bool) {
+	rest, ok := strings.CutPrefix(stream, StreamPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != rest {
+		return 0, false
+	}
+	return id, true
+}
+
+// Event is a room event payload.
+type Event interface{ EventType() string }
+
+// RoomCreated opens a room; its stream's first event.
+type RoomCreated struct {
+	RoomID  int64  `json:"room_id"`
+	OwnerID string `json:"owner_id"`
+	Title   string `json:"title"`
+}
+
+// RoomDeleted closes a room for good.
+type RoomDeleted struct {
+	RoomID    int64  `json:"room_id"`
+	DeletedBy string `json:"deleted_by"`
+}
+
+// MessagePosted is a user's question.
+type MessagePosted struct {
+	MessageID domain.UUID `json:"message_id"`
+	ClientID  string      `json:"client_id,omitempty"`
+	UserID    string      `json:"user_id"`
+	Text      string      `json:"text"`
+}
+
+// AnswerStarted opens the answer to a message. Instance names the chatd
+// process generating it, so a restarted process knows its own.
+type AnswerStarted struct {
+	AnswerID   domain.UUID `json:"answer_id"`
+	QuestionID domain.UUID `json:"question_id"`
+	Model      string      `json:"model"`
+	Instance   string      `json:"instance"`
+}
+
+// AnswerChunk is one generator delta; Seq counts from 0 within an answer.
+type AnswerChunk struct {
+	AnswerID domain.UUID `json:"answer_id"`
+	Seq      int         `json:"seq"`
+	Delta    string      `json:"delta"`
+}
+
+// Source is a document an answer drew on.
+type Source struct {
+	Document string  `json:"document"`
+	ChunkID  string  `json:"chunk_id"`
+	Score    float64 `json:"score"`
+	Snippet  string  `json:"snippet"`
+}
+
+// AnswerCompleted closes an answer with its full text.
+type AnswerCompleted struct {
+	AnswerID domain.UUID `json:"answer_id"`
+	Text     string      `json:"text"`
+	Sources  []Source    `json:"sources"`
+	Chunks   int         `json:"chunks"`
+}
+
+// Reasons an answer ends without completing.
+const (
+	ReasonCancelled      = "cancelled"
+	ReasonInterrupted    = "interrupted"
+	ReasonShutdown       = "shutdown"
+	ReasonGeneratorError = "generator_error"
+	ReasonTimeout        = "timeout"
+	ReasonRoomDeleted    = "room_deleted"
+)
+
+// AnswerFailed closes an answer that could not complete.
+type AnswerFailed struct {
+	AnswerID domain.UUID `json:"answer_id"`
+	Reason   string      `json:"reason"`
+	// Text is what had streamed before the failure.
+	Text string `json:"text"`
+}
+
+// AnswerCancelled closes an answer stopped on request.
+type AnswerCancelled struct {
+	AnswerID domain.UUID `json:"answer_id"`
+	Reason   string      `json:"reason"`
+	By       string      `json:"by"`
+	Text     string      `json:"text"`
+}
+
+// EventType implementations.
+func (RoomCreated) EventType() string     { return TypeRoomCreated }
+func (RoomDeleted) EventType() string     { return TypeRoomDeleted }
+func (MessagePosted) EventType() string   { return TypeMessagePosted }
+func (AnswerStarted) EventType() string   { return TypeAnswerStarted }
+func (AnswerChunk) EventType() string     { return TypeAnswerChunk }
+func (AnswerCompleted) EventType() string { return TypeAnswerCompleted }
+func (AnswerFailed) EventType() string    { return TypeAnswerFailed }
+func (AnswerCancelled) EventType() string { return TypeAnswerCancelled }
+
+// Decode returns the payload of a room event, or an error naming the
+// event when its type is unknown or its data does not decode. Events of
+// other kinds on a room stream (added by later features) return nil, nil
+// when tolerateUnknown is set.
+func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
+	var p Event
+	switch ev.Type {
+	case TypeRoomCreated:
+		p = new(RoomCreated)
+	case TypeRoomDeleted:
+		p = new(RoomDeleted)
+	case TypeMessagePosted:
+		p = new(MessagePosted)
+	case TypeAnswerStarted:
+		p = new(AnswerStarted)
+	case TypeAnswerChunk:
+		p = new(AnswerChunk)
+	case TypeAnswerCompleted:
+		p = new(AnswerCompleted)
+	case TypeAnswerFailed:
+		p = new(AnswerFailed)
+	case TypeAnswerCancelled:
+		p = new(AnswerCancelled)
+	default:
+		if tolerateUnknown {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("decode %s@%d (position %s): unknown event type %q", ev.Stream, ev.Version, ev.Position, ev.Type)
+	}
+	if err := json.Unmarshal(ev.Data, p); err != nil {
+		return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
+	}
+	// Return the value, not the pointer, so callers switch on value types.
+	switch v := p.(type) {
+	case *RoomCreated:
+		return *v, nil
+	case *RoomDeleted:
+		return *v, nil
+	case *MessagePosted:
+		return *v, nil
+	case *AnswerStarted:
+		return *v, nil
+	case *AnswerChunk:
+		return *v, nil
+	case *AnswerCompleted:
+		return *v, nil
+	case *AnswerFailed:
+		return *v, nil
+	case *AnswerCancelled:
+		return *v, nil
+	}
+	return nil, fmt.Errorf("decode %s: unreachable", ev.Type)
+}

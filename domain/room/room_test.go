@@ -52,9 +52,9 @@ func TestDecisions(t *testing.T) {
 		wantCode string
 	}{
 		{
-			name:  "create",
-			when:  func(s *room.State) ([]room.Event, error) { return room.Create(s, 7, "42", "  Housing ") },
-			then:  []room.Event{created},
+			name: "create",
+			when: func(s *room.State) ([]room.Event, error) { return room.Create(s, 7, "42", "  Housing ") },
+			then: []room.Event{created},
 		},
 		{
 			name:     "create twice",
@@ -111,15 +111,19 @@ func TestDecisions(t *testing.T) {
 			wantCode: domain.EINVALID,
 		},
 		{
-			name:     "NUL in message",
-			given:    []room.Event{created},
-			when:     func(s *room.State) ([]room.Event, error) { return room.PostMessage(s, post("42", "a\x00b", msg1, ans1)) },
+			name:  "NUL in message",
+			given: []room.Event{created},
+			when: func(s *room.State) ([]room.Event, error) {
+				return room.PostMessage(s, post("42", "a\x00b", msg1, ans1))
+			},
 			wantCode: domain.EINVALID,
 		},
 		{
-			name:     "message over 8 KiB",
-			given:    []room.Event{created},
-			when:     func(s *room.State) ([]room.Event, error) { return room.PostMessage(s, post("42", string(make([]byte, 8193)), msg1, ans1)) },
+			name:  "message over 8 KiB",
+			given: []room.Event{created},
+			when: func(s *room.State) ([]room.Event, error) {
+				return room.PostMessage(s, post("42", string(make([]byte, 8193)), msg1, ans1))
+			},
 			wantCode: domain.ETOOLARGE,
 		},
 		{

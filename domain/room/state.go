@@ -34,7 +34,26 @@ type State struct {
 	Deleted   bool
 	Version   int64 // the last event folded in; domain.NoVersion before any
 	Open      *OpenAnswer
-	posted    map[domain.UUID]bool
+	// Recent holds the last MaxRecent user messages and completed answers,
+	// oldest first: the conversation a generator is shown.
+	Recent []Turn
+	posted map[domain.UUID]bool
+}
+
+// Turn is a message of Recent.
+type Turn struct {
+	Role string // RoleUser or RoleAssistant
+	Text string
+}
+
+// MaxRecent bounds State.Recent.
+const MaxRecent = 20
+
+func (s *State) remember(role, text string) {
+	s.Recent = append(s.Recent, Turn{Role: role, Text: text})
+	if n := len(s.Recent) - MaxRecent; n > 0 {
+		s.Recent = append(s.Recent[:0], s.Recent[n:]...)
+	}
 }
 
 // NewState is the state of a room with no events.
@@ -61,6 +80,7 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 		s.Deleted = true
 	case MessagePosted:
 		s.posted[e.MessageID] = true
+		s.remember(RoleUser, e.Text)
 	case AnswerStarted:
 		s.Open = &OpenAnswer{AnswerID: e.AnswerID, QuestionID: e.QuestionID, Instance: e.Instance, StartedAt: ev.RecordedAt, LastAt: ev.RecordedAt}
 	case AnswerChunk:
@@ -70,6 +90,9 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 			s.Open.LastAt = ev.RecordedAt
 		}
 	case AnswerCompleted:
+		if s.Open != nil && s.Open.AnswerID == e.AnswerID {
+			s.remember(RoleAssistant, e.Text)
+		}
 		s.closeAnswer(e.AnswerID)
 	case AnswerFailed:
 		s.closeAnswer(e.AnswerID)

@@ -1,0 +1,275 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// Answer outcomes, for Metrics.
+const (
+	OutcomeComplete  = "complete"
+	OutcomeFailed    = "failed"
+	OutcomeCancelled = "cancelled"
+	OutcomeAbandoned = "abandoned" // another writer ended it first
+)
+
+// appendTimeout bounds one append of the pipeline. Appends do not use the
+// generation's context: a shutdown must still write the chunks it has and
+// the terminal event.
+const appendTimeout = 10 * time.Second
+
+// errAbandoned: the answer is no longer open in the stream (cancelled,
+// deleted, or ended by another process); stop without writing.
+var errAbandoned = errors.New("answer no longer open")
+
+// startAnswer runs the answer pipeline in a goroutine the Service owns.
+func (s *Service) startAnswer(id int64, user string, msgID, answerID domain.UUID, version int64, prompt Prompt) {
+	genCtx, cancel := context.WithTimeout(s.ctx, s.cfg.AnswerTimeout)
+	ra := &runningAnswer{id: answerID, cancel: cancel}
+	s.mu.Lock()
+	s.running[id] = ra
+	s.mu.Unlock()
+	s.answers.Go(func() {
+		defer func() {
+			cancel()
+			s.mu.Lock()
+			if s.running[id] == ra {
+				delete(s.running, id)
+			}
+			s.mu.Unlock()
+		}()
+		p := &pipeline{s: s, room: id, user: user, msgID: msgID, answerID: answerID, version: version, ra: ra}
+		outcome := p.run(genCtx, cancel, prompt)
+		if s.metrics != nil {
+			s.metrics.ObserveAnswer(outcome, time.Since(p.started))
+		}
+	})
+}
+
+// pipeline streams one answer into the room's stream: generator deltas
+// become AnswerChunk events, batched while an append is in flight (group
+// commit), then exactly one terminal event.
+type pipeline struct {
+	s        *Service
+	room     int64
+	user     string
+	msgID    domain.UUID
+	answerID domain.UUID
+	version  int64 // the stream version our next append expects
+	ra       *runningAnswer
+	started  time.Time
+	seq      int
+	text     strings.Builder
+}
+
+func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) string {
+	p.started = time.Now()
+	deltas := make(chan string, 1024)
+	genDone := make(chan error, 1)
+	go func() { // owned here: run waits for genDone below
+		err := p.s.gen.Generate(genCtx, prompt, func(d string) error {
+			if d == "" {
+				return nil
+			}
+			select {
+			case deltas <- d:
+				return nil
+			case <-genCtx.Done():
+				return genCtx.Err()
+			}
+		})
+		close(deltas)
+		genDone <- err
+	}()
+
+	var appendErr error
+	for d := range deltas {
+		batch := []string{d}
+	drain:
+		for len(batch) < p.s.cfg.MaxChunkBatch {
+			select {
+			case more, ok := <-deltas:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		if appendErr != nil {
+			continue // drain until the generator has stopped
+		}
+		if appendErr = p.appendChunks(batch); appendErr != nil {
+			stopGen()
+		}
+	}
+	genErr := <-genDone
+
+	switch {
+	case errors.Is(appendErr, errAbandoned):
+		return OutcomeAbandoned
+	case p.ra.cancelled:
+		return OutcomeCancelled // the Cancel command wrote AnswerCancelled
+	}
+	var end room.Event
+	outcome := OutcomeFailed
+	switch {
+	case appendErr != nil:
+		p.s.log.Error("answer: appending chunks failed", "room_id", p.room, "answer_id", p.answerID, "error", appendErr)
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
+	case genErr == nil:
+		outcome = OutcomeComplete
+		end = room.AnswerCompleted{AnswerID: p.answerID, Text: p.text.String(), Sources: []room.Source{}, Chunks: p.seq}
+	case p.s.ctx.Err() != nil:
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonShutdown, Text: p.text.String()}
+	case errors.Is(genErr, context.DeadlineExceeded):
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonTimeout, Text: p.text.String()}
+	default:
+		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
+	}
+	if err := p.append([]room.Event{end}); err != nil {
+		if errors.Is(err, errAbandoned) {
+			return OutcomeAbandoned
+		}
+		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
+	}
+	return outcome
+}
+
+func (p *pipeline) appendChunks(deltas []string) error {
+	evs := make([]room.Event, len(deltas))
+	for i, d := range deltas {
+		evs[i] = room.AnswerChunk{AnswerID: p.answerID, Seq: p.seq + i, Delta: d}
+	}
+	if err := p.append(evs); err != nil {
+		return err
+	}
+	p.seq += len(deltas)
+	for _, d := range deltas {
+		p.text.WriteString(d)
+	}
+	return nil
+}
+
+// append writes evs at the pipeline's version. On a conflict it reloads
+// the room: if the answer is still open it retries after the new tail,
+// otherwise it reports errAbandoned. A retry after a lost acknowledgement
+// is safe: the events' IDs are derived, so the store answers it with the
+// original result.
+func (p *pipeline) append(evs []room.Event) error {
+	data, err := p.s.encode(evs, domain.Metadata{CorrelationID: p.msgID.String(), CausationID: p.answerID.String(), UserID: p.user},
+		func(_ int, e room.Event) domain.UUID { return eventID(e) })
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+		res, err := p.s.appendTimed(ctx, room.Stream(p.room), domain.Exact(p.version), data)
+		if err == nil {
+			cancel()
+			p.version = res.Version
+			return nil
+		}
+		if !errors.Is(err, domain.ErrConflict) || attempt >= 20 {
+			cancel()
+			return fmt.Errorf("room %d: append %d answer events: %w", p.room, len(evs), err)
+		}
+		r := p.s.cached(p.room)
+		r.mu.Lock()
+		st, rerr := p.s.refresh(ctx, p.room, r)
+		var open bool
+		var v int64
+		if rerr == nil {
+			open = st.Open != nil && st.Open.AnswerID == p.answerID
+			v = st.Version
+		}
+		r.mu.Unlock()
+		cancel()
+		if rerr != nil {
+			return rerr
+		}
+		if !open {
+			return errAbandoned
+		}
+		p.version = v
+	}
+}
+
+// RecoverInterrupted fails the answers a crash left open: those this
+// instance started, and any other that has been idle for longer than idle
+// (its process is presumed dead). It scans the log, and returns how many
+// it failed.
+func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (int, error) {
+	type open struct {
+		answer   domain.UUID
+		instance string
+		lastAt   time.Time
+	}
+	opens := map[int64]open{}
+	after := domain.Start
+	for {
+		evs, err := s.store.ReadAll(ctx, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000})
+		if err != nil {
+			return 0, fmt.Errorf("recover interrupted answers: %w", err)
+		}
+		for _, ev := range evs {
+			id, ok := room.ParseStream(ev.Stream)
+			if !ok {
+				continue
+			}
+			switch ev.Type {
+			case room.TypeAnswerStarted:
+				p, err := room.Decode(ev, false)
+				if err != nil {
+					return 0, fmt.Errorf("recover interrupted answers: %w", err)
+				}
+				a := p.(room.AnswerStarted)
+				opens[id] = open{answer: a.AnswerID, instance: a.Instance, lastAt: ev.RecordedAt}
+			case room.TypeAnswerChunk:
+				if o, ok := opens[id]; ok {
+					o.lastAt = ev.RecordedAt
+					opens[id] = o
+				}
+			case room.TypeAnswerCompleted, room.TypeAnswerFailed, room.TypeAnswerCancelled, room.TypeRoomDeleted:
+				delete(opens, id)
+			}
+		}
+		if len(evs) < 5000 {
+			break
+		}
+		after = evs[len(evs)-1].Position
+	}
+	failed := 0
+	now := s.now()
+	for id, o := range opens {
+		if o.instance != s.cfg.Instance && now.Sub(o.lastAt) < idle {
+			continue // another live process may still be streaming it
+		}
+		s.mu.Lock()
+		_, mine := s.running[id]
+		s.mu.Unlock()
+		if mine {
+			continue
+		}
+		evs, _, err := s.execute(ctx, id, domain.Metadata{}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
+			func(st *room.State) ([]room.Event, error) {
+				return room.Fail(st, o.answer, room.ReasonInterrupted), nil
+			})
+		if err != nil {
+			return failed, fmt.Errorf("recover interrupted answer in room %d: %w", id, err)
+		}
+		if len(evs) > 0 {
+			failed++
+			s.log.Info("failed an interrupted answer", "room_id", id, "answer_id", o.answer)
+		}
+	}
+	return failed, nil
+}

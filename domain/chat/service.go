@@ -1,0 +1,438 @@
+package chat
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// Store is what the chat service needs of the event store.
+type Store interface {
+	domain.Appender
+	domain.StreamReader
+	domain.AllReader
+}
+
+// Metrics receives what the service measures; nil discards it.
+type Metrics interface {
+	// ObserveAppend records one append: its duration, event count and error.
+	ObserveAppend(d time.Duration, events int, err error)
+	// ObserveAnswer records an answer's end: its outcome (complete, failed,
+	// cancelled) and how long it took.
+	ObserveAnswer(outcome string, d time.Duration)
+}
+
+// Config configures the Service. Zero values are documented defaults.
+type Config struct {
+	// Instance names this process in AnswerStarted, so that after a crash
+	// it recognises its own interrupted answers. Default "chatd".
+	Instance string
+	// System is the generator's system text.
+	System string
+	// AnswerTimeout bounds one answer. Default 2 minutes.
+	AnswerTimeout time.Duration
+	// ShutdownGrace is how long Run lets streaming answers finish after its
+	// context ends before failing them with reason "shutdown". Default 5s.
+	ShutdownGrace time.Duration
+	// MaxChunkBatch caps the deltas one append carries. Default 256.
+	MaxChunkBatch int
+}
+
+// DefaultSystem is the generator's default system text.
+const DefaultSystem = "You are Parley, an assistant that answers questions about public policies for young people. " +
+	"Answer from the documents you are given and the conversation so far; say so when you do not know."
+
+func (c *Config) setDefaults() {
+	if c.Instance == "" {
+		c.Instance = "chatd"
+	}
+	if c.System == "" {
+		c.System = DefaultSystem
+	}
+	if c.AnswerTimeout <= 0 {
+		c.AnswerTimeout = 2 * time.Minute
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 5 * time.Second
+	}
+	if c.MaxChunkBatch <= 0 {
+		c.MaxChunkBatch = 256
+	}
+}
+
+// Deps are the Service's collaborators. Clock and Random default to the
+// real ones' stand-ins the caller passes; they are required.
+type Deps struct {
+	Store     Store
+	Generator Generator
+	Now       func() time.Time
+	Random    io.Reader
+	Logger    *slog.Logger
+	Metrics   Metrics
+}
+
+// Service runs rooms: creating, posting, cancelling, deleting, and the
+// answer pipeline. Commands on one room are serialised in this process and
+// appended at exact versions, so processes sharing a store stay consistent.
+type Service struct {
+	cfg     Config
+	store   Store
+	gen     Generator
+	now     func() time.Time
+	random  io.Reader
+	log     *slog.Logger
+	metrics Metrics
+
+	mu      sync.Mutex
+	rooms   map[int64]*cachedRoom
+	running map[int64]*runningAnswer
+
+	ctx     context.Context // answers run under it; cancelled by Run's end
+	cancel  context.CancelFunc
+	answers sync.WaitGroup
+}
+
+type cachedRoom struct {
+	mu    sync.Mutex
+	state *room.State
+}
+
+type runningAnswer struct {
+	id        domain.UUID
+	cancel    context.CancelFunc
+	cancelled bool // by a Cancel command in this process
+}
+
+// idNamespace derives message IDs from client IDs.
+var idNamespace = domain.MustParseUUID("9b7c1a52-6f0e-4d8b-9a3e-5c1f2e7d4b60")
+
+// NewService returns a Service. Answers it starts run until Run's context
+// ends; call Run.
+func NewService(cfg Config, deps Deps) *Service {
+	cfg.setDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
+		log: deps.Logger, metrics: deps.Metrics,
+		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{},
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// Run waits for ctx to end, then gives streaming answers ShutdownGrace to
+// finish, fails the rest with reason "shutdown", and returns when every
+// answer goroutine has ended.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { s.answers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownGrace):
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+	return nil
+}
+
+// RoomInfo describes a room.
+type RoomInfo struct {
+	ID        int64
+	Owner     string
+	Title     string
+	CreatedAt time.Time
+	Version   int64
+	Streaming bool
+}
+
+func info(st *room.State) RoomInfo {
+	return RoomInfo{ID: st.ID, Owner: st.Owner, Title: st.Title, CreatedAt: st.CreatedAt, Version: st.Version, Streaming: st.Open != nil}
+}
+
+// CreateRoom creates a room owned by owner with a fresh random id below
+// 2^53 (exact in JavaScript numbers, and not guessable).
+func (s *Service) CreateRoom(ctx context.Context, owner, title string) (RoomInfo, error) {
+	for range 5 {
+		var b [8]byte
+		if _, err := io.ReadFull(s.random, b[:]); err != nil {
+			return RoomInfo{}, fmt.Errorf("create room: random id: %w", err)
+		}
+		id := int64(binary.BigEndian.Uint64(b[:])>>11) + 1
+		evs, err := room.Create(room.NewState(), id, owner, title)
+		if err != nil {
+			return RoomInfo{}, err
+		}
+		data, err := s.encode(evs, domain.Metadata{UserID: owner}, nil)
+		if err != nil {
+			return RoomInfo{}, err
+		}
+		_, err = s.appendTimed(ctx, room.Stream(id), domain.NoStream(), data)
+		if errors.Is(err, domain.ErrConflict) {
+			continue // the id is taken: draw another
+		}
+		if err != nil {
+			return RoomInfo{}, fmt.Errorf("create room: %w", err)
+		}
+		st, err := s.state(ctx, id)
+		if err != nil {
+			return RoomInfo{}, err
+		}
+		return st, nil
+	}
+	return RoomInfo{}, fmt.Errorf("create room: five random ids were all taken")
+}
+
+// Room returns a room's current state as the stream tells it, for user:
+// room.ErrNotFound when it does not exist or was deleted, room.ErrForbidden
+// when user does not own it.
+func (s *Service) Room(ctx context.Context, id int64, user string) (RoomInfo, error) {
+	r := s.cached(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, err := s.refresh(ctx, id, r)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	if err := room.Authorize(st, user); err != nil {
+		return RoomInfo{}, err
+	}
+	return info(st), nil
+}
+
+func (s *Service) state(ctx context.Context, id int64) (RoomInfo, error) {
+	r := s.cached(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, err := s.refresh(ctx, id, r)
+	if err != nil {
+		return RoomInfo{}, err
+	}
+	return info(st), nil
+}
+
+func (s *Service) cached(id int64) *cachedRoom {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[id]
+	if r == nil {
+		r = &cachedRoom{state: room.NewState()}
+		s.rooms[id] = r
+	}
+	return r
+}
+
+// refresh folds the events appended since the cached state into it. The
+// caller holds r.mu.
+func (s *Service) refresh(ctx context.Context, id int64, r *cachedRoom) (*room.State, error) {
+	stream := room.Stream(id)
+	for {
+		evs, err := s.store.ReadStream(ctx, stream, domain.ReadStreamOptions{From: r.state.Version + 1, Limit: 1000})
+		if errors.Is(err, domain.ErrStreamNotFound) {
+			return r.state, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load room %d: %w", id, err)
+		}
+		for _, ev := range evs {
+			if err := r.state.Evolve(ev); err != nil {
+				return nil, fmt.Errorf("load room %d: %w", id, err)
+			}
+		}
+		if len(evs) < 1000 {
+			return r.state, nil
+		}
+	}
+}
+
+// execute decides on the room's fresh state and appends the decision at
+// the state's exact version, retrying on conflict with the new tail. It
+// returns the state after the append (nil events: nothing was decided).
+func (s *Service) execute(ctx context.Context, id int64, meta domain.Metadata, ids func(i int, e room.Event) domain.UUID,
+	decide func(*room.State) ([]room.Event, error)) ([]room.Event, domain.AppendResult, error) {
+	r := s.cached(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		st, err := s.refresh(ctx, id, r)
+		if err != nil {
+			return nil, domain.AppendResult{}, err
+		}
+		evs, err := decide(st)
+		if err != nil || len(evs) == 0 {
+			return nil, domain.AppendResult{}, err
+		}
+		data, err := s.encode(evs, meta, ids)
+		if err != nil {
+			return nil, domain.AppendResult{}, err
+		}
+		res, err := s.appendTimed(ctx, room.Stream(id), domain.Exact(st.Version), data)
+		if errors.Is(err, domain.ErrConflict) && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			return nil, domain.AppendResult{}, fmt.Errorf("room %d: append %s: %w", id, evs[0].EventType(), err)
+		}
+		return evs, res, nil
+	}
+}
+
+func (s *Service) appendTimed(ctx context.Context, stream string, exp domain.ExpectedVersion, data []domain.EventData) (domain.AppendResult, error) {
+	start := time.Now()
+	res, err := s.store.Append(ctx, stream, exp, data...)
+	if s.metrics != nil {
+		s.metrics.ObserveAppend(time.Since(start), len(data), err)
+	}
+	return res, err
+}
+
+// encode turns payloads into events with IDs from ids (random when nil or
+// when it returns the nil UUID) and the given metadata.
+func (s *Service) encode(evs []room.Event, meta domain.Metadata, ids func(int, room.Event) domain.UUID) ([]domain.EventData, error) {
+	meta.OccurredAt = s.now().UTC()
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	out := make([]domain.EventData, len(evs))
+	for i, e := range evs {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
+		}
+		var id domain.UUID
+		if ids != nil {
+			id = ids(i, e)
+		}
+		if id.IsZero() {
+			if id, err = domain.NewUUID(s.random); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = domain.EventData{ID: id, Type: e.EventType(), Data: b, Metadata: mb}
+	}
+	return out, nil
+}
+
+// PostResult is what Post did.
+type PostResult struct {
+	MessageID domain.UUID
+	AnswerID  domain.UUID
+	// Duplicate is true when the message was already posted (a retried
+	// client_id): nothing was written and no new answer started.
+	Duplicate bool
+	Version   int64
+}
+
+// Post posts user's question to the room and starts its answer. With a
+// clientID, the message ID derives from it, so a retried send is stored
+// once and answered once.
+func (s *Service) Post(ctx context.Context, id int64, user, text, clientID string) (PostResult, error) {
+	var msgID domain.UUID
+	var err error
+	if clientID != "" {
+		msgID = domain.NameUUID(idNamespace, room.Stream(id)+"/"+user+"/"+clientID)
+	} else if msgID, err = domain.NewUUID(s.random); err != nil {
+		return PostResult{}, err
+	}
+	answerID := domain.NameUUID(msgID, "answer")
+	var prompt Prompt
+	evs, res, err := s.execute(ctx, id, domain.Metadata{CorrelationID: msgID.String(), UserID: user},
+		func(_ int, e room.Event) domain.UUID { return eventID(e) },
+		func(st *room.State) ([]room.Event, error) {
+			evs, err := room.PostMessage(st, room.Post{UserID: user, Text: text, ClientID: clientID,
+				MessageID: msgID, AnswerID: answerID, Model: s.gen.Name(), Instance: s.cfg.Instance})
+			if len(evs) > 0 {
+				prompt = s.prompt(st, text)
+			}
+			return evs, err
+		})
+	if err != nil {
+		return PostResult{}, err
+	}
+	if len(evs) == 0 {
+		return PostResult{MessageID: msgID, AnswerID: answerID, Duplicate: true}, nil
+	}
+	s.startAnswer(id, user, msgID, answerID, res.Version, prompt)
+	return PostResult{MessageID: msgID, AnswerID: answerID, Version: res.Version}, nil
+}
+
+// eventID gives MessagePosted its message ID, AnswerStarted the answer ID,
+// and every terminal answer event one shared ID per answer, so the store
+// can never hold two endings of one answer.
+func eventID(e room.Event) domain.UUID {
+	switch e := e.(type) {
+	case room.MessagePosted:
+		return e.MessageID
+	case room.AnswerStarted:
+		return e.AnswerID
+	case room.AnswerChunk:
+		return domain.NameUUID(e.AnswerID, "chunk-"+strconv.Itoa(e.Seq))
+	case room.AnswerCompleted:
+		return domain.NameUUID(e.AnswerID, "end")
+	case room.AnswerFailed:
+		return domain.NameUUID(e.AnswerID, "end")
+	case room.AnswerCancelled:
+		return domain.NameUUID(e.AnswerID, "end")
+	}
+	return domain.UUID{}
+}
+
+func (s *Service) prompt(st *room.State, question string) Prompt {
+	p := Prompt{System: s.cfg.System, Question: question}
+	for _, t := range st.Recent {
+		p.History = append(p.History, Turn{Role: t.Role, Content: t.Text})
+	}
+	return p
+}
+
+// Cancel cancels the answer streaming in the room.
+func (s *Service) Cancel(ctx context.Context, id int64, user string) error {
+	evs, _, err := s.execute(ctx, id, domain.Metadata{UserID: user}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
+		func(st *room.State) ([]room.Event, error) { return room.Cancel(st, user) })
+	if err != nil {
+		return err
+	}
+	s.stopLocal(id, evs)
+	return nil
+}
+
+// Delete deletes the room, cancelling its answer.
+func (s *Service) Delete(ctx context.Context, id int64, user string) error {
+	evs, _, err := s.execute(ctx, id, domain.Metadata{UserID: user}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
+		func(st *room.State) ([]room.Event, error) { return room.Delete(st, user) })
+	if err != nil {
+		return err
+	}
+	s.stopLocal(id, evs)
+	return nil
+}
+
+// stopLocal stops this process's generation of an answer just cancelled.
+func (s *Service) stopLocal(id int64, evs []room.Event) {
+	for _, e := range evs {
+		c, ok := e.(room.AnswerCancelled)
+		if !ok {
+			continue
+		}
+		s.mu.Lock()
+		if ra := s.running[id]; ra != nil && ra.id == c.AnswerID {
+			ra.cancelled = true
+			ra.cancel()
+		}
+		s.mu.Unlock()
+	}
+}

@@ -13,7 +13,8 @@ import (
 const NoVersion int64 = -1
 
 // MaxEventSize is the largest event a store accepts: its type, data and
-// metadata together. It matches KurrentDB's default request limit.
+// metadata together: 1 MiB, the size of KurrentDB's default append limit
+// (which counts the type twice, so a KurrentDB server needs a little headroom).
 const MaxEventSize = 1 << 20
 
 // MaxStreamNameLength bounds stream names.

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/adapters/jwtauth"
+)
+
+// maxTokenTTL is the longest lifetime chatctl token issues: a token cannot
+// be revoked, so operators get at most a month.
+const maxTokenTTL = 30 * 24 * time.Hour
+
+const tokenUsage = `usage: chatctl token --user ID [--ttl 1h] [--roles auditor,...] [--issuer ISS] [--audience AUD]
+
+Prints an HS256 access token shaped like djangorestframework-simplejwt's, and
+nothing else, on stdout:  TOKEN=$(chatctl token --user 42)
+
+Environment:
+  PARLEY_JWT_SECRET   HS256 signing secret, at least 32 bytes (default: the
+                      public development secret, with a warning)
+
+Flags:
+`
+
+// runToken implements `chatctl token`: it mints an access token for a user
+// with the secret from PARLEY_JWT_SECRET (or the development secret, with a
+// warning on stderr) and prints only the token, and a newline, on stdout.
+// Minting is local, so ctx is unused; it keeps the shape every command has.
+func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "user id to put in the token's user_id claim (required)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token, at most 720h (30 days)")
+	roles := fs.String("roles", "", "comma-separated roles for the roles claim, e.g. auditor")
+	issuer := fs.String("issuer", "", "iss claim, when the server checks one")
+	audience := fs.String("audience", "", "aud claim, when the server checks one")
+	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return &exitError{code: 2, err: fmt.Errorf("token: %w", err)}
+	}
+
+	var problems []error
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("token: unexpected argument %q (everything is a flag; see chatctl token --help)", fs.Arg(0)))
+	}
+	if strings.TrimSpace(*user) == "" {
+		problems = append(problems, errors.New("token: --user is required (the user id, e.g. --user 42)"))
+	}
+	if *ttl <= 0 || *ttl > maxTokenTTL {
+		problems = append(problems, fmt.Errorf("token: --ttl %v is out of range: want more than 0 and at most %v (30 days)", *ttl, maxTokenTTL))
+	}
+	roleList, err := parseRoles(*roles)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	secret := getenv("PARLEY_JWT_SECRET")
+	if secret != "" && len(secret) < jwtauth.MinSecretLength {
+		problems = append(problems, fmt.Errorf("token: PARLEY_JWT_SECRET is shorter than %d bytes", jwtauth.MinSecretLength))
+	}
+	if len(problems) > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.Join(problems...)}
+	}
+	if secret == "" {
+		secret = jwtauth.DevJWTSecret
+		fmt.Fprintln(stderr, "chatctl: warning: PARLEY_JWT_SECRET is not set; signing with the public development secret (jwtauth.DevJWTSecret), which only a development server accepts")
+	}
+
+	extra := map[string]any{}
+	if len(roleList) > 0 {
+		extra[jwtauth.DefaultRoleClaim] = roleList
+	}
+	if *issuer != "" {
+		extra["iss"] = *issuer
+	}
+	if *audience != "" {
+		extra["aud"] = *audience
+	}
+	token, err := jwtauth.Mint([]byte(secret), *user, *ttl, time.Now(), extra)
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	if _, err := fmt.Fprintln(stdout, token); err != nil {
+		return fmt.Errorf("token: write: %w", err)
+	}
+	return nil
+}
+
+// parseRoles splits a comma-separated list, trimming spaces; empty input
+// means no roles.
+func parseRoles(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var roles []string
+	for r := range strings.SplitSeq(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			return nil, fmt.Errorf("token: --roles %q has an empty role", s)
+		}
+		roles = append(roles, r)
+	}
+	return roles, nil
+}

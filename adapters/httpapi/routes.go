@@ -1,0 +1,26 @@
+package httpapi
+
+import "net/http"
+
+// routes registers every route of the server. The patterns are also the
+// route labels of the access log and the metrics.
+func (s *Server) routes() {
+	handle := func(pattern string, h http.Handler) { s.mux.Handle(pattern, routed(h)) }
+	api := func(pattern string, h http.Handler) { handle(pattern, noStore(s.authenticate(h))) }
+
+	api("POST /api/rooms", handleCreateRoom(s.deps.Rooms, s.cfg.MaxBodyBytes))
+	api("GET /api/rooms", handleListRooms(s.deps.RoomLister, s.cfg.MaxRooms))
+	api("GET /api/rooms/{id}", handleGetRoom(s.deps.Rooms))
+	api("DELETE /api/rooms/{id}", handleDeleteRoom(s.deps.Rooms))
+	api("GET /api/rooms/{id}/messages", handleListMessages(s.deps.Rooms, s.deps.Messages))
+	api("POST /api/rooms/{id}/ticket", handleCreateTicket(s.deps.Rooms, s.deps.Tickets))
+
+	handle("GET /livez", handleLivez())
+	handle("GET /readyz", noStore(handleReadyz(s.deps.Checks, s.cfg.ReadinessTimeout)))
+	handle("GET /metrics", handleMetrics(s.deps.Metrics))
+	handle("GET /openapi.yaml", handleDocument(s.deps.Docs, "openapi.yaml"))
+	handle("GET /asyncapi.yaml", handleDocument(s.deps.Docs, "asyncapi.yaml"))
+
+	handle("GET /ws/chat/{room_id}/{$}", orNotFound(s.deps.ChatWS))
+	handle("GET /ws/audit/{room_id}/{$}", orNotFound(s.deps.AuditWS))
+}

@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/domain"
+)
+
+// Checkpoint is a projection's row in projection_checkpoints: how far it
+// has applied the log, and what last went wrong.
+type Checkpoint struct {
+	Name string
+	// Position is the position of the last event applied.
+	Position domain.Position
+	// UpdatedAt is when Position was last written.
+	UpdatedAt time.Time
+	// LastError is the error that stopped or delayed the projection since
+	// its last successful batch, or "".
+	LastError string
+}
+
+// querier is what the checkpoint helpers need of a pool or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// lockCheckpointSQL creates the checkpoint row if needed, locks it until
+// the transaction ends and returns it: projections of the same name apply
+// their batches one at a time.
+const lockCheckpointSQL = `INSERT INTO projection_checkpoints AS p (name, commit_pos, prepare_pos)
+VALUES ($1, 0, 0)
+ON CONFLICT (name) DO UPDATE SET name = p.name
+RETURNING commit_pos, prepare_pos`
+
+// saveCheckpointSQL moves a locked checkpoint and clears its error.
+const saveCheckpointSQL = `UPDATE projection_checkpoints
+SET commit_pos = $2, prepare_pos = $3, updated_at = now(), last_error = NULL
+WHERE name = $1`
+
+// ListCheckpoints returns every projection's checkpoint, by name.
+func ListCheckpoints(ctx context.Context, pool *pgxpool.Pool) ([]Checkpoint, error) {
+	rows, err := pool.Query(ctx, `SELECT name, commit_pos, prepare_pos, updated_at, coalesce(last_error, '')
+		FROM projection_checkpoints ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list projection checkpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Checkpoint, error) {
+		var (
+			c               Checkpoint
+			commit, prepare int64
+		)
+		err := row.Scan(&c.Name, &commit, &prepare, &c.UpdatedAt, &c.LastError)
+		c.Position = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
+		c.UpdatedAt = c.UpdatedAt.UTC()
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list projection checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// readCheckpoint returns the position of projection name, or domain.Start
+// when it has none.
+func readCheckpoint(ctx context.Context, q querier, name string) (domain.Position, error) {
+	var commit, prepare int64
+	err := q.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM projection_checkpoints WHERE name = $1`, name).Scan(&commit, &prepare)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return domain.Start, nil
+	case err != nil:
+		return domain.Position{}, fmt.Errorf("postgres: read the checkpoint of projection %s: %w", name, err)
+	}
+	return domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
+}
+
+// recordCheckpointError stores msg as projection name's last error,
+// leaving its position alone.
+func recordCheckpointError(ctx context.Context, q querier, name, msg string) error {
+	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error)
+		VALUES ($1, 0, 0, $2)
+		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error`, name, msg)
+	if err != nil {
+		return fmt.Errorf("postgres: record the error of projection %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package projections runs read models fed from the event log.
+//
+// A Projection applies batches of recorded events to its own storage and
+// keeps its checkpoint (the position of the last event applied) with them,
+// atomically, so a crash never leaves the two apart; re-applying events it
+// has already folded changes nothing. A Runner drives one Projection: it
+// subscribes to the room streams after the projection's checkpoint, hands
+// it the store's batches, retries failures that may pass with backoff, and
+// stops on an event the projection can never apply (an *EventError). Its
+// Status and WaitFor serve metrics, operators' tools and callers that must
+// read their own writes.
+//
+// The package imports the domain only; the projections themselves live
+// with their technology (adapters/postgres.ChatLog) and cmd wires them.
+package projections

@@ -1,0 +1,412 @@
+package wsapi_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/chat"
+)
+
+// auth accepts "user-<id>" tokens; "short-<id>" tokens expire in 300ms.
+type auth struct{}
+
+func (auth) Verify(_ context.Context, token string) (domain.Principal, error) {
+	if id, ok := strings.CutPrefix(token, "user-"); ok {
+		return domain.Principal{UserID: id, ExpiresAt: time.Now().Add(time.Hour)}, nil
+	}
+	if id, ok := strings.CutPrefix(token, "short-"); ok {
+		return domain.Principal{UserID: id, ExpiresAt: time.Now().Add(300 * time.Millisecond)}, nil
+	}
+	return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "bad token")
+}
+
+type tickets struct{}
+
+func (tickets) Redeem(_ context.Context, t string, room int64) (domain.Principal, error) {
+	if t == "good-"+strconv.FormatInt(room, 10) {
+		return domain.Principal{UserID: "42"}, nil
+	}
+	return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "unknown ticket")
+}
+
+// gen streams its tokens, each after a receive on gate.
+type gen struct {
+	tokens []string
+	gate   chan struct{}
+}
+
+func (g *gen) Name() string { return "test" }
+func (g *gen) Generate(ctx context.Context, _ chat.Prompt, emit func(string) error) error {
+	for _, t := range g.tokens {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := emit(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type env struct {
+	url   string
+	svc   *chat.Service
+	store *inmem.Store
+	gen   *gen
+	gw    *wsapi.Gateway
+}
+
+func newEnv(t *testing.T, cfg wsapi.Config) *env {
+	t.Helper()
+	store := inmem.New(nil)
+	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
+	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader})
+	hub := wsapi.NewHub(store, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { hub.Run(ctx) })
+	wg.Go(func() { svc.Run(ctx) })
+	<-hub.Ready()
+	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: auth{}, Tickets: tickets{}, Rooms: svc,
+		History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		gw.Shutdown(sctx)
+		srv.Close()
+		cancel()
+		wg.Wait()
+	})
+	return &env{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: store, gen: g, gw: gw}
+}
+
+func (e *env) room(t *testing.T, owner string) int64 {
+	t.Helper()
+	r, err := e.svc.CreateRoom(t.Context(), owner, "Housing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
+}
+
+func dial(t *testing.T, url string, h http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: subprotocols(h)}
+	c, resp, err := d.Dial(url, h)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, resp, err
+}
+
+func subprotocols(h http.Header) []string {
+	if h == nil {
+		return nil
+	}
+	p := h.Values("X-Subprotocols")
+	h.Del("X-Subprotocols")
+	return p
+}
+
+// read reads the next frame as a map, failing after 5s.
+func read(t *testing.T, c *websocket.Conn) map[string]any {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("frame %s: %v", data, err)
+	}
+	return m
+}
+
+// closeCode reads until the server closes and returns its close code.
+func closeCode(t *testing.T, c *websocket.Conn) int {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code
+			}
+			t.Fatalf("read ended without a close frame: %v", err)
+		}
+	}
+}
+
+func send(t *testing.T, c *websocket.Conn, v any) {
+	t.Helper()
+	if err := c.WriteJSON(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseCodes(t *testing.T) {
+	e := newEnv(t, wsapi.Config{AllowedOrigins: []string{"https://app.example"}, MaxConnsPerUser: 2, MaxViolations: 3})
+	id := e.room(t, "42")
+	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/"
+	tests := []struct {
+		name string
+		url  string
+		h    http.Header
+		code int
+	}{
+		{"missing token", url, nil, wsapi.CloseUnauthorized},
+		{"invalid token", url + "?token=nope", nil, wsapi.CloseUnauthorized},
+		{"not the owner", url + "?token=user-43", nil, wsapi.CloseForbidden},
+		{"no such room", e.url + "/ws/chat/999/?token=user-42", nil, wsapi.CloseForbidden},
+		{"bad ticket", url + "?ticket=bad", nil, wsapi.CloseUnauthorized},
+		{"ticket for another room", url + "?ticket=good-1", nil, wsapi.CloseUnauthorized},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := dial(t, tc.url, tc.h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := closeCode(t, c); got != tc.code {
+				t.Errorf("close code %d, want %d", got, tc.code)
+			}
+		})
+	}
+	t.Run("token expires while connected", func(t *testing.T) {
+		c, _, _ := dial(t, url+"?token=short-42", nil)
+		read(t, c) // history
+		if got := closeCode(t, c); got != wsapi.CloseUnauthorized {
+			t.Errorf("close code %d, want 4401", got)
+		}
+	})
+	t.Run("foreign origin gets 403 and no upgrade", func(t *testing.T) {
+		_, resp, err := dial(t, url+"?token=user-42", http.Header{"Origin": {"https://evil.example"}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("dial = %v, status %v; want HTTP 403", err, resp)
+		}
+		c, _, err := dial(t, url+"?token=user-42", http.Header{"Origin": {"https://app.example"}})
+		if err != nil {
+			t.Fatalf("allowed origin refused: %v", err)
+		}
+		if f := read(t, c); f["type"] != "history" {
+			t.Errorf("first frame %v, want history", f)
+		}
+	})
+	t.Run("frame too large", func(t *testing.T) {
+		c, _, _ := dial(t, url+"?token=user-42", nil)
+		read(t, c)
+		c.WriteMessage(websocket.TextMessage, []byte(`{"message":"`+strings.Repeat("x", 70<<10)+`"}`))
+		if got := closeCode(t, c); got != websocket.CloseMessageTooBig {
+			t.Errorf("close code %d, want 1009", got)
+		}
+	})
+	t.Run("invalid UTF-8", func(t *testing.T) {
+		c, _, _ := dial(t, url+"?token=user-42", nil)
+		read(t, c)
+		c.WriteMessage(websocket.TextMessage, []byte("{\"message\":\"\xff\"}"))
+		if got := closeCode(t, c); got != websocket.CloseInvalidFramePayloadData {
+			t.Errorf("close code %d, want 1007", got)
+		}
+	})
+	t.Run("repeated protocol violations", func(t *testing.T) {
+		c, _, _ := dial(t, url+"?token=user-42", nil)
+		read(t, c)
+		for i, bad := range []string{`nope`, `{"type":"dance"}`, `{"message":""}`} {
+			c.WriteMessage(websocket.TextMessage, []byte(bad))
+			if i < 2 {
+				if f := read(t, c); f["type"] != "error" || f["code"] != "invalid" {
+					t.Errorf("after %s got %v, want an invalid error frame", bad, f)
+				}
+			}
+		}
+		if got := closeCode(t, c); got != websocket.ClosePolicyViolation {
+			t.Errorf("close code %d, want 1008", got)
+		}
+	})
+	t.Run("too many connections", func(t *testing.T) {
+		// A user of its own, so sockets of earlier subtests still being
+		// torn down on the server do not count.
+		url := e.url + "/ws/chat/" + strconv.FormatInt(e.room(t, "77"), 10) + "/?token=user-77"
+		a, _, _ := dial(t, url, nil)
+		read(t, a)
+		b, _, _ := dial(t, url, nil)
+		read(t, b)
+		c, _, _ := dial(t, url, nil)
+		if got := closeCode(t, c); got != wsapi.CloseRateLimited {
+			t.Errorf("close code %d, want 4429", got)
+		}
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		// Covered by newEnv's cleanup for every socket; here one explicitly.
+	})
+}
+
+func TestTokenTransports(t *testing.T) {
+	e := newEnv(t, wsapi.Config{})
+	id := e.room(t, "42")
+	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/"
+	tests := []struct {
+		name string
+		url  string
+		h    http.Header
+	}{
+		{"query token", url + "?token=user-42", nil},
+		{"bearer header", url, http.Header{"Authorization": {"Bearer user-42"}}},
+		{"subprotocol", url, http.Header{"X-Subprotocols": {wsapi.Subprotocol, "bearer." + base64.RawURLEncoding.EncodeToString([]byte("user-42"))}}},
+		{"ticket", url + "?ticket=good-" + strconv.FormatInt(id, 10), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, resp, err := dial(t, tc.url, tc.h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "subprotocol" && resp.Header.Get("Sec-WebSocket-Protocol") != wsapi.Subprotocol {
+				t.Errorf("selected subprotocol %q, want %s (never the bearer one)", resp.Header.Get("Sec-WebSocket-Protocol"), wsapi.Subprotocol)
+			}
+			if f := read(t, c); f["type"] != "history" {
+				t.Errorf("first frame %v, want history", f)
+			}
+		})
+	}
+}
+
+// TestConversation: history on connect, chunk order, two sockets see the
+// same frames, resume mid-answer without gap or duplicate, a retried
+// client_id is answered once, busy while streaming, cancel.
+func TestConversation(t *testing.T) {
+	e := newEnv(t, wsapi.Config{})
+	id := e.room(t, "42")
+	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/?token=user-42"
+	a, _, _ := dial(t, url, nil)
+	b, _, _ := dial(t, url, nil)
+	for _, c := range []*websocket.Conn{a, b} {
+		if f := read(t, c); f["type"] != "history" || len(f["messages"].([]any)) != 0 || f["version"] != 0.0 {
+			t.Fatalf("history = %v, want empty at version 0", f)
+		}
+	}
+	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": "c-1"})
+	var framesA, framesB []map[string]any
+	msgA, msgB := read(t, a), read(t, b)
+	if msgA["type"] != "message" || msgA["message"] != "How much is the housing allowance?" || msgA["client_id"] != "c-1" {
+		t.Fatalf("message frame %v", msgA)
+	}
+	framesA, framesB = append(framesA, msgA), append(framesB, msgB)
+	e.gen.gate <- struct{}{}
+	e.gen.gate <- struct{}{}
+	framesA = append(framesA, read(t, a), read(t, a))
+	framesB = append(framesB, read(t, b), read(t, b))
+	// Mid-answer: a busy refusal, and a resume from the first chunk.
+	send(t, a, map[string]any{"message": "another"})
+	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" {
+		t.Errorf("second question while streaming: %v, want a busy error", f)
+	}
+	firstChunk := int(framesA[1]["version"].(float64))
+	r, _, _ := dial(t, e.url+"/ws/chat/"+strconv.FormatInt(id, 10)+"/?token=user-42&after="+strconv.Itoa(firstChunk), nil)
+	resumed := []map[string]any{read(t, r)}
+	e.gen.gate <- struct{}{}
+	e.gen.gate <- struct{}{}
+	framesA = append(framesA, read(t, a), read(t, a), read(t, a))
+	framesB = append(framesB, read(t, b), read(t, b), read(t, b))
+	resumed = append(resumed, read(t, r), read(t, r), read(t, r))
+
+	raw := func(fs []map[string]any) string { b, _ := json.Marshal(fs); return string(b) }
+	if raw(framesA) != raw(framesB) {
+		t.Errorf("two sockets saw different frames:\n%s\n%s", raw(framesA), raw(framesB))
+	}
+	if raw(resumed) != raw(framesA[2:]) {
+		t.Errorf("resume after version %d:\n got %s\nwant %s", firstChunk, raw(resumed), raw(framesA[2:]))
+	}
+	var text string
+	for i, f := range framesA[1:5] {
+		if f["type"] != "chunk" || f["seq"] != float64(i) || f["is_streaming"] != true {
+			t.Errorf("frame %d = %v, want chunk seq %d", i+1, f, i)
+		}
+		text += f["message"].(string)
+	}
+	last := framesA[5]
+	if last["type"] != "answer" || last["is_streaming"] != false || last["message"] != text || text != "Up to 200,000 won." {
+		t.Errorf("answer frame %v, chunks %q", last, text)
+	}
+	for i := 1; i < len(framesA); i++ {
+		if framesA[i]["version"].(float64) <= framesA[i-1]["version"].(float64) {
+			t.Errorf("versions not increasing at frame %d", i)
+		}
+	}
+
+	// The retried client_id is stored once and answered once: nothing new.
+	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": "c-1"})
+	send(t, a, map[string]any{"type": "ping"})
+	if f := read(t, a); f["type"] != "pong" {
+		t.Errorf("after a retried client_id the next frame is %v, want only the pong", f)
+	}
+
+	// A new connection gets the whole conversation as history.
+	h, _, _ := dial(t, url, nil)
+	hist := read(t, h)
+	msgs := hist["messages"].([]any)
+	if len(msgs) != 2 || msgs[1].(map[string]any)["message"] != text || msgs[1].(map[string]any)["status"] != "complete" || hist["version"] != last["version"] {
+		t.Errorf("history after the answer = %v", hist)
+	}
+
+	// Cancel: a new question, one chunk, then cancel.
+	send(t, a, map[string]any{"message": "And jobs?"})
+	read(t, a)
+	e.gen.gate <- struct{}{}
+	read(t, a)
+	// A connect mid-answer sees the partial text as a streaming message.
+	m, _, _ := dial(t, url, nil)
+	mid := read(t, m)["messages"].([]any)
+	if st := mid[3].(map[string]any); st["status"] != "streaming" || st["message"] != "Up " {
+		t.Errorf("mid-answer history entry %v, want streaming with the partial text", st)
+	}
+	send(t, a, map[string]any{"type": "cancel"})
+	if f := read(t, a); f["type"] != "answer_cancelled" || f["reason"] != "cancelled" || f["is_streaming"] != false {
+		t.Errorf("after cancel: %v", f)
+	}
+	if f := read(t, m); f["type"] != "answer_cancelled" {
+		t.Errorf("mid-answer socket after cancel: %v", f)
+	}
+}
+
+func TestSlowClientIsClosed(t *testing.T) {
+	e := newEnv(t, wsapi.Config{SendQueue: 4})
+	e.gen.tokens = make([]string, 200)
+	for i := range e.gen.tokens {
+		e.gen.tokens[i] = strings.Repeat("y", 4000)
+	}
+	close(e.gen.gate) // every token flows at once
+	id := e.room(t, "42")
+	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/?token=user-42"
+	c, _, _ := dial(t, url, nil)
+	read(t, c)
+	if _, err := e.svc.Post(t.Context(), id, "42", "q", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Never read: the server must give up on this socket, not block.
+	time.Sleep(500 * time.Millisecond)
+	if got := closeCode(t, c); got != wsapi.CloseTooSlow {
+		t.Errorf("close code %d, want %d", got, wsapi.CloseTooSlow)
+	}
+}

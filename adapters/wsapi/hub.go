@@ -1,0 +1,105 @@
+package wsapi
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// hubStore is what the hub needs of the event store.
+type hubStore interface {
+	domain.Subscriber
+	HeadPosition(ctx context.Context) (domain.Position, error)
+}
+
+// Hub holds one subscription to the log and fans room events out to the
+// connections registered for each room.
+type Hub struct {
+	store hubStore
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	rooms map[int64]map[*conn]struct{}
+	ready chan struct{}
+}
+
+// NewHub returns a hub over store; call Run.
+func NewHub(store hubStore, log *slog.Logger) *Hub {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{store: store, log: log, rooms: map[int64]map[*conn]struct{}{}, ready: make(chan struct{})}
+}
+
+// Run follows the log from its current head until ctx ends. Events before
+// the head reach clients through their catch-up reads, never through here.
+func (h *Hub) Run(ctx context.Context) error {
+	head, err := h.store.HeadPosition(ctx)
+	if err != nil {
+		return err
+	}
+	close(h.ready)
+	return h.store.SubscribeAll(ctx, domain.SubscribeAllOptions{After: head, StreamPrefix: room.StreamPrefix}, h.dispatch)
+}
+
+// Ready is closed once Run has found where to start.
+func (h *Hub) Ready() <-chan struct{} { return h.ready }
+
+func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
+	for _, ev := range batch {
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		h.mu.Lock()
+		conns := h.rooms[id]
+		if len(conns) == 0 {
+			h.mu.Unlock()
+			continue
+		}
+		targets := make([]*conn, 0, len(conns))
+		for c := range conns {
+			targets = append(targets, c)
+		}
+		h.mu.Unlock()
+		if ev.Type == room.TypeRoomDeleted {
+			for _, c := range targets {
+				c.requestClose(CloseForbidden, "the room was deleted")
+			}
+			continue
+		}
+		f, ok, err := eventFrame(ev)
+		if err != nil {
+			h.log.Error("hub: cannot encode an event; clients of the room will not see it", "stream", ev.Stream, "version", ev.Version, "error", err)
+			continue
+		}
+		if !ok {
+			f = frame{version: ev.Version} // advances versions without a frame
+		}
+		for _, c := range targets {
+			c.push(f)
+		}
+	}
+	return nil
+}
+
+func (h *Hub) register(id int64, c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rooms[id] == nil {
+		h.rooms[id] = map[*conn]struct{}{}
+	}
+	h.rooms[id][c] = struct{}{}
+}
+
+func (h *Hub) unregister(id int64, c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.rooms[id], c)
+	if len(h.rooms[id]) == 0 {
+		delete(h.rooms, id)
+	}
+}

@@ -123,8 +123,8 @@ func New() *Metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 		projectionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "projection_lag_events",
-			Help: "How many events a projection is behind the head of the log.",
+			Namespace: namespace, Name: "projection_lag_seconds",
+			Help: "How long ago the oldest event a projection has not applied yet was recorded; 0 when caught up.",
 		}, []string{"projection"}),
 	}
 	m.reg.MustRegister(
@@ -202,10 +202,10 @@ func (m *Metrics) ObserveHTTP(route string, status int, d time.Duration) {
 	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
-// SetProjectionLag sets how many events the projection name is behind the
-// head of the event log.
-func (m *Metrics) SetProjectionLag(name string, lagEvents float64) {
-	m.projectionLag.WithLabelValues(name).Set(lagEvents)
+// SetProjectionLag sets how far the projection name is behind the log: the
+// age of the oldest event it has not applied yet (zero when caught up).
+func (m *Metrics) SetProjectionLag(name string, lag time.Duration) {
+	m.projectionLag.WithLabelValues(name).Set(lag.Seconds())
 }
 
 func frameLabel(typ string) string {

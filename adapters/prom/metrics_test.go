@@ -52,7 +52,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.SendQueueDrop()
 	m.ObserveHTTP("GET /api/rooms/{id}", 404, 5*time.Millisecond)
 	m.ObserveHTTP("POST /api/rooms", 201, 7*time.Millisecond)
-	m.SetProjectionLag("chatlog", 12)
+	m.SetProjectionLag("chatlog", 12*time.Second)
 
 	got := scrape(t, m)
 	for _, want := range []string{
@@ -75,7 +75,7 @@ func TestMetricsExposition(t *testing.T) {
 		`parley_http_requests_total{route="GET /api/rooms/{id}",status="404"} 1`,
 		`parley_http_requests_total{route="POST /api/rooms",status="201"} 1`,
 		`parley_http_request_duration_seconds_count{route="POST /api/rooms"} 1`,
-		`parley_projection_lag_events{projection="chatlog"} 12`,
+		`parley_projection_lag_seconds{projection="chatlog"} 12`,
 		"# TYPE go_goroutines gauge", // the runtime collector is registered
 	} {
 		if !strings.Contains(got, want+"\n") {

@@ -92,6 +92,16 @@ func (c *conn) requestClose(code int, reason string) {
 	})
 }
 
+// drainAndClose asks the writer to write the frames already queued and
+// then close with code; when the queue is full it closes at once.
+func (c *conn) drainAndClose(code int, reason string) {
+	select {
+	case c.send <- frame{version: -1, close: code, data: []byte(reason)}:
+	default:
+		c.requestClose(code, reason)
+	}
+}
+
 // catchUp queues a catch-up frame, waiting for room in the queue.
 func (c *conn) catchUp(f frame) bool {
 	c.mu.Lock()
@@ -170,6 +180,10 @@ func (c *conn) writeLoop() {
 			c.closeWith(c.reqCode, c.reqReason)
 			return
 		case f := <-c.send:
+			if f.close != 0 {
+				c.closeWith(f.close, string(f.data))
+				return
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.timing.WriteWait))
 			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")

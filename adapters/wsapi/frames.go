@@ -69,6 +69,7 @@ type frame struct {
 	version int64
 	kind    string
 	data    []byte
+	close   int // non-zero: close with this code once the frames before it are written
 }
 
 // eventFrame encodes the frame a client sees for ev, or reports false for

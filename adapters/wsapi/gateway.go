@@ -511,13 +511,14 @@ func (g *Gateway) allow(user string) bool {
 	return b.take(g.d.Now(), g.cfg.MessagesPerMinute/60, float64(g.cfg.MessageBurst))
 }
 
-// Shutdown stops accepting sockets, closes the open ones with 1001 and
-// waits for their goroutines, or for ctx.
+// Shutdown stops accepting sockets, closes the open ones with 1001 once
+// the frames already queued for them are written, and waits for their
+// goroutines, or for ctx.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.mu.Lock()
 	g.closing = true
 	for c := range g.conns {
-		c.requestClose(websocket.CloseGoingAway, "server shutting down")
+		c.drainAndClose(websocket.CloseGoingAway, "server shutting down; reconnect with ?after=<last version seen>")
 	}
 	g.mu.Unlock()
 	done := make(chan struct{})

@@ -24,6 +24,15 @@ type Hub struct {
 	mu    sync.Mutex
 	rooms map[int64]map[*conn]struct{}
 	ready chan struct{}
+
+	posMu    sync.Mutex
+	pos      domain.Position // the last position dispatched
+	posWaits []posWait
+}
+
+type posWait struct {
+	pos  domain.Position
+	done chan struct{}
 }
 
 // NewHub returns a hub over store; call Run.
@@ -41,6 +50,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.advance(head)
 	close(h.ready)
 	return h.store.SubscribeAll(ctx, domain.SubscribeAllOptions{After: head, StreamPrefix: room.StreamPrefix}, h.dispatch)
 }
@@ -49,6 +59,9 @@ func (h *Hub) Run(ctx context.Context) error {
 func (h *Hub) Ready() <-chan struct{} { return h.ready }
 
 func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
+	if len(batch) > 0 {
+		defer h.advance(batch[len(batch)-1].Position)
+	}
 	for _, ev := range batch {
 		id, ok := room.ParseStream(ev.Stream)
 		if !ok {
@@ -101,5 +114,49 @@ func (h *Hub) unregister(id int64, c *conn) {
 	delete(h.rooms[id], c)
 	if len(h.rooms[id]) == 0 {
 		delete(h.rooms, id)
+	}
+}
+
+// advance records that every event up to pos has been handed to the
+// connections, and wakes those waiting for it.
+func (h *Hub) advance(pos domain.Position) {
+	h.posMu.Lock()
+	defer h.posMu.Unlock()
+	if h.pos.Less(pos) {
+		h.pos = pos
+	}
+	kept := h.posWaits[:0]
+	for _, w := range h.posWaits {
+		if !h.pos.Less(w.pos) {
+			close(w.done)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	h.posWaits = kept
+}
+
+// WaitFor returns once the hub has handed every event up to pos to its
+// connections' queues, or with ctx's error. The server uses it on shutdown
+// so that the answers' last events reach clients before they are closed.
+func (h *Hub) WaitFor(ctx context.Context, pos domain.Position) error {
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	h.posMu.Lock()
+	if !h.pos.Less(pos) {
+		h.posMu.Unlock()
+		return nil
+	}
+	w := posWait{pos: pos, done: make(chan struct{})}
+	h.posWaits = append(h.posWaits, w)
+	h.posMu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

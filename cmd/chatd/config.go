@@ -1,0 +1,235 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parleychat/parley/adapters/jwtauth"
+	"github.com/parleychat/parley/adapters/langchain"
+)
+
+// defaultDatabaseURL is the database .ci/services creates.
+const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable"
+
+// Config is chatd's whole configuration, read once from the environment
+// and flags (a flag wins over its variable) and validated before anything
+// starts.
+type Config struct {
+	HTTPAddr    string // PARLEY_HTTP_ADDR, -addr
+	DatabaseURL string // PARLEY_DATABASE_URL, -database
+	Instance    string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
+
+	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
+	JWKSURL     string // PARLEY_JWKS_URL
+	JWTIssuer   string // PARLEY_JWT_ISSUER
+	JWTAudience string // PARLEY_JWT_AUDIENCE
+	devSecret   bool   // JWTSecret is the public development secret
+
+	AllowedOrigins    []string // PARLEY_ALLOWED_ORIGINS, comma-separated
+	MaxConnsPerUser   int      // PARLEY_MAX_CONNS_PER_USER
+	MessagesPerMinute float64  // PARLEY_MESSAGES_PER_MINUTE
+
+	LLMProvider string        // PARLEY_LLM_PROVIDER: "" (offline), ollama, openai
+	LLMURL      string        // PARLEY_LLM_URL
+	LLMModel    string        // PARLEY_LLM_MODEL
+	LLMAPIKey   string        // PARLEY_LLM_API_KEY
+	TokenDelay  time.Duration // PARLEY_OFFLINE_TOKEN_DELAY: pacing of the offline generator
+
+	AnswerTimeout   time.Duration // PARLEY_ANSWER_TIMEOUT
+	ShutdownGrace   time.Duration // PARLEY_SHUTDOWN_GRACE: how long answers may finish on shutdown
+	ShutdownTimeout time.Duration // PARLEY_SHUTDOWN_TIMEOUT: the whole shutdown's bound
+	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed at start
+
+	Projections bool   // PARLEY_PROJECTIONS, -projections: run the ChatLog projection in this process
+	LogLevel    string // PARLEY_LOG_LEVEL: debug, info, warn, error
+}
+
+// parseConfig reads the configuration. Every problem is reported, one per
+// line, in a single error.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	env := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var problems []error
+	dur := func(name string, def time.Duration) time.Duration {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			problems = append(problems, fmt.Errorf("%s=%q is not a duration (write it like 90s or 2m)", name, v))
+			return def
+		}
+		return d
+	}
+	boolean := func(name string, def bool) bool {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s=%q is not a boolean (true or false)", name, v))
+			return def
+		}
+		return b
+	}
+	number := func(name string, def float64) float64 {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			problems = append(problems, fmt.Errorf("%s=%q must be a positive number", name, v))
+			return def
+		}
+		return f
+	}
+
+	cfg := Config{
+		HTTPAddr:          env("PARLEY_HTTP_ADDR", ":8080"),
+		DatabaseURL:       env("PARLEY_DATABASE_URL", defaultDatabaseURL),
+		Instance:          env("PARLEY_INSTANCE", ""),
+		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
+		JWKSURL:           env("PARLEY_JWKS_URL", ""),
+		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
+		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
+		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
+		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
+		LLMProvider:       strings.ToLower(env("PARLEY_LLM_PROVIDER", "")),
+		LLMURL:            env("PARLEY_LLM_URL", ""),
+		LLMModel:          env("PARLEY_LLM_MODEL", ""),
+		LLMAPIKey:         getenv("PARLEY_LLM_API_KEY"),
+		TokenDelay:        dur("PARLEY_OFFLINE_TOKEN_DELAY", 30*time.Millisecond),
+		AnswerTimeout:     dur("PARLEY_ANSWER_TIMEOUT", 2*time.Minute),
+		ShutdownGrace:     dur("PARLEY_SHUTDOWN_GRACE", 5*time.Second),
+		ShutdownTimeout:   dur("PARLEY_SHUTDOWN_TIMEOUT", 20*time.Second),
+		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
+		Projections:       boolean("PARLEY_PROJECTIONS", true),
+		LogLevel:          strings.ToLower(env("PARLEY_LOG_LEVEL", "info")),
+	}
+	if o := env("PARLEY_ALLOWED_ORIGINS", ""); o != "" {
+		for _, s := range strings.Split(o, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.AllowedOrigins = append(cfg.AllowedOrigins, s)
+			}
+		}
+	}
+
+	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.HTTPAddr, "addr", cfg.HTTPAddr, "listen address (PARLEY_HTTP_ADDR)")
+	fs.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "Postgres URL (PARLEY_DATABASE_URL)")
+	fs.StringVar(&cfg.Instance, "instance", cfg.Instance, "this process's name in the log; unique per replica (PARLEY_INSTANCE, default host:port)")
+	fs.BoolVar(&cfg.Projections, "projections", cfg.Projections, "run the ChatLog projection in this process (PARLEY_PROJECTIONS)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: chatd [flags]\n\nchatd serves Parley's chat WebSocket and REST API. Configuration comes from PARLEY_* variables (see README.md); flags override them.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		problems = append(problems, fmt.Errorf("unexpected argument %q (chatd takes only flags)", fs.Arg(0)))
+	}
+
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+		problems = append(problems, fmt.Errorf("listen address %q is not host:port (PARLEY_HTTP_ADDR, e.g. :8080)", cfg.HTTPAddr))
+	}
+	if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		problems = append(problems, errors.New("PARLEY_DATABASE_URL must be a postgres:// URL"))
+	}
+	if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
+		cfg.JWTSecret, cfg.devSecret = jwtauth.DevJWTSecret, true
+	}
+	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < jwtauth.MinSecretLength {
+		problems = append(problems, fmt.Errorf("PARLEY_JWT_SECRET is %d bytes; it must be at least %d", len(cfg.JWTSecret), jwtauth.MinSecretLength))
+	}
+	switch cfg.LLMProvider {
+	case "", "offline":
+		cfg.LLMProvider = ""
+	case langchain.ProviderOllama, langchain.ProviderOpenAI:
+		if err := cfg.llm().Validate(); err != nil {
+			problems = append(problems, fmt.Errorf("LLM settings (PARLEY_LLM_*): %w", err))
+		}
+	default:
+		problems = append(problems, fmt.Errorf("PARLEY_LLM_PROVIDER=%q: want ollama, openai, or empty for the offline generator", cfg.LLMProvider))
+	}
+	if _, ok := logLevels[cfg.LogLevel]; !ok {
+		problems = append(problems, fmt.Errorf("PARLEY_LOG_LEVEL=%q: want debug, info, warn or error", cfg.LogLevel))
+	}
+	if cfg.ShutdownTimeout <= cfg.ShutdownGrace {
+		problems = append(problems, fmt.Errorf("PARLEY_SHUTDOWN_TIMEOUT (%v) must be longer than PARLEY_SHUTDOWN_GRACE (%v)", cfg.ShutdownTimeout, cfg.ShutdownGrace))
+	}
+	if cfg.Instance == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(cfg.HTTPAddr)
+		cfg.Instance = host + ":" + port
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration:\n  %w", joinLines(problems))
+	}
+	return cfg, nil
+}
+
+func (c Config) llm() langchain.Config {
+	return langchain.Config{Provider: c.LLMProvider, BaseURL: c.LLMURL, Model: c.LLMModel, APIKey: c.LLMAPIKey, Timeout: c.AnswerTimeout}
+}
+
+// LogValue keeps secrets out of logs.
+func (c Config) LogValue() slog.Value {
+	secret := "set"
+	if c.devSecret {
+		secret = "development default"
+	} else if c.JWTSecret == "" {
+		secret = "unset"
+	}
+	llm := "offline"
+	if c.LLMProvider != "" {
+		llm = c.LLMProvider + "/" + c.LLMModel
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.HTTPAddr),
+		slog.String("database", redactURL(c.DatabaseURL)),
+		slog.String("instance", c.Instance),
+		slog.String("jwt_secret", secret),
+		slog.String("jwks_url", c.JWKSURL),
+		slog.String("llm", llm),
+		slog.Bool("projections", c.Projections),
+		slog.Any("allowed_origins", c.AllowedOrigins),
+	)
+}
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// redactURL drops a URL's password.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// joinLines joins errors one per line, indented under the heading.
+func joinLines(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}

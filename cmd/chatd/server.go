@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/adapters/httpapi"
+	"github.com/parleychat/parley/adapters/jwtauth"
+	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/adapters/offline"
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/prom"
+	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/docs"
+	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/projections"
+)
+
+// server is chatd wired: every component, and the goroutines that run them.
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	store   *postgres.Store
+	chatlog *postgres.ChatLog
+	runner  *projections.Runner // nil when projections run elsewhere
+	tickets *postgres.Tickets
+	metrics *prom.Metrics
+	hub     *wsapi.Hub
+	svc     *chat.Service
+	gateway *wsapi.Gateway
+	http    *http.Server
+}
+
+// newServer connects to Postgres, applies pending migrations and builds
+// every component. It starts nothing; serve does.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
+	log.Info("chatd starting", "config", cfg)
+	if cfg.devSecret {
+		log.Warn("PARLEY_JWT_SECRET is not set: using the public development secret; anyone can mint tokens. Set PARLEY_JWT_SECRET (32+ bytes) or PARLEY_JWKS_URL outside development.")
+	}
+	s := &server{cfg: cfg, log: log, metrics: prom.New()}
+
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse PARLEY_DATABASE_URL: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = pool.Ping(pctx)
+	cancel()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to Postgres at %s: %w (is it running? `make services` starts it; PARLEY_DATABASE_URL selects another)", redactURL(cfg.DatabaseURL), err)
+	}
+	s.pool = pool
+	if err := postgres.Migrate(ctx, pool, log); err != nil {
+		s.close()
+		return nil, fmt.Errorf("migrate the database: %w", err)
+	}
+	s.store = postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
+	if s.chatlog, err = postgres.NewChatLog(pool, postgres.ChatLogConfig{}); err != nil {
+		s.close()
+		return nil, err
+	}
+	if cfg.Projections {
+		s.runner = &projections.Runner{Store: s.store, Projection: s.chatlog, Logger: log}
+	}
+	s.tickets = postgres.NewTickets(pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
+
+	verifier, err := jwtauth.New(ctx, jwtauth.Config{
+		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log,
+	})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("JWT verifier: %w", err)
+	}
+
+	gen, err := newGenerator(cfg)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.svc = chat.NewService(chat.Config{
+		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
+	}, chat.Deps{Store: s.store, Generator: gen, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
+
+	s.hub = wsapi.NewHub(s.store, log)
+	s.gateway = wsapi.New(wsapi.Config{
+		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
+	}, wsapi.Deps{
+		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc,
+		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
+		Stream:  s.store, Metrics: s.metrics, Logger: log,
+	})
+	api := httpapi.NewServer(httpapi.Config{}, httpapi.Deps{
+		Logger: log, Verifier: verifier, Rooms: s.svc, RoomLister: roomLister{s.chatlog},
+		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
+		Checks: map[string]httpapi.Checker{
+			"event_store": httpapi.CheckerFunc(func(ctx context.Context) error { return pool.Ping(ctx) }),
+			"subscription": httpapi.CheckerFunc(func(context.Context) error {
+				select {
+				case <-s.hub.Ready():
+					return nil
+				default:
+					return errors.New("not subscribed to the log yet")
+				}
+			}),
+		},
+		ChatWS: s.gateway.Chat(),
+	})
+	s.http = &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+func secretBytes(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func newGenerator(cfg Config) (chat.Generator, error) {
+	if cfg.LLMProvider == "" {
+		g, err := offline.New(offline.Config{TokenDelay: cfg.TokenDelay})
+		if err != nil {
+			return nil, fmt.Errorf("offline generator: %w", err)
+		}
+		return g, nil
+	}
+	g, err := langchain.NewGenerator(cfg.llm())
+	if err != nil {
+		return nil, fmt.Errorf("LLM generator (PARLEY_LLM_*): %w", err)
+	}
+	return g, nil
+}
+
+// serve runs chatd until ctx ends, then shuts down: it stops accepting,
+// lets streaming answers finish for ShutdownGrace and fails the rest (their
+// terminal events written), delivers those events, closes sockets with 1001
+// and waits for every goroutine it started. ready, when not nil, is called
+// with the listening address once chatd accepts connections.
+func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
+	defer s.close()
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (set PARLEY_HTTP_ADDR to a free address)", s.cfg.HTTPAddr, err)
+	}
+
+	// bg runs until the very end: the hub must deliver the answers' last
+	// events while the service drains. svcCtx ends first.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSvc()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	fatal := make(chan error, 4)
+	goRun := func(name string, run func(context.Context) error, ctx context.Context) {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				fatal <- fmt.Errorf("%s stopped: %w", name, err)
+			}
+		})
+	}
+
+	goRun("log subscription", s.hub.Run, bg)
+	if s.runner != nil {
+		goRun("chatlog projection", s.runner.Run, bg)
+		wg.Go(func() { s.reportLag(bg) })
+	}
+	wg.Go(func() { s.sweepTickets(bg) })
+	svcDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(svcDone)
+		_ = s.svc.Run(svcCtx)
+	})
+
+	select {
+	case <-s.hub.Ready():
+	case err := <-fatal:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	n, err := s.svc.RecoverInterrupted(rctx, s.cfg.RecoverIdle)
+	cancel()
+	if err != nil {
+		s.log.Error("recovering interrupted answers failed; they stay open until the next start", "error", err)
+	} else if n > 0 {
+		s.log.Info("failed answers interrupted by a crash", "answers", n)
+	}
+
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Serve(ln) }() // owned: serve waits for httpDone below
+	s.log.Info("chatd listening", "addr", ln.Addr().String())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case runErr = <-fatal:
+		s.log.Error("shutting down after a failure", "error", runErr)
+	case err := <-httpDone:
+		runErr = fmt.Errorf("http server: %w", err)
+		httpDone <- nil
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	// 1. Stop accepting; REST requests in flight finish.
+	if err := s.http.Shutdown(sctx); err != nil {
+		s.log.Warn("http shutdown", "error", err)
+	}
+	<-httpDone
+	// 2. Answers finish within the grace period or are failed.
+	stopSvc()
+	select {
+	case <-svcDone:
+	case <-sctx.Done():
+		s.log.Error("answers did not end before PARLEY_SHUTDOWN_TIMEOUT")
+	}
+	// 3. Their last events reach the sockets, which then close with 1001.
+	if head, err := s.store.HeadPosition(sctx); err == nil {
+		if err := s.hub.WaitFor(sctx, head); err != nil {
+			s.log.Warn("shutdown: not every event reached the sockets", "error", err)
+		}
+	}
+	if err := s.gateway.Shutdown(sctx); err != nil {
+		s.log.Warn("shutdown: sockets did not close in time", "error", err)
+	}
+	// 4. Background work stops; deferred wg.Wait waits for it.
+	stopBG()
+	s.log.Info("chatd stopped")
+	return runErr
+}
+
+func (s *server) close() {
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+func (s *server) reportLag(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.runner.Status(ctx)
+		if err != nil {
+			continue
+		}
+		s.metrics.SetProjectionLag(st.Name, st.Lag)
+	}
+}
+
+func (s *server) sweepTickets(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.tickets.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("sweeping expired tickets failed", "error", err)
+		}
+	}
+}
+
+// roomLister lists rooms from the ChatLog read model for the REST API.
+type roomLister struct{ chatlog *postgres.ChatLog }
+
+func (l roomLister) RoomsOf(ctx context.Context, owner string, limit int) ([]httpapi.RoomSummary, error) {
+	rows, err := l.chatlog.RoomsOf(ctx, owner, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.RoomSummary, len(rows))
+	for i, r := range rows {
+		out[i] = httpapi.RoomSummary{ID: r.ID, OwnerID: r.OwnerID, Title: r.Title, CreatedAt: r.CreatedAt, Version: r.Version}
+	}
+	return out, nil
+}

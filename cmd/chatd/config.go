@@ -24,9 +24,11 @@ const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmo
 // and flags (a flag wins over its variable) and validated before anything
 // starts.
 type Config struct {
-	HTTPAddr    string // PARLEY_HTTP_ADDR, -addr
-	DatabaseURL string // PARLEY_DATABASE_URL, -database
-	Instance    string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
+	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
+	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
+	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb
+	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
+	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
 	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
 	JWKSURL     string // PARLEY_JWKS_URL
@@ -104,6 +106,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		HTTPAddr:          env("PARLEY_HTTP_ADDR", ":8080"),
 		DatabaseURL:       env("PARLEY_DATABASE_URL", defaultDatabaseURL),
 		Instance:          env("PARLEY_INSTANCE", ""),
+		EventStore:        strings.ToLower(env("PARLEY_EVENT_STORE", "postgres")),
+		KurrentDBURL:      getenv("PARLEY_KURRENTDB_URL"),
 		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
@@ -152,6 +156,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		problems = append(problems, errors.New("PARLEY_DATABASE_URL must be a postgres:// URL"))
+	}
+	switch cfg.EventStore {
+	case "postgres":
+	case "kurrentdb":
+		if cfg.KurrentDBURL == "" {
+			problems = append(problems, errors.New("PARLEY_EVENT_STORE=kurrentdb needs PARLEY_KURRENTDB_URL (e.g. esdb://127.0.0.1:2113?tls=false)"))
+		}
+	default:
+		problems = append(problems, fmt.Errorf("PARLEY_EVENT_STORE=%q: want postgres or kurrentdb", cfg.EventStore))
 	}
 	if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
 		cfg.JWTSecret, cfg.devSecret = jwtauth.DevJWTSecret, true
@@ -206,6 +219,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("addr", c.HTTPAddr),
 		slog.String("database", redactURL(c.DatabaseURL)),
 		slog.String("instance", c.Instance),
+		slog.String("event_store", c.EventStore),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),

@@ -15,12 +15,14 @@ import (
 
 	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
+	"github.com/parleychat/parley/adapters/kurrentdb"
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/offline"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/prom"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/docs"
+	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/projections"
 )
@@ -30,7 +32,8 @@ type server struct {
 	cfg     Config
 	log     *slog.Logger
 	pool    *pgxpool.Pool
-	store   *postgres.Store
+	store   domain.EventStore
+	closers []func() error // the event store's
 	chatlog *postgres.ChatLog
 	runner  *projections.Runner // nil when projections run elsewhere
 	tickets *postgres.Tickets
@@ -66,7 +69,18 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.close()
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
-	s.store = postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
+	switch cfg.EventStore {
+	case "kurrentdb":
+		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: log})
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
+		}
+		s.store, s.closers = k, append(s.closers, k.Close)
+	default:
+		p := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
+		s.store, s.closers = p, append(s.closers, p.Close)
+	}
 	if s.chatlog, err = postgres.NewChatLog(pool, postgres.ChatLogConfig{}); err != nil {
 		s.close()
 		return nil, err
@@ -255,8 +269,8 @@ func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
 }
 
 func (s *server) close() {
-	if s.store != nil {
-		_ = s.store.Close()
+	for _, c := range s.closers {
+		_ = c()
 	}
 	if s.pool != nil {
 		s.pool.Close()

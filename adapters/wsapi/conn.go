@@ -16,18 +16,22 @@ const (
 	CloseTooSlow      = 4000
 )
 
-// conn is one client socket. Frames reach the writer goroutine through
-// send; until the connection is live (its catch-up queued) the hub's
-// frames wait in pending.
+// conn is one client socket. Frames reach the writer goroutine through a
+// queue that holds at most max frames and takes no memory while empty (an
+// idle connection is cheap); until the connection is live (its catch-up
+// queued) the hub's frames wait in pending.
 type conn struct {
 	ws      *websocket.Conn
 	kind    string
-	send    chan frame
+	max     int
+	wake    chan struct{} // signalled when the queue gains frames
+	room    chan struct{} // signalled when the writer takes frames
 	done    chan struct{}
 	timing  Timing
 	metrics Metrics
 
 	mu         sync.Mutex
+	queue      []frame
 	live       bool
 	pending    []frame
 	lastQueued int64 // highest event version queued
@@ -41,8 +45,25 @@ type conn struct {
 }
 
 func newConn(ws *websocket.Conn, kind string, queue int, timing Timing, m Metrics) *conn {
-	return &conn{ws: ws, kind: kind, send: make(chan frame, queue), done: make(chan struct{}), closeReq: make(chan struct{}),
-		timing: timing, metrics: m, lastQueued: -1}
+	return &conn{ws: ws, kind: kind, max: queue, wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
+		done: make(chan struct{}), closeReq: make(chan struct{}), timing: timing, metrics: m, lastQueued: -1}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// enqueueLocked adds f to the queue, reporting false when it is full.
+func (c *conn) enqueueLocked(f frame) bool {
+	if len(c.queue) >= c.max {
+		return false
+	}
+	c.queue = append(c.queue, f)
+	signal(c.wake)
+	return true
 }
 
 // push queues a frame from the hub without blocking; a full queue closes
@@ -52,7 +73,7 @@ func (c *conn) push(f frame) {
 	defer c.mu.Unlock()
 	if !c.live {
 		c.pending = append(c.pending, f)
-		if len(c.pending) > cap(c.send) {
+		if len(c.pending) > c.max {
 			c.overflowLocked()
 		}
 		return
@@ -70,9 +91,7 @@ func (c *conn) queueLocked(f frame) {
 	if f.data == nil {
 		return // an event clients do not see
 	}
-	select {
-	case c.send <- f:
-	default:
+	if !c.enqueueLocked(f) {
 		c.overflowLocked()
 	}
 }
@@ -95,14 +114,15 @@ func (c *conn) requestClose(code int, reason string) {
 // drainAndClose asks the writer to write the frames already queued and
 // then close with code; when the queue is full it closes at once.
 func (c *conn) drainAndClose(code int, reason string) {
-	select {
-	case c.send <- frame{version: -1, close: code, data: []byte(reason)}:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enqueueLocked(frame{version: -1, close: code, data: []byte(reason)}) {
 		c.requestClose(code, reason)
 	}
 }
 
-// catchUp queues a catch-up frame, waiting for room in the queue.
+// catchUp queues a catch-up frame, waiting for room in the queue; it
+// reports false once the connection has ended.
 func (c *conn) catchUp(f frame) bool {
 	c.mu.Lock()
 	if f.version >= 0 {
@@ -116,11 +136,18 @@ func (c *conn) catchUp(f frame) bool {
 	if f.data == nil {
 		return true
 	}
-	select {
-	case c.send <- f:
-		return true
-	case <-c.done:
-		return false
+	for {
+		c.mu.Lock()
+		ok := c.enqueueLocked(f)
+		c.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-c.room:
+		case <-c.done:
+			return false
+		}
 	}
 }
 
@@ -138,14 +165,22 @@ func (c *conn) goLive() {
 
 // reply queues a non-event frame (error, pong) for this client.
 func (c *conn) reply(f frame) {
-	select {
-	case c.send <- f:
-	case <-c.done:
-	default:
-		c.mu.Lock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.enqueueLocked(f) {
 		c.overflowLocked()
-		c.mu.Unlock()
 	}
+}
+
+// take removes and returns the queued frames; the queue's memory is
+// released when it was large, so a burst does not pin it.
+func (c *conn) take() []frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fs := c.queue
+	c.queue = nil
+	signal(c.room)
+	return fs
 }
 
 // closeWith sends a close frame and ends the connection; the first call
@@ -167,29 +202,31 @@ func (c *conn) writeLoop() {
 	ping := time.NewTicker(c.timing.PingPeriod)
 	defer ping.Stop()
 	for {
-		select { // a close request wins over queued frames
-		case <-c.closeReq:
-			c.closeWith(c.reqCode, c.reqReason)
-			return
-		default:
-		}
 		select {
 		case <-c.done:
 			return
 		case <-c.closeReq:
 			c.closeWith(c.reqCode, c.reqReason)
 			return
-		case f := <-c.send:
-			if f.close != 0 {
-				c.closeWith(f.close, string(f.data))
-				return
+		case <-c.wake:
+			for _, f := range c.take() {
+				select { // a close request wins over queued frames
+				case <-c.closeReq:
+					c.closeWith(c.reqCode, c.reqReason)
+					return
+				default:
+				}
+				if f.close != 0 {
+					c.closeWith(f.close, string(f.data))
+					return
+				}
+				_ = c.ws.SetWriteDeadline(time.Now().Add(c.timing.WriteWait))
+				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
+					c.closeWith(websocket.CloseAbnormalClosure, "")
+					return
+				}
+				c.metrics.FrameOut(f.kind)
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.timing.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "")
-				return
-			}
-			c.metrics.FrameOut(f.kind)
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timing.WriteWait)); err != nil {
 				c.closeWith(websocket.CloseAbnormalClosure, "")

@@ -54,11 +54,13 @@ const (
 const chatUsage = `usage: chatctl chat (--room ID | --create TITLE) [--server URL] [--user ID | --token T] [--after V] [--json]
 
 Talks to a room over Parley's WebSocket: prints the room's history, then sends
-each line read from stdin as a message and streams the answer to stdout.
-Notices and refusals go to stderr. Lines that are just a command:
+each line read from stdin as a message and streams the answer to stdout. A
+line read while an answer streams is sent when it ends, so questions can be
+piped in. End of input leaves once the answers to come have come (each within
+--wait). Notices and refusals go to stderr. Lines that are just a command:
 
   /cancel   cancel the answer being streamed
-  /quit     leave at once (end of input also leaves, after the answer in flight)
+  /quit     leave at once
   /help     list these commands
 
 The access token is never printed. It comes from, in order: --token; a token
@@ -129,7 +131,7 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 	token := fs.String("token", "", "access token (PARLEY_TOKEN keeps it out of ps and shell history)")
 	user := fs.String("user", "", "mint a token for this user id with PARLEY_JWT_SECRET")
 	after := fs.String("after", "", "resume after this version: no history, only the frames after it")
-	wait := fs.Duration("wait", time.Minute, "at end of input, how long to wait for the answer in flight")
+	wait := fs.Duration("wait", time.Minute, "at end of input, how long to wait for each answer still to come (0: leave at once)")
 	jsonOut := fs.Bool("json", false, "print every server frame as one raw JSON line instead of the conversation")
 	fs.Usage = func() { fmt.Fprint(stderr, chatUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {

@@ -457,6 +457,41 @@ func TestChatCreate(t *testing.T) {
 	})
 }
 
+// TestChatInterrupt: ending the context (Ctrl-C) mid-answer leaves cleanly
+// and says how to see the rest.
+func TestChatInterrupt(t *testing.T) {
+	e := newChatEnv(t, scripted(t, offline.ScriptedConfig{Text: strings.Repeat("slow ", 100), Rate: 20}), wsapi.Config{})
+	id, _ := e.room(t, "42")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runChat(ctx, []string{"--server", e.url, "--room", strconv.FormatInt(id, 10), "--token", mint(t, testJWTSecret, "42")},
+			envFunc(nil), pr, &stdout, &stderr)
+	}()
+	waitFor(t, &stderr, "joined room")
+	io.WriteString(pw, "Go on\n")
+	waitFor(t, &stdout, "bot: slow ")
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("runChat after interrupt = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("runChat did not return 5s after the interrupt")
+	}
+	if !regexp.MustCompile(`interrupted; the answer goes on on the server; to see it: chatctl chat --server \S+ --room \d+ --after \d+\n`).MatchString(stderr.String()) {
+		t.Errorf("stderr %q does not say how to see the rest", stderr.String())
+	}
+	if !strings.HasSuffix(stdout.String(), "\n") {
+		t.Errorf("stdout %q does not end its line", stdout.String())
+	}
+}
+
 // TestChatAnswersPings: a session outlives the server's pong wait because
 // chatctl answers the server's pings.
 func TestChatAnswersPings(t *testing.T) {

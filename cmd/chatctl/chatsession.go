@@ -310,7 +310,8 @@ const chatHelp = `commands:
   /cancel   cancel the answer being streamed
   /quit     leave at once
   /help     this list
-any other line is sent as a message; end of input leaves after the answer in flight
+Any other line is sent as a message; one typed while an answer streams is
+sent when it ends. End of input leaves once the answers to come have come.
 `
 
 // input acts on one line of stdin: a command, or a message to send.

@@ -42,6 +42,8 @@ const usage = `usage: chatctl <command> [flags]
 commands:
   migrate up        apply pending schema migrations
   migrate status    list migrations and whether they are applied
+  token             mint an access token for a user (chatctl token --help)
+  chat              talk to a room over the WebSocket (chatctl chat --help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], getenv, stdout, stderr)
+	case "chat":
+		return runChat(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,9 +6,11 @@
 // BuildMessages turns a chat.Prompt into the message list sent to the model.
 // Retrieved passages go into the system message inside a <documents> fence,
 // introduced as untrusted data that must not be obeyed, with any tag in
-// them that could close the fence escaped; the model is also told never to
-// put external URLs, links or images in its answer, so that an injected
-// instruction cannot make a chat client fetch an attacker's URL.
+// them that could close the fence escaped. Passages lose their Markdown
+// links and images, HTML tags and URLs before the model sees them, and the
+// model is told never to put external URLs, links or images in its answer,
+// so that an injected instruction cannot make a chat client fetch an
+// attacker's URL.
 //
 // The Generator bounds each answer with a timeout and retries transient
 // failures (connection refused or reset, HTTP 429 and 5xx) with doubling

@@ -40,16 +40,19 @@ var fenceTag = regexp.MustCompile(`(?i)<(\s*/?\s*documents?\b)`)
 //  1. one system message: system (deployment-wide instructions), then
 //     p.System, then OutputRules, then p.Summary after SummaryPrefix, then
 //     DocumentRules and the passages of p.Context fenced in a <documents>
-//     block, each in a <document index="N" source="..."> element numbered
-//     from 1 by passage order (or NoDocumentsRule when there are none);
+//     block, each in a <document index="N" source="..." title="...">
+//     element (title only when known) numbered from 1 by passage order (or
+//     NoDocumentsRule when there are none);
 //  2. the turns of p.History, oldest first: assistant turns as AI messages,
 //     all others as human messages (a history turn can never become a
 //     system message), empty turns skipped;
 //  3. p.Question as the last human message.
 //
-// Inside passages, anything that looks like a <document> or </documents>
-// tag has its "<" escaped as "&lt;", so a passage cannot close the fence
-// and speak outside it. Every message has a single text part, as Ollama
+// Passages lose their Markdown links and images, HTML tags and URLs
+// (chat.StripMarkup), so the model is never shown a URL it could be talked
+// into putting in an answer. Then anything that looks like a <document> or
+// </documents> tag has its "<" escaped as "&lt;", so a passage cannot close
+// the fence and speak outside it. Every message has a single text part, as Ollama
 // requires. BuildMessages is pure.
 func BuildMessages(system string, p chat.Prompt) []llms.MessageContent {
 	var sys []string
@@ -92,8 +95,13 @@ func documents(passages []chat.Passage) string {
 			source = p.ChunkID
 		}
 		source = html.EscapeString(strings.Join(strings.Fields(source), " "))
-		fmt.Fprintf(&b, "<document index=\"%d\" source=\"%s\">\n", i+1, source)
-		b.WriteString(strings.TrimSpace(fenceTag.ReplaceAllString(p.Text, "&lt;$1")))
+		fmt.Fprintf(&b, "<document index=\"%d\" source=\"%s\"", i+1, source)
+		if title := strings.Join(strings.Fields(p.Title), " "); title != "" {
+			fmt.Fprintf(&b, " title=\"%s\"", html.EscapeString(title))
+		}
+		b.WriteString(">\n")
+		text := chat.StripMarkup(p.Text)
+		b.WriteString(strings.TrimSpace(fenceTag.ReplaceAllString(text, "&lt;$1")))
 		b.WriteString("\n</document>\n")
 	}
 	b.WriteString("</documents>")

@@ -176,6 +176,10 @@ func languageOf(question string) phrases {
 // own answers, whose fixed phrases must not be quoted back as if they were
 // part of the conversation.
 func ownAnswer(content string) bool {
+	// The chat pipeline may have put its notice before the answer.
+	for _, notice := range []string{chat.NoSourcesNotice, chat.NoSourcesNoticeKo} {
+		content = strings.TrimLeftFunc(strings.TrimPrefix(content, notice), unicode.IsSpace)
+	}
 	for _, l := range []phrases{english, korean} {
 		for _, prefix := range []string{l.quoting, l.noOverlap, l.noMatch} {
 			if strings.HasPrefix(content, prefix) {
@@ -230,14 +234,18 @@ func candidates(question string, texts []string) []candidate {
 // sentence of the top passage and says so. Without passages, it says that no
 // documents matched and quotes the earlier sentence of p.Summary or
 // p.History most relevant to the question, if any is.
+//
+// Passages are untrusted: the answer never carries their Markdown images
+// or links, HTML tags or URLs (chat.StripMarkup removes them), so a reader's
+// client is never made to fetch anything a document names.
 func (g *Generator) Answer(p chat.Prompt) string {
 	lang := languageOf(p.Question)
 	if len(p.Context) == 0 {
-		return g.noDocuments(lang, p)
+		return chat.StripMarkup(g.noDocuments(lang, p))
 	}
 	texts := make([]string, len(p.Context))
 	for i, passage := range p.Context {
-		texts[i] = passage.Text
+		texts[i] = chat.StripMarkup(passage.Text)
 	}
 	cs := candidates(p.Question, texts)
 	if len(cs) == 0 {
@@ -278,8 +286,15 @@ func (g *Generator) Answer(p chat.Prompt) string {
 	var sources []string
 	for _, i := range cited {
 		name := cmp.Or(p.Context[i].Document, p.Context[i].ChunkID)
-		if name != "" {
-			sources = append(sources, fmt.Sprintf("[%d] %s", i+1, strings.Join(strings.Fields(name), " ")))
+		switch title := strings.Join(strings.Fields(p.Context[i].Title), " "); {
+		case title == "" || title == name:
+		case name == "":
+			name = title
+		default:
+			name = title + " (" + name + ")"
+		}
+		if name = strings.Join(strings.Fields(name), " "); name != "" {
+			sources = append(sources, fmt.Sprintf("[%d] %s", i+1, name))
 		}
 	}
 	if len(sources) > 0 {
@@ -287,7 +302,7 @@ func (g *Generator) Answer(p chat.Prompt) string {
 		b.WriteString(lang.sources)
 		b.WriteString(strings.Join(sources, ", "))
 	}
-	return b.String()
+	return chat.StripMarkup(b.String())
 }
 
 // noDocuments is the answer when no passage was retrieved.

@@ -70,9 +70,88 @@ type pipeline struct {
 
 func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) string {
 	p.started = time.Now()
+	prompt, srcs, appendErr := p.ground(genCtx, prompt)
+	var genErr error
+	if appendErr == nil {
+		appendErr, genErr = p.generate(genCtx, stopGen, prompt)
+	}
+
+	switch {
+	case errors.Is(appendErr, errAbandoned):
+		return OutcomeAbandoned
+	case p.ra.cancelled:
+		return OutcomeCancelled // the Cancel command wrote AnswerCancelled
+	}
+	var end room.Event
+	outcome := OutcomeFailed
+	switch {
+	case appendErr != nil:
+		p.s.log.Error("answer: appending chunks failed", "room_id", p.room, "answer_id", p.answerID, "error", appendErr)
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
+	case genErr == nil:
+		outcome = OutcomeComplete
+		end = room.AnswerCompleted{AnswerID: p.answerID, Text: p.text.String(), Sources: srcs, Chunks: p.seq}
+	case p.s.ctx.Err() != nil:
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonShutdown, Text: p.text.String()}
+	case errors.Is(genErr, context.DeadlineExceeded):
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonTimeout, Text: p.text.String()}
+	default:
+		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
+		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
+	}
+	if err := p.append([]room.Event{end}); err != nil {
+		if errors.Is(err, errAbandoned) {
+			return OutcomeAbandoned
+		}
+		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
+	}
+	return outcome
+}
+
+// ground retrieves the passages for the question, puts them in the prompt
+// and appends the RetrievalRecorded event, before any chunk. Without a
+// Retriever it changes nothing and records nothing. When retrieval fails
+// (the Retriever bounds its time), the answer goes ahead without documents
+// and its first chunk says so. It returns the prompt for the generator, the
+// answer's sources (never nil) and the error of an append.
+func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.Source, error) {
+	if p.s.ret == nil {
+		return prompt, []room.Source{}, nil
+	}
+	r, err := p.s.ret.Retrieve(ctx, prompt.Question)
+	if ctx.Err() != nil {
+		// Cancelled, shut down or out of time while retrieving: the
+		// generator stops at once and the answer ends as it says.
+		return prompt, []room.Source{}, nil
+	}
+	rec := room.RetrievalRecorded{AnswerID: p.answerID, Query: prompt.Question, Embedder: r.Embedder, Index: r.Index, Model: p.s.gen.Name()}
+	var notice string
+	if err != nil {
+		p.s.log.Warn("answer: retrieval failed; answering without documents", "room_id", p.room, "answer_id", p.answerID, "error", err)
+		r.Passages = nil
+		rec.Error = err.Error()
+		notice = noSourcesNotice(prompt.Question)
+	}
+	prompt.Context = r.Passages
+	rec.Hits = hits(r.Passages)
+	rec.PromptHash = PromptHash(prompt)
+	if err := p.append([]room.Event{rec}); err != nil {
+		return prompt, nil, err
+	}
+	if notice != "" {
+		if err := p.appendChunks([]string{notice}); err != nil {
+			return prompt, nil, err
+		}
+	}
+	return prompt, sources(r.Passages), nil
+}
+
+// generate streams the generator's deltas into AnswerChunk events. It
+// returns the first append error and the generator's error.
+func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) (appendErr, genErr error) {
 	deltas := make(chan string, 1024)
 	genDone := make(chan error, 1)
-	go func() { // owned here: run waits for genDone below
+	go func() { // owned here: generate waits for genDone below
 		err := p.s.gen.Generate(genCtx, prompt, func(d string) error {
 			if d == "" {
 				return nil
@@ -88,7 +167,6 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 		genDone <- err
 	}()
 
-	var appendErr error
 	for d := range deltas {
 		batch := []string{d}
 	drain:
@@ -110,38 +188,7 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 			stopGen()
 		}
 	}
-	genErr := <-genDone
-
-	switch {
-	case errors.Is(appendErr, errAbandoned):
-		return OutcomeAbandoned
-	case p.ra.cancelled:
-		return OutcomeCancelled // the Cancel command wrote AnswerCancelled
-	}
-	var end room.Event
-	outcome := OutcomeFailed
-	switch {
-	case appendErr != nil:
-		p.s.log.Error("answer: appending chunks failed", "room_id", p.room, "answer_id", p.answerID, "error", appendErr)
-		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
-	case genErr == nil:
-		outcome = OutcomeComplete
-		end = room.AnswerCompleted{AnswerID: p.answerID, Text: p.text.String(), Sources: []room.Source{}, Chunks: p.seq}
-	case p.s.ctx.Err() != nil:
-		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonShutdown, Text: p.text.String()}
-	case errors.Is(genErr, context.DeadlineExceeded):
-		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonTimeout, Text: p.text.String()}
-	default:
-		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
-		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
-	}
-	if err := p.append([]room.Event{end}); err != nil {
-		if errors.Is(err, errAbandoned) {
-			return OutcomeAbandoned
-		}
-		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
-	}
-	return outcome
+	return appendErr, <-genDone
 }
 
 func (p *pipeline) appendChunks(deltas []string) error {
@@ -233,7 +280,7 @@ func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (i
 				}
 				a := p.(room.AnswerStarted)
 				opens[id] = open{answer: a.AnswerID, instance: a.Instance, lastAt: ev.RecordedAt}
-			case room.TypeAnswerChunk:
+			case room.TypeAnswerChunk, room.TypeRetrievalRecorded:
 				if o, ok := opens[id]; ok {
 					o.lastAt = ev.RecordedAt
 					opens[id] = o

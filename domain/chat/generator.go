@@ -19,6 +19,7 @@ type Turn struct {
 // untrusted context.
 type Passage struct {
 	Document string  // the source document's name or path
+	Title    string  // the source document's title, if known
 	ChunkID  string  // the chunk's identifier in the index
 	Score    float64 // similarity, higher is closer
 	Text     string

@@ -75,6 +75,8 @@ func (c *Config) setDefaults() {
 type Deps struct {
 	Store     Store
 	Generator Generator
+	// Retriever grounds answers in documents; nil answers without them.
+	Retriever Retriever
 	Now       func() time.Time
 	Random    io.Reader
 	Logger    *slog.Logger
@@ -88,6 +90,7 @@ type Service struct {
 	cfg     Config
 	store   Store
 	gen     Generator
+	ret     Retriever
 	now     func() time.Time
 	random  io.Reader
 	log     *slog.Logger
@@ -127,6 +130,7 @@ func NewService(cfg Config, deps Deps) *Service {
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
 		log: deps.Logger, metrics: deps.Metrics,
+		ret:   deps.Retriever,
 		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{},
 		ctx: ctx, cancel: cancel,
 	}
@@ -379,6 +383,8 @@ func eventID(e room.Event) domain.UUID {
 		return e.MessageID
 	case room.AnswerStarted:
 		return e.AnswerID
+	case room.RetrievalRecorded:
+		return domain.NameUUID(e.AnswerID, "retrieval")
 	case room.AnswerChunk:
 		return domain.NameUUID(e.AnswerID, "chunk-"+strconv.Itoa(e.Seq))
 	case room.AnswerCompleted:

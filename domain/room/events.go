@@ -12,14 +12,15 @@ import (
 // Stored event type names. They are part of the log's format: never
 // rename one.
 const (
-	TypeRoomCreated     = "RoomCreated"
-	TypeRoomDeleted     = "RoomDeleted"
-	TypeMessagePosted   = "MessagePosted"
-	TypeAnswerStarted   = "AnswerStarted"
-	TypeAnswerChunk     = "AnswerChunk"
-	TypeAnswerCompleted = "AnswerCompleted"
-	TypeAnswerFailed    = "AnswerFailed"
-	TypeAnswerCancelled = "AnswerCancelled"
+	TypeRoomCreated       = "RoomCreated"
+	TypeRoomDeleted       = "RoomDeleted"
+	TypeMessagePosted     = "MessagePosted"
+	TypeAnswerStarted     = "AnswerStarted"
+	TypeAnswerChunk       = "AnswerChunk"
+	TypeAnswerCompleted   = "AnswerCompleted"
+	TypeAnswerFailed      = "AnswerFailed"
+	TypeAnswerCancelled   = "AnswerCancelled"
+	TypeRetrievalRecorded = "RetrievalRecorded"
 )
 
 // StreamPrefix starts every room stream's name.
@@ -84,6 +85,7 @@ type AnswerChunk struct {
 // Source is a document an answer drew on.
 type Source struct {
 	Document string  `json:"document"`
+	Title    string  `json:"title,omitempty"`
 	ChunkID  string  `json:"chunk_id"`
 	Score    float64 `json:"score"`
 	Snippet  string  `json:"snippet"`
@@ -95,6 +97,31 @@ type AnswerCompleted struct {
 	Text     string      `json:"text"`
 	Sources  []Source    `json:"sources"`
 	Chunks   int         `json:"chunks"`
+}
+
+// RetrievalRecorded records the document retrieval an answer was given,
+// before its first chunk: what was asked, which chunks were found, by which
+// embedder and index, for which model, and the hash of the whole prompt the
+// generator received. Error is set when retrieval failed or timed out and
+// the answer went ahead without documents.
+type RetrievalRecorded struct {
+	AnswerID domain.UUID    `json:"answer_id"`
+	Query    string         `json:"query"`
+	Hits     []RetrievalHit `json:"hits"`
+	Embedder string         `json:"embedder"`
+	Index    string         `json:"index"`
+	Model    string         `json:"model"`
+	// PromptHash is the hex SHA-256 of the prompt's canonical JSON
+	// (chat.CanonicalPrompt).
+	PromptHash string `json:"prompt_hash"`
+	Error      string `json:"error,omitempty"`
+}
+
+// RetrievalHit is one chunk a retrieval found.
+type RetrievalHit struct {
+	ChunkID string  `json:"chunk_id"`
+	Source  string  `json:"source"`
+	Score   float64 `json:"score"`
 }
 
 // Reasons an answer ends without completing.
@@ -124,14 +151,15 @@ type AnswerCancelled struct {
 }
 
 // EventType implementations.
-func (RoomCreated) EventType() string     { return TypeRoomCreated }
-func (RoomDeleted) EventType() string     { return TypeRoomDeleted }
-func (MessagePosted) EventType() string   { return TypeMessagePosted }
-func (AnswerStarted) EventType() string   { return TypeAnswerStarted }
-func (AnswerChunk) EventType() string     { return TypeAnswerChunk }
-func (AnswerCompleted) EventType() string { return TypeAnswerCompleted }
-func (AnswerFailed) EventType() string    { return TypeAnswerFailed }
-func (AnswerCancelled) EventType() string { return TypeAnswerCancelled }
+func (RoomCreated) EventType() string       { return TypeRoomCreated }
+func (RoomDeleted) EventType() string       { return TypeRoomDeleted }
+func (MessagePosted) EventType() string     { return TypeMessagePosted }
+func (AnswerStarted) EventType() string     { return TypeAnswerStarted }
+func (AnswerChunk) EventType() string       { return TypeAnswerChunk }
+func (AnswerCompleted) EventType() string   { return TypeAnswerCompleted }
+func (AnswerFailed) EventType() string      { return TypeAnswerFailed }
+func (AnswerCancelled) EventType() string   { return TypeAnswerCancelled }
+func (RetrievalRecorded) EventType() string { return TypeRetrievalRecorded }
 
 // Decode returns the payload of a room event, or an error naming the
 // event when its type is unknown or its data does not decode. Events of
@@ -156,6 +184,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 		p = new(AnswerFailed)
 	case TypeAnswerCancelled:
 		p = new(AnswerCancelled)
+	case TypeRetrievalRecorded:
+		p = new(RetrievalRecorded)
 	default:
 		if tolerateUnknown {
 			return nil, nil
@@ -182,6 +212,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	case *AnswerFailed:
 		return *v, nil
 	case *AnswerCancelled:
+		return *v, nil
+	case *RetrievalRecorded:
 		return *v, nil
 	}
 	return nil, fmt.Errorf("decode %s: unreachable", ev.Type)

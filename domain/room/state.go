@@ -83,6 +83,10 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 		s.remember(RoleUser, e.Text)
 	case AnswerStarted:
 		s.Open = &OpenAnswer{AnswerID: e.AnswerID, QuestionID: e.QuestionID, Instance: e.Instance, StartedAt: ev.RecordedAt, LastAt: ev.RecordedAt}
+	case RetrievalRecorded:
+		if s.Open != nil && s.Open.AnswerID == e.AnswerID {
+			s.Open.LastAt = ev.RecordedAt
+		}
 	case AnswerChunk:
 		if s.Open != nil && s.Open.AnswerID == e.AnswerID {
 			s.Open.Text.WriteString(e.Delta)

@@ -1,0 +1,240 @@
+package chat_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/rag"
+	"github.com/parleychat/parley/domain/rag/ragtest"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// retrievalCorpus is a tiny corpus for the pipeline tests.
+var retrievalCorpus = []ragtest.Document{
+	{Source: "housing/rent.en.md", Title: "Youth Rent Support", Lang: "en", Topic: "housing",
+		Text: "# Youth Rent Support\n\nYoung people living apart from their parents receive up to 200,000 won of rent support a month.\n\n" +
+			"## Applying\n\nApply for rent support at the community centre with your lease. See [the portal](https://evil.example/x?q=1)."},
+	{Source: "jobs/allowance.en.md", Title: "Job Seeker Allowance", Lang: "en", Topic: "jobs",
+		Text: "# Job Seeker Allowance\n\nJob seekers receive 500,000 won a month for six months while they search for work."},
+	{Source: "education/scholarship.en.md", Title: "National Scholarship", Lang: "en", Topic: "education",
+		Text: "# National Scholarship\n\nThe scholarship pays university tuition according to family income band."},
+}
+
+func newRetriever(t *testing.T, idx rag.Index, cfg rag.RetrieverConfig) *rag.Retriever {
+	t.Helper()
+	emb := ragtest.HashEmbedder{}
+	if mem, ok := idx.(*ragtest.MemoryIndex); ok {
+		if _, err := ragtest.Ingest(t.Context(), emb, mem, retrievalCorpus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := rag.NewRetriever(emb, idx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// stuckIndex never answers a search before its context ends, like an
+// index server that accepted the connection and hangs.
+type stuckIndex struct{ *ragtest.MemoryIndex }
+
+func (stuckIndex) Name() string { return "stuck" }
+func (stuckIndex) Search(ctx context.Context, _ []float32, _ rag.SearchOptions) ([]rag.Hit, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// downIndex fails every search at once.
+type downIndex struct{ *ragtest.MemoryIndex }
+
+func (downIndex) Name() string { return "down" }
+func (downIndex) Search(context.Context, []float32, rag.SearchOptions) ([]rag.Hit, error) {
+	return nil, errors.New("dial tcp 10.0.0.9:6334: connection refused")
+}
+
+func newRetrievalFixture(t *testing.T, g chat.Generator, r chat.Retriever) (*fixture, int64) {
+	t.Helper()
+	store := inmem.New(nil)
+	svc := chat.NewService(chat.Config{Instance: "a", ShutdownGrace: 50 * time.Millisecond},
+		chat.Deps{Store: store, Generator: g, Retriever: r, Now: time.Now, Random: rand.Reader})
+	ctx, stop := context.WithCancel(context.Background())
+	f := &fixture{store: store, svc: svc, stop: stop, done: make(chan error, 1)}
+	go func() { f.done <- svc.Run(ctx) }()
+	t.Cleanup(f.shutdown)
+	rm, err := svc.CreateRoom(t.Context(), "42", "Policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, rm.ID
+}
+
+// decodeAll decodes a room's events.
+func decodeAll(t *testing.T, evs []domain.RecordedEvent) []room.Event {
+	t.Helper()
+	out := make([]room.Event, len(evs))
+	for i, ev := range evs {
+		p, err := room.Decode(ev, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+func find[E room.Event](evs []room.Event) (E, int) {
+	for i, e := range evs {
+		if v, ok := e.(E); ok {
+			return v, i
+		}
+	}
+	var zero E
+	return zero, -1
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestAnswerIsGroundedInRetrievedPassages(t *testing.T) {
+	g := &gen{tokens: []string{"Up to ", "200,000 won [1]."}}
+	f, id := newRetrievalFixture(t, g, newRetriever(t, ragtest.NewMemoryIndex(), rag.RetrieverConfig{K: 2}))
+	res, err := f.svc.Post(t.Context(), id, "42", "How much rent support can I get each month?", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := waitFor(t, f.store, id, room.TypeAnswerCompleted)
+	want := []string{room.TypeRoomCreated, room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeRetrievalRecorded,
+		room.TypeAnswerChunk, room.TypeAnswerCompleted}
+	if diff := cmp.Diff(types(raw), want); diff != "" {
+		t.Fatalf("event types (-got +want):\n%s", diff)
+	}
+	evs := decodeAll(t, raw)
+	rec, at := find[room.RetrievalRecorded](evs)
+	if wantID := domain.NameUUID(res.AnswerID, "retrieval"); raw[at].ID != wantID {
+		t.Errorf("RetrievalRecorded has event ID %s, want %s (derived from the answer)", raw[at].ID, wantID)
+	}
+
+	g.mu.Lock()
+	prompt := g.last
+	g.mu.Unlock()
+	if len(prompt.Context) != 2 || prompt.Context[0].Document != "housing/rent.en.md" || prompt.Context[0].Title != "Youth Rent Support" {
+		t.Fatalf("the generator was given passages %+v; want the two closest, the rent document first", prompt.Context)
+	}
+	var wantHits []room.RetrievalHit
+	var wantSources []room.Source
+	for _, p := range prompt.Context {
+		wantHits = append(wantHits, room.RetrievalHit{ChunkID: p.ChunkID, Source: p.Document, Score: p.Score})
+		wantSources = append(wantSources, room.Source{Document: p.Document, Title: p.Title, ChunkID: p.ChunkID, Score: p.Score})
+	}
+	wantRec := room.RetrievalRecorded{AnswerID: res.AnswerID, Query: "How much rent support can I get each month?", Hits: wantHits,
+		Embedder: "ragtest/hash-1024", Index: "memory", Model: "test/gen", PromptHash: sha256Hex(chat.CanonicalPrompt(prompt))}
+	if diff := cmp.Diff(rec, wantRec); diff != "" {
+		t.Errorf("RetrievalRecorded (-got +want):\n%s", diff)
+	}
+	if rec.PromptHash != chat.PromptHash(prompt) || len(rec.PromptHash) != 64 {
+		t.Errorf("PromptHash %q is not the hash of the prompt the generator was given", rec.PromptHash)
+	}
+
+	done, _ := find[room.AnswerCompleted](evs)
+	if diff := cmp.Diff(done.Sources, wantSources, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Snippet" }, cmp.Ignore())); diff != "" {
+		t.Errorf("AnswerCompleted.Sources (-got +want):\n%s", diff)
+	}
+	for _, s := range done.Sources {
+		if s.Snippet == "" || strings.Contains(s.Snippet, "http") || strings.Contains(s.Snippet, "](") {
+			t.Errorf("snippet %q is empty or carries a link", s.Snippet)
+		}
+	}
+	if done.Text != "Up to 200,000 won [1]." {
+		t.Errorf("answer text %q", done.Text)
+	}
+}
+
+func TestRetrievalFailureAnswersWithoutSources(t *testing.T) {
+	tests := []struct {
+		name      string
+		idx       rag.Index
+		question  string
+		notice    string
+		wantError string
+	}{
+		{"index down", downIndex{}, "How much rent support can I get?", chat.NoSourcesNotice, "connection refused"},
+		{"index down, Korean question", downIndex{}, "월세 지원은 얼마인가요?", chat.NoSourcesNoticeKo, "connection refused"},
+		{"index stuck", stuckIndex{}, "How much rent support can I get?", chat.NoSourcesNotice, "retrieval timed out after 2s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &gen{tokens: []string{"I cannot ", "say."}}
+				f, id := newRetrievalFixture(t, g, newRetriever(t, tt.idx, rag.RetrieverConfig{}))
+				start := time.Now()
+				if _, err := f.svc.Post(t.Context(), id, "42", tt.question, ""); err != nil {
+					t.Fatal(err)
+				}
+				raw := waitFor(t, f.store, id, room.TypeAnswerCompleted)
+				// The bubble's clock moves only when every goroutine waits:
+				// the time taken is the retrieval's bound, never more.
+				if took := time.Since(start); took > rag.DefaultTimeout+50*time.Millisecond {
+					t.Errorf("the answer took %s; retrieval is bounded by %s", took, rag.DefaultTimeout)
+				}
+				evs := decodeAll(t, raw)
+				rec, at := find[room.RetrievalRecorded](evs)
+				_, firstChunk := find[room.AnswerChunk](evs)
+				if at < 0 || firstChunk < at {
+					t.Fatalf("RetrievalRecorded at %d, first chunk at %d; want the record before every chunk", at, firstChunk)
+				}
+				if !strings.Contains(rec.Error, tt.wantError) || len(rec.Hits) != 0 || rec.Index != tt.idx.Name() || rec.Embedder == "" {
+					t.Errorf("RetrievalRecorded %+v; want error %q, no hits, and the index and embedder named", rec, tt.wantError)
+				}
+				g.mu.Lock()
+				prompt := g.last
+				g.mu.Unlock()
+				if len(prompt.Context) != 0 || rec.PromptHash != chat.PromptHash(prompt) {
+					t.Errorf("generator got passages %v, hash %s; want none and the hash of its prompt", prompt.Context, rec.PromptHash)
+				}
+				first := evs[firstChunk].(room.AnswerChunk)
+				done, _ := find[room.AnswerCompleted](evs)
+				if first.Seq != 0 || first.Delta != tt.notice+"\n\n" || done.Text != tt.notice+"\n\nI cannot say." {
+					t.Errorf("first chunk %+v, answer %q; want the notice first", first, done.Text)
+				}
+				if done.Sources == nil || len(done.Sources) != 0 {
+					t.Errorf("sources %#v; want an empty list", done.Sources)
+				}
+			})
+		})
+	}
+}
+
+func TestCancelWhileRetrieving(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &gen{tokens: []string{"never"}}
+		f, id := newRetrievalFixture(t, g, newRetriever(t, stuckIndex{}, rag.RetrieverConfig{}))
+		if _, err := f.svc.Post(t.Context(), id, "42", "q", ""); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the answer is waiting on the index
+		if err := f.svc.Cancel(t.Context(), id, "42"); err != nil {
+			t.Fatal(err)
+		}
+		f.shutdown()
+		evs, _ := f.store.ReadStream(t.Context(), room.Stream(id), domain.ReadStreamOptions{})
+		want := []string{room.TypeRoomCreated, room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCancelled}
+		if diff := cmp.Diff(types(evs), want); diff != "" {
+			t.Errorf("event types (-got +want):\n%s", diff)
+		}
+	})
+}

@@ -1,0 +1,198 @@
+package ragtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/rag"
+)
+
+// Document is one document of a corpus.
+type Document struct {
+	Source string // its path in the corpus, slash-separated, e.g. "housing/youth-rent-support.ko.md"
+	Title  string // the text of its first line, a "# Title" heading
+	Lang   string // "ko" or "en" from a ".ko.md" or ".en.md" name; "" otherwise
+	Topic  string // its folder, e.g. "housing"; "" at the corpus root
+	Text   string // the whole file
+}
+
+// LoadCorpus reads every Markdown document (*.md) of fsys except README.md
+// files, in lexical order. Each must start with a "# Title" line.
+func LoadCorpus(fsys fs.FS) ([]Document, error) {
+	var docs []Document
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".md" || strings.EqualFold(path.Base(p), "README.md") {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		text := strings.ReplaceAll(string(b), "\r\n", "\n")
+		first, _, _ := strings.Cut(text, "\n")
+		title, ok := strings.CutPrefix(first, "# ")
+		if !ok || strings.TrimSpace(title) == "" {
+			return fmt.Errorf("corpus document %s: the first line must be a \"# Title\" heading, found %q", p, first)
+		}
+		doc := Document{Source: p, Title: strings.TrimSpace(title), Text: text}
+		if dir := path.Dir(p); dir != "." {
+			doc.Topic, _, _ = strings.Cut(dir, "/")
+		}
+		switch {
+		case strings.HasSuffix(p, ".ko.md"):
+			doc.Lang = "ko"
+		case strings.HasSuffix(p, ".en.md"):
+			doc.Lang = "en"
+		}
+		docs = append(docs, doc)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load corpus: %w", err)
+	}
+	if len(docs) == 0 {
+		return nil, errors.New("load corpus: no Markdown documents found")
+	}
+	return docs, nil
+}
+
+// chunkNamespace derives chunk IDs.
+var chunkNamespace = domain.MustParseUUID("4f0e6c1b-2a7d-4c59-8e31-9d6b5a2f7c40")
+
+// Chunks splits doc into one chunk per section: the text between its title
+// and its first "## " heading, then each "## " heading with the text up to
+// the next. Empty sections are skipped. IDs are UUIDv5 of the source, the
+// chunk's number and its text's hash.
+func Chunks(doc Document) []rag.Chunk {
+	var sections []string
+	var cur []string
+	flush := func() {
+		if s := strings.TrimSpace(strings.Join(cur, "\n")); s != "" {
+			sections = append(sections, s)
+		}
+		cur = cur[:0]
+	}
+	for i, line := range strings.Split(doc.Text, "\n") {
+		if i == 0 {
+			continue // the title
+		}
+		if strings.HasPrefix(line, "## ") {
+			flush()
+		}
+		cur = append(cur, line)
+	}
+	flush()
+	out := make([]rag.Chunk, 0, len(sections))
+	for _, s := range sections {
+		sum := sha256.Sum256([]byte(s))
+		hash := hex.EncodeToString(sum[:])
+		n := len(out)
+		out = append(out, rag.Chunk{
+			ID:     domain.NameUUID(chunkNamespace, doc.Source+"\n"+strconv.Itoa(n)+"\n"+hash).String(),
+			Source: doc.Source, Title: doc.Title, Index: n, Text: s, Hash: hash,
+			Metadata: map[string]string{"lang": doc.Lang, "topic": doc.Topic},
+		})
+	}
+	return out
+}
+
+// EmbeddingText is what Ingest embeds for a chunk: its document's title,
+// a blank line, and its text, so that every chunk carries its topic.
+func EmbeddingText(c rag.Chunk) string { return c.Title + "\n\n" + c.Text }
+
+// Ingest replaces each document's chunks in idx with Chunks(doc), embedded
+// by emb, and returns how many chunks it stored.
+func Ingest(ctx context.Context, emb rag.Embedder, idx rag.Index, docs []Document) (int, error) {
+	n := 0
+	for _, doc := range docs {
+		chunks := Chunks(doc)
+		texts := make([]string, len(chunks))
+		for i, c := range chunks {
+			texts[i] = EmbeddingText(c)
+		}
+		vecs, err := emb.Embed(ctx, texts)
+		if err != nil {
+			return n, fmt.Errorf("ingest %s: embed %d chunks with %s: %w", doc.Source, len(chunks), emb.Name(), err)
+		}
+		if err := idx.DeleteSource(ctx, doc.Source); err != nil {
+			return n, fmt.Errorf("ingest %s: delete its old chunks from %s: %w", doc.Source, idx.Name(), err)
+		}
+		if err := idx.Upsert(ctx, chunks, vecs); err != nil {
+			return n, fmt.Errorf("ingest %s: upsert %d chunks into %s: %w", doc.Source, len(chunks), idx.Name(), err)
+		}
+		n += len(chunks)
+	}
+	return n, nil
+}
+
+// Question is a labelled question: Source is the document that answers it.
+type Question struct {
+	ID       string `json:"id"`
+	Lang     string `json:"lang"`
+	Question string `json:"question"`
+	Source   string `json:"source"`
+}
+
+// LoadQuestions reads labelled questions, one JSON object a line (blank
+// lines skipped), from the file name of fsys.
+func LoadQuestions(fsys fs.FS, name string) ([]Question, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("load questions: %w", err)
+	}
+	var qs []Question
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(sc.Text()))
+		dec.DisallowUnknownFields()
+		var q Question
+		if err := dec.Decode(&q); err != nil {
+			return nil, fmt.Errorf("load questions: %s line %d: %w", name, line, err)
+		}
+		if strings.TrimSpace(q.Question) == "" || q.Source == "" {
+			return nil, fmt.Errorf("load questions: %s line %d: needs a \"question\" and a \"source\"", name, line)
+		}
+		qs = append(qs, q)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("load questions: %s: %w", name, err)
+	}
+	return qs, nil
+}
+
+// CorpusDir returns the sample corpus's directory, docs/corpus at the root
+// of the module the test runs in.
+func CorpusDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "docs", "corpus")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("ragtest: no go.mod above the test's directory, so no docs/corpus")
+		}
+		dir = parent
+	}
+}

@@ -189,7 +189,9 @@ func (c *conn) take() []frame {
 func (c *conn) closeWith(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode.Store(int32(code))
-		_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(c.timing.WriteWait))
+		if code != websocket.CloseAbnormalClosure { // 1006 is never sent: the peer is gone or stuck
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(c.timing.WriteWait))
+		}
 		close(c.done)
 		_ = c.ws.Close()
 	})

@@ -57,9 +57,10 @@ type (
 		Version   int64         `json:"version"`
 	}
 	errorFrame struct {
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Type     string `json:"type"`
+		Code     string `json:"code"`
+		Message  string `json:"message"`
+		ClientID string `json:"client_id,omitempty"` // of the refused message frame
 	}
 )
 
@@ -133,8 +134,8 @@ func encodeHistory(h *room.History) (frame, error) {
 	return frame{version: h.Version, kind: "history", data: b}, err
 }
 
-func encodeError(code, msg string) frame {
-	b, _ := json.Marshal(errorFrame{Type: "error", Code: code, Message: msg})
+func encodeError(code, msg, clientID string) frame {
+	b, _ := json.Marshal(errorFrame{Type: "error", Code: code, Message: msg, ClientID: clientID})
 	return frame{version: -1, kind: "error", data: b}
 }
 

@@ -319,12 +319,13 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 	violations, limited := 0, 0
 	// violate answers a protocol error with an error frame; the last one
 	// allowed closes with 1008 instead, its reason naming the error.
+	clientID := "" // of the frame being handled, echoed in its error frames
 	violate := func(code, msg string) bool {
 		if violations++; violations >= g.cfg.MaxViolations {
 			c.closeWith(websocket.ClosePolicyViolation, "too many protocol errors; last: "+truncate(msg, 80))
 			return false
 		}
-		c.reply(encodeError(code, msg))
+		c.reply(encodeError(code, msg, clientID))
 		return true
 	}
 	for {
@@ -353,6 +354,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 			return
 		}
 		var cf clientFrame
+		clientID = ""
 		if err := json.Unmarshal(data, &cf); err != nil {
 			g.d.Metrics.FrameIn("invalid")
 			if !violate(domain.EINVALID, "frame is not a JSON object") {
@@ -360,6 +362,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 			}
 			continue
 		}
+		clientID = cf.ClientID
 		switch cf.Type {
 		case "", "message":
 			g.d.Metrics.FrameIn("message")
@@ -370,7 +373,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 				continue
 			}
 			if !g.allow(p.UserID) {
-				c.reply(encodeError(domain.ERATELIMITED, "too many messages; slow down"))
+				c.reply(encodeError(domain.ERATELIMITED, "too many messages; slow down", clientID))
 				if limited++; limited >= g.cfg.MaxViolations {
 					c.closeWith(CloseRateLimited, "rate limited")
 					return
@@ -380,7 +383,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 			ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
 			_, err := g.d.Rooms.Post(ctx, roomID, p.UserID, *cf.Message, cf.ClientID)
 			cancel()
-			if !g.replyError(c, err, log, violate) {
+			if !g.replyError(c, err, clientID, log, violate) {
 				return
 			}
 		case "cancel":
@@ -388,7 +391,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 			ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
 			err := g.d.Rooms.Cancel(ctx, roomID, p.UserID)
 			cancel()
-			if !g.replyError(c, err, log, violate) {
+			if !g.replyError(c, err, "", log, violate) {
 				return
 			}
 		case "ping":
@@ -405,7 +408,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 
 // replyError turns a command's error into an error frame or a close; it
 // reports false when the connection was closed.
-func (g *Gateway) replyError(c *conn, err error, log *slog.Logger, violate func(code, msg string) bool) bool {
+func (g *Gateway) replyError(c *conn, err error, clientID string, log *slog.Logger, violate func(code, msg string) bool) bool {
 	switch code := domain.ErrorCode(err); code {
 	case "":
 		return true
@@ -413,13 +416,13 @@ func (g *Gateway) replyError(c *conn, err error, log *slog.Logger, violate func(
 		c.closeWith(CloseForbidden, "no such room, or it is not yours")
 		return false
 	case domain.EBUSY:
-		c.reply(encodeError(code, domain.ErrorMessage(err)))
+		c.reply(encodeError(code, domain.ErrorMessage(err), clientID))
 		return true
 	case domain.EINVALID, domain.ETOOLARGE:
 		return violate(code, domain.ErrorMessage(err))
 	default:
 		log.Error("command failed", "error", err)
-		c.reply(encodeError(domain.EINTERNAL, "internal error"))
+		c.reply(encodeError(domain.EINTERNAL, "internal error", clientID))
 		return true
 	}
 }

@@ -319,7 +319,11 @@ func TestConversation(t *testing.T) {
 	framesB = append(framesB, read(t, b), read(t, b))
 	// Mid-answer: a busy refusal, and a resume from the first chunk.
 	send(t, a, map[string]any{"message": "another"})
+	send(t, a, map[string]any{"message": "a third", "client_id": "c-busy"})
 	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" {
+		t.Errorf("second question while streaming: %v, want a busy error", f)
+	}
+	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" || f["client_id"] != "c-busy" {
 		t.Errorf("second question while streaming: %v, want a busy error", f)
 	}
 	firstChunk := int(framesA[1]["version"].(float64))

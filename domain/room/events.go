@@ -140,6 +140,8 @@ func (AnswerCancelled) EventType() string { return TypeAnswerCancelled }
 func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	var p Event
 	switch ev.Type {
+	case TypeAuditAccessed:
+		p = new(AuditAccessed)
 	case TypeRoomCreated:
 		p = new(RoomCreated)
 	case TypeRoomDeleted:
@@ -167,6 +169,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	}
 	// Return the value, not the pointer, so callers switch on value types.
 	switch v := p.(type) {
+	case *AuditAccessed:
+		return *v, nil
 	case *RoomCreated:
 		return *v, nil
 	case *RoomDeleted:

@@ -13,7 +13,9 @@ import (
 
 func TestParseMoment(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
-	ev := func(v int64, at time.Time) domain.RecordedEvent { return domain.RecordedEvent{Version: v, RecordedAt: at} }
+	ev := func(v int64, at time.Time) domain.RecordedEvent {
+		return domain.RecordedEvent{Version: v, RecordedAt: at}
+	}
 	tests := []struct {
 		in       string
 		wantErr  bool

@@ -42,6 +42,8 @@ const usage = `usage: chatctl <command> [flags]
 commands:
   migrate up        apply pending schema migrations
   migrate status    list migrations and whether they are applied
+  replay            print a room's conversation as it happened, or as it stood at a moment (--help)
+  export            export a room's or a user's rooms' full history, with sources and retrievals (--help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

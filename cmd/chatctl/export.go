@@ -317,6 +317,16 @@ func buildExport(ctx context.Context, s domain.StreamReader, id, upto int64) (*e
 			return err
 		}
 		rec.Version = ev.Version
+		if ev.Type == typeRetrievalRecorded {
+			// Decoded generically, whatever the record's version holds.
+			var fields map[string]any
+			if json.Unmarshal(ev.Data, &fields) == nil {
+				if a, ok := fields["answer_id"].(string); ok {
+					retrievals = append(retrievals, retrieval{answer: a, ev: ev})
+					return nil
+				}
+			}
+		}
 		p, err := room.Decode(ev, true)
 		if err != nil {
 			return err
@@ -333,6 +343,8 @@ func buildExport(ctx context.Context, s domain.StreamReader, id, upto int64) (*e
 			m.QuestionID, m.Model, m.Instance = e.QuestionID.String(), e.Model, e.Instance
 		case room.AnswerChunk:
 			get(e.AnswerID).Chunks++
+		case room.AnswerCompleted:
+			// Its text, status and sources are in the History fold.
 		case room.AnswerFailed:
 			get(e.AnswerID).EndReason = e.Reason
 		case room.AnswerCancelled:
@@ -341,16 +353,7 @@ func buildExport(ctx context.Context, s domain.StreamReader, id, upto int64) (*e
 		case room.AuditAccessed:
 			e.At = e.At.UTC()
 			rec.AuditAccesses = append(rec.AuditAccesses, e)
-		case nil:
-			if ev.Type == typeRetrievalRecorded {
-				var fields map[string]any
-				if json.Unmarshal(ev.Data, &fields) == nil {
-					if a, ok := fields["answer_id"].(string); ok {
-						retrievals = append(retrievals, retrieval{answer: a, ev: ev})
-						return nil
-					}
-				}
-			}
+		default: // types export does not know, typed or not
 			rec.OtherEvents = append(rec.OtherEvents, otherEvent{Version: ev.Version, Type: ev.Type, RecordedAt: ev.RecordedAt.UTC(), Data: compactJSON(ev.Data)})
 		}
 		return nil

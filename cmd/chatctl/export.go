@@ -89,7 +89,7 @@ func parseExport(args []string, getenv func(string) string, stderr io.Writer) (e
 		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
-		return exportOptions{}, errors.New("export: " + strings.Join(problems, "\nexport: "))
+		return exportOptions{}, usageError{errors.New("export: " + strings.Join(problems, "\nexport: "))}
 	}
 	return o, nil
 }
@@ -101,7 +101,10 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 		return nil
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "(see chatctl export --help)")
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "(see chatctl export --help)")
+		}
 		return &exitError{code: 2, err: err}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -63,7 +63,8 @@ type replayOptions struct {
 	operator string
 }
 
-// usageError wraps command-line errors; runReplay turns them into exit 2.
+// usageError is a command line that parsed but makes no sense; the
+// command says where to read about it.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }

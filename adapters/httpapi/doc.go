@@ -12,7 +12,10 @@
 // Errors carry codes from the domain's closed set and are answered as
 // {"error":{"code","message"}} with the status the code maps to (see
 // statusOf). A room that exists but is not the caller's is answered like a
-// missing one, 404, so room ids cannot be probed. Internal errors answer
+// missing one, 404, so room ids cannot be probed. The exception is a caller
+// with the auditor role (Config.AuditorRole) when Deps.Audit is wired: it
+// may read any existing room with GET /api/rooms/{id} and /messages, and
+// each such read is recorded in the room's stream as room.AuditAccessed. Internal errors answer
 // "internal error"; their detail goes to the log only.
 //
 // Each request is logged once, in its access-log line, together with the

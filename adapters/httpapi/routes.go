@@ -10,9 +10,9 @@ func (s *Server) routes() {
 
 	api("POST /api/rooms", handleCreateRoom(s.deps.Rooms, s.cfg.MaxBodyBytes))
 	api("GET /api/rooms", handleListRooms(s.deps.RoomLister, s.cfg.MaxRooms))
-	api("GET /api/rooms/{id}", handleGetRoom(s.deps.Rooms))
+	api("GET /api/rooms/{id}", handleGetRoom(s.readRooms()))
 	api("DELETE /api/rooms/{id}", handleDeleteRoom(s.deps.Rooms))
-	api("GET /api/rooms/{id}/messages", handleListMessages(s.deps.Rooms, s.deps.Messages))
+	api("GET /api/rooms/{id}/messages", handleListMessages(s.readRooms(), s.deps.Messages))
 	api("POST /api/rooms/{id}/ticket", handleCreateTicket(s.deps.Rooms, s.deps.Tickets))
 
 	handle("GET /livez", handleLivez())

@@ -35,6 +35,10 @@ type Config struct {
 	// MaxRooms is how many rooms, newest first, GET /api/rooms lists at
 	// most. Default 1000.
 	MaxRooms int
+	// AuditorRole is the token role that may read any room's REST history
+	// (GET /api/rooms/{id} and /messages) when Deps.Audit is set; each
+	// such read is recorded in the room's stream. Default "auditor".
+	AuditorRole string
 }
 
 func (c *Config) setDefaults() {
@@ -46,6 +50,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRooms <= 0 {
 		c.MaxRooms = DefaultMaxRooms
+	}
+	if c.AuditorRole == "" {
+		c.AuditorRole = DefaultAuditorRole
 	}
 }
 
@@ -154,6 +161,9 @@ type Deps struct {
 	// with r.PathValue("room_id") and authenticate by themselves.
 	ChatWS  http.Handler
 	AuditWS http.Handler
+	// Audit lets callers with Config.AuditorRole read rooms they do not
+	// own, recording each read (chat.Service). Nil: only owners read.
+	Audit RoomAuditor
 }
 
 // Server is Parley's HTTP handler. Create it with NewServer and serve

@@ -13,4 +13,9 @@
 // one writer goroutine, a bounded send queue, a read limit, pings below the
 // pong wait, and a deadline on every write. A client that cannot keep up is
 // closed with 4000 and resumes with ?after=<last version>.
+//
+// /ws/audit/{room_id}/ (Gateway.Audit) serves the same frames read-only to
+// tokens with the auditor role, for any room; each accepted connection is
+// recorded in the room's stream as room.AuditAccessed, which no client is
+// ever sent.
 package wsapi

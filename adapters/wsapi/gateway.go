@@ -57,6 +57,9 @@ type Config struct {
 	// CallTimeout bounds the store calls a frame triggers. Default 10s.
 	CallTimeout time.Duration
 	Timing      Timing
+	// AuditorRole is the token role (jwtauth.Config.RoleClaim) that may
+	// open any room read-only at /ws/audit/{room_id}/. Default "auditor".
+	AuditorRole string
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CallTimeout <= 0 {
 		c.CallTimeout = 10 * time.Second
+	}
+	if c.AuditorRole == "" {
+		c.AuditorRole = DefaultAuditorRole
 	}
 	t := &c.Timing
 	if t.PingPeriod <= 0 {
@@ -138,6 +144,8 @@ type Deps struct {
 	Metrics Metrics
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Audit opens rooms for auditors (chat.Service); Audit() needs it.
+	Audit AuditRooms
 }
 
 // Gateway serves the chat WebSocket endpoint.
@@ -219,6 +227,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
 	principal, authErr := g.authenticate(ctx, r, roomID)
 	cancel()
+	if kind == kindAudit && r.URL.Query().Get("ticket") != "" {
+		authErr = errAuditTicket
+	}
 
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -231,9 +242,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		c.closeWith(CloseUnauthorized, domain.ErrorMessage(authErr))
 		return
 	}
+	if kind == kindAudit && !principal.HasRole(g.cfg.AuditorRole) {
+		c.closeWith(CloseForbidden, "auditing needs the "+truncate(g.cfg.AuditorRole, 60)+" role")
+		return
+	}
 	log := g.log.With("room_id", roomID, "user_id", principal.UserID)
 	ctx, cancel = context.WithTimeout(g.ctx, g.cfg.CallTimeout)
-	_, err = g.d.Rooms.Room(ctx, roomID, principal.UserID)
+	err = g.openRoom(ctx, kind, roomID, principal.UserID)
 	cancel()
 	if err != nil {
 		if code := domain.ErrorCode(err); code != domain.ENOTFOUND && code != domain.EFORBIDDEN {
@@ -363,6 +378,13 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 			continue
 		}
 		clientID = cf.ClientID
+		if c.kind == kindAudit && cf.Type != "ping" {
+			g.d.Metrics.FrameIn(refusedLabel(cf.Type))
+			if !violate(domain.EFORBIDDEN, errReadOnly) {
+				return
+			}
+			continue
+		}
 		switch cf.Type {
 		case "", "message":
 			g.d.Metrics.FrameIn("message")

@@ -166,7 +166,7 @@ func send(t *testing.T, c *websocket.Conn, v any) {
 }
 
 func TestCloseCodes(t *testing.T) {
-	e := newEnv(t, wsapi.Config{AllowedOrigins: []string{"https://app.example"}, MaxConnsPerUser: 2, MaxViolations: 3})
+	e := newEnv(t, wsapi.Config{AllowedOrigins: []string{"https://app.example"}, MaxConnsPerUser: 100, MaxViolations: 3})
 	id := e.room(t, "42")
 	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/"
 	tests := []struct {
@@ -245,8 +245,9 @@ func TestCloseCodes(t *testing.T) {
 		}
 	})
 	t.Run("too many connections", func(t *testing.T) {
-		// A user of its own, so sockets of earlier subtests still being
-		// torn down on the server do not count.
+		// A server of its own, so sockets of earlier subtests still being
+		// torn down do not count.
+		e := newEnv(t, wsapi.Config{MaxConnsPerUser: 2})
 		url := e.url + "/ws/chat/" + strconv.FormatInt(e.room(t, "77"), 10) + "/?token=user-77"
 		a, _, _ := dial(t, url, nil)
 		read(t, a)

@@ -44,6 +44,8 @@ commands:
   migrate status    list migrations and whether they are applied
   token             mint an access token for a user (chatctl token --help)
   chat              talk to a room over the WebSocket (chatctl chat --help)
+  replay            print a room's conversation as it happened, or as it stood at a moment (--help)
+  export            export a room's or a user's rooms' full history, with sources and retrievals (--help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "chat":
 		return runChat(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "replay":
+		return runReplay(ctx, args[1:], getenv, stdout, stderr)
+	case "export":
+		return runExport(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -34,6 +34,8 @@ type Config struct {
 	JWKSURL     string // PARLEY_JWKS_URL
 	JWTIssuer   string // PARLEY_JWT_ISSUER
 	JWTAudience string // PARLEY_JWT_AUDIENCE
+	RoleClaim   string // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
+	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
 	devSecret   bool   // JWTSecret is the public development secret
 
 	AllowedOrigins    []string // PARLEY_ALLOWED_ORIGINS, comma-separated
@@ -112,6 +114,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
 		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
+		RoleClaim:         env("PARLEY_JWT_ROLE_CLAIM", "roles"),
+		AuditorRole:       env("PARLEY_AUDITOR_ROLE", "auditor"),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
 		LLMProvider:       strings.ToLower(env("PARLEY_LLM_PROVIDER", "")),

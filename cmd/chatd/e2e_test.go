@@ -640,3 +640,36 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }
+
+func TestAuditEndToEnd(t *testing.T) {
+	c := startChatd(t, pgtest.NewDatabase(t), nil)
+	owner := token(t, "42", time.Hour)
+	id := c.createRoom(t, owner)
+	auditor, err := jwtauth.Mint([]byte(testSecret), "900", time.Hour, time.Now(), map[string]any{"roles": []string{"auditor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditURL := "ws" + strings.TrimPrefix(c.base, "http") + "/ws/audit/" + strconv.FormatInt(id, 10) + "/?token="
+	expectClose(t, connect(t, auditURL+token(t, "43", time.Hour)), wsapi.CloseForbidden)
+
+	ws := connect(t, auditURL+auditor)
+	if h := readFrame(t, ws); h["type"] != "history" {
+		t.Fatalf("audit first frame %v", h)
+	}
+	send(t, ws, map[string]any{"message": "let me in"})
+	if f := readFrame(t, ws); f["type"] != "error" || f["code"] != "forbidden" {
+		t.Fatalf("auditor posting: %v, want a forbidden error", f)
+	}
+	var found bool
+	for _, ev := range readStream(t, c, id) {
+		if ev.Type == room.TypeMessagePosted {
+			t.Errorf("the auditor's message was stored")
+		}
+		if ev.Type == room.TypeAuditAccessed && strings.Contains(string(ev.Data), `"900"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no AuditAccessed event for the auditor's read")
+	}
+}

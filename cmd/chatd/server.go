@@ -92,7 +92,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 
 	verifier, err := jwtauth.New(ctx, jwtauth.Config{
 		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Logger: log,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, RoleClaim: cfg.RoleClaim, Logger: log,
 	})
 	if err != nil {
 		s.close()
@@ -111,13 +111,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	s.hub = wsapi.NewHub(s.store, log)
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
+		AuditorRole: cfg.AuditorRole,
 	}, wsapi.Deps{
-		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc,
+		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc, Audit: s.svc,
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
 		Stream:  s.store, Metrics: s.metrics, Logger: log,
 	})
-	api := httpapi.NewServer(httpapi.Config{}, httpapi.Deps{
-		Logger: log, Verifier: verifier, Rooms: s.svc, RoomLister: roomLister{s.chatlog},
+	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole}, httpapi.Deps{
+		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
 			"event_store": httpapi.CheckerFunc(func(ctx context.Context) error { return pool.Ping(ctx) }),
@@ -130,7 +131,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 				}
 			}),
 		},
-		ChatWS: s.gateway.Chat(),
+		ChatWS:  s.gateway.Chat(),
+		AuditWS: s.gateway.Audit(),
 	})
 	s.http = &http.Server{
 		Handler:           api.Handler(),

@@ -168,6 +168,8 @@ func (RetrievalRecorded) EventType() string { return TypeRetrievalRecorded }
 func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	var p Event
 	switch ev.Type {
+	case TypeAuditAccessed:
+		p = new(AuditAccessed)
 	case TypeRoomCreated:
 		p = new(RoomCreated)
 	case TypeRoomDeleted:
@@ -197,6 +199,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	}
 	// Return the value, not the pointer, so callers switch on value types.
 	switch v := p.(type) {
+	case *AuditAccessed:
+		return *v, nil
 	case *RoomCreated:
 		return *v, nil
 	case *RoomDeleted:

@@ -180,3 +180,46 @@ func TestEventIDUsedInAnotherStream(t *testing.T) {
 		t.Errorf("room-2 exists after the refused append")
 	}
 }
+
+// TestOtherWritersDoNotHoldBack: a long write transaction that does not
+// touch the events table — on another table, or in another database of
+// the same server — must not hide newer events from ReadAll.
+func TestOtherWritersDoNotHoldBack(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	store := postgres.NewStore(pool, postgres.StoreConfig{})
+	t.Cleanup(func() { store.Close() })
+	other := pgtest.NewEmptyDatabase(t)
+	for _, tc := range []struct{ name, url, stmt string }{
+		{"another table", pool.Config().ConnConfig.ConnString(), `CREATE TABLE IF NOT EXISTS busy (n int); INSERT INTO busy VALUES (1)`},
+		{"another database", other, `CREATE TABLE IF NOT EXISTS busy (n int); INSERT INTO busy VALUES (1)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := pgx.Connect(t.Context(), tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			tx, err := conn.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(context.Background())
+			if _, err := tx.Exec(t.Context(), tc.stmt); err != nil {
+				t.Fatal(err)
+			}
+			prefix := domaintest.UniquePrefix(t)
+			res, err := store.Append(t.Context(), prefix+"a", domain.Any(), domaintest.Events(t, "E", 1)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := store.ReadAll(t.Context(), domain.ReadAllOptions{StreamPrefix: prefix})
+			if err != nil || len(page) != 1 {
+				t.Fatalf("ReadAll while an unrelated write transaction is open = %d events, %v; want the new one", len(page), err)
+			}
+			head, err := store.HeadPosition(t.Context())
+			if err != nil || head.Less(res.Position) {
+				t.Fatalf("head %v, %v; want at least %v", head, err, res.Position)
+			}
+		})
+	}
+}

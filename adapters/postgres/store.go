@@ -332,12 +332,39 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 	return evs, nil
 }
 
-// readAllSQL pages the global log. Rows written by transactions at or
-// above the oldest running one are not returned yet: one of those might
-// still commit rows that sort before the rows returned.
+// visibleBoundSQL is the transaction id below which the global log is
+// complete: no transaction below it can still commit events.
+//
+// It is the oldest transaction of the statement's snapshot that may have
+// written events and not be visible yet: one that holds a lock on the
+// events table (every transaction that writes events does, from before its
+// id is assigned until it ends), or one that has ended since the snapshot
+// (it may have written events, and the snapshot does not see them). With
+// none of those, it is the snapshot's xmax: every transaction below it has
+// ended. Transactions writing other tables, or in other databases of the
+// same server, hold nothing back; pg_snapshot_xmin alone would wait for
+// every write transaction on the whole server.
+//
+// This holds because the store appends in single statements, which lock
+// the table before they take a transaction id. A transaction that wrote
+// elsewhere first and appended events later could commit events below
+// the bound: nothing writes events that way (see Append).
+const visibleBoundSQL = `(SELECT least(pg_snapshot_xmax(snap.s)::text::bigint,
+	(SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+	  WHERE (x::text::bigint % 4294967296) IN (
+	          SELECT t.transactionid::text::bigint FROM pg_locks r
+	            JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction AND t.locktype = 'transactionid'
+	           WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass
+	             AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+	     OR pg_xact_status(x) <> 'in progress'))
+  FROM (SELECT pg_current_snapshot() AS s) AS snap)`
+
+// readAllSQL pages the global log up to the visible bound: rows at or
+// above it are not returned yet, since a transaction below them might
+// still commit rows that sort before them.
 const readAllSQL = `SELECT ` + eventColumns + ` FROM events
  WHERE (txid, seq) > ($1, $2)
-   AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+   AND txid < ` + visibleBoundSQL + `
    AND ($3 = '' OR starts_with(stream, $3))
  ORDER BY txid, seq
  LIMIT $4`
@@ -352,7 +379,7 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	var txid, seq int64
 	err := s.pool.QueryRow(ctx, `SELECT txid, seq FROM events
-		WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+		WHERE txid < `+visibleBoundSQL+`
 		ORDER BY txid DESC, seq DESC LIMIT 1`).Scan(&txid, &seq)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):

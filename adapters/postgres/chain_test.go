@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/domaintest"
@@ -85,5 +87,51 @@ func TestStreams(t *testing.T) {
 	if got, err := empty.Streams(t.Context(), ""); err != nil || len(got) != 0 {
 		t.Errorf("Streams of an empty store = %v, %v", got, err)
 	}
-	_ = time.Second
+}
+
+// BenchmarkChainingAppend measures what the chain store adds to an
+// answer's appends: batches of 4 chunk events at exact versions, one
+// stream per 100 batches, each append after the previous one without a
+// read in between (the answer pipeline's pattern, which misses the hash
+// cache and reads the previous event). Its baseline is the same appends
+// to the store directly, in the same run:
+//
+//	go test -run '^$' -bench ChainingAppend -count 3 ./adapters/postgres/
+func BenchmarkChainingAppend(b *testing.B) {
+	pg := postgres.NewStore(pgtest.NewPool(b, 10), postgres.StoreConfig{})
+	b.Cleanup(func() { pg.Close() })
+	took := map[string][]time.Duration{} // every append's time, over all -count runs
+	for _, tc := range []struct {
+		name  string
+		store domain.EventStore
+	}{
+		{"direct", pg},
+		{"chained", audit.NewChainingStore(pg, audit.ChainOptions{})},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			prefix := domaintest.UniquePrefix(b)
+			i := 0
+			for b.Loop() {
+				stream := fmt.Sprintf("%sroom-%d", prefix, i/100)
+				evs := domaintest.Events(b, "AnswerChunk", 4)
+				t0 := time.Now()
+				if _, err := tc.store.Append(b.Context(), stream, domain.Exact(int64(i%100)*4-1), evs...); err != nil {
+					b.Fatal(err)
+				}
+				took[tc.name] = append(took[tc.name], time.Since(t0))
+				i++
+			}
+		})
+	}
+	median := func(ds []time.Duration) time.Duration {
+		if len(ds) == 0 {
+			return 0
+		}
+		ds = slices.Clone(ds)
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	if d, c := median(took["direct"]), median(took["chained"]); d > 0 && c > 0 {
+		fmt.Printf("append of 4 events: median direct %s, chained %s, ratio %.2f\n", d, c, float64(c)/float64(d))
+	}
 }

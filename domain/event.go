@@ -141,6 +141,10 @@ type Metadata struct {
 	CausationID   string    `json:"causation_id,omitempty"`
 	UserID        string    `json:"user_id,omitempty"`
 	OccurredAt    time.Time `json:"occurred_at"`
+	// PrevHash and Hash are the audit chain's fields (see domain/audit and
+	// WithChainFields): the chain store writes them, writers leave them empty.
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
 }
 
 // EventData is an event to append. The caller chooses its ID; appending the
@@ -152,8 +156,13 @@ type EventData struct {
 	Metadata json.RawMessage
 }
 
-// Size is the number of bytes the event counts against MaxEventSize.
-func (e EventData) Size() int { return len(e.Type) + len(e.Data) + len(e.Metadata) }
+// Size is the number of bytes the event counts against MaxEventSize: its
+// type, data and metadata, not counting the audit chain's fields at the end
+// of the metadata (see WithChainFields), so chaining never pushes an event
+// over the limit.
+func (e EventData) Size() int {
+	return len(e.Type) + len(e.Data) + len(e.Metadata) - chainFieldsSize(e.Metadata)
+}
 
 // RecordedEvent is an event as stored.
 type RecordedEvent struct {

@@ -46,6 +46,7 @@ commands:
   chat              talk to a room over the WebSocket (chatctl chat --help)
   replay            print a room's conversation as it happened, or as it stood at a moment (--help)
   export            export a room's or a user's rooms' full history, with sources and retrievals (--help)
+  audit             verify rooms' hash chains, export signed chain heads (chatctl audit help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReplay(ctx, args[1:], getenv, stdout, stderr)
 	case "export":
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/docs"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/projections"
 )
@@ -81,6 +82,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		p := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
 		s.store, s.closers = p, append(s.closers, p.Close)
 	}
+	// Every event appended carries prev_hash and hash (chatctl audit verify).
+	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{})
 	if s.chatlog, err = postgres.NewChatLog(pool, postgres.ChatLogConfig{}); err != nil {
 		s.close()
 		return nil, err

@@ -1,0 +1,726 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/parleychat/parley/adapters/kurrentdb"
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
+	"github.com/parleychat/parley/domain/room"
+)
+
+const auditUsage = `usage:
+  chatctl audit verify (--room N | --all) [--against heads.json [--pubkey FILE]] [--allow-unchained] [--parallel N]
+  chatctl audit head (--room N | --all) [--sign-key FILE] [--out FILE]
+  chatctl audit keygen --out FILE
+
+verify  recomputes each room's hash chain and reports the first broken
+        version; with --against, also checks that every head exported
+        earlier is still on its room's chain (catching rewritten chains and
+        deleted tails). Exit status 1 when anything fails.
+head    exports the rooms' verified chain heads as JSON (stdout or --out),
+        signed with an Ed25519 key when one is given.
+keygen  writes an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub.
+
+Environment:
+  PARLEY_DATABASE_URL        Postgres URL (the default store)
+  PARLEY_KURRENTDB_URL       KurrentDB connection string; when set, the store audited
+  PARLEY_AUDIT_SIGNING_KEY   private key file for head (instead of --sign-key)
+  PARLEY_AUDIT_PUBLIC_KEY    public key file for verify --against (instead of --pubkey)
+`
+
+// auditHeadsFormat names the heads file format and starts the signed bytes.
+const auditHeadsFormat = "parley-audit-heads/1"
+
+// auditStore is what the audit commands read.
+type auditStore interface {
+	domain.StreamReader
+	domain.AllReader
+}
+
+// auditStreamLister is the cheap way to list rooms, where the store has one.
+type auditStreamLister interface {
+	Streams(ctx context.Context, prefix string) ([]string, error)
+}
+
+// auditHeads is the heads file.
+type auditHeads struct {
+	Format     string             `json:"format"`
+	ExportedAt string             `json:"exported_at"`
+	Heads      []auditHead        `json:"heads"`
+	Signature  *auditHeadsSigning `json:"signature,omitempty"`
+}
+
+// auditHead is one room's exported chain head.
+type auditHead struct {
+	Room       int64  `json:"room"`
+	Stream     string `json:"stream"`
+	Version    int64  `json:"version"`
+	Hash       string `json:"hash"`
+	ExportedAt string `json:"exported_at"`
+}
+
+// auditHeadsSigning is an Ed25519 signature over auditSignedBytes.
+type auditHeadsSigning struct {
+	Algorithm string `json:"algorithm"`
+	KeyID     string `json:"key_id"`
+	Value     string `json:"value"`
+}
+
+func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, auditUsage)
+		return &exitError{code: 2, err: fmt.Errorf("audit: say verify, head or keygen")}
+	}
+	switch args[0] {
+	case "verify":
+		return runAuditVerify(ctx, args[1:], getenv, stdout, stderr)
+	case "head":
+		return runAuditHead(ctx, args[1:], getenv, stdout, stderr)
+	case "keygen":
+		return runAuditKeygen(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, auditUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, auditUsage)
+		return &exitError{code: 2, err: fmt.Errorf("audit: unknown subcommand %q (want verify, head or keygen)", args[0])}
+	}
+}
+
+// auditSelection is the --room/--all choice shared by verify and head.
+type auditSelection struct {
+	room     int64
+	all      bool
+	parallel int
+}
+
+func (s *auditSelection) register(fs *flag.FlagSet) {
+	fs.Func("room", "the room `N` to audit", func(v string) error {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return fmt.Errorf("%q is not a room id (a positive integer)", v)
+		}
+		s.room = id
+		return nil
+	})
+	fs.BoolVar(&s.all, "all", false, "audit every room in the store")
+	fs.IntVar(&s.parallel, "parallel", 4, "rooms read at once with --all")
+}
+
+func (s *auditSelection) check(cmd string) error {
+	switch {
+	case s.all && s.room != 0:
+		return &exitError{code: 2, err: fmt.Errorf("audit %s: give --room or --all, not both", cmd)}
+	case !s.all && s.room == 0:
+		return &exitError{code: 2, err: fmt.Errorf("audit %s: say which rooms: --room N or --all", cmd)}
+	case s.parallel < 1 || s.parallel > 64:
+		return &exitError{code: 2, err: fmt.Errorf("audit %s: --parallel %d is out of range 1..64", cmd, s.parallel)}
+	}
+	return nil
+}
+
+func runAuditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sel auditSelection
+	sel.register(fs)
+	against := fs.String("against", "", "a heads `file` from `chatctl audit head`: each head must still be on its room's chain")
+	pubkey := fs.String("pubkey", "", "the Ed25519 public key `file` the heads file must be signed with (default $PARLEY_AUDIT_PUBLIC_KEY)")
+	allowUnchained := fs.Bool("allow-unchained", false, "accept rooms none of whose events carry the chain (written before it was enabled)")
+	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := sel.check("verify"); err != nil {
+		return err
+	}
+	if *pubkey == "" {
+		*pubkey = getenv("PARLEY_AUDIT_PUBLIC_KEY")
+	}
+	if *pubkey != "" && *against == "" {
+		return &exitError{code: 2, err: fmt.Errorf("audit verify: --pubkey checks a heads file; give it with --against")}
+	}
+	var anchors map[int64][]audit.Head
+	if *against != "" {
+		heads, err := auditLoadHeads(*against, *pubkey, stderr)
+		if err != nil {
+			return err
+		}
+		anchors = make(map[int64][]audit.Head)
+		for _, h := range heads.Heads {
+			anchors[h.Room] = append(anchors[h.Room], audit.Head{Version: h.Version, Hash: h.Hash})
+		}
+	}
+	store, closeStore, err := auditOpenStore(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return auditVerify(ctx, store, sel, anchors, *allowUnchained, stdout, stderr)
+}
+
+// auditVerify verifies the selected rooms of store against anchors (the
+// exported heads by room, nil for none) and reports on stdout.
+func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anchors map[int64][]audit.Head, allowUnchained bool, stdout, stderr io.Writer) error {
+	rooms := []int64{sel.room}
+	if sel.all {
+		var err error
+		if rooms, err = auditListRooms(ctx, store, stderr); err != nil {
+			return err
+		}
+	} else if anchors != nil && len(anchors[sel.room]) == 0 {
+		fmt.Fprintf(stderr, "warning: the heads file has no head for room %d; checking its chain alone\n", sel.room)
+	}
+	start := time.Now()
+	results, err := auditVerifyRooms(ctx, store, rooms, anchors, sel.parallel, stderr)
+	if err != nil {
+		return err
+	}
+	var failed, events int
+	report := func(format string, args ...any) {
+		failed++
+		fmt.Fprintf(stdout, format+"\n", args...)
+	}
+	for i, res := range results {
+		id := rooms[i]
+		events += res.Events
+		switch {
+		case res.missing:
+			if len(anchors[id]) > 0 {
+				report("room %d: BROKEN: it has no events, but a head at version %d was exported (the room was deleted)", id, anchors[id][0].Version)
+			} else {
+				report("room %d: not found: the store has no events for %s", id, room.Stream(id))
+			}
+		case res.FirstBroken != nil:
+			report("room %d: BROKEN at version %d (%s): %s", id, res.FirstBroken.Version, res.FirstBroken.Kind, res.FirstBroken.Reason)
+		case res.Unchained == res.Events && !allowUnchained:
+			report("room %d: UNCHAINED: none of its %d events carries the audit chain, so nothing about it can be verified (--allow-unchained accepts rooms written before the chain was enabled)", id, res.Events)
+		case !sel.all:
+			note := ""
+			if res.Unchained > 0 {
+				note = fmt.Sprintf(" (%d leading events written before the chain, covered by the first chained event)", res.Unchained)
+			}
+			if len(anchors[id]) > 0 {
+				note += fmt.Sprintf("; %d exported head(s) on the chain", len(anchors[id]))
+			}
+			fmt.Fprintf(stdout, "room %d: intact: %d events, head version %d hash %s%s\n", id, res.Events, res.Head.Version, res.Head.Hash, note)
+		}
+	}
+	if sel.all {
+		// Rooms with exported heads that the store no longer lists.
+		listed := make(map[int64]bool, len(rooms))
+		for _, id := range rooms {
+			listed[id] = true
+		}
+		var gone []int64
+		for id := range anchors {
+			if !listed[id] {
+				gone = append(gone, id)
+			}
+		}
+		slices.Sort(gone)
+		for _, id := range gone {
+			report("room %d: BROKEN: it has no events, but a head at version %d was exported (the room was deleted)", id, anchors[id][0].Version)
+		}
+		elapsed := time.Since(start)
+		fmt.Fprintf(stdout, "verified %d rooms (%d events) in %s, %.0f rooms/s: %s\n", len(rooms), events,
+			elapsed.Round(time.Millisecond), float64(len(rooms))/max(elapsed.Seconds(), 1e-9), auditSummary(failed))
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("audit verify: %s", auditSummary(failed))}
+	}
+	return nil
+}
+
+func auditSummary(failed int) string {
+	switch failed {
+	case 0:
+		return "every chain intact"
+	case 1:
+		return "1 room failed verification"
+	}
+	return fmt.Sprintf("%d rooms failed verification", failed)
+}
+
+// auditRoomResult is one room's verification.
+type auditRoomResult struct {
+	audit.Result
+	missing bool // the store has no events for the room
+}
+
+// auditVerifyRooms verifies rooms with parallel workers, showing progress
+// on stderr, and returns the results in the rooms' order. Read errors stop
+// it.
+func auditVerifyRooms(ctx context.Context, store auditStore, rooms []int64, anchors map[int64][]audit.Head, parallel int, stderr io.Writer) ([]auditRoomResult, error) {
+	results := make([]auditRoomResult, len(rooms))
+	var progress *auditProgress
+	if len(rooms) > 1 {
+		progress = startAuditProgress(stderr, "verify", len(rooms))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range min(parallel, len(rooms)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(rooms) || ctx.Err() != nil {
+					return
+				}
+				res, err := audit.VerifyStream(ctx, store, room.Stream(rooms[i]), anchors[rooms[i]]...)
+				switch {
+				case errors.Is(err, domain.ErrStreamNotFound):
+					results[i] = auditRoomResult{Result: res, missing: true}
+				case err != nil:
+					errOnce.Do(func() { firstErr = fmt.Errorf("audit: room %d: %w", rooms[i], err); cancel() })
+					return
+				default:
+					results[i] = auditRoomResult{Result: res}
+				}
+				if progress != nil {
+					progress.add(res.Events, err != nil || res.FirstBroken != nil)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if progress != nil {
+		progress.finish()
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// auditListRooms lists the room ids in store, in order: by the store's
+// stream listing when it has one, otherwise by reading the whole log.
+func auditListRooms(ctx context.Context, store auditStore, stderr io.Writer) ([]int64, error) {
+	ids := make(map[int64]bool)
+	if l, ok := store.(auditStreamLister); ok {
+		names, err := l.Streams(ctx, room.StreamPrefix)
+		if err != nil {
+			return nil, fmt.Errorf("audit: list rooms: %w", err)
+		}
+		for _, n := range names {
+			if id, ok := room.ParseStream(n); ok {
+				ids[id] = true
+			}
+		}
+	} else {
+		fmt.Fprintln(stderr, "listing rooms: reading the whole log (this store cannot list its streams)")
+		after := domain.Start
+		var read int
+		last := time.Now()
+		for {
+			evs, err := store.ReadAll(ctx, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000})
+			if err != nil {
+				return nil, fmt.Errorf("audit: list rooms from the log after %s: %w", after, err)
+			}
+			for _, ev := range evs {
+				if id, ok := room.ParseStream(ev.Stream); ok {
+					ids[id] = true
+				}
+			}
+			read += len(evs)
+			if time.Since(last) > 5*time.Second {
+				fmt.Fprintf(stderr, "listing rooms: %d events read, %d rooms so far\n", read, len(ids))
+				last = time.Now()
+			}
+			if len(evs) < 5000 {
+				break
+			}
+			after = evs[len(evs)-1].Position
+		}
+	}
+	out := make([]int64, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func runAuditHead(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit head", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sel auditSelection
+	sel.register(fs)
+	signKey := fs.String("sign-key", "", "the Ed25519 private key `file` to sign with (default $PARLEY_AUDIT_SIGNING_KEY; unsigned without one)")
+	out := fs.String("out", "", "write the heads to `file` instead of stdout")
+	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := sel.check("head"); err != nil {
+		return err
+	}
+	if *signKey == "" {
+		*signKey = getenv("PARLEY_AUDIT_SIGNING_KEY")
+	}
+	var key ed25519.PrivateKey
+	if *signKey != "" {
+		var err error
+		if key, err = auditReadPrivateKey(*signKey); err != nil {
+			return err
+		}
+	}
+	store, closeStore, err := auditOpenStore(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return auditExportHeads(ctx, store, sel, key, time.Now, *out, stdout, stderr)
+}
+
+// auditExportHeads verifies the selected rooms and writes the heads of the
+// intact ones, signed with key unless it is nil. Broken rooms are reported
+// on stderr and make it fail after writing the rest.
+func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection, key ed25519.PrivateKey, now func() time.Time, out string, stdout, stderr io.Writer) error {
+	rooms := []int64{sel.room}
+	if sel.all {
+		var err error
+		if rooms, err = auditListRooms(ctx, store, stderr); err != nil {
+			return err
+		}
+	}
+	results, err := auditVerifyRooms(ctx, store, rooms, nil, sel.parallel, stderr)
+	if err != nil {
+		return err
+	}
+	at := now().UTC().Format(time.RFC3339Nano)
+	doc := auditHeads{Format: auditHeadsFormat, ExportedAt: at, Heads: []auditHead{}}
+	var failed int
+	for i, res := range results {
+		id := rooms[i]
+		switch {
+		case res.missing:
+			failed++
+			fmt.Fprintf(stderr, "room %d: not found: the store has no events for %s\n", id, room.Stream(id))
+		case res.FirstBroken != nil:
+			failed++
+			fmt.Fprintf(stderr, "room %d: BROKEN at version %d (%s): %s; no head exported for it\n", id, res.FirstBroken.Version, res.FirstBroken.Kind, res.FirstBroken.Reason)
+		default:
+			doc.Heads = append(doc.Heads, auditHead{Room: id, Stream: room.Stream(id), Version: res.Head.Version, Hash: res.Head.Hash, ExportedAt: at})
+		}
+	}
+	if key != nil {
+		msg, err := auditSignedBytes(doc)
+		if err != nil {
+			return err
+		}
+		doc.Signature = &auditHeadsSigning{Algorithm: "ed25519", KeyID: auditKeyID(key.Public().(ed25519.PublicKey)),
+			Value: base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg))}
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("audit head: encode: %w", err)
+	}
+	b = append(b, '\n')
+	if out == "" {
+		if _, err := stdout.Write(b); err != nil {
+			return fmt.Errorf("audit head: write: %w", err)
+		}
+	} else if err := os.WriteFile(out, b, 0o644); err != nil {
+		return fmt.Errorf("audit head: write %s: %w", out, err)
+	}
+	signed := "unsigned"
+	if key != nil {
+		signed = "signed with key " + doc.Signature.KeyID
+	}
+	fmt.Fprintf(stderr, "exported %d room heads (%s)\n", len(doc.Heads), signed)
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("audit head: %d of %d rooms could not be exported", failed, len(rooms))}
+	}
+	return nil
+}
+
+// auditSignedBytes is what a heads file's signature covers: the format
+// name and a newline, then the document without its signature as
+// encoding/json writes it compactly.
+func auditSignedBytes(doc auditHeads) ([]byte, error) {
+	doc.Signature = nil
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode heads to sign: %w", err)
+	}
+	return append([]byte(auditHeadsFormat+"\n"), b...), nil
+}
+
+// auditKeyID names a public key: the first 16 hex digits of its SHA-256.
+func auditKeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// auditLoadHeads reads a heads file and checks its signature with the
+// public key in pubkeyFile. A signed file needs the key; with a key, an
+// unsigned file is refused (stripping the signature must not pass).
+func auditLoadHeads(path, pubkeyFile string, stderr io.Writer) (auditHeads, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return auditHeads{}, fmt.Errorf("audit verify: read the heads file: %w", err)
+	}
+	var doc auditHeads
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		return auditHeads{}, fmt.Errorf("audit verify: %s is not a heads file from `chatctl audit head`: %w", path, err)
+	}
+	if doc.Format != auditHeadsFormat {
+		return auditHeads{}, fmt.Errorf("audit verify: %s has format %q, want %q", path, doc.Format, auditHeadsFormat)
+	}
+	for i, h := range doc.Heads {
+		if _, err := audit.ParseHash(h.Hash); err != nil || h.Room <= 0 || h.Stream != room.Stream(h.Room) || h.Version < 0 {
+			return auditHeads{}, fmt.Errorf("audit verify: %s: head %d (room %d) is malformed: want a room id, its stream name, a version and a 64 hex digit hash", path, i, h.Room)
+		}
+	}
+	switch {
+	case pubkeyFile == "" && doc.Signature != nil:
+		return auditHeads{}, &exitError{code: 2, err: fmt.Errorf("audit verify: %s is signed (key %s); give the public key with --pubkey FILE or PARLEY_AUDIT_PUBLIC_KEY to check it", path, doc.Signature.KeyID)}
+	case pubkeyFile == "":
+		fmt.Fprintf(stderr, "warning: %s is not signed; it proves only what its keeper vouches for\n", path)
+		return doc, nil
+	case doc.Signature == nil:
+		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: %s is not signed, but a public key was given: refusing it (was the signature removed?)", path)}
+	}
+	pub, err := auditReadPublicKey(pubkeyFile)
+	if err != nil {
+		return auditHeads{}, err
+	}
+	sig, err := base64.StdEncoding.DecodeString(doc.Signature.Value)
+	msg, merr := auditSignedBytes(doc)
+	if merr != nil {
+		return auditHeads{}, merr
+	}
+	if err != nil || doc.Signature.Algorithm != "ed25519" || !ed25519.Verify(pub, msg, sig) {
+		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: the signature of %s does not verify with key %s: the file was changed after signing, or signed with another key (its signature names key %s); refusing it",
+			path, auditKeyID(pub), doc.Signature.KeyID)}
+	}
+	fmt.Fprintf(stderr, "%s: signature valid (key %s), %d heads exported at %s\n", path, auditKeyID(pub), len(doc.Heads), doc.ExportedAt)
+	return doc, nil
+}
+
+func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "write the private key to `file` and the public key to file.pub")
+	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if *out == "" {
+		return &exitError{code: 2, err: fmt.Errorf("audit keygen: say where with --out FILE")}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("audit keygen: %w", err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("audit keygen: encode the private key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("audit keygen: encode the public key: %w", err)
+	}
+	for _, f := range []struct {
+		path  string
+		block *pem.Block
+		mode  os.FileMode
+	}{
+		{*out, &pem.Block{Type: "PRIVATE KEY", Bytes: privDER}, 0o600},
+		{*out + ".pub", &pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}, 0o644},
+	} {
+		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err != nil {
+			return fmt.Errorf("audit keygen: %w (keygen never overwrites a key)", err)
+		}
+		err = pem.Encode(fh, f.block)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("audit keygen: write %s: %w", f.path, err)
+		}
+	}
+	fmt.Fprintf(stdout, "wrote the private key to %s and the public key to %s (key %s)\n", *out, *out+".pub", auditKeyID(pub))
+	fmt.Fprintf(stdout, "sign heads with: PARLEY_AUDIT_SIGNING_KEY=%s chatctl audit head --all; keep the private key away from the database's operators\n", *out)
+	return nil
+}
+
+func auditReadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read the signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("audit: %s is not a PEM PRIVATE KEY file (make one with `chatctl audit keygen`)", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %s: parse the private key: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
+	}
+	return priv, nil
+}
+
+func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: read the public key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("audit: %s is not a PEM PUBLIC KEY file (keygen writes it as FILE.pub)", path)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %s: parse the public key: %w", path, err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
+	}
+	return pub, nil
+}
+
+// auditOpenStore opens the store to audit: KurrentDB when
+// PARLEY_KURRENTDB_URL is set, else Postgres. close releases it.
+func auditOpenStore(ctx context.Context, getenv func(string) string) (store auditStore, closeStore func(), err error) {
+	if u, ok := kurrentDBURL(getenv); ok {
+		k, err := kurrentdb.Dial(ctx, u, kurrentdb.Options{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: %w (PARLEY_KURRENTDB_URL selects KurrentDB; unset it to audit Postgres)", err)
+		}
+		return k, func() { _ = k.Close() }, nil
+	}
+	pool, err := openPool(ctx, databaseURL(getenv))
+	if err != nil {
+		return nil, nil, err
+	}
+	pg := postgres.NewStore(pool, postgres.StoreConfig{})
+	return pg, func() { _ = pg.Close(); pool.Close() }, nil
+}
+
+// auditProgress shows how far a long audit is: one line rewritten in
+// place on a terminal, a plain line every few seconds otherwise. Its
+// goroutine is started by startAuditProgress and ended by finish.
+type auditProgress struct {
+	w     io.Writer
+	tty   bool
+	label string
+	total int
+	start time.Time
+
+	done, events, broken atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startAuditProgress(w io.Writer, label string, total int) *auditProgress {
+	p := &auditProgress{w: w, tty: auditIsTerminal(w), label: label, total: total, start: time.Now(), stop: make(chan struct{})}
+	every := 5 * time.Second
+	if p.tty {
+		every = 200 * time.Millisecond
+	}
+	p.wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.print()
+			}
+		}
+	})
+	return p
+}
+
+func (p *auditProgress) add(events int, broken bool) {
+	p.events.Add(int64(events))
+	if broken {
+		p.broken.Add(1)
+	}
+	p.done.Add(1)
+}
+
+func (p *auditProgress) print() {
+	line := auditProgressLine(p.label, int(p.done.Load()), p.total, int(p.events.Load()), int(p.broken.Load()), time.Since(p.start))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// finish stops the updates and prints the final state.
+func (p *auditProgress) finish() {
+	close(p.stop)
+	p.wg.Wait()
+	p.print()
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// auditProgressLine formats progress: rooms done of total, the rate in
+// rooms/s and the time left at that rate.
+func auditProgressLine(label string, done, total, events, broken int, elapsed time.Duration) string {
+	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
+	eta := "?"
+	if done > 0 && done < total {
+		left := time.Duration(float64(total-done) / rate * float64(time.Second))
+		if left < 10*time.Second {
+			eta = left.Round(100 * time.Millisecond).String()
+		} else {
+			eta = left.Round(time.Second).String()
+		}
+	} else if done >= total {
+		eta = "0s"
+	}
+	return fmt.Sprintf("%s: %d/%d rooms (%.1f%%), %d events, %d broken, %.0f rooms/s, ETA %s",
+		label, done, total, 100*float64(done)/float64(max(total, 1)), events, broken, rate, eta)
+}
+
+func auditIsTerminal(w io.Writer) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}

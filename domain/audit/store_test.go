@@ -1,0 +1,319 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
+	"github.com/parleychat/parley/domain/domaintest"
+)
+
+func TestContract(t *testing.T) {
+	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore {
+		return audit.NewChainingStore(inmem.New(nil), audit.ChainOptions{})
+	})
+}
+
+// TestContractSmallCache runs the contract with a cache of one stream, so
+// most appends miss it.
+func TestContractSmallCache(t *testing.T) {
+	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore {
+		return audit.NewChainingStore(inmem.New(nil), audit.ChainOptions{CacheSize: 1})
+	})
+}
+
+// countingStore counts the reads that reach the inner store.
+type countingStore struct {
+	domain.EventStore
+	reads atomic.Int64
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+	c.reads.Add(1)
+	return c.EventStore.ReadStream(ctx, stream, opts)
+}
+
+var at = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// event returns an event with chat-like metadata.
+func event(t *testing.T, typ, data string) domain.EventData {
+	t.Helper()
+	meta, err := json.Marshal(domain.Metadata{CorrelationID: "c1", UserID: "42", OccurredAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return domain.EventData{ID: domaintest.NewID(t), Type: typ, Data: json.RawMessage(data), Metadata: meta}
+}
+
+func readAll(t *testing.T, s domain.StreamReader, stream string) []domain.RecordedEvent {
+	t.Helper()
+	evs, err := s.ReadStream(t.Context(), stream, domain.ReadStreamOptions{})
+	if err != nil {
+		t.Fatalf("ReadStream(%s): %v", stream, err)
+	}
+	return evs
+}
+
+func mustVerify(t *testing.T, r domain.StreamReader, stream string, anchors ...audit.Head) audit.Result {
+	t.Helper()
+	res, err := audit.VerifyStream(t.Context(), r, stream, anchors...)
+	if err != nil {
+		t.Fatalf("VerifyStream(%s): %v", stream, err)
+	}
+	return res
+}
+
+// TestChainAcrossExpectations appends with every kind of expectation and
+// checks the links: each event's prev_hash is the previous event's hash,
+// the first's is zeros, and the writer's metadata is kept as it was.
+func TestChainAcrossExpectations(t *testing.T) {
+	inner := inmem.New(nil)
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	ctx := t.Context()
+	const stream = "room-7"
+	steps := []domain.ExpectedVersion{domain.NoStream(), domain.Exact(0), domain.Any(), domain.StreamExists(), domain.Exact(3)}
+	var sent []domain.EventData
+	for i, exp := range steps {
+		ev := event(t, "MessagePosted", fmt.Sprintf(`{"text":"message %d"}`, i))
+		res, err := s.Append(ctx, stream, exp, ev)
+		if err != nil {
+			t.Fatalf("append %d at %s: %v", i, exp, err)
+		}
+		if res.Version != int64(i) {
+			t.Fatalf("append %d at %s: version %d", i, exp, res.Version)
+		}
+		sent = append(sent, ev)
+	}
+	evs := readAll(t, inner, stream)
+	prev := strings.Repeat("0", 64)
+	for i, ev := range evs {
+		var m domain.Metadata
+		if err := json.Unmarshal(ev.Metadata, &m); err != nil {
+			t.Fatalf("event %d metadata %s: %v", i, ev.Metadata, err)
+		}
+		if m.PrevHash != prev {
+			t.Errorf("event %d prev_hash = %s, want %s", i, m.PrevHash, prev)
+		}
+		base, _, _, ok := domain.SplitChainFields(ev.Metadata)
+		if !ok || string(base) != string(sent[i].Metadata) {
+			t.Errorf("event %d metadata without the chain = %s, %v; want the writer's %s", i, base, ok, sent[i].Metadata)
+		}
+		prev = m.Hash
+	}
+	res := mustVerify(t, inner, stream)
+	want := audit.Result{Stream: stream, Events: 5, Head: audit.Head{Version: 4, Hash: prev}}
+	if diff := cmp.Diff(res, want); diff != "" {
+		t.Errorf("VerifyStream (-got +want):\n%s", diff)
+	}
+}
+
+// TestRetriesKeepTheOriginal: a retried append (the same IDs) returns the
+// original result and leaves the stored events, hashes included, as they
+// were, for every expectation.
+func TestRetriesKeepTheOriginal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		exp  domain.ExpectedVersion
+	}{
+		{"no stream", domain.NoStream()},
+		{"exact", domain.Exact(1)},
+		{"any", domain.Any()},
+		{"stream exists", domain.StreamExists()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner := inmem.New(nil)
+			s := audit.NewChainingStore(inner, audit.ChainOptions{})
+			const stream = "room-1"
+			if !tc.exp.IsNoStream() {
+				if _, err := s.Append(t.Context(), stream, domain.NoStream(), event(t, "RoomCreated", `{}`), event(t, "MessagePosted", `{}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			evs := []domain.EventData{event(t, "AnswerChunk", `{"seq":0}`), event(t, "AnswerChunk", `{"seq":1}`)}
+			first, err := s.Append(t.Context(), stream, tc.exp, evs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := readAll(t, inner, stream)
+			// Others append after it; the retry still finds the original.
+			if _, err := s.Append(t.Context(), stream, domain.Any(), event(t, "AnswerCompleted", `{}`)); err != nil {
+				t.Fatal(err)
+			}
+			again, err := s.Append(t.Context(), stream, tc.exp, evs...)
+			if err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if again != first {
+				t.Errorf("retry = %+v, want the original %+v", again, first)
+			}
+			after := readAll(t, inner, stream)
+			if diff := cmp.Diff(after[:len(before)], before); diff != "" {
+				t.Errorf("the retry changed stored events (-got +want):\n%s", diff)
+			}
+			if len(after) != len(before)+1 {
+				t.Errorf("stream has %d events, want %d", len(after), len(before)+1)
+			}
+			if res := mustVerify(t, inner, stream); !res.OK() {
+				t.Errorf("chain broken after the retry: %v", res.FirstBroken)
+			}
+			// A partial overlap is still a conflict, naming the caller's expectation.
+			_, err = s.Append(t.Context(), stream, tc.exp, evs[1], event(t, "AnswerChunk", `{"seq":2}`))
+			var ce *domain.ConflictError
+			if !errors.As(err, &ce) || ce.Expected != tc.exp {
+				t.Errorf("partial overlap: err = %v, want a conflict expecting %s", err, tc.exp)
+			}
+		})
+	}
+}
+
+// TestSameIDOtherContent: two writers race to end one answer with events
+// sharing an ID (as the chat service's endings do). The store keeps the
+// winner; the loser's append returns the winner's result. The next
+// append must chain from what is stored, not from what the loser sent.
+func TestSameIDOtherContent(t *testing.T) {
+	inner := inmem.New(nil)
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	ctx := t.Context()
+	const stream = "room-3"
+	if _, err := s.Append(ctx, stream, domain.NoStream(), event(t, "RoomCreated", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	endID := domaintest.NewID(t)
+	completed := event(t, "AnswerCompleted", `{"text":"done"}`)
+	completed.ID = endID
+	cancelled := event(t, "AnswerCancelled", `{}`)
+	cancelled.ID = endID
+	r1, err := s.Append(ctx, stream, domain.Exact(0), cancelled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := s.Append(ctx, stream, domain.Exact(0), completed)
+	if err != nil || r2 != r1 {
+		t.Fatalf("the losing ending = %+v, %v; want the winner's result %+v", r2, err, r1)
+	}
+	if _, err := s.Append(ctx, stream, domain.Exact(1), event(t, "MessagePosted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, inner, stream); !res.OK() || res.Events != 3 {
+		t.Errorf("VerifyStream = %+v, want 3 events and no break", res)
+	}
+}
+
+// TestCacheSavesReads: after a caller reads the stream (as the chat
+// service does before each command), an append at the version read costs
+// no read; without it, one.
+func TestCacheSavesReads(t *testing.T) {
+	inner := &countingStore{EventStore: inmem.New(nil)}
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	ctx := t.Context()
+	const stream = "room-9"
+	if _, err := s.Append(ctx, stream, domain.NoStream(), event(t, "RoomCreated", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := inner.reads.Load(); n != 0 {
+		t.Errorf("NoStream append read %d times, want 0", n)
+	}
+	if _, err := s.Append(ctx, stream, domain.Exact(0), event(t, "MessagePosted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := inner.reads.Load(); n != 1 {
+		t.Errorf("append after an unread version read %d times, want 1", n)
+	}
+	readAll(t, s, stream) // the caller's own read
+	inner.reads.Store(0)
+	if _, err := s.Append(ctx, stream, domain.Exact(1), event(t, "AnswerStarted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := inner.reads.Load(); n != 0 {
+		t.Errorf("append after a read version read %d times, want 0", n)
+	}
+}
+
+// TestUnchainedPast: events written before the chain store are hashed as
+// they are; the first chained event links to them, so changing one of
+// them afterwards breaks the chain there.
+func TestUnchainedPast(t *testing.T) {
+	inner := inmem.New(nil)
+	ctx := t.Context()
+	const stream = "room-5"
+	if _, err := inner.Append(ctx, stream, domain.NoStream(), event(t, "RoomCreated", `{}`), event(t, "MessagePosted", `{"text":"old"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	if _, err := s.Append(ctx, stream, domain.Exact(1), event(t, "AnswerStarted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, stream, domain.Any(), event(t, "AnswerCompleted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	res := mustVerify(t, inner, stream)
+	if !res.OK() || res.Unchained != 2 || res.Events != 4 {
+		t.Fatalf("VerifyStream = %+v, want 4 events, 2 unchained, no break", res)
+	}
+	evs := readAll(t, inner, stream)
+	evs[1].Data = json.RawMessage(`{"text":"rewritten"}`)
+	got := mustVerify(t, fixedReader{stream: stream, evs: evs}, stream)
+	if got.FirstBroken == nil || got.FirstBroken.Version != 2 || got.FirstBroken.Kind != audit.BreakLink {
+		t.Errorf("after changing unchained version 1: %+v, want a link break at version 2", got.FirstBroken)
+	}
+}
+
+func TestRejectsMetadataTheChainCannotCarry(t *testing.T) {
+	s := audit.NewChainingStore(inmem.New(nil), audit.ChainOptions{})
+	for _, meta := range []string{`[1,2]`, `"text"`, `7`, `{"hash":"x"}`, `{"a":1,"prev_hash":"` + strings.Repeat("0", 64) + `"}`} {
+		ev := event(t, "MessagePosted", `{}`)
+		ev.Metadata = json.RawMessage(meta)
+		_, err := s.Append(t.Context(), "room-1", domain.Any(), ev)
+		var ie *domain.InvalidEventError
+		if !errors.As(err, &ie) || ie.Field != "metadata" {
+			t.Errorf("metadata %s: err = %v, want an *InvalidEventError for the metadata", meta, err)
+		}
+	}
+}
+
+// TestConcurrentAnyAppends: writers racing with Any on few streams all
+// succeed and leave intact chains.
+func TestConcurrentAnyAppends(t *testing.T) {
+	inner := inmem.New(nil)
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	const writers, each = 8, 25
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				stream := fmt.Sprintf("room-%d", 1+(w+i)%3)
+				if _, err := s.Append(t.Context(), stream, domain.Any(), event(t, "MessagePosted", fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+	total := 0
+	for r := 1; r <= 3; r++ {
+		res := mustVerify(t, inner, fmt.Sprintf("room-%d", r))
+		if !res.OK() {
+			t.Errorf("room-%d: %v", r, res.FirstBroken)
+		}
+		total += res.Events
+	}
+	if total != writers*each {
+		t.Errorf("%d events stored, want %d", total, writers*each)
+	}
+}

@@ -146,6 +146,9 @@ type chatStack struct {
 	deps    wsapi.Deps
 	base    string // ws://127.0.0.1:port/ws/chat/
 	appends *appendLog
+	hub     *hubTap
+	// persisted is true for the stack over the Postgres store.
+	persisted bool
 }
 
 // appendLog records the Service's appends while it is on (chat.Metrics).
@@ -173,13 +176,43 @@ func (a *appendLog) record(on bool) {
 	a.mu.Unlock()
 }
 
+// hubTap is the store as the hub sees it: while on, it records how long
+// after its append began (RecordedAt) each event reached the hub.
+type hubTap struct {
+	domain.EventStore
+	mu   sync.Mutex
+	on   bool
+	lags []time.Duration
+}
+
+func (t *hubTap) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	return t.EventStore.SubscribeAll(ctx, opts, func(ctx context.Context, batch []domain.RecordedEvent) error {
+		now := time.Now()
+		t.mu.Lock()
+		if t.on {
+			for _, ev := range batch {
+				t.lags = append(t.lags, now.Sub(ev.RecordedAt))
+			}
+		}
+		t.mu.Unlock()
+		return h(ctx, batch)
+	})
+}
+
+func (t *hubTap) record(on bool) {
+	t.mu.Lock()
+	t.on = on
+	t.mu.Unlock()
+}
+
 // newStack starts a Service over store answering with gen, a Hub and a
 // Gateway, serving the chat endpoint on a fresh port.
 func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventStore, history wsapi.HistoryLoader, gen chat.Generator) (*chatStack, error) {
 	appends := &appendLog{}
 	svc := chat.NewService(chat.Config{Instance: "bench-" + name, ShutdownGrace: time.Second},
 		chat.Deps{Store: store, Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
-	hub := wsapi.NewHub(store, nil)
+	tap := &hubTap{EventStore: store}
+	hub := wsapi.NewHub(tap, nil)
 	e.tasks.Go(func() error { return svc.Run(e.bg) })
 	e.tasks.Go(func() error { return hub.Run(e.bg) })
 	select {
@@ -189,7 +222,7 @@ func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventS
 	case <-time.After(30 * time.Second):
 		return nil, fmt.Errorf("%s hub: not ready after 30s", name)
 	}
-	s := &chatStack{name: name, svc: svc, appends: appends, deps: wsapi.Deps{Hub: hub, Auth: e.auth, Rooms: svc, History: history, Stream: store}}
+	s := &chatStack{name: name, svc: svc, appends: appends, hub: tap, persisted: store == domain.EventStore(e.pg), deps: wsapi.Deps{Hub: hub, Auth: e.auth, Rooms: svc, History: history, Stream: store}}
 	var err error
 	s.base, _, err = e.serveGateway(s.deps)
 	return s, err

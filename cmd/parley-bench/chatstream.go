@@ -15,7 +15,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 )
 
@@ -56,7 +55,8 @@ type streamResult struct {
 	answers         int
 	appends         []time.Duration // the Service's appends during the rounds, sorted
 	eventsPerAppend float64
-	foreign         foreignTx // Postgres side only
+	toHub           []time.Duration // append start → hub, every event, sorted
+	foreign         foreignTx       // Postgres side only
 }
 
 type streamResults struct{ persisted, relay streamResult }
@@ -112,12 +112,14 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 		for k := range stacks {
 			i := (k + r) % len(stacks) // alternate which side goes first
 			stacks[i].appends.record(true)
+			stacks[i].hub.record(true)
 			var stopSampling func() foreignTx
-			if stacks[i].deps.Stream == domain.StreamReader(env.pg) {
+			if stacks[i].persisted {
 				stopSampling = sampleForeign(ctx, env.pool)
 			}
 			res, err := streamRound(ctx, clients[i], env.epoch, per, period)
 			stacks[i].appends.record(false)
+			stacks[i].hub.record(false)
 			if stopSampling != nil {
 				results[i].foreign.add(stopSampling())
 			}
@@ -141,6 +143,9 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 			results[i].eventsPerAppend = float64(a.events) / float64(len(a.durs))
 		}
 		a.mu.Unlock()
+		s.hub.mu.Lock()
+		results[i].toHub = sortedCopy(s.hub.lags)
+		s.hub.mu.Unlock()
 	}
 	return streamResults{persisted: results[0], relay: results[1]}, nil
 }

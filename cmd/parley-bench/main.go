@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	var cfg config
-	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of one measured round")
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "store: length of one measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
 	cfg.chat.register(fs)
 	cfg.chat.progress = stderr

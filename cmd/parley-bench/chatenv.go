@@ -118,8 +118,10 @@ func (e *chatEnv) token(user string) (string, error) {
 	return jwtauth.Mint(e.secret, user, 2*time.Hour, time.Now(), nil)
 }
 
-// caughtUp waits until the ChatLog has applied everything in the log.
-func (e *chatEnv) caughtUp(ctx context.Context) error {
+// caughtUp waits until the ChatLog and the hub of s (a stack over the
+// Postgres store) have seen everything in the log, so that a connect
+// measures a steady server, not one still relaying a backlog.
+func (e *chatEnv) caughtUp(ctx context.Context, s *chatStack) error {
 	head, err := e.pg.HeadPosition(ctx)
 	if err != nil {
 		return err
@@ -128,6 +130,9 @@ func (e *chatEnv) caughtUp(ctx context.Context) error {
 	defer cancel()
 	if err := e.runner.WaitFor(ctx, head); err != nil {
 		return fmt.Errorf("wait for the chat log projection: %w", err)
+	}
+	if err := s.hub.waitFor(ctx, head); err != nil {
+		return fmt.Errorf("wait for the %s hub: %w", s.name, err)
 	}
 	return nil
 }
@@ -183,12 +188,17 @@ type hubTap struct {
 	mu   sync.Mutex
 	on   bool
 	lags []time.Duration
+	last domain.Position // of the last event the hub was handed
 }
 
 func (t *hubTap) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	t.mu.Lock()
+	t.last = opts.After // the hub starts after the head: it has seen everything before
+	t.mu.Unlock()
 	return t.EventStore.SubscribeAll(ctx, opts, func(ctx context.Context, batch []domain.RecordedEvent) error {
 		now := time.Now()
 		t.mu.Lock()
+		t.last = batch[len(batch)-1].Position
 		if t.on {
 			for _, ev := range batch {
 				t.lags = append(t.lags, now.Sub(ev.RecordedAt))
@@ -197,6 +207,21 @@ func (t *hubTap) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptio
 		t.mu.Unlock()
 		return h(ctx, batch)
 	})
+}
+
+// waitFor returns once the hub has been handed the event at pos.
+func (t *hubTap) waitFor(ctx context.Context, pos domain.Position) error {
+	for {
+		t.mu.Lock()
+		done := !t.last.Less(pos)
+		t.mu.Unlock()
+		if done {
+			return nil
+		}
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 func (t *hubTap) record(on bool) {

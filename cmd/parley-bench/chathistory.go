@@ -32,7 +32,7 @@ func benchHistory(ctx context.Context, env *chatEnv, c chatConfig, s *chatStack)
 		return res, err
 	}
 	res.chunks = chunks
-	if err := env.caughtUp(ctx); err != nil {
+	if err := env.caughtUp(ctx, s); err != nil {
 		return res, err
 	}
 	tok, err := env.token("history-owner")

@@ -71,7 +71,7 @@ func benchMemory(ctx context.Context, env *chatEnv, c chatConfig, s *chatStack) 
 	if err != nil {
 		return memResults{}, err
 	}
-	if err := env.caughtUp(ctx); err != nil {
+	if err := env.caughtUp(ctx, s); err != nil {
 		return memResults{}, err
 	}
 	gwTargets := filepath.Join(dir, "gateway")

@@ -63,7 +63,7 @@ const (
 	benchQuestion = "How much is the youth housing allowance, and who can get it?"
 )
 
-// benchAnswer is the scripted answer: about 120 tokens, a realistic reply.
+// benchAnswer is the scripted answer: 163 tokens, a realistic reply.
 const benchAnswer = "The youth housing allowance pays up to 200,000 won a month towards rent for up to twelve months. " +
 	"You can apply if you are between 19 and 34, live apart from your parents, rent a home with a deposit of at most " +
 	"50 million won and a monthly rent of at most 600,000 won, and your own household income is at most 60% of the " +
@@ -167,9 +167,9 @@ func benchChat(ctx context.Context, cfg config, out io.Writer) error {
 		return fmt.Errorf("memory: %w", err)
 	}
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\theap/conn\tstacks/conn\tgoroutines/conn\theap+stacks/conn\tRSS/conn\t")
+	fmt.Fprintln(tw, "server\theap/conn\tstacks/conn\tgoroutines/conn\theap+stacks/conn\t")
 	for _, r := range []memResult{mr.gateway, mr.baseline} {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%s\t\n", r.name, kib(r.heap), kib(r.stack), r.goroutines, kib(r.heap+r.stack), kib(r.rss))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t\n", r.name, kib(r.heap), kib(r.stack), r.goroutines, kib(r.heap+r.stack))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

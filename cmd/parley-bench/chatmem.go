@@ -27,8 +27,8 @@ const dialChildCommand = "__chat-dial-child"
 
 // memResult is one side of the memory figure, per connection.
 type memResult struct {
-	name                         string
-	heap, stack, goroutines, rss float64
+	name                    string
+	heap, stack, goroutines float64
 }
 
 type memResults struct{ gateway, baseline memResult }
@@ -120,11 +120,12 @@ func warmOne(ctx context.Context, url, token string) error {
 	return err
 }
 
-// memSnap is the process's memory at one moment, after two collections.
+// memSnap is the process's Go memory at one moment, after two
+// collections. (RSS is not used: the heap reuses pages the earlier parts
+// of the benchmark left mapped, so its growth says little.)
 type memSnap struct {
 	heap, stack uint64
 	goroutines  int
-	rss         uint64 // 0 when unknown
 }
 
 func snapshot() memSnap {
@@ -132,24 +133,7 @@ func snapshot() memSnap {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memSnap{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine(), rss: residentBytes()}
-}
-
-// residentBytes reads the process's resident set size on Linux.
-func residentBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * uint64(os.Getpagesize())
+	return memSnap{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 }
 
 // measureConns snapshots this process, has a child open n sockets to the
@@ -219,15 +203,11 @@ func (e *chatEnv) measureConns(ctx context.Context, exe, targets string, n int, 
 		return memResult{}, failed("the client process", errors.New("still running 30s after the server closed its sockets"))
 	}
 	per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
-	r := memResult{
+	return memResult{
 		heap:       per(after.heap, before.heap),
 		stack:      per(after.stack, before.stack),
 		goroutines: float64(after.goroutines-before.goroutines) / float64(n),
-	}
-	if after.rss > 0 && before.rss > 0 {
-		r.rss = per(after.rss, before.rss)
-	}
-	return r, nil
+	}, nil
 }
 
 // runDialChild is the client process of the memory figure: it opens -n

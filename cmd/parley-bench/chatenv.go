@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
 
@@ -119,19 +120,28 @@ func (e *chatEnv) token(user string) (string, error) {
 }
 
 // caughtUp waits until the ChatLog and the hub of s (a stack over the
-// Postgres store) have seen everything in the log, so that a connect
-// measures a steady server, not one still relaying a backlog.
+// Postgres store) have seen everything appended so far, so that connects
+// meet a steady server, not a hub still relaying a backlog. The log's head
+// cannot tell: it is read below the cluster's oldest running transaction,
+// so it may lag behind committed appends. Instead it creates a marker room
+// after them, whose first event is ordered after all of them, and waits
+// for that.
 func (e *chatEnv) caughtUp(ctx context.Context, s *chatStack) error {
-	head, err := e.pg.HeadPosition(ctx)
+	info, err := s.svc.CreateRoom(ctx, "bench-marker", "Marker")
 	if err != nil {
 		return err
 	}
+	evs, err := e.pg.ReadStream(ctx, room.Stream(info.ID), domain.ReadStreamOptions{Limit: 1})
+	if err != nil {
+		return err
+	}
+	pos := evs[0].Position
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := e.runner.WaitFor(ctx, head); err != nil {
+	if err := e.runner.WaitFor(ctx, pos); err != nil {
 		return fmt.Errorf("wait for the chat log projection: %w", err)
 	}
-	if err := s.hub.waitFor(ctx, head); err != nil {
+	if err := s.hub.waitFor(ctx, pos); err != nil {
 		return fmt.Errorf("wait for the %s hub: %w", s.name, err)
 	}
 	return nil

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -33,34 +34,45 @@ const usage = `usage: parley-bench [flags] <benchmark>...
 
 benchmarks:
   store   event store appends: 1 writer, 64 writers, batches of 32, beside raw INSERTs
+  chat    WebSocket chat: chunk latency persisted vs relay-only, connect-to-history vs a bare
+          upgrader, server memory per idle connection vs a bare upgrader (flags before names:
+          parley-bench -rooms 50 -conns 1000 chat)
   all     every benchmark above
 
 Environment:
-  PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped)
+  PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped);
+  PARLEY_DATABASE_URL        used when the former is unset
 `
 
 type config struct {
 	adminURL string
 	duration time.Duration
 	rounds   int
+	chat     chatConfig
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == dialChildCommand {
+		return runDialChild(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	var cfg config
-	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of one measured round")
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "store: length of one measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
+	cfg.chat.register(fs)
+	cfg.chat.progress = stderr
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg.adminURL = getenv("PARLEY_TEST_POSTGRES_URL")
-	if cfg.adminURL == "" {
-		cfg.adminURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable"
-	}
+	cfg.adminURL = cmp.Or(getenv("PARLEY_TEST_POSTGRES_URL"), getenv("PARLEY_DATABASE_URL"),
+		"postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable")
 	if cfg.rounds < 1 || cfg.duration <= 0 {
 		return fmt.Errorf("-rounds must be at least 1 and -duration positive")
+	}
+	if err := cfg.chat.validate(); err != nil {
+		return err
 	}
 	names := fs.Args()
 	if len(names) == 0 {
@@ -68,8 +80,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	benches := map[string]func(context.Context, config, io.Writer) error{
 		"store": benchStore,
+		"chat":  benchChat,
 	}
-	order := []string{"store"}
+	order := []string{"store", "chat"}
 	var todo []string
 	for _, n := range names {
 		switch {

@@ -72,6 +72,9 @@ func (c *conn) push(f frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.live {
+		if f.data == nil || (f.version >= 0 && f.version <= c.lastQueued) {
+			return // invisible, or already sent by the catch-up
+		}
 		c.pending = append(c.pending, f)
 		if len(c.pending) > c.max {
 			c.overflowLocked()
@@ -131,6 +134,15 @@ func (c *conn) catchUp(f frame) bool {
 			return true
 		}
 		c.lastQueued = f.version
+		// Frames the hub delivered meanwhile that this one covers are
+		// dropped, so a catch-up during a busy answer does not overflow.
+		kept := c.pending[:0]
+		for _, p := range c.pending {
+			if p.version > f.version {
+				kept = append(kept, p)
+			}
+		}
+		c.pending = kept
 	}
 	c.mu.Unlock()
 	if f.data == nil {

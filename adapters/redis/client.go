@@ -15,13 +15,18 @@ const (
 	DefaultDialTimeout  = 2 * time.Second
 	DefaultReadTimeout  = time.Second
 	DefaultWriteTimeout = time.Second
+	// DefaultDialerRetries is how many times a refused connection is
+	// dialled: once. Callers of the memory wait a fraction of a second at
+	// most, and the projection's Runner retries with its own backoff.
+	DefaultDialerRetries = 1
 )
 
 // NewClient returns a client for a redis:// or rediss:// URL such as
 // redis://user:password@127.0.0.1:6379/0?max_retries=1 (the query
-// parameters are go-redis's Options in snake case). It connects lazily:
-// an unreachable server shows on the first command. Errors never repeat
-// the URL, which may hold a password.
+// parameters are go-redis's Options in snake case; the timeouts default
+// to the constants above, and a refused dial is not retried). It connects
+// lazily: an unreachable server shows on the first command. Errors never
+// repeat the URL's password.
 func NewClient(rawURL string) (*goredis.Client, error) {
 	if rawURL == "" {
 		return nil, errors.New("redis: the URL is empty: set it to e.g. redis://127.0.0.1:6379/0")
@@ -44,6 +49,7 @@ func NewClient(rawURL string) (*goredis.Client, error) {
 	if !q.Has("write_timeout") {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
+	opts.DialerRetries = DefaultDialerRetries
 	return goredis.NewClient(opts), nil
 }
 

@@ -37,9 +37,10 @@ type ExtractiveConfig struct {
 // previous summary. Sentences are ranked by their distinct terms
 // (words, and character bigrams in Korean, Chinese and Japanese, with
 // numbers weighing double) weighted by how rare they are in their text.
-// When the lines exceed MaxTokens, the least valuable are dropped, value
-// being informativeness discounted by age, and the newest line is never
-// dropped, only cut. It is safe for concurrent use.
+// When the lines exceed MaxTokens, the least valuable are first
+// compressed to their most informative sentence and then dropped (see
+// bound); the newest line is never dropped, only cut. It is safe for
+// concurrent use.
 type Extractive struct {
 	cfg   ExtractiveConfig
 	count TokenCounter
@@ -164,23 +165,66 @@ func (e *Extractive) fit(line string, limit int) string {
 	return strings.Join(out, " ")
 }
 
-// bound drops the least valuable lines until the summary fits MaxTokens,
-// then cuts the last line if it alone is too long.
+// compressedMark starts a line bound has compressed to its core.
+const compressedMark = "- "
+
+// bound makes the summary fit MaxTokens. While it is too long, the least
+// valuable line that still holds a whole turn ("Q: ... A: ...") is
+// compressed to its core: its most informative sentence, within a sixth of
+// the budget, marked "- ". Once every line but the newest is compressed,
+// the least valuable is dropped; a last line alone too long is cut. A
+// line's value is its informativeness among the lines, raised by how
+// central it is (how much of its vocabulary the other lines share: a topic
+// the conversation keeps coming back to) and discounted by its age. The
+// newest line is never compressed or dropped.
 func (e *Extractive) bound(lines []string) string {
+	coreCap := max(e.cfg.MaxTokens/6, 1)
 	for len(lines) > 1 && e.count.Count(strings.Join(lines, "\n")) > e.cfg.MaxTokens {
-		scores := rank(lines)
-		drop := 0
-		var worst float64
-		for i := range len(lines) - 1 {
-			v := (scores[i] + 0.1) * math.Pow(recencyDecay, float64(len(lines)-1-i))
-			if i == 0 || v < worst {
-				drop, worst = i, v
-			}
+		scores, central := rank(lines), centrality(lines)
+		value := func(i int) float64 {
+			return (scores[i] + 0.1) * (1 + central[i]) * math.Pow(recencyDecay, float64(len(lines)-1-i))
 		}
-		lines = append(lines[:drop], lines[drop+1:]...)
+		pick := func(ok func(string) bool) int {
+			best := -1
+			for i := range len(lines) - 1 {
+				if ok(lines[i]) && (best < 0 || value(i) < value(best)) {
+					best = i
+				}
+			}
+			return best
+		}
+		if i := pick(func(l string) bool { return !strings.HasPrefix(l, compressedMark) }); i >= 0 {
+			lines[i] = compressedMark + e.core(lines[i], coreCap)
+			continue
+		}
+		i := pick(func(string) bool { return true })
+		lines = append(lines[:i], lines[i+1:]...)
 	}
 	if len(lines) == 1 {
 		lines[0] = truncate(lines[0], e.count, e.cfg.MaxTokens)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// core returns a summary line's most informative sentence, without its
+// "Q:" or "A:" label, within limit tokens.
+func (e *Extractive) core(line string, limit int) string {
+	var ss []string
+	for _, s := range splitSentences(line) {
+		s = strings.TrimPrefix(strings.TrimPrefix(s, "Q: "), "A: ")
+		if s = strings.TrimSpace(s); s != "" {
+			ss = append(ss, s)
+		}
+	}
+	if len(ss) == 0 {
+		return truncate(line, e.count, limit)
+	}
+	scores := rank(ss)
+	top := 0
+	for i := range ss {
+		if scores[i] > scores[top] {
+			top = i
+		}
+	}
+	return truncate(ss[top], e.count, limit)
 }

@@ -122,3 +122,30 @@ func TestExtractiveStopsWithItsContext(t *testing.T) {
 		t.Errorf("NewExtractive(nil, -1) error = %v", err)
 	}
 }
+
+func TestExtractiveCompressesOldLinesBeforeDroppingThem(t *testing.T) {
+	const budget = 50
+	e := newExtractive(t, words{}, memory.ExtractiveConfig{MaxTokens: budget})
+	previous := strings.Join([]string{
+		"Q: How much is rent support? A: Rent support pays 200,000 won monthly.",
+		"Q: How much is job training? A: Job training pays 500,000 won monthly.",
+		"Q: How much is transport aid? A: Transport aid refunds 53 percent.",
+		"Q: How much is counselling? A: Counselling is free for 10 sessions.",
+	}, "\n")
+	got, err := e.Summarize(t.Context(), previous, []memory.Turn{{Question: "When is the deadline?", Answer: "Applications close on March 31. Late ones wait a year."}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := (words{}).Count(got); n > budget {
+		t.Errorf("summary has %d tokens, over %d:\n%s", n, budget, got)
+	}
+	for _, fact := range []string{"200,000", "500,000", "53 percent", "10 sessions", "March 31"} {
+		if !strings.Contains(got, fact) {
+			t.Errorf("summary lost %q:\n%s", fact, got)
+		}
+	}
+	lines := strings.Split(got, "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "- ") || !strings.HasPrefix(lines[4], "Q: When is the deadline? A: ") {
+		t.Errorf("want the old lines compressed to their core and the newest whole:\n%s", got)
+	}
+}

@@ -141,6 +141,33 @@ func rank(sentences []string) []float64 {
 	return scores
 }
 
+// centrality returns, for each sentence, the sum of its cosine
+// similarities (over distinct terms) with the others.
+func centrality(sentences []string) []float64 {
+	ts := make([]map[string]float64, len(sentences))
+	for i, s := range sentences {
+		ts[i] = terms(s)
+	}
+	out := make([]float64, len(sentences))
+	for i := range ts {
+		for j := i + 1; j < len(ts); j++ {
+			if len(ts[i]) == 0 || len(ts[j]) == 0 {
+				continue
+			}
+			shared := 0
+			for t := range ts[i] {
+				if _, ok := ts[j][t]; ok {
+					shared++
+				}
+			}
+			sim := float64(shared) / math.Sqrt(float64(len(ts[i])*len(ts[j])))
+			out[i] += sim
+			out[j] += sim
+		}
+	}
+	return out
+}
+
 // best returns up to k of text's most informative sentences in their
 // original order, ties going to the earlier sentence.
 func best(text string, k int) []string {

@@ -1,7 +1,8 @@
 // Package langchain adapts language models reached through
 // github.com/tmc/langchaingo to Parley's ports: a chat.Generator that
-// streams answers from Ollama or any OpenAI-compatible server, and an
-// embedder for the retrieval index.
+// streams answers from Ollama or any OpenAI-compatible server, an
+// embedder for the retrieval index, and a memory.Summarizer that asks the
+// same model to extend a conversation's running summary.
 //
 // BuildMessages turns a chat.Prompt into the message list sent to the model.
 // Retrieved passages go into the system message inside a <documents> fence,

@@ -104,6 +104,8 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 			return OutcomeAbandoned
 		}
 		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
+	} else if outcome == OutcomeComplete {
+		p.s.compact(p.room)
 	}
 	return outcome
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -46,6 +47,12 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// MaxChunkBatch caps the deltas one append carries. Default 256.
 	MaxChunkBatch int
+	// MemoryReadTimeout bounds one read of Deps.MemoryReader; on timeout
+	// the prompt's memory comes from the room's stream. Default 250ms.
+	MemoryReadTimeout time.Duration
+	// CompactTimeout bounds one Deps.Memory.Compact after an answer.
+	// Default 2 minutes.
+	CompactTimeout time.Duration
 }
 
 // DefaultSystem is the generator's default system text.
@@ -68,6 +75,12 @@ func (c *Config) setDefaults() {
 	if c.MaxChunkBatch <= 0 {
 		c.MaxChunkBatch = 256
 	}
+	if c.MemoryReadTimeout <= 0 {
+		c.MemoryReadTimeout = 250 * time.Millisecond
+	}
+	if c.CompactTimeout <= 0 {
+		c.CompactTimeout = 2 * time.Minute
+	}
 }
 
 // Deps are the Service's collaborators. Clock and Random default to the
@@ -81,6 +94,13 @@ type Deps struct {
 	Random    io.Reader
 	Logger    *slog.Logger
 	Metrics   Metrics
+	// Memory, when set, summarises a room's oldest turns after each
+	// completed answer (memory.Worker).
+	Memory Memory
+	// MemoryReader, when set, is where prompts read the room's summary and
+	// buffer from (the Redis read model); without it, or when it fails,
+	// they come from the room's stream.
+	MemoryReader MemoryReader
 }
 
 // Service runs rooms: creating, posting, cancelling, deleting, and the
@@ -95,10 +115,15 @@ type Service struct {
 	random  io.Reader
 	log     *slog.Logger
 	metrics Metrics
+	memory  Memory
+	reader  MemoryReader
 
 	mu      sync.Mutex
 	rooms   map[int64]*cachedRoom
 	running map[int64]*runningAnswer
+	// compacting holds the rooms with a Compact running in this process;
+	// true asks it to run once more when done.
+	compacting map[int64]bool
 
 	ctx     context.Context // answers run under it; cancelled by Run's end
 	cancel  context.CancelFunc
@@ -129,9 +154,9 @@ func NewService(cfg Config, deps Deps) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
-		log: deps.Logger, metrics: deps.Metrics,
+		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader,
 		ret:   deps.Retriever,
-		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{},
+		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
 		ctx: ctx, cancel: cancel,
 	}
 }
@@ -353,6 +378,7 @@ func (s *Service) Post(ctx context.Context, id int64, user, text, clientID strin
 		return PostResult{}, err
 	}
 	answerID := domain.NameUUID(msgID, "answer")
+	mem := s.readMemory(ctx, id, user)
 	var prompt Prompt
 	evs, res, err := s.execute(ctx, id, domain.Metadata{CorrelationID: msgID.String(), UserID: user},
 		func(_ int, e room.Event) domain.UUID { return eventID(e) },
@@ -360,7 +386,7 @@ func (s *Service) Post(ctx context.Context, id int64, user, text, clientID strin
 			evs, err := room.PostMessage(st, room.Post{UserID: user, Text: text, ClientID: clientID,
 				MessageID: msgID, AnswerID: answerID, Model: s.gen.Name(), Instance: s.cfg.Instance})
 			if len(evs) > 0 {
-				prompt = s.prompt(st, text)
+				prompt = s.prompt(st, text, mem)
 			}
 			return evs, err
 		})
@@ -397,12 +423,11 @@ func eventID(e room.Event) domain.UUID {
 	return domain.UUID{}
 }
 
-func (s *Service) prompt(st *room.State, question string) Prompt {
-	p := Prompt{System: s.cfg.System, Question: question}
-	for _, t := range st.Recent {
-		p.History = append(p.History, Turn{Role: t.Role, Content: t.Text})
-	}
-	return p
+// prompt is the system text, the room's summary and buffer (from mem when
+// it is current enough, see promptMemory), and the question.
+func (s *Service) prompt(st *room.State, question string, mem *memory.Conversation) Prompt {
+	summary, history := promptMemory(st, mem)
+	return Prompt{System: s.cfg.System, Summary: summary, History: history, Question: question}
 }
 
 // Cancel cancels the answer streaming in the room.

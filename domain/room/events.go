@@ -21,6 +21,7 @@ const (
 	TypeAnswerFailed      = "AnswerFailed"
 	TypeAnswerCancelled   = "AnswerCancelled"
 	TypeRetrievalRecorded = "RetrievalRecorded"
+	TypeSummaryUpdated    = "SummaryUpdated"
 )
 
 // StreamPrefix starts every room stream's name.
@@ -150,6 +151,23 @@ type AnswerCancelled struct {
 	Text     string      `json:"text"`
 }
 
+// SummaryUpdated replaces the room's conversation summary: the oldest
+// whole turns (a question and its answer) were folded, with the previous
+// summary, into Summary. The turns it covers are those whose answers ended
+// at or before CoversThroughVersion; later turns stay verbatim in the
+// memory's buffer. Appended at an exact expected version, so one turn is
+// summarised once.
+type SummaryUpdated struct {
+	Summary string `json:"summary"`
+	// CoversThroughVersion is the stream version of the last event of the
+	// last turn folded in.
+	CoversThroughVersion int64 `json:"covers_through_version"`
+	// Tokens is the summary's length in the summariser's token count.
+	Tokens int `json:"tokens"`
+	// Summarizer names what wrote it (e.g. "extractive", "ollama/llama3.2").
+	Summarizer string `json:"summarizer"`
+}
+
 // EventType implementations.
 func (RoomCreated) EventType() string       { return TypeRoomCreated }
 func (RoomDeleted) EventType() string       { return TypeRoomDeleted }
@@ -160,6 +178,7 @@ func (AnswerCompleted) EventType() string   { return TypeAnswerCompleted }
 func (AnswerFailed) EventType() string      { return TypeAnswerFailed }
 func (AnswerCancelled) EventType() string   { return TypeAnswerCancelled }
 func (RetrievalRecorded) EventType() string { return TypeRetrievalRecorded }
+func (SummaryUpdated) EventType() string    { return TypeSummaryUpdated }
 
 // Decode returns the payload of a room event, or an error naming the
 // event when its type is unknown or its data does not decode. Events of
@@ -188,6 +207,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 		p = new(AnswerCancelled)
 	case TypeRetrievalRecorded:
 		p = new(RetrievalRecorded)
+	case TypeSummaryUpdated:
+		p = new(SummaryUpdated)
 	default:
 		if tolerateUnknown {
 			return nil, nil
@@ -218,6 +239,8 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	case *AnswerCancelled:
 		return *v, nil
 	case *RetrievalRecorded:
+		return *v, nil
+	case *SummaryUpdated:
 		return *v, nil
 	}
 	return nil, fmt.Errorf("decode %s: unreachable", ev.Type)

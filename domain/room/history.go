@@ -77,6 +77,8 @@ func (h *History) Apply(ev domain.RecordedEvent) error {
 		h.update(e.AnswerID, ev.Version, at, func(m *Message) { m.Text, m.Status = e.Text, StatusFailed })
 	case AnswerCancelled:
 		h.update(e.AnswerID, ev.Version, at, func(m *Message) { m.Text, m.Status = e.Text, StatusCancelled })
+	case SummaryUpdated:
+		// Memory, not conversation: no message changes.
 	}
 	return nil
 }

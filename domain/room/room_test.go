@@ -241,3 +241,54 @@ func TestStreamNames(t *testing.T) {
 		t.Errorf("Stream(12) = %q", room.Stream(12))
 	}
 }
+
+func TestSummaryUpdated(t *testing.T) {
+	summary := room.SummaryUpdated{Summary: "Asked about housing.", CoversThroughVersion: 4, Tokens: 5, Summarizer: "extractive"}
+	st, recs := given(t, created,
+		room.MessagePosted{MessageID: msg1, UserID: "42", Text: "What is the housing allowance?"},
+		room.AnswerStarted{AnswerID: ans1, QuestionID: msg1},
+		room.AnswerChunk{AnswerID: ans1, Seq: 0, Delta: "Up to 200,000 won."},
+		room.AnswerCompleted{AnswerID: ans1, Text: "Up to 200,000 won."},
+		room.MessagePosted{MessageID: msg2, UserID: "42", Text: "And jobs?"},
+		room.AnswerStarted{AnswerID: ans2, QuestionID: msg2},
+		summary,
+		room.AnswerCompleted{AnswerID: ans2, Text: "See the job centre."},
+		// An older summary arriving late never replaces a newer one.
+		room.SummaryUpdated{Summary: "stale", CoversThroughVersion: 3},
+	)
+
+	if got := string(recs[7].Data); got != `{"summary":"Asked about housing.","covers_through_version":4,"tokens":5,"summarizer":"extractive"}` {
+		t.Errorf("SummaryUpdated JSON = %s", got)
+	}
+	p, err := room.Decode(recs[7], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(room.Event(summary), p); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+
+	if st.Summary != "Asked about housing." || st.SummaryThrough != 4 || st.Version != 9 {
+		t.Errorf("state summary %q through %d version %d; want the first summary through 4 at version 9", st.Summary, st.SummaryThrough, st.Version)
+	}
+	wantBuffer := []room.Turn{
+		{Role: room.RoleUser, Text: "And jobs?", Version: 5},
+		{Role: room.RoleAssistant, Text: "See the job centre.", Version: 8},
+	}
+	if diff := cmp.Diff(wantBuffer, st.Buffer()); diff != "" {
+		t.Errorf("buffer (-want +got):\n%s", diff)
+	}
+	if len(st.Recent) != 4 {
+		t.Errorf("recent holds %d messages, want all 4", len(st.Recent))
+	}
+
+	h := room.NewHistory()
+	for _, r := range recs {
+		if err := h.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(h.Messages) != 4 || h.Version != 9 {
+		t.Errorf("history has %d messages at version %d; want 4 at 9 (summaries add none)", len(h.Messages), h.Version)
+	}
+}

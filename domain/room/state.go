@@ -37,27 +37,49 @@ type State struct {
 	// Recent holds the last MaxRecent user messages and completed answers,
 	// oldest first: the conversation a generator is shown.
 	Recent []Turn
-	posted map[domain.UUID]bool
+	// Summary is the room's latest conversation summary (SummaryUpdated)
+	// and SummaryThrough the stream version it covers through, NoVersion
+	// before the first: the messages of Recent after it are the summary
+	// buffer's verbatim part (Buffer).
+	Summary        string
+	SummaryThrough int64
+	posted         map[domain.UUID]bool
 }
 
 // Turn is a message of Recent.
 type Turn struct {
 	Role string // RoleUser or RoleAssistant
 	Text string
+	// Version is the stream version of the event that recorded it: the
+	// MessagePosted of a question, the AnswerCompleted of an answer.
+	Version int64
 }
 
 // MaxRecent bounds State.Recent.
 const MaxRecent = 20
 
-func (s *State) remember(role, text string) {
-	s.Recent = append(s.Recent, Turn{Role: role, Text: text})
+func (s *State) remember(role, text string, version int64) {
+	s.Recent = append(s.Recent, Turn{Role: role, Text: text, Version: version})
 	if n := len(s.Recent) - MaxRecent; n > 0 {
 		s.Recent = append(s.Recent[:0], s.Recent[n:]...)
 	}
 }
 
 // NewState is the state of a room with no events.
-func NewState() *State { return &State{Version: domain.NoVersion, posted: map[domain.UUID]bool{}} }
+func NewState() *State {
+	return &State{Version: domain.NoVersion, SummaryThrough: domain.NoVersion, posted: map[domain.UUID]bool{}}
+}
+
+// Buffer returns a copy of the messages of Recent that the summary does
+// not cover, oldest first.
+func (s *State) Buffer() []Turn {
+	for i, t := range s.Recent {
+		if t.Version > s.SummaryThrough {
+			return append([]Turn(nil), s.Recent[i:]...)
+		}
+	}
+	return nil
+}
 
 // Exists reports whether the room was created and not deleted.
 func (s *State) Exists() bool { return s.Version >= 0 && !s.Deleted }
@@ -80,7 +102,7 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 		s.Deleted = true
 	case MessagePosted:
 		s.posted[e.MessageID] = true
-		s.remember(RoleUser, e.Text)
+		s.remember(RoleUser, e.Text, ev.Version)
 	case AnswerStarted:
 		s.Open = &OpenAnswer{AnswerID: e.AnswerID, QuestionID: e.QuestionID, Instance: e.Instance, StartedAt: ev.RecordedAt, LastAt: ev.RecordedAt}
 	case RetrievalRecorded:
@@ -95,13 +117,17 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 		}
 	case AnswerCompleted:
 		if s.Open != nil && s.Open.AnswerID == e.AnswerID {
-			s.remember(RoleAssistant, e.Text)
+			s.remember(RoleAssistant, e.Text, ev.Version)
 		}
 		s.closeAnswer(e.AnswerID)
 	case AnswerFailed:
 		s.closeAnswer(e.AnswerID)
 	case AnswerCancelled:
 		s.closeAnswer(e.AnswerID)
+	case SummaryUpdated:
+		if e.CoversThroughVersion > s.SummaryThrough {
+			s.Summary, s.SummaryThrough = e.Summary, e.CoversThroughVersion
+		}
 	}
 	return nil
 }

@@ -1,0 +1,451 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/room"
+	"github.com/parleychat/parley/projections"
+)
+
+var (
+	_ projections.Projection    = (*Memory)(nil)
+	_ projections.ErrorRecorder = (*Memory)(nil)
+	_ chat.MemoryReader         = (*Memory)(nil)
+)
+
+// Defaults of MemoryConfig.
+const (
+	DefaultPrefix     = "parley:"
+	DefaultMemoryName = "memory"
+)
+
+// MemoryConfig configures a Memory. The zero value is the live read model.
+type MemoryConfig struct {
+	// Prefix starts every key the Memory reads and writes. Tests use a
+	// unique one; a rebuild fills another (say "parley-next:") from the
+	// start of the log. With Redis Cluster, make it a hash tag such as
+	// "{parley}:": the script writes several keys at once, which must then
+	// share a slot. Default DefaultPrefix.
+	Prefix string
+	// Name is the projection's name, in logs and status and in its
+	// checkpoint's key. Default DefaultMemoryName.
+	Name string
+}
+
+// Memory is the Redis read model of rooms' conversation memory.
+//
+// Keys, under the prefix P:
+//
+//	P memory:<room>:<user>        hash: summary, covers_through_version,
+//	                              buffer (JSON memory.Turn list),
+//	                              applied_version, deleted
+//	P memory:owners               hash: room → owner, to find a room's key
+//	P memory:checkpoint:<name>    hash: position, error
+//
+// A room's user is its owner, the only user who may post in it.
+type Memory struct {
+	client goredis.UniversalClient
+	prefix string
+	name   string
+}
+
+// NewMemory returns the Memory over client.
+func NewMemory(client goredis.UniversalClient, cfg MemoryConfig) (*Memory, error) {
+	if client == nil {
+		return nil, errors.New("redis memory: a client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultMemoryName
+	}
+	for field, v := range map[string]string{"Prefix": cfg.Prefix, "Name": cfg.Name} {
+		if strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 || len(v) > 100 {
+			return nil, fmt.Errorf("redis memory: %s %q: use at most 100 printable characters without spaces", field, v)
+		}
+	}
+	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name}, nil
+}
+
+// Name implements projections.Projection.
+func (m *Memory) Name() string { return m.name }
+
+// Prefix returns the key prefix.
+func (m *Memory) Prefix() string { return m.prefix }
+
+func (m *Memory) key(roomID int64, user string) string {
+	return m.prefix + "memory:" + strconv.FormatInt(roomID, 10) + ":" + user
+}
+
+func (m *Memory) ownersKey() string     { return m.prefix + "memory:owners" }
+func (m *Memory) checkpointKey() string { return m.prefix + "memory:checkpoint:" + m.name }
+
+// Hash fields.
+const (
+	fieldSummary  = "summary"
+	fieldThrough  = "covers_through_version"
+	fieldBuffer   = "buffer"
+	fieldApplied  = "applied_version"
+	fieldDeleted  = "deleted"
+	fieldPosition = "position"
+	fieldError    = "error"
+)
+
+// Checkpoint implements projections.Projection.
+func (m *Memory) Checkpoint(ctx context.Context) (domain.Position, error) {
+	s, err := m.client.HGet(ctx, m.checkpointKey(), fieldPosition).Result()
+	if errors.Is(err, goredis.Nil) {
+		return domain.Start, nil
+	}
+	if err != nil {
+		return domain.Start, fmt.Errorf("redis memory %s: read checkpoint: %w", m.name, err)
+	}
+	p, err := parsePosition(s)
+	if err != nil {
+		return domain.Start, fmt.Errorf("redis memory %s: checkpoint: %w", m.name, err)
+	}
+	return p, nil
+}
+
+// RecordError implements projections.ErrorRecorder: the message is kept
+// beside the checkpoint until the next successful Apply.
+func (m *Memory) RecordError(ctx context.Context, msg string) error {
+	if err := m.client.HSet(ctx, m.checkpointKey(), fieldError, msg).Err(); err != nil {
+		return fmt.Errorf("redis memory %s: record error: %w", m.name, err)
+	}
+	return nil
+}
+
+// LastError returns the error RecordError kept, or "".
+func (m *Memory) LastError(ctx context.Context) (string, error) {
+	s, err := m.client.HGet(ctx, m.checkpointKey(), fieldError).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis memory %s: read last error: %w", m.name, err)
+	}
+	return s, nil
+}
+
+// Load implements chat.MemoryReader: the memory of the room for user, or
+// an empty Conversation at domain.NoVersion when the read model holds
+// none. It makes one round trip; bound it with ctx.
+func (m *Memory) Load(ctx context.Context, roomID int64, user string) (*memory.Conversation, error) {
+	h, err := m.client.HGetAll(ctx, m.key(roomID, user)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis memory: load room %d: %w", roomID, err)
+	}
+	c, err := decodeConversation(h)
+	if err != nil {
+		return nil, fmt.Errorf("redis memory: load room %d: %w", roomID, err)
+	}
+	return c, nil
+}
+
+// decodeConversation reads a memory hash; an empty one is a room the
+// read model has not seen.
+func decodeConversation(h map[string]string) (*memory.Conversation, error) {
+	c := memory.NewConversation()
+	if len(h) == 0 {
+		return c, nil
+	}
+	var err error
+	if c.Version, err = strconv.ParseInt(h[fieldApplied], 10, 64); err != nil {
+		return nil, fmt.Errorf("field %s %q: %w", fieldApplied, h[fieldApplied], err)
+	}
+	if c.Through, err = strconv.ParseInt(h[fieldThrough], 10, 64); err != nil {
+		return nil, fmt.Errorf("field %s %q: %w", fieldThrough, h[fieldThrough], err)
+	}
+	if err := json.Unmarshal([]byte(h[fieldBuffer]), &c.Turns); err != nil {
+		return nil, fmt.Errorf("field %s: %w", fieldBuffer, err)
+	}
+	c.Summary, c.Deleted = h[fieldSummary], h[fieldDeleted] == "1"
+	return c, nil
+}
+
+// applyScript writes one batch's effects and the checkpoint, atomically.
+//
+// KEYS: the checkpoint, the owners hash, then one memory key per room.
+// ARGV: the batch's last position; then per room, 7 values: room id,
+// owner, new version, summary, covered version, buffer, deleted.
+//
+// A checkpoint at or after the batch's position makes the whole batch a
+// no-op (returns 0). A key whose applied_version already reaches the new
+// version is left alone: its events are replays, or another writer got
+// further. A key never moves backwards.
+var applyScript = goredis.NewScript(`
+local cp = redis.call('HGET', KEYS[1], 'position')
+if cp and cp >= ARGV[1] then return 0 end
+for i = 1, #KEYS - 2 do
+  local a = 2 + (i - 1) * 7
+  local applied = tonumber(redis.call('HGET', KEYS[2 + i], 'applied_version') or '-1')
+  if applied < tonumber(ARGV[a + 2]) then
+    redis.call('HSET', KEYS[2 + i], 'applied_version', ARGV[a + 2], 'summary', ARGV[a + 3],
+      'covers_through_version', ARGV[a + 4], 'buffer', ARGV[a + 5], 'deleted', ARGV[a + 6])
+    redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])
+  end
+end
+redis.call('HSET', KEYS[1], 'position', ARGV[1])
+redis.call('HDEL', KEYS[1], 'error')
+return 1
+`)
+
+// Apply implements projections.Projection. It folds the batch's events
+// per room onto the room's stored memory (memory.Conversation.Apply) and
+// writes every changed room and the checkpoint with one Lua script, in
+// three round trips whatever the batch's size.
+//
+// Idempotence does not rest on the checkpoint alone: each key carries the
+// stream version it applied, the fold skips events at or below it, and
+// the script never moves a key backwards. So a batch applied again (after
+// a lost reply, or from zero with the checkpoint gone, or by a projection
+// of another name sharing the keys) changes nothing, and the checkpoint
+// is only where the Runner resumes.
+//
+// Several processes may apply the same log into the same keys at once:
+// each reads the checkpoint before the keys and skips the events at or
+// before it, so every fold starts from a stored state and continues with
+// the very next events of the room; each write is then the room's true
+// memory at its version, and the highest version wins.
+//
+// An event that does not decode, or of a room whose owner is unknown (its
+// RoomCreated was never applied: the keys were evicted or deleted, so run
+// Redis without eviction), is a *projections.EventError, returned before
+// anything is written.
+func (m *Memory) Apply(ctx context.Context, batch []domain.RecordedEvent) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	last := batch[len(batch)-1].Position
+	if err := m.apply(ctx, batch, last); err != nil {
+		var ee *projections.EventError
+		if errors.As(err, &ee) {
+			return err
+		}
+		return fmt.Errorf("redis memory %s: apply %d events up to %s: %w", m.name, len(batch), last, err)
+	}
+	return nil
+}
+
+// roomBatch is a batch's events of one room.
+type roomBatch struct {
+	id     int64
+	owner  string
+	events []domain.RecordedEvent
+}
+
+func (m *Memory) apply(ctx context.Context, batch []domain.RecordedEvent, last domain.Position) error {
+	// Round trip 1: the checkpoint and the owners of the batch's rooms.
+	rooms, err := groupRooms(batch)
+	if err != nil {
+		return err
+	}
+	if len(rooms) == 0 {
+		return m.saveCheckpoint(ctx, last)
+	}
+	ids := make([]string, len(rooms))
+	for i, r := range rooms {
+		ids[i] = strconv.FormatInt(r.id, 10)
+	}
+	pipe := m.client.Pipeline()
+	cpCmd := pipe.HGet(ctx, m.checkpointKey(), fieldPosition)
+	ownersCmd := pipe.HMGet(ctx, m.ownersKey(), ids...)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return err
+	}
+	cp := domain.Start
+	if s, err := cpCmd.Result(); err == nil {
+		if cp, err = parsePosition(s); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+	}
+	if !cp.Less(last) {
+		return nil // applied already
+	}
+	owners := ownersCmd.Val()
+	for i, r := range rooms {
+		if s, ok := owners[i].(string); ok && r.owner == "" {
+			r.owner = s
+		}
+		if r.owner == "" {
+			return projections.NewEventError(r.events[0], fmt.Errorf("room %d has no known owner: its RoomCreated was never applied to this read model; rebuild it from the start of the log", r.id))
+		}
+	}
+
+	// Round trip 2: the rooms' stored memory.
+	pipe = m.client.Pipeline()
+	gets := make([]*goredis.MapStringStringCmd, len(rooms))
+	for i, r := range rooms {
+		gets[i] = pipe.HGetAll(ctx, m.key(r.id, r.owner))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+
+	// Fold, then round trip 3: the script.
+	keys := []string{m.checkpointKey(), m.ownersKey()}
+	args := []any{formatPosition(last)}
+	for i, r := range rooms {
+		c, err := decodeConversation(gets[i].Val())
+		if err != nil {
+			return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+		}
+		base := c.Version
+		for _, ev := range r.events {
+			if !cp.Less(ev.Position) {
+				continue
+			}
+			if err := c.Apply(ev); err != nil {
+				return projections.NewEventError(ev, err)
+			}
+		}
+		if c.Version == base {
+			continue // replays only
+		}
+		buf, err := json.Marshal(c.Turns)
+		if err != nil {
+			return fmt.Errorf("room %d: encode buffer: %w", r.id, err)
+		}
+		if c.Turns == nil {
+			buf = []byte("[]")
+		}
+		deleted := "0"
+		if c.Deleted {
+			deleted = "1"
+		}
+		keys = append(keys, m.key(r.id, r.owner))
+		args = append(args, r.id, r.owner, c.Version, c.Summary, c.Through, string(buf), deleted)
+	}
+	return applyScript.Run(ctx, m.client, keys, args...).Err()
+}
+
+// groupRooms groups the batch's room events by room, in first-seen order,
+// with the owner when the batch tells it. Events of other streams are
+// skipped; an event that does not decode is an EventError.
+func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
+	var out []*roomBatch
+	byID := map[int64]*roomBatch{}
+	for _, ev := range batch {
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		p, err := room.Decode(ev, true)
+		if err != nil {
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause
+			}
+			return nil, projections.NewEventError(ev, err)
+		}
+		r := byID[id]
+		if r == nil {
+			r = &roomBatch{id: id}
+			byID[id] = r
+			out = append(out, r)
+		}
+		switch e := p.(type) {
+		case room.RoomCreated:
+			r.owner = e.OwnerID
+		case room.MessagePosted:
+			if r.owner == "" {
+				r.owner = e.UserID
+			}
+		}
+		r.events = append(r.events, ev)
+	}
+	return out, nil
+}
+
+// saveCheckpoint moves the checkpoint forward only.
+var saveCheckpointScript = goredis.NewScript(`
+local cp = redis.call('HGET', KEYS[1], 'position')
+if cp and cp >= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'position', ARGV[1])
+redis.call('HDEL', KEYS[1], 'error')
+return 1
+`)
+
+func (m *Memory) saveCheckpoint(ctx context.Context, p domain.Position) error {
+	return saveCheckpointScript.Run(ctx, m.client, []string{m.checkpointKey()}, formatPosition(p)).Err()
+}
+
+// formatPosition writes a position so that string order is log order:
+// both numbers zero-padded to 20 digits (Lua numbers cannot hold every
+// uint64 exactly).
+func formatPosition(p domain.Position) string {
+	return fmt.Sprintf("%020d/%020d", p.Commit, p.Prepare)
+}
+
+func parsePosition(s string) (domain.Position, error) {
+	c, p, ok := strings.Cut(s, "/")
+	commit, err1 := strconv.ParseUint(c, 10, 64)
+	prepare, err2 := strconv.ParseUint(p, 10, 64)
+	if !ok || err1 != nil || err2 != nil || len(c) != 20 || len(p) != 20 {
+		return domain.Start, fmt.Errorf("stored position %q is not COMMIT/PREPARE in 20 digits each", s)
+	}
+	return domain.Position{Commit: commit, Prepare: prepare}, nil
+}
+
+// Clear deletes every memory key under the prefix (memories, owners and
+// checkpoints of every name), for a rebuild into a prefix that held an
+// earlier attempt, and for tests. It returns how many keys it deleted.
+func (m *Memory) Clear(ctx context.Context) (int, error) {
+	pattern := globEscape(m.prefix+"memory:") + "*"
+	deleted := 0
+	var cursor uint64
+	for {
+		keys, next, err := m.client.Scan(ctx, cursor, pattern, 500).Result()
+		if err != nil {
+			return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
+		}
+		if len(keys) > 0 {
+			n, err := m.client.Unlink(ctx, keys...).Result()
+			if err != nil {
+				return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
+			}
+			deleted += int(n)
+		}
+		if cursor = next; cursor == 0 {
+			return deleted, nil
+		}
+	}
+}
+
+// globEscape escapes the glob metacharacters of a key prefix for SCAN MATCH.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// pingTimeout bounds Ping.
+const pingTimeout = 2 * time.Second
+
+// Ping checks that Redis answers, for health checks.
+func (m *Memory) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := m.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis memory: ping: %w", err)
+	}
+	return nil
+}

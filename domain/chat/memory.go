@@ -1,0 +1,106 @@
+package chat
+
+import (
+	"context"
+
+	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// Memory keeps rooms' conversation memory short: after an answer
+// completes, Compact folds the room's oldest turns into its summary while
+// the rest exceed the memory's token limit (memory.Worker).
+type Memory interface {
+	Compact(ctx context.Context, roomID int64) error
+}
+
+// MemoryReader reads a room's memory, as a read model holds it, for the
+// user who owns the room.
+type MemoryReader interface {
+	// Load returns the summary and the turns after it, and the stream
+	// version the read model has applied (domain.NoVersion when it knows
+	// nothing of the room).
+	Load(ctx context.Context, roomID int64, user string) (*memory.Conversation, error)
+}
+
+// readMemory loads the room's memory within MemoryReadTimeout, or returns
+// nil (the prompt then takes its memory from the stream) when there is no
+// reader or it fails: a memory outage degrades prompts, never answers.
+func (s *Service) readMemory(ctx context.Context, id int64, user string) *memory.Conversation {
+	if s.reader == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.MemoryReadTimeout)
+	defer cancel()
+	m, err := s.reader.Load(ctx, id, user)
+	if err != nil {
+		s.log.Warn("memory: read model unavailable; the prompt's memory comes from the room's stream", "room_id", id, "error", err)
+		return nil
+	}
+	return m
+}
+
+// promptMemory returns the summary and the verbatim turns of a prompt. The
+// read model m is used when it holds the stream's latest summary: its
+// turns, then the messages of st it has not applied yet (it may lag the
+// stream by a few events). Otherwise, and when m is nil, both come from
+// st: its summary and the messages of Recent after it.
+func promptMemory(st *room.State, m *memory.Conversation) (string, []Turn) {
+	var history []Turn
+	if m == nil || m.Deleted || m.Through != st.SummaryThrough || m.Version > st.Version {
+		for _, t := range st.Buffer() {
+			history = append(history, Turn{Role: t.Role, Content: t.Text})
+		}
+		return st.Summary, history
+	}
+	for _, t := range m.Turns {
+		history = append(history, Turn{Role: RoleUser, Content: t.Question})
+		if t.Answer != "" {
+			history = append(history, Turn{Role: RoleAssistant, Content: t.Answer})
+		}
+	}
+	for _, t := range st.Recent {
+		if t.Version > m.Version {
+			history = append(history, Turn{Role: t.Role, Content: t.Text})
+		}
+	}
+	return m.Summary, history
+}
+
+// compact runs Memory.Compact for the room in a goroutine the Service
+// owns, one at a time per room: a request while one runs makes it run
+// once more.
+func (s *Service) compact(id int64) {
+	if s.memory == nil {
+		return
+	}
+	s.mu.Lock()
+	if _, running := s.compacting[id]; running {
+		s.compacting[id] = true
+		s.mu.Unlock()
+		return
+	}
+	s.compacting[id] = false
+	s.mu.Unlock()
+	s.answers.Go(func() {
+		for {
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.CompactTimeout)
+			err := s.memory.Compact(ctx, id)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("memory: could not summarise the room's oldest turns; the next answer tries again", "room_id", id, "error", err)
+			}
+			s.mu.Lock()
+			again := s.compacting[id] && s.ctx.Err() == nil
+			if !again {
+				delete(s.compacting, id)
+			} else {
+				s.compacting[id] = false
+			}
+			s.mu.Unlock()
+			if !again {
+				return
+			}
+		}
+	})
+}

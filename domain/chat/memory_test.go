@@ -1,0 +1,199 @@
+package chat_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// reader is a MemoryReader that returns m and err, or blocks until its
+// context ends when block is set.
+type reader struct {
+	m     *memory.Conversation
+	err   error
+	block bool
+}
+
+func (r reader) Load(ctx context.Context, _ int64, _ string) (*memory.Conversation, error) {
+	if r.block {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return r.m, r.err
+}
+
+// compactor is a chat.Memory that counts its calls; each call waits on
+// gate when it is set.
+type compactor struct {
+	mu    sync.Mutex
+	calls int
+	gate  chan struct{}
+}
+
+func (c *compactor) Compact(ctx context.Context, _ int64) error {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	if c.gate != nil {
+		select {
+		case <-c.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (c *compactor) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newMemoryService(t *testing.T, store *inmem.Store, g chat.Generator, cfg chat.Config, deps chat.Deps) *chat.Service {
+	t.Helper()
+	deps.Store, deps.Generator, deps.Now, deps.Random = store, g, time.Now, rand.Reader
+	cfg.ShutdownGrace = 50 * time.Millisecond
+	svc := chat.NewService(cfg, deps)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return svc
+}
+
+// TestMemoryReaderOutageDoesNotFailAnswers: a read model that fails or
+// hangs degrades the prompt to the stream's memory, with a warning.
+func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    reader
+	}{
+		{"refused", reader{err: errors.New("dial tcp 127.0.0.1:1: connect: connection refused")}},
+		{"hangs", reader{block: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			store := inmem.New(nil)
+			g := &gen{tokens: []string{"fine"}}
+			svc := newMemoryService(t, store, g, chat.Config{MemoryReadTimeout: 20 * time.Millisecond},
+				chat.Deps{MemoryReader: tc.r, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			r, _ := svc.CreateRoom(t.Context(), "42", "t")
+			start := time.Now()
+			if _, err := svc.Post(t.Context(), r.ID, "42", "first", ""); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, store, r.ID, room.TypeAnswerCompleted)
+			if _, err := svc.Post(t.Context(), r.ID, "42", "second", ""); err != nil {
+				t.Fatal(err)
+			}
+			waitUntil(t, func() bool { return countType(t, store, r.ID, room.TypeAnswerCompleted) == 2 })
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("two answers took %s with the memory down", d)
+			}
+			g.mu.Lock()
+			hist := g.last.History
+			g.mu.Unlock()
+			if len(hist) != 2 || hist[0].Content != "first" || hist[1].Content != "fine" {
+				t.Errorf("second prompt history = %+v, want the first turn from the stream", hist)
+			}
+			if !strings.Contains(logs.String(), "memory: read model unavailable") {
+				t.Errorf("no warning logged; logs:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestCompactRunsAfterCompletedAnswersOnly(t *testing.T) {
+	store := inmem.New(nil)
+	c := &compactor{}
+	g := &gen{tokens: []string{"ok"}}
+	svc := newMemoryService(t, store, g, chat.Config{}, chat.Deps{Memory: c})
+	r, _ := svc.CreateRoom(t.Context(), "42", "t")
+	svc.Post(t.Context(), r.ID, "42", "q", "")
+	waitFor(t, store, r.ID, room.TypeAnswerCompleted)
+	waitUntil(t, func() bool { return c.count() == 1 })
+
+	failing := newMemoryService(t, store, &gen{err: errors.New("model crashed")}, chat.Config{Instance: "b"}, chat.Deps{Memory: c})
+	r2, _ := failing.CreateRoom(t.Context(), "42", "t")
+	failing.Post(t.Context(), r2.ID, "42", "q", "")
+	waitFor(t, store, r2.ID, room.TypeAnswerFailed)
+	time.Sleep(50 * time.Millisecond)
+	if n := c.count(); n != 1 {
+		t.Errorf("Compact called %d times, want once: not after a failed answer", n)
+	}
+}
+
+// TestCompactRunsOnceAtATimePerRoom: answers completing while a Compact
+// runs ask for one more run, not one each.
+func TestCompactRunsOnceAtATimePerRoom(t *testing.T) {
+	store := inmem.New(nil)
+	c := &compactor{gate: make(chan struct{})}
+	svc := newMemoryService(t, store, &gen{tokens: []string{"ok"}}, chat.Config{}, chat.Deps{Memory: c})
+	r, _ := svc.CreateRoom(t.Context(), "42", "t")
+	for i, q := range []string{"one", "two", "three"} {
+		if _, err := svc.Post(t.Context(), r.ID, "42", q, ""); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return countType(t, store, r.ID, room.TypeAnswerCompleted) == i+1 })
+	}
+	waitUntil(t, func() bool { return c.count() == 1 })
+	time.Sleep(20 * time.Millisecond) // the last answer's request follows its append
+	c.gate <- struct{}{}              // the first run ends; one more runs for the two answers since
+	c.gate <- struct{}{}
+	time.Sleep(50 * time.Millisecond)
+	if n := c.count(); n != 2 {
+		t.Errorf("Compact ran %d times, want 2", n)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func countType(t *testing.T, s *inmem.Store, id int64, typ string) int {
+	t.Helper()
+	n := 0
+	for _, ev := range waitFor(t, s, id, room.TypeRoomCreated) {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,228 @@
+package memory
+
+import (
+	"math"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// splitSentences cuts text into sentences with their white space
+// collapsed. A sentence ends at a line break, or at ".", "!", "?" or "…"
+// followed by white space or the end (so "3.5" and "200,000" stay whole),
+// or at a full-width "。！？". Fragments without a letter or digit are
+// dropped. Invalid UTF-8 becomes U+FFFD.
+func splitSentences(text string) []string {
+	text = strings.ToValidUTF8(text, "\uFFFD")
+	var out []string
+	add := func(s string) {
+		s = strings.Join(strings.Fields(s), " ")
+		if strings.IndexFunc(s, isWordRune) >= 0 {
+			out = append(out, s)
+		}
+	}
+	start := 0
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		next := i + size
+		switch {
+		case r == '\n':
+			add(text[start:i])
+			start = next
+		case strings.ContainsRune(".!?…", r):
+			for next < len(text) {
+				c, n := utf8.DecodeRuneInString(text[next:])
+				if !strings.ContainsRune(".!?…\"')]”’", c) {
+					break
+				}
+				next += n
+			}
+			if c, _ := utf8.DecodeRuneInString(text[next:]); next == len(text) || unicode.IsSpace(c) {
+				add(text[start:next])
+				start = next
+			}
+		case strings.ContainsRune("。！？", r):
+			add(text[start:next])
+			start = next
+		}
+		i = next
+	}
+	add(text[start:])
+	return out
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) }
+
+// isUnspaced reports whether r is from a script whose words carry endings
+// without spaces (Korean) or have no spaces at all (Chinese, Japanese):
+// their terms are character bigrams.
+func isUnspaced(r rune) bool {
+	return unicode.In(r, unicode.Hangul, unicode.Han, unicode.Hiragana, unicode.Katakana)
+}
+
+// stopWords say nothing about what a sentence is about.
+var stopWords = map[string]bool{
+	"a": true, "about": true, "also": true, "am": true, "an": true, "and": true, "any": true, "are": true,
+	"as": true, "at": true, "be": true, "been": true, "but": true, "by": true, "can": true, "could": true,
+	"did": true, "do": true, "does": true, "for": true, "from": true, "had": true, "has": true,
+	"have": true, "he": true, "her": true, "his": true, "how": true, "i": true, "if": true, "in": true,
+	"into": true, "is": true, "it": true, "its": true, "just": true, "me": true, "more": true,
+	"my": true, "no": true, "not": true, "of": true, "on": true, "or": true, "our": true, "she": true,
+	"should": true, "so": true, "some": true, "than": true, "that": true, "the": true, "their": true,
+	"them": true, "then": true, "there": true, "these": true, "they": true, "this": true, "those": true,
+	"to": true, "too": true, "very": true, "was": true, "we": true, "were": true, "what": true,
+	"when": true, "where": true, "which": true, "who": true, "why": true, "will": true, "with": true,
+	"would": true, "yes": true, "you": true, "your": true,
+}
+
+// stopBigrams are Korean endings and function words found in nearly every
+// sentence.
+var stopBigrams = map[string]bool{
+	"니다": true, "습니": true, "입니": true, "합니": true, "니까": true, "세요": true, "어요": true,
+	"아요": true, "이다": true, "한다": true, "있다": true, "있습": true, "그리": true, "리고": true,
+	"하지": true, "지만": true, "에서": true, "으로": true, "에게": true, "해요": true, "나요": true,
+}
+
+// terms returns the distinct terms of a sentence with their weights:
+// lower-cased words of two or more letters that are not stop words, and
+// inside words of unspaced scripts their character bigrams. Terms with a
+// digit (amounts, dates, ages) weigh double: they are what a summary most
+// needs to keep.
+func terms(s string) map[string]float64 {
+	out := map[string]float64{}
+	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !isWordRune(r) }) {
+		rs := []rune(w)
+		weight := 1.0
+		if strings.IndexFunc(w, unicode.IsDigit) >= 0 {
+			weight = 2
+		}
+		unspaced := false
+		for i := 1; i < len(rs); i++ {
+			if isUnspaced(rs[i-1]) && isUnspaced(rs[i]) {
+				unspaced = true
+				if b := string(rs[i-1 : i+1]); !stopBigrams[b] {
+					out["b:"+b] = weight
+				}
+			}
+		}
+		if unspaced || stopWords[w] || len(rs) < 2 && weight == 1 {
+			continue
+		}
+		out["w:"+w] = weight
+	}
+	return out
+}
+
+// rank scores each sentence by how informative it is within its text: the
+// sum over its distinct terms of weight × idf, where idf favours terms
+// found in few of the text's sentences, divided by the square root of its
+// term count so that long sentences do not win by length alone.
+func rank(sentences []string) []float64 {
+	ts := make([]map[string]float64, len(sentences))
+	df := map[string]int{}
+	for i, s := range sentences {
+		ts[i] = terms(s)
+		for t := range ts[i] {
+			df[t]++
+		}
+	}
+	n := float64(len(sentences))
+	scores := make([]float64, len(sentences))
+	for i, m := range ts {
+		if len(m) == 0 {
+			continue
+		}
+		var sum float64
+		for t, w := range m {
+			sum += w * math.Log(1+n/float64(df[t]))
+		}
+		scores[i] = sum / math.Sqrt(float64(len(m)))
+	}
+	return scores
+}
+
+// centrality returns, for each sentence, the sum of its cosine
+// similarities (over distinct terms) with the others.
+func centrality(sentences []string) []float64 {
+	ts := make([]map[string]float64, len(sentences))
+	for i, s := range sentences {
+		ts[i] = terms(s)
+	}
+	out := make([]float64, len(sentences))
+	for i := range ts {
+		for j := i + 1; j < len(ts); j++ {
+			if len(ts[i]) == 0 || len(ts[j]) == 0 {
+				continue
+			}
+			shared := 0
+			for t := range ts[i] {
+				if _, ok := ts[j][t]; ok {
+					shared++
+				}
+			}
+			sim := float64(shared) / math.Sqrt(float64(len(ts[i])*len(ts[j])))
+			out[i] += sim
+			out[j] += sim
+		}
+	}
+	return out
+}
+
+// best returns up to k of text's most informative sentences in their
+// original order, ties going to the earlier sentence.
+func best(text string, k int) []string {
+	ss := splitSentences(text)
+	if len(ss) <= k {
+		return ss
+	}
+	scores := rank(ss)
+	chosen := make([]bool, len(ss))
+	for range k {
+		top := -1
+		for i := range ss {
+			if !chosen[i] && (top < 0 || scores[i] > scores[top]) {
+				top = i
+			}
+		}
+		chosen[top] = true
+	}
+	var out []string
+	for i, s := range ss {
+		if chosen[i] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ellipsis marks a cut text.
+const ellipsis = "…"
+
+// truncate returns s cut so that count counts at most limit tokens,
+// preferring a cut at a space, and marked with an ellipsis. It returns s
+// when it fits and "" when not even one word does.
+func truncate(s string, count TokenCounter, limit int) string {
+	if count.Count(s) <= limit {
+		return s
+	}
+	rs := []rune(s)
+	// Binary search for the longest prefix that fits with the ellipsis.
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if count.Count(string(rs[:mid])+ellipsis) <= limit {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	cut := string(rs[:lo])
+	if i := strings.LastIndexFunc(cut, unicode.IsSpace); i > len(cut)/2 {
+		cut = cut[:i]
+	}
+	cut = strings.TrimRightFunc(cut, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) })
+	if cut == "" {
+		return ""
+	}
+	return cut + ellipsis
+}

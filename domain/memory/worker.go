@@ -1,0 +1,245 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// Store is what the Worker needs of the event store.
+type Store interface {
+	domain.Appender
+	domain.StreamReader
+}
+
+// Worker defaults.
+const (
+	DefaultMaxRounds   = 4
+	DefaultMaxAttempts = 8
+)
+
+// readPage is how many events the Worker reads at a time.
+const readPage = 500
+
+// Config configures a Worker. Zero values are the documented defaults.
+type Config struct {
+	// MaxTokenLimit is the buffer's budget: after an answer completes,
+	// while the tokens of the turns the summary does not cover exceed it,
+	// the oldest whole turns are folded into the summary. Default
+	// DefaultMaxTokenLimit.
+	MaxTokenLimit int
+	// MaxRounds bounds the summaries one Compact writes or loses to
+	// another writer before it gives up. Default DefaultMaxRounds.
+	MaxRounds int
+	// MaxAttempts bounds the appends of one summary that conflict with
+	// events appended meanwhile. Default DefaultMaxAttempts.
+	MaxAttempts int
+}
+
+// Validate reports every problem with c, one line each.
+func (c Config) Validate() error {
+	return errors.Join(validLimit("MaxTokenLimit", c.MaxTokenLimit), validLimit("MaxRounds", c.MaxRounds), validLimit("MaxAttempts", c.MaxAttempts))
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxTokenLimit == 0 {
+		c.MaxTokenLimit = DefaultMaxTokenLimit
+	}
+	if c.MaxRounds == 0 {
+		c.MaxRounds = DefaultMaxRounds
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+}
+
+// Deps are a Worker's collaborators. All but Logger are required.
+type Deps struct {
+	Store      Store
+	Summarizer Summarizer
+	Counter    TokenCounter
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Worker writes a room's summaries: Compact reads the turns after the
+// room's last summary and, while they exceed the token limit, folds the
+// oldest into a new SummaryUpdated, appended at the exact stream version
+// it read. It is safe for concurrent use, also by several processes: a
+// turn is summarised once.
+type Worker struct {
+	cfg   Config
+	store Store
+	sum   Summarizer
+	count TokenCounter
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// NewWorker validates cfg and deps and returns a Worker.
+func NewWorker(cfg Config, deps Deps) (*Worker, error) {
+	errs := []error{cfg.Validate()}
+	if deps.Store == nil {
+		errs = append(errs, errors.New("memory worker: a Store is required"))
+	}
+	if deps.Summarizer == nil {
+		errs = append(errs, errors.New("memory worker: a Summarizer is required"))
+	}
+	if deps.Counter == nil {
+		errs = append(errs, errors.New("memory worker: a TokenCounter is required"))
+	}
+	if deps.Now == nil {
+		errs = append(errs, errors.New("memory worker: a clock (Now) is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{cfg: cfg, store: deps.Store, sum: deps.Summarizer, count: deps.Counter, now: deps.Now, log: deps.Logger}, nil
+}
+
+// summaryNamespace derives SummaryUpdated event IDs.
+var summaryNamespace = domain.MustParseUUID("3f0c6d2e-8a41-4b7f-9c55-0e2d7a9b1c84")
+
+// SummaryEventID is the ID of the SummaryUpdated of a room stream covering
+// through a version: two writers of the same summary write one event (the
+// store takes the second append as a retry of the first).
+func SummaryEventID(stream string, through int64) domain.UUID {
+	return domain.NameUUID(summaryNamespace, stream+"/summary/"+strconv.FormatInt(through, 10))
+}
+
+// Compact folds the room's oldest turns into its summary while the turns
+// the summary does not cover exceed the token limit. It does nothing for a
+// room that does not exist or was deleted. A conflicting append means the
+// room moved on: Compact reads it again and appends the same summary at
+// the new version when no other summary was written meanwhile, and
+// decides again when one was, within MaxRounds summaries and MaxAttempts
+// appends each.
+func (w *Worker) Compact(ctx context.Context, roomID int64) error {
+	for range w.cfg.MaxRounds {
+		c, err := w.Load(ctx, roomID)
+		if err != nil {
+			return err
+		}
+		if c.Version == domain.NoVersion || c.Deleted {
+			return nil
+		}
+		n := Plan(c.Turns, w.count, w.cfg.MaxTokenLimit)
+		if n == 0 {
+			return nil
+		}
+		fold := append([]Turn(nil), c.Turns[:n]...)
+		text, err := w.sum.Summarize(ctx, c.Summary, fold)
+		if err != nil {
+			return fmt.Errorf("room %d: summarise %d turns with %s: %w", roomID, n, w.sum.Name(), err)
+		}
+		ev := room.SummaryUpdated{Summary: text, CoversThroughVersion: fold[n-1].EndVersion, Tokens: w.count.Count(text), Summarizer: w.sum.Name()}
+		if err := w.append(ctx, roomID, c, ev, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// append writes ev at c's version. On a conflict it reads the room again:
+// when the summary is still c's, ev still covers the buffer's oldest turns
+// and is appended at the new version; when another summary was written,
+// it returns nil and Compact decides again.
+func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev room.SummaryUpdated, turns int) error {
+	stream := room.Stream(roomID)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("room %d: encode %s: %w", roomID, ev.EventType(), err)
+	}
+	meta, err := json.Marshal(domain.Metadata{OccurredAt: w.now().UTC()})
+	if err != nil {
+		return fmt.Errorf("room %d: encode metadata: %w", roomID, err)
+	}
+	event := domain.EventData{ID: SummaryEventID(stream, ev.CoversThroughVersion), Type: ev.EventType(), Data: data, Metadata: meta}
+	version := c.Version
+	for attempt := 1; ; attempt++ {
+		res, err := w.store.Append(ctx, stream, domain.Exact(version), event)
+		if err == nil {
+			w.log.Info("summarised the oldest turns", "room_id", roomID, "turns", turns, "covers_through_version", ev.CoversThroughVersion,
+				"tokens", ev.Tokens, "summarizer", ev.Summarizer, "version", res.Version)
+			return nil
+		}
+		if !errors.Is(err, domain.ErrConflict) {
+			return fmt.Errorf("room %d: append %s at version %d: %w", roomID, ev.EventType(), version, err)
+		}
+		if attempt >= w.cfg.MaxAttempts {
+			return fmt.Errorf("room %d: append %s: gave up after %d conflicts: %w", roomID, ev.EventType(), attempt, err)
+		}
+		fresh, err := w.Load(ctx, roomID)
+		if err != nil {
+			return err
+		}
+		if fresh.Through != c.Through || fresh.Deleted {
+			w.log.Debug("another writer summarised the room first", "room_id", roomID, "covers_through_version", fresh.Through)
+			return nil
+		}
+		version = fresh.Version
+	}
+}
+
+// Load folds the room's memory from its stream: the last summary and the
+// events after the version it covers, read backwards from the end until
+// both are found. A room without events gives an empty Conversation at
+// domain.NoVersion.
+func (w *Worker) Load(ctx context.Context, roomID int64) (*Conversation, error) {
+	stream := room.Stream(roomID)
+	var (
+		back    []domain.RecordedEvent // newest first
+		summary *room.SummaryUpdated
+		from    = domain.EndOfStream
+	)
+	for {
+		page, err := w.store.ReadStream(ctx, stream, domain.ReadStreamOptions{Direction: domain.Backward, From: from, Limit: readPage})
+		if errors.Is(err, domain.ErrStreamNotFound) {
+			return NewConversation(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
+		}
+		back = append(back, page...)
+		for _, ev := range page {
+			if summary != nil || ev.Type != room.TypeSummaryUpdated {
+				continue
+			}
+			p, err := room.Decode(ev, false)
+			if err != nil {
+				return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
+			}
+			s := p.(room.SummaryUpdated)
+			summary = &s
+		}
+		if len(page) == 0 {
+			break
+		}
+		oldest := page[len(page)-1].Version
+		if oldest == 0 || summary != nil && oldest <= summary.CoversThroughVersion+1 {
+			break
+		}
+		from = oldest - 1
+	}
+	c := NewConversation()
+	if summary != nil {
+		c = Start(summary.Summary, summary.CoversThroughVersion)
+	}
+	for i := len(back) - 1; i >= 0; i-- {
+		if err := c.Apply(back[i]); err != nil {
+			return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
+		}
+	}
+	return c, nil
+}

@@ -21,8 +21,8 @@ import (
 	"github.com/parleychat/parley/domain/rag"
 )
 
-// DefaultRAGRefreshInterval is how often, at most, a search checks whether
-// another process changed the collection.
+// DefaultRAGRefreshInterval is how often, at most, the index checks
+// whether another process changed the collection.
 const DefaultRAGRefreshInterval = 5 * time.Second
 
 // ragWriteBatch is how many chunks one INSERT statement carries.
@@ -45,10 +45,10 @@ type RAGIndexConfig struct {
 	// Dimension is the embedder's vector dimension. Opening an existing
 	// collection with another dimension fails.
 	Dimension int
-	// RefreshInterval is how often, at most, a search checks (one indexed
-	// row read) whether another process changed the collection, and reloads
-	// it if so. 0 means DefaultRAGRefreshInterval; negative turns automatic
-	// checks off (call Reload).
+	// RefreshInterval is how often, at most, Run or a search checks (one
+	// indexed row read) whether another process changed the collection,
+	// and reloads it if so. 0 means DefaultRAGRefreshInterval; negative
+	// turns automatic checks off (call Reload).
 	RefreshInterval time.Duration
 	// Rescore is passed to the in-memory index (vecindex.Config.Rescore).
 	Rescore int
@@ -80,13 +80,15 @@ func (c RAGIndexConfig) Validate() error {
 // collection's generation; once it commits, the same change is applied to
 // the in-memory copy, so a process always searches its own writes. Writes
 // by other processes (say `chatctl ingest` while chatd serves) are noticed
-// by the generation: at most every RefreshInterval a search reads it (one
-// primary-key lookup), and if it moved, that search reloads the whole
-// collection before answering (about a second per 100,000 chunks); other
-// searches meanwhile use the previous copy. A process that sees, after its
-// own write, that the generation skipped a number reloads at the next
-// search whatever the interval. If Postgres cannot be reached, searches
-// keep answering from memory and the failure is logged.
+// by the generation, read with one primary-key lookup at most every
+// RefreshInterval; if it moved, the whole collection is reloaded (a few
+// seconds per 100,000 chunks) and swapped in, searches using the previous
+// copy meanwhile. A process that sees, after its own write, that the
+// generation skipped a number checks again at once. Where the checks run:
+// in Run, if the process runs it (chatd should), so searches never wait;
+// otherwise in the first search after the interval, which then waits for
+// the reload. If Postgres cannot be reached, searches keep answering from
+// memory and the failure is logged.
 type RAGIndex struct {
 	pool     *pgxpool.Pool
 	cfg      RAGIndexConfig
@@ -95,10 +97,12 @@ type RAGIndex struct {
 
 	writeMu   sync.Mutex // serialises this process's writes and reloads
 	mem       atomic.Pointer[vecindex.Index]
-	gen       atomic.Int64 // the generation mem reflects
-	stale     atomic.Bool  // another process wrote: reload at the next search
-	checkMu   sync.Mutex   // one generation check at a time
-	lastCheck atomic.Int64 // when the generation was last read, Unix ns
+	gen       atomic.Int64  // the generation mem reflects
+	stale     atomic.Bool   // another process wrote: reload at the next search
+	checkMu   sync.Mutex    // one generation check at a time
+	lastCheck atomic.Int64  // when the generation was last read, Unix ns
+	running   atomic.Bool   // Run does the checks
+	kick      chan struct{} // wakes Run when stale
 }
 
 var (
@@ -120,6 +124,7 @@ func OpenRAGIndex(ctx context.Context, pool *pgxpool.Pool, cfg RAGIndexConfig) (
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "postgres_rag_index", "collection", cfg.Collection),
 		interval: cfg.RefreshInterval,
+		kick:     make(chan struct{}, 1),
 	}
 	if x.interval == 0 {
 		x.interval = DefaultRAGRefreshInterval
@@ -308,6 +313,10 @@ func (x *RAGIndex) write(ctx context.Context, what string, change func(pgx.Tx, i
 	}
 	if !x.gen.CompareAndSwap(gen-1, gen) {
 		x.stale.Store(true) // another process wrote in between
+		select {
+		case x.kick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -377,26 +386,51 @@ func (x *RAGIndex) Sources(ctx context.Context) (map[string][]string, error) {
 }
 
 // Search implements rag.Index over the in-memory copy, after a generation
-// check when one is due.
+// check when one is due and Run is not running.
 func (x *RAGIndex) Search(ctx context.Context, vector []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
-	x.refresh(ctx)
+	if !x.running.Load() {
+		x.refresh(ctx, false)
+	}
 	return x.mem.Load().Search(ctx, vector, opts)
 }
 
-// refresh reloads the in-memory copy if another process changed the
-// collection: checked when marked stale, else at most every interval, and
-// by one search at a time. Failures are logged; the old copy stays.
-func (x *RAGIndex) refresh(ctx context.Context) {
-	stale := x.stale.Load()
-	if !stale && (x.interval < 0 || time.Since(time.Unix(0, x.lastCheck.Load())) < x.interval) {
-		return
+// Run checks for other processes' writes every RefreshInterval, and at
+// once when a write of this process found one, reloading the in-memory
+// copy off the search path, until ctx ends; then it returns nil. With
+// RefreshInterval negative it returns nil at once.
+func (x *RAGIndex) Run(ctx context.Context) error {
+	if x.interval < 0 {
+		return nil
 	}
-	if !x.checkMu.TryLock() {
+	x.running.Store(true)
+	defer x.running.Store(false)
+	t := time.NewTicker(x.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-x.kick:
+		}
+		x.refresh(ctx, true)
+	}
+}
+
+// refresh reloads the in-memory copy if another process changed the
+// collection: checked when forced or marked stale, else at most every
+// interval, and by one caller at a time. Failures are logged; the old copy
+// stays.
+func (x *RAGIndex) refresh(ctx context.Context, force bool) {
+	due := func() bool {
+		return force || x.stale.Load() || (x.interval >= 0 && time.Since(time.Unix(0, x.lastCheck.Load())) >= x.interval)
+	}
+	if !due() || !x.checkMu.TryLock() {
 		return
 	}
 	defer x.checkMu.Unlock()
-	if !x.stale.Load() && time.Since(time.Unix(0, x.lastCheck.Load())) < x.interval {
-		return // another search just checked
+	if !due() {
+		return // another caller just checked
 	}
 	x.lastCheck.Store(time.Now().UnixNano())
 	cctx, cancel := context.WithTimeout(ctx, ragCheckTimeout)
@@ -404,7 +438,9 @@ func (x *RAGIndex) refresh(ctx context.Context) {
 	var gen int64
 	err := x.pool.QueryRow(cctx, `SELECT generation FROM rag_collections WHERE name = $1`, x.cfg.Collection).Scan(&gen)
 	if err != nil {
-		x.log.Warn("rag index: cannot check for changes; searching the copy in memory", "error", err)
+		if ctx.Err() == nil {
+			x.log.Warn("rag index: cannot check for changes; searching the copy in memory", "error", err)
+		}
 		return
 	}
 	if gen == x.gen.Load() && !x.stale.Load() {
@@ -412,7 +448,9 @@ func (x *RAGIndex) refresh(ctx context.Context) {
 	}
 	start := time.Now()
 	if err := x.Reload(ctx); err != nil {
-		x.log.Warn("rag index: reload failed; searching the previous copy", "error", err)
+		if ctx.Err() == nil {
+			x.log.Warn("rag index: reload failed; searching the previous copy", "error", err)
+		}
 		return
 	}
 	x.log.Info("rag index: reloaded after a change by another process", "generation", x.gen.Load(), "chunks", x.Len(), "took", time.Since(start))

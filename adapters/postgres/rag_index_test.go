@@ -163,3 +163,34 @@ func TestRAGIndexConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRAGIndexRunReloadsInTheBackground(t *testing.T) {
+	pool := pgtest.NewPool(t, 8)
+	writer := openRAG(t, pool, postgres.RAGIndexConfig{Collection: "docs", Dimension: 4})
+	reader := openRAG(t, pool, postgres.RAGIndexConfig{Collection: "docs", Dimension: 4, RefreshInterval: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- reader.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	c, v := ragChunk("bg.md", 1)
+	if err := writer.Upsert(t.Context(), []rag.Chunk{c}, [][]float32{v}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for reader.Generation() != writer.Generation() {
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not reload within 10s: generation %d, writer's %d", reader.Generation(), writer.Generation())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	hits, err := reader.Search(t.Context(), v, rag.SearchOptions{K: 1})
+	if err != nil || len(hits) != 1 || hits[0].Chunk.ID != c.ID {
+		t.Errorf("after Run reloaded: Search = %v, %v; want the other process's chunk", hits, err)
+	}
+}

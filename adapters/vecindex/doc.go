@@ -11,5 +11,6 @@
 // traffic), keeps the best Rescore×K candidates, and rescores those in
 // float32, so returned scores are exact cosines and only the candidate
 // choice is approximate. Where AVX2 is missing (or with the purego build
-// tag) the scan is float32 throughout, exact and about 8× slower.
+// tag) the scan is float32 throughout: exact, and 6-8× slower on
+// 100,000 × 384 (p50 about 15 ms against 2 ms).
 package vecindex

@@ -12,10 +12,10 @@ import (
 	"github.com/parleychat/parley/domain/rag"
 )
 
-// DefaultRescore is Config.Rescore's default: a search rescores 4×K
-// quantised candidates in float32. On 100,000 clustered 384-dimensional
-// vectors that finds the exact top 4 in over 99% of cases (see
-// `parley-bench rag`).
+// DefaultRescore is Config.Rescore's default: a search rescores 4×K (at
+// least 16) quantised candidates in float32. On 100,000 384-dimensional
+// vectors, lexical or clustered, that found the exact top 4 for every one
+// of 300 queries (recall@4 1.000, `parley-bench rag`).
 const DefaultRescore = 4
 
 // minCandidates is the fewest candidates rescored, whatever K: small K

@@ -47,6 +47,7 @@ commands:
   replay            print a room's conversation as it happened, or as it stood at a moment (--help)
   export            export a room's or a user's rooms' full history, with sources and retrievals (--help)
   audit             verify rooms' hash chains, export signed chain heads (chatctl audit help)
+  ingest <path>...  add or update documents in the retrieval index (ingest -h for more)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "ingest":
+		return runIngest(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

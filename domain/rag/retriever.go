@@ -15,13 +15,10 @@ import (
 
 var _ chat.Retriever = (*Retriever)(nil)
 
-// Defaults applied to a zero RetrieverConfig.
-const (
-	// DefaultK is how many passages an answer is given.
-	DefaultK = 4
-	// DefaultTimeout bounds one retrieval, embedding and search together.
-	DefaultTimeout = 2 * time.Second
-)
+// DefaultTimeout bounds one retrieval, embedding and search together,
+// when RetrieverConfig.Timeout is zero. (DefaultK, in rag.go, is how many
+// passages an answer is given.)
+const DefaultTimeout = 2 * time.Second
 
 // RetrieverConfig configures a Retriever. The zero value is valid.
 type RetrieverConfig struct {

@@ -1,0 +1,301 @@
+package rag
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"unicode"
+
+	"github.com/parleychat/parley/domain"
+)
+
+// DefaultEmbedBatch is Ingester.BatchSize's default.
+const DefaultEmbedBatch = 64
+
+// Document is one text to ingest.
+type Document struct {
+	// Source names the document in the index, e.g. its path below the
+	// ingested root. Required and unique within a Sync.
+	Source string
+	// Title is copied into every chunk.
+	Title string
+	// Text is split into chunks.
+	Text string
+	// Metadata is copied into every chunk. Unless it holds "lang", each
+	// chunk gets the "lang" DetectLanguage finds in its text (if any).
+	Metadata map[string]string
+}
+
+// Splitter cuts a document's text into chunk texts, in order.
+type Splitter interface {
+	Split(text string) ([]string, error)
+}
+
+// Progress tells how far a Sync is: Done of Total chunks are embedded
+// and written; Source is the document just written.
+type Progress struct {
+	Done, Total int
+	Source      string
+}
+
+// SyncOptions adjust a Sync. The zero value adds and updates and removes
+// nothing.
+type SyncOptions struct {
+	// Prune removes indexed sources that are not among the documents and
+	// are in Scope.
+	Prune bool
+	// Scope limits pruning to the sources for which it returns true; nil
+	// means every source in the index.
+	Scope func(source string) bool
+}
+
+// Report says what a Sync did, by source, each list sorted.
+type Report struct {
+	Added     []string // new documents
+	Updated   []string // documents whose chunks changed, replaced
+	Removed   []string // pruned, or now empty and so removed
+	Unchanged []string // same chunk IDs as indexed: nothing written
+	Empty     []string // documents with no text, not indexed
+	Chunks    int      // chunks embedded and written
+}
+
+// Ingester keeps an Index in step with a set of documents: Sync splits
+// each document, compares its chunk IDs with the index's, and embeds and
+// writes only documents that are new or changed. Because chunk IDs are
+// derived from source, position and content, an unchanged document is
+// recognised without embedding it, and re-ingesting it writes nothing.
+type Ingester struct {
+	Index    Index
+	Embedder Embedder
+	Splitter Splitter
+	// BatchSize is the most texts per Embed call; 0 means
+	// DefaultEmbedBatch. Small documents share calls.
+	BatchSize int
+	// Progress, if set, is called after each document is written, from the
+	// goroutine running Sync.
+	Progress func(Progress)
+}
+
+// planned is a document with its chunks and what to do with it.
+type planned struct {
+	doc     Document
+	chunks  []Chunk
+	replace bool // the source is indexed with other chunks
+}
+
+// Sync brings the index in step with docs, as described on Ingester. On
+// error it returns what it had done so far with the error; running it
+// again finishes the job.
+func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions) (Report, error) {
+	var rep Report
+	if in.Index == nil || in.Embedder == nil || in.Splitter == nil {
+		return rep, fmt.Errorf("ingest: Ingester needs an Index, an Embedder and a Splitter")
+	}
+	batch := in.BatchSize
+	if batch <= 0 {
+		batch = DefaultEmbedBatch
+	}
+	existing, err := in.Index.Sources(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("ingest: list indexed sources: %w", err)
+	}
+	seen := make(map[string]bool, len(docs))
+	var todo []planned
+	var drop []string // indexed sources to delete
+	total := 0
+	for _, d := range docs {
+		if d.Source == "" {
+			return rep, domain.Errorf(domain.EINVALID, "ingest: a document has no source (title %q)", d.Title)
+		}
+		if seen[d.Source] {
+			return rep, domain.Errorf(domain.EINVALID, "ingest: two documents have source %q", d.Source)
+		}
+		seen[d.Source] = true
+		chunks, err := in.chunk(d)
+		if err != nil {
+			return rep, err
+		}
+		old, indexed := existing[d.Source]
+		switch {
+		case len(chunks) == 0:
+			rep.Empty = append(rep.Empty, d.Source)
+			if indexed {
+				drop = append(drop, d.Source)
+			}
+		case indexed && sameIDs(old, chunks):
+			rep.Unchanged = append(rep.Unchanged, d.Source)
+		default:
+			todo = append(todo, planned{doc: d, chunks: chunks, replace: indexed})
+			total += len(chunks)
+		}
+	}
+	if opts.Prune {
+		for src := range existing {
+			if !seen[src] && (opts.Scope == nil || opts.Scope(src)) {
+				drop = append(drop, src)
+			}
+		}
+	}
+	sort.Strings(rep.Unchanged)
+	sort.Strings(rep.Empty)
+	sort.Slice(todo, func(i, j int) bool { return todo[i].doc.Source < todo[j].doc.Source })
+
+	done := 0
+	for start := 0; start < len(todo); {
+		// A group of whole documents holding about batch chunks.
+		end, n := start, 0
+		for end < len(todo) && (n == 0 || n+len(todo[end].chunks) <= batch) {
+			n += len(todo[end].chunks)
+			end++
+		}
+		group := todo[start:end]
+		vectors, err := in.embed(ctx, group, batch)
+		if err != nil {
+			return rep.sorted(), err
+		}
+		for _, p := range group {
+			vs := vectors[:len(p.chunks)]
+			vectors = vectors[len(p.chunks):]
+			if err := in.write(ctx, p, vs); err != nil {
+				return rep.sorted(), err
+			}
+			if p.replace {
+				rep.Updated = append(rep.Updated, p.doc.Source)
+			} else {
+				rep.Added = append(rep.Added, p.doc.Source)
+			}
+			done += len(p.chunks)
+			rep.Chunks = done
+			if in.Progress != nil {
+				in.Progress(Progress{Done: done, Total: total, Source: p.doc.Source})
+			}
+		}
+		start = end
+	}
+	sort.Strings(drop)
+	for _, src := range drop {
+		if err := in.Index.DeleteSource(ctx, src); err != nil {
+			return rep.sorted(), fmt.Errorf("ingest: remove %s: %w", src, err)
+		}
+		rep.Removed = append(rep.Removed, src)
+	}
+	return rep.sorted(), nil
+}
+
+func (r Report) sorted() Report {
+	for _, l := range [][]string{r.Added, r.Updated, r.Removed, r.Unchanged, r.Empty} {
+		sort.Strings(l)
+	}
+	return r
+}
+
+// chunk splits d into chunks with IDs, titles and metadata.
+func (in *Ingester) chunk(d Document) ([]Chunk, error) {
+	texts, err := in.Splitter.Split(d.Text)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: split %s: %w", d.Source, err)
+	}
+	chunks := make([]Chunk, 0, len(texts))
+	for _, t := range texts {
+		meta := maps.Clone(d.Metadata)
+		if _, ok := meta["lang"]; !ok {
+			if lang := DetectLanguage(t); lang != "" {
+				if meta == nil {
+					meta = map[string]string{}
+				}
+				meta["lang"] = lang
+			}
+		}
+		chunks = append(chunks, NewChunk(d.Source, d.Title, len(chunks), t, meta))
+	}
+	return chunks, nil
+}
+
+// embed returns the vectors of every chunk of group, in order, in calls
+// of at most batch texts.
+func (in *Ingester) embed(ctx context.Context, group []planned, batch int) ([][]float32, error) {
+	var texts []string
+	for _, p := range group {
+		for _, c := range p.chunks {
+			texts = append(texts, c.Text)
+		}
+	}
+	out := make([][]float32, 0, len(texts))
+	for start := 0; start < len(texts); start += batch {
+		end := min(start+batch, len(texts))
+		vs, err := in.Embedder.Embed(ctx, texts[start:end])
+		if err != nil {
+			return nil, fmt.Errorf("ingest: embed chunks of %s with %s: %w", group[0].doc.Source, in.Embedder.Name(), err)
+		}
+		if len(vs) != end-start {
+			return nil, fmt.Errorf("ingest: embedder %s returned %d vectors for %d texts", in.Embedder.Name(), len(vs), end-start)
+		}
+		out = append(out, vs...)
+	}
+	return out, nil
+}
+
+// write stores one planned document: replacing its old chunks if it had
+// any, atomically where the index can.
+func (in *Ingester) write(ctx context.Context, p planned, vectors [][]float32) error {
+	src := p.doc.Source
+	if p.replace {
+		if r, ok := in.Index.(SourceReplacer); ok {
+			if err := r.ReplaceSource(ctx, src, p.chunks, vectors); err != nil {
+				return fmt.Errorf("ingest: replace %s: %w", src, err)
+			}
+			return nil
+		}
+		if err := in.Index.DeleteSource(ctx, src); err != nil {
+			return fmt.Errorf("ingest: replace %s: delete old chunks: %w", src, err)
+		}
+	}
+	if err := in.Index.Upsert(ctx, p.chunks, vectors); err != nil {
+		return fmt.Errorf("ingest: write %s: %w", src, err)
+	}
+	return nil
+}
+
+func sameIDs(old []string, chunks []Chunk) bool {
+	if len(old) != len(chunks) {
+		return false
+	}
+	want := make([]string, len(chunks))
+	for i, c := range chunks {
+		want[i] = c.ID
+	}
+	sort.Strings(want)
+	have := slices.Clone(old)
+	sort.Strings(have)
+	return slices.Equal(have, want)
+}
+
+// DetectLanguage returns "ko" if at least 20% of text's letters are
+// Hangul (a Hangul syllable carries what several Latin letters do),
+// "en" if at least half are Latin, and "" otherwise.
+func DetectLanguage(text string) string {
+	var letters, hangul, latin int
+	for _, r := range text {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		letters++
+		switch {
+		case unicode.Is(unicode.Hangul, r):
+			hangul++
+		case unicode.Is(unicode.Latin, r):
+			latin++
+		}
+	}
+	switch {
+	case letters == 0:
+		return ""
+	case hangul*5 >= letters:
+		return "ko"
+	case latin*2 >= letters:
+		return "en"
+	}
+	return ""
+}

@@ -1,0 +1,603 @@
+// Package ragtest holds the contract suite every rag.Index implementation
+// runs: RunIndexTests. Like all of domain, it uses only the standard
+// library.
+package ragtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/rag"
+)
+
+// scoreTolerance is how far a returned score may be from the exact cosine
+// similarity computed in float64: the float32 arithmetic of an index.
+const scoreTolerance = 1e-3
+
+// MinRecall is the recall@k an index must reach against exact search on
+// the suite's clustered data set: approximate indexes may miss a little.
+const MinRecall = 0.95
+
+// RunIndexTests runs the rag.Index contract. newIndex must return a new,
+// empty index for vectors of dim components each time it is called, and
+// release it in t.Cleanup.
+func RunIndexTests(t *testing.T, newIndex func(t *testing.T, dim int) rag.Index) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, newIndex func(t *testing.T, dim int) rag.Index)
+	}{
+		{"EmptyIndex", testEmpty},
+		{"RoundTrip", testRoundTrip},
+		{"ScoresAreCosine", testScores},
+		{"K", testK},
+		{"MinScore", testMinScore},
+		{"SourcesFilter", testSourcesFilter},
+		{"UpsertReplacesByID", testUpsertReplaces},
+		{"DeleteSource", testDeleteSource},
+		{"Sources", testSources},
+		{"BadInput", testBadInput},
+		{"FailedUpsertWritesNothing", testAllOrNothing},
+		{"ReplaceSource", testReplaceSource},
+		{"RecallAgainstExact", testRecall},
+		{"ConcurrentSearchAndUpsert", testConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, newIndex) })
+	}
+}
+
+// chunk returns the i-th chunk of source with text.
+func chunk(source string, i int, text string) rag.Chunk {
+	return rag.NewChunk(source, "Title of "+source, i, text, map[string]string{"lang": "en", "topic": "test"})
+}
+
+func upsert(t *testing.T, x rag.Index, chunks []rag.Chunk, vectors [][]float32) {
+	t.Helper()
+	if err := x.Upsert(t.Context(), chunks, vectors); err != nil {
+		t.Fatalf("Upsert %d chunks: %v", len(chunks), err)
+	}
+}
+
+func search(t *testing.T, x rag.Index, v []float32, opts rag.SearchOptions) []rag.Hit {
+	t.Helper()
+	hits, err := x.Search(t.Context(), v, opts)
+	if err != nil {
+		t.Fatalf("Search(%+v): %v", opts, err)
+	}
+	for i := 1; i < len(hits); i++ {
+		if hits[i].Score > hits[i-1].Score+1e-9 {
+			t.Fatalf("Search(%+v): hit %d scores %v above hit %d's %v: want descending scores", opts, i, hits[i].Score, i-1, hits[i-1].Score)
+		}
+	}
+	return hits
+}
+
+func ids(hits []rag.Hit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.Chunk.ID
+	}
+	return out
+}
+
+func sortedSources(t *testing.T, x rag.Index) map[string][]string {
+	t.Helper()
+	got, err := x.Sources(t.Context())
+	if err != nil {
+		t.Fatalf("Sources: %v", err)
+	}
+	for _, v := range got {
+		sort.Strings(v)
+	}
+	return got
+}
+
+func idsOf(chunks ...rag.Chunk) []string {
+	out := make([]string, len(chunks))
+	for i, c := range chunks {
+		out[i] = c.ID
+	}
+	sort.Strings(out)
+	return out
+}
+
+// axis returns the unit vector along axis i, scaled by s.
+func axis(dim, i int, s float32) []float32 {
+	v := make([]float32, dim)
+	v[i] = s
+	return v
+}
+
+func testEmpty(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 8)
+	if x.Name() == "" {
+		t.Errorf("Name() is empty")
+	}
+	if hits := search(t, x, axis(8, 0, 1), rag.SearchOptions{}); len(hits) != 0 {
+		t.Errorf("Search on an empty index = %v, want no hits", ids(hits))
+	}
+	if got := sortedSources(t, x); len(got) != 0 {
+		t.Errorf("Sources on an empty index = %v, want none", got)
+	}
+	if err := x.DeleteSource(t.Context(), "never-ingested.md"); err != nil {
+		t.Errorf("DeleteSource of an unknown source: %v, want nil", err)
+	}
+}
+
+func testRoundTrip(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 8)
+	chunks := []rag.Chunk{
+		rag.NewChunk("housing/youth-rent-support.md", "청년 월세 지원", 0, "청년 월세 특별지원은 월 최대 20만 원을 지원합니다.", map[string]string{"lang": "ko", "topic": "housing"}),
+		rag.NewChunk("housing/youth-rent-support.md", "청년 월세 지원", 1, "신청은 복지로에서 합니다.", map[string]string{"lang": "ko", "topic": "housing"}),
+		rag.NewChunk("faq/en.txt", "en", 0, "Plain English text, no metadata.", nil),
+	}
+	vectors := [][]float32{axis(8, 0, 1), axis(8, 1, 2), axis(8, 2, 0.5)}
+	upsert(t, x, chunks, vectors)
+	for i, c := range chunks {
+		hits := search(t, x, vectors[i], rag.SearchOptions{K: 1})
+		if len(hits) != 1 {
+			t.Fatalf("Search for chunk %d's own vector: %d hits, want 1", i, len(hits))
+		}
+		if diff := chunkDiff(c, hits[0].Chunk); diff != "" {
+			t.Errorf("chunk %d came back changed (-stored +returned):\n%s", i, diff)
+		}
+		if math.Abs(hits[0].Score-1) > scoreTolerance {
+			t.Errorf("chunk %d: score for its own vector = %v, want 1", i, hits[0].Score)
+		}
+	}
+}
+
+func testScores(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	a, b, c, d := chunk("s.md", 0, "a"), chunk("s.md", 1, "b"), chunk("s.md", 2, "c"), chunk("s.md", 3, "d")
+	// Lengths differ on purpose: scores are cosines, not dot products.
+	upsert(t, x, []rag.Chunk{a, b, c, d}, [][]float32{{3, 0, 0, 0}, {1, 1, 0, 0}, {0, 0.2, 0, 0}, {-5, 0, 0, 0}})
+	hits := search(t, x, []float32{2, 0, 0, 0}, rag.SearchOptions{K: 10, MinScore: -1})
+	type scored struct {
+		ID    string
+		Score float64
+	}
+	var got []scored
+	for _, h := range hits {
+		got = append(got, scored{h.Chunk.ID, h.Score})
+	}
+	want := []scored{{a.ID, 1}, {b.ID, math.Sqrt2 / 2}, {c.ID, 0}, {d.ID, -1}}
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		ok = got[i].ID == want[i].ID && math.Abs(got[i].Score-want[i].Score) <= scoreTolerance
+	}
+	if !ok {
+		t.Errorf("hits:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// spread stores n chunks of one source whose cosine to axis 0 falls
+// with i, and returns them.
+func spread(t *testing.T, x rag.Index, dim, n int, source string) []rag.Chunk {
+	t.Helper()
+	var chunks []rag.Chunk
+	var vectors [][]float32
+	for i := range n {
+		chunks = append(chunks, chunk(source, i, fmt.Sprintf("chunk %d of %s", i, source)))
+		v := axis(dim, 0, 1)
+		v[1] = float32(i) / float32(n) * 3 // angle grows with i
+		vectors = append(vectors, v)
+	}
+	upsert(t, x, chunks, vectors)
+	return chunks
+}
+
+func testK(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	chunks := spread(t, x, 4, 10, "k.md")
+	q := axis(4, 0, 1)
+	for _, tt := range []struct {
+		k    int
+		want []rag.Chunk
+	}{
+		{0, chunks[:rag.DefaultK]},
+		{1, chunks[:1]},
+		{3, chunks[:3]},
+		{100, chunks},
+	} {
+		got := ids(search(t, x, q, rag.SearchOptions{K: tt.k}))
+		want := make([]string, len(tt.want))
+		for i, c := range tt.want {
+			want[i] = c.ID
+		}
+		if diff := idsDiff(want, got); diff != "" {
+			t.Errorf("K=%d: hit IDs (-want +got):\n%s", tt.k, diff)
+		}
+	}
+}
+
+func testMinScore(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	a, b, c := chunk("m.md", 0, "a"), chunk("m.md", 1, "b"), chunk("m.md", 2, "c")
+	upsert(t, x, []rag.Chunk{a, b, c}, [][]float32{{1, 0, 0, 0}, {1, 1, 0, 0}, {-1, 0.1, 0, 0}})
+	q := axis(4, 0, 1)
+	for _, tt := range []struct {
+		min  float64
+		want []string
+	}{
+		{0.9, []string{a.ID}},
+		{0.5, []string{a.ID, b.ID}},
+		{0, []string{a.ID, b.ID}}, // the zero value drops negative scores
+		{-1, []string{a.ID, b.ID, c.ID}},
+		{1.5, nil},
+	} {
+		got := ids(search(t, x, q, rag.SearchOptions{K: 10, MinScore: tt.min}))
+		if diff := idsDiff(tt.want, got); diff != "" {
+			t.Errorf("MinScore=%v: hit IDs (-want +got):\n%s", tt.min, diff)
+		}
+	}
+}
+
+func testSourcesFilter(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	a := spread(t, x, 4, 3, "a.md")
+	b := spread(t, x, 4, 3, "b.md")
+	c := spread(t, x, 4, 3, "c.md")
+	q := axis(4, 0, 1)
+	for _, tt := range []struct {
+		sources []string
+		want    []string
+	}{
+		{[]string{"b.md"}, idsOf(b...)},
+		{[]string{"a.md", "c.md"}, idsOf(append(slices.Clone(a), c...)...)},
+		{[]string{"missing.md"}, nil},
+		{nil, idsOf(append(append(slices.Clone(a), b...), c...)...)},
+	} {
+		got := ids(search(t, x, q, rag.SearchOptions{K: 20, Sources: tt.sources}))
+		sort.Strings(got)
+		if diff := idsDiff(tt.want, got); diff != "" {
+			t.Errorf("Sources=%q: hit IDs (-want +got):\n%s", tt.sources, diff)
+		}
+	}
+}
+
+func testUpsertReplaces(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	old := chunk("u.md", 0, "old text")
+	other := chunk("u.md", 1, "other")
+	upsert(t, x, []rag.Chunk{old, other}, [][]float32{{1, 0, 0, 0}, {0, 0, 1, 0}})
+	updated := old
+	updated.Text, updated.Title, updated.Metadata = "new text", "New title", map[string]string{"lang": "ko"}
+	upsert(t, x, []rag.Chunk{updated}, [][]float32{{0, 1, 0, 0}})
+
+	hits := search(t, x, []float32{0, 1, 0, 0}, rag.SearchOptions{K: 10, MinScore: -1})
+	if len(hits) != 2 {
+		t.Fatalf("after replacing a chunk by ID: %d hits, want 2 (no duplicate)", len(hits))
+	}
+	if diff := chunkDiff(updated, hits[0].Chunk); diff != "" {
+		t.Errorf("best hit is not the replaced chunk (-want +got):\n%s", diff)
+	}
+	if math.Abs(hits[0].Score-1) > scoreTolerance {
+		t.Errorf("replaced chunk scores %v against its new vector, want 1 (old vector kept?)", hits[0].Score)
+	}
+}
+
+func testDeleteSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	spread(t, x, 4, 3, "gone.md")
+	kept := spread(t, x, 4, 2, "kept.md")
+	if err := x.DeleteSource(t.Context(), "gone.md"); err != nil {
+		t.Fatalf("DeleteSource: %v", err)
+	}
+	got := ids(search(t, x, axis(4, 0, 1), rag.SearchOptions{K: 10}))
+	sort.Strings(got)
+	if diff := idsDiff(idsOf(kept...), got); diff != "" {
+		t.Errorf("hits after DeleteSource (-want +got):\n%s", diff)
+	}
+	if diff := sourcesDiff(map[string][]string{"kept.md": idsOf(kept...)}, sortedSources(t, x)); diff != "" {
+		t.Errorf("Sources after DeleteSource (-want +got):\n%s", diff)
+	}
+	if err := x.DeleteSource(t.Context(), "gone.md"); err != nil {
+		t.Errorf("second DeleteSource: %v, want nil", err)
+	}
+}
+
+func testSources(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	a := spread(t, x, 4, 3, "dir/a.md")
+	b := spread(t, x, 4, 1, "b.html")
+	want := map[string][]string{"dir/a.md": idsOf(a...), "b.html": idsOf(b...)}
+	if diff := sourcesDiff(want, sortedSources(t, x)); diff != "" {
+		t.Errorf("Sources (-want +got):\n%s", diff)
+	}
+}
+
+func testBadInput(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	good := chunk("bad.md", 0, "text")
+	v := []float32{1, 0, 0, 0}
+	notUUID := good
+	notUUID.ID = "chunk-1"
+	noSource := chunk("", 0, "text")
+	upserts := []struct {
+		name    string
+		chunks  []rag.Chunk
+		vectors [][]float32
+	}{
+		{"more chunks than vectors", []rag.Chunk{good}, nil},
+		{"wrong dimension", []rag.Chunk{good}, [][]float32{{1, 0, 0}}},
+		{"ID not a UUID", []rag.Chunk{notUUID}, [][]float32{v}},
+		{"duplicate ID", []rag.Chunk{good, good}, [][]float32{v, v}},
+		{"no source", []rag.Chunk{noSource}, [][]float32{v}},
+		{"zero vector", []rag.Chunk{good}, [][]float32{{0, 0, 0, 0}}},
+		{"NaN", []rag.Chunk{good}, [][]float32{{float32(math.NaN()), 0, 0, 0}}},
+		{"infinity", []rag.Chunk{good}, [][]float32{{float32(math.Inf(1)), 0, 0, 0}}},
+	}
+	for _, tt := range upserts {
+		err := x.Upsert(t.Context(), tt.chunks, tt.vectors)
+		if code := domain.ErrorCode(err); code != domain.EINVALID {
+			t.Errorf("Upsert with %s: error %v (code %q), want code %q", tt.name, err, code, domain.EINVALID)
+		}
+	}
+	searches := []struct {
+		name string
+		v    []float32
+		opts rag.SearchOptions
+	}{
+		{"wrong dimension", []float32{1, 0}, rag.SearchOptions{}},
+		{"zero vector", []float32{0, 0, 0, 0}, rag.SearchOptions{}},
+		{"negative K", v, rag.SearchOptions{K: -1}},
+		{"NaN MinScore", v, rag.SearchOptions{MinScore: math.NaN()}},
+	}
+	for _, tt := range searches {
+		_, err := x.Search(t.Context(), tt.v, tt.opts)
+		if code := domain.ErrorCode(err); code != domain.EINVALID {
+			t.Errorf("Search with %s: error %v (code %q), want code %q", tt.name, err, code, domain.EINVALID)
+		}
+	}
+	if got := sortedSources(t, x); len(got) != 0 {
+		t.Errorf("rejected upserts left sources %v", got)
+	}
+}
+
+func testAllOrNothing(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	chunks := []rag.Chunk{chunk("n.md", 0, "a"), chunk("n.md", 1, "b"), chunk("n.md", 2, "c")}
+	err := x.Upsert(t.Context(), chunks, [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}})
+	if err == nil {
+		t.Fatalf("Upsert with a zero vector last: nil error")
+	}
+	if got := sortedSources(t, x); len(got) != 0 {
+		t.Errorf("a rejected batch left %v: want nothing written", got)
+	}
+	if hits := search(t, x, axis(4, 0, 1), rag.SearchOptions{K: 10, MinScore: -1}); len(hits) != 0 {
+		t.Errorf("a rejected batch left searchable chunks %v", ids(hits))
+	}
+}
+
+func testReplaceSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	x := newIndex(t, 4)
+	r, ok := x.(rag.SourceReplacer)
+	if !ok {
+		t.Skipf("%s does not implement rag.SourceReplacer", x.Name())
+	}
+	old := spread(t, x, 4, 3, "r.md")
+	other := spread(t, x, 4, 2, "other.md")
+	kept := old[1] // same ID in the new version: unchanged chunk
+	changed := chunk("r.md", 2, "rewritten third chunk")
+	added := chunk("r.md", 3, "a fourth chunk")
+	err := r.ReplaceSource(t.Context(), "r.md", []rag.Chunk{kept, changed, added},
+		[][]float32{{1, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}})
+	if err != nil {
+		t.Fatalf("ReplaceSource: %v", err)
+	}
+	want := map[string][]string{"r.md": idsOf(kept, changed, added), "other.md": idsOf(other...)}
+	if diff := sourcesDiff(want, sortedSources(t, x)); diff != "" {
+		t.Errorf("Sources after ReplaceSource (-want +got):\n%s", diff)
+	}
+	hits := search(t, x, []float32{0, 0, 0, 1}, rag.SearchOptions{K: 1})
+	if len(hits) != 1 || hits[0].Chunk.ID != added.ID {
+		t.Errorf("Search for the added chunk's vector = %v, want [%s]", ids(hits), added.ID)
+	}
+	// A chunk of another source is refused, and nothing changes.
+	err = r.ReplaceSource(t.Context(), "r.md", []rag.Chunk{chunk("other.md", 9, "x")}, [][]float32{{1, 0, 0, 0}})
+	if code := domain.ErrorCode(err); code != domain.EINVALID {
+		t.Errorf("ReplaceSource with another source's chunk: error %v (code %q), want %q", err, code, domain.EINVALID)
+	}
+	if diff := sourcesDiff(want, sortedSources(t, x)); diff != "" {
+		t.Errorf("Sources after a refused ReplaceSource (-want +got):\n%s", diff)
+	}
+	// Replacing with nothing removes the source.
+	if err := r.ReplaceSource(t.Context(), "r.md", nil, nil); err != nil {
+		t.Fatalf("ReplaceSource with no chunks: %v", err)
+	}
+	if diff := sourcesDiff(map[string][]string{"other.md": idsOf(other...)}, sortedSources(t, x)); diff != "" {
+		t.Errorf("Sources after ReplaceSource with no chunks (-want +got):\n%s", diff)
+	}
+}
+
+// Clustered builds n vectors of dim components around clusters centres
+// (unit Gaussian centres plus Gaussian noise of standard deviation noise
+// per component), the shape real embeddings of topical text have. It is
+// deterministic for a seed.
+func Clustered(seed uint64, n, dim, clusters int, noise float64) [][]float32 {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	centres := make([][]float64, clusters)
+	for i := range centres {
+		centres[i] = make([]float64, dim)
+		for j := range centres[i] {
+			centres[i][j] = rng.NormFloat64()
+		}
+	}
+	out := make([][]float32, n)
+	for i := range out {
+		c := centres[rng.IntN(clusters)]
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(c[j] + noise*rng.NormFloat64())
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// ExactTopK returns the indexes of the k vectors with the highest cosine
+// similarity to q, computed in float64, best first.
+func ExactTopK(vectors [][]float32, q []float32, k int) []int {
+	idx := make([]int, len(vectors))
+	scores := make([]float64, len(vectors))
+	for i, v := range vectors {
+		idx[i] = i
+		scores[i] = rag.Cosine(v, q)
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	if k < len(idx) {
+		idx = idx[:k]
+	}
+	return idx
+}
+
+func testRecall(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	const (
+		dim     = 64
+		n       = 1000
+		queries = 50
+		k       = 5
+	)
+	x := newIndex(t, dim)
+	vectors := Clustered(1, n, dim, 20, 0.6)
+	chunks := make([]rag.Chunk, n)
+	byID := make(map[string]int, n)
+	for i := range chunks {
+		chunks[i] = chunk(fmt.Sprintf("doc-%d.md", i%37), i, fmt.Sprintf("text %d", i))
+		byID[chunks[i].ID] = i
+	}
+	for i := 0; i < n; i += 250 {
+		upsert(t, x, chunks[i:i+250], vectors[i:i+250])
+	}
+	qs := Clustered(2, queries, dim, 20, 0.8)
+	found, total := 0, 0
+	for qi, q := range qs {
+		want := ExactTopK(vectors, q, k)
+		hits := search(t, x, q, rag.SearchOptions{K: k, MinScore: -1})
+		if len(hits) != k {
+			t.Fatalf("query %d: %d hits, want %d", qi, len(hits), k)
+		}
+		got := map[int]bool{}
+		for _, h := range hits {
+			i, ok := byID[h.Chunk.ID]
+			if !ok {
+				t.Fatalf("query %d: hit with unknown ID %s", qi, h.Chunk.ID)
+			}
+			got[i] = true
+			if exact := rag.Cosine(vectors[i], q); math.Abs(exact-h.Score) > scoreTolerance {
+				t.Errorf("query %d: chunk %d scores %v, exact cosine is %v", qi, i, h.Score, exact)
+			}
+		}
+		for _, i := range want {
+			if got[i] {
+				found++
+			}
+			total++
+		}
+	}
+	recall := float64(found) / float64(total)
+	t.Logf("%s: recall@%d against exact search = %.3f over %d queries", x.Name(), k, recall, queries)
+	if recall < MinRecall {
+		t.Errorf("recall@%d = %.3f, want at least %.2f", k, recall, MinRecall)
+	}
+}
+
+func testConcurrent(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+	const dim = 16
+	x := newIndex(t, dim)
+	vectors := Clustered(3, 200, dim, 5, 0.5)
+	chunks := make([]rag.Chunk, len(vectors))
+	for i := range chunks {
+		chunks[i] = chunk(fmt.Sprintf("c-%d.md", i%4), i, fmt.Sprintf("text %d", i))
+	}
+	upsert(t, x, chunks[:50], vectors[:50])
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				if _, err := x.Search(ctx, vectors[(w*31+i)%len(vectors)], rag.SearchOptions{K: 3}); err != nil && ctx.Err() == nil {
+					errs <- fmt.Errorf("searcher %d: %w", w, err)
+					return
+				}
+			}
+		})
+	}
+	for i := 50; i < len(chunks); i += 25 {
+		if i == 100 {
+			if err := x.DeleteSource(t.Context(), "c-1.md"); err != nil {
+				t.Errorf("DeleteSource while searching: %v", err)
+			}
+		}
+		if err := x.Upsert(t.Context(), chunks[i:i+25], vectors[i:i+25]); err != nil {
+			t.Errorf("Upsert while searching: %v", err)
+		}
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	}
+	srcs := sortedSources(t, x)
+	total := 0
+	for _, v := range srcs {
+		total += len(v)
+	}
+	// c-1.md lost its 25 chunks among the first 100 and kept the 25 written after.
+	if want := len(chunks) - 25; total != want {
+		t.Errorf("after concurrent writes: %d chunks, want %d", total, want)
+	}
+}
+
+// chunkDiff describes how got differs from want, nil and empty metadata
+// being equal; "" if they do not.
+func chunkDiff(want, got rag.Chunk) string {
+	if len(want.Metadata) == 0 {
+		want.Metadata = nil
+	}
+	if len(got.Metadata) == 0 {
+		got.Metadata = nil
+	}
+	if reflect.DeepEqual(want, got) {
+		return ""
+	}
+	return fmt.Sprintf("-%+v\n+%+v", want, got)
+}
+
+// idsDiff is chunkDiff for lists of IDs, nil and empty being equal.
+func idsDiff(want, got []string) string {
+	if slices.Equal(want, got) {
+		return ""
+	}
+	return fmt.Sprintf("-%q\n+%q", want, got)
+}
+
+// sourcesDiff is chunkDiff for Sources results with sorted ID lists.
+func sourcesDiff(want, got map[string][]string) string {
+	if len(want) == len(got) {
+		same := true
+		for k, v := range want {
+			g, ok := got[k]
+			same = same && ok && slices.Equal(v, g)
+		}
+		if same {
+			return ""
+		}
+	}
+	return fmt.Sprintf("-%q\n+%q", want, got)
+}

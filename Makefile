@@ -16,7 +16,7 @@ PARLEY_REDIS_URL ?= $(PARLEY_TEST_REDIS_URL)
 TEST_ENV = PARLEY_TEST_POSTGRES_URL='$(PARLEY_TEST_POSTGRES_URL)' PARLEY_TEST_REDIS_URL='$(PARLEY_TEST_REDIS_URL)'
 RUN_ENV = PARLEY_DATABASE_URL='$(PARLEY_DATABASE_URL)' PARLEY_REDIS_URL='$(PARLEY_REDIS_URL)'
 
-.PHONY: services test lint fmt-check vet bench run build
+.PHONY: services test lint fmt-check vet bench run build corpus
 
 services:
 	.ci/services
@@ -45,7 +45,20 @@ vet:
 bench: services
 	$(TEST_ENV) $(GO) run ./cmd/parley-bench $(BENCH)
 
-run: services
+# The sample corpus (docs/corpus) is ingested before chatd starts: the
+# first time it is embedded and indexed, later an unchanged corpus costs
+# nothing (chunk IDs are derived from content). Each topic folder keeps its
+# name as the documents' prefix, as the labelled questions expect.
+CORPUS_TOPICS = education finance housing jobs welfare
+
+corpus: services
+	$(GO) build -o bin/chatctl ./cmd/chatctl
+	$(RUN_ENV) bin/chatctl migrate up
+	@for d in $(CORPUS_TOPICS); do \
+		$(RUN_ENV) bin/chatctl ingest --prefix $$d/ docs/corpus/$$d || exit 1; \
+	done
+
+run: services corpus
 	$(RUN_ENV) $(GO) run ./cmd/chatd
 
 build:

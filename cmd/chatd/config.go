@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/cmd/internal/ragenv"
 )
 
 // defaultDatabaseURL is the database .ci/services creates.
@@ -53,8 +54,14 @@ type Config struct {
 	ShutdownTimeout time.Duration // PARLEY_SHUTDOWN_TIMEOUT: the whole shutdown's bound
 	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed at start
 
-	Projections bool   // PARLEY_PROJECTIONS, -projections: run the ChatLog projection in this process
-	LogLevel    string // PARLEY_LOG_LEVEL: debug, info, warn, error
+	Projections bool // PARLEY_PROJECTIONS, -projections: run the ChatLog and memory projections in this process
+
+	RedisURL         string        // PARLEY_REDIS_URL: conversation memory's read model
+	RedisPrefix      string        // PARLEY_REDIS_PREFIX
+	MemoryTokenLimit int           // PARLEY_MEMORY_TOKEN_LIMIT: ConversationSummaryBufferMemory's max_token_limit
+	RAG              ragenv.Config // PARLEY_EMBEDDER, PARLEY_QDRANT_URL, ... (see cmd/internal/ragenv)
+	RAGTimeout       time.Duration // PARLEY_RAG_TIMEOUT: one retrieval's bound
+	LogLevel         string        // PARLEY_LOG_LEVEL: debug, info, warn, error
 }
 
 // parseConfig reads the configuration. Every problem is reported, one per
@@ -129,6 +136,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
 		Projections:       boolean("PARLEY_PROJECTIONS", true),
 		LogLevel:          strings.ToLower(env("PARLEY_LOG_LEVEL", "info")),
+		RedisURL:          env("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix:       env("PARLEY_REDIS_PREFIX", "parley:"),
+		MemoryTokenLimit:  int(number("PARLEY_MEMORY_TOKEN_LIMIT", 200)),
+		RAGTimeout:        dur("PARLEY_RAG_TIMEOUT", 2*time.Second),
+	}
+	if rc, err := ragenv.FromEnv(getenv); err != nil {
+		problems = append(problems, fmt.Errorf("retrieval settings: %w", err))
+	} else {
+		cfg.RAG = rc
+	}
+	if u, err := url.Parse(cfg.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		problems = append(problems, errors.New("PARLEY_REDIS_URL must be a redis:// or rediss:// URL"))
 	}
 	if o := env("PARLEY_ALLOWED_ORIGINS", ""); o != "" {
 		for _, s := range strings.Split(o, ",") {
@@ -228,6 +247,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),
 		slog.Bool("projections", c.Projections),
+		slog.String("redis", redactURL(c.RedisURL)),
+		slog.String("rag_index", c.RAG.IndexKind()),
 		slog.Any("allowed_origins", c.AllowedOrigins),
 	)
 }

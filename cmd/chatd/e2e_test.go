@@ -22,8 +22,11 @@ import (
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -50,6 +53,8 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 		"PARLEY_SHUTDOWN_GRACE":      "2s",
 		"PARLEY_SHUTDOWN_TIMEOUT":    "10s",
 		"PARLEY_LOG_LEVEL":           "debug",
+		"PARLEY_REDIS_URL":           redistest.URL(),
+		"PARLEY_REDIS_PREFIX":        redistest.Prefix(t, redistest.Client(t)),
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -671,5 +676,74 @@ func TestAuditEndToEnd(t *testing.T) {
 	}
 	if !found {
 		t.Error("no AuditAccessed event for the auditor's read")
+	}
+}
+
+// TestGroundedAnswerEndToEnd: a document in the embedded index grounds the
+// answer, which cites it; the retrieval is recorded in the room's stream
+// before the first chunk; and the conversation memory reaches Redis.
+func TestGroundedAnswerEndToEnd(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ingestDoc(t, db, "housing/youth-rent.md", "# Youth monthly rent support\n\nYoung people living alone can receive up to 200,000 won a month for twelve months as youth monthly rent support. Apply online at the welfare portal.")
+	c := startChatd(t, db, nil)
+	tok := token(t, "42", time.Hour)
+	id := c.createRoom(t, tok)
+	ws := connect(t, c.wsURL(id, "token="+tok))
+	readFrame(t, ws)
+	send(t, ws, map[string]any{"message": "How much youth monthly rent support can young people receive?"})
+	fs := readAnswer(t, ws)
+	last := fs[len(fs)-1]
+	if last["type"] != "answer" || !strings.Contains(last["message"].(string), "200,000 won") {
+		t.Fatalf("answer %v, want it grounded in the document", last)
+	}
+	srcs, _ := last["sources"].([]any)
+	if len(srcs) == 0 || !strings.Contains(mustJSON(srcs[0]), "housing/youth-rent.md") {
+		t.Fatalf("sources %v, want the document", last["sources"])
+	}
+	var retrieval, firstChunk int64 = -1, -1
+	for _, ev := range readStream(t, c, id) {
+		switch {
+		case ev.Type == room.TypeRetrievalRecorded && retrieval < 0:
+			retrieval = ev.Version
+		case ev.Type == room.TypeAnswerChunk && firstChunk < 0:
+			firstChunk = ev.Version
+		}
+	}
+	if retrieval < 0 || retrieval > firstChunk {
+		t.Errorf("RetrievalRecorded at version %d, first chunk at %d: want the retrieval recorded first", retrieval, firstChunk)
+	}
+}
+
+// ingestDoc puts one document in the embedded index of db, as chatctl
+// ingest does with the default settings.
+func ingestDoc(t *testing.T, db, source, text string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rc, err := ragenv.FromEnv(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := rc.OpenEmbedder(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, closeIdx, err := rc.OpenIndex(ctx, emb, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeIdx()
+	title, body, _ := strings.Cut(text, "\n\n")
+	chunk := rag.NewChunk(source, strings.TrimPrefix(title, "# "), 0, body, nil)
+	vecs, err := emb.Embed(ctx, []string{chunk.Text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.Upsert(ctx, []rag.Chunk{chunk}, vecs); err != nil {
+		t.Fatal(err)
 	}
 }

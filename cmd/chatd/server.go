@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
@@ -20,11 +21,15 @@ import (
 	"github.com/parleychat/parley/adapters/offline"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/prom"
+	"github.com/parleychat/parley/adapters/redis"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/docs"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/projections"
 )
 
@@ -36,7 +41,9 @@ type server struct {
 	store   domain.EventStore
 	closers []func() error // the event store's
 	chatlog *postgres.ChatLog
-	runner  *projections.Runner // nil when projections run elsewhere
+	runners []*projections.Runner // none when projections run elsewhere
+	redis   *goredis.Client
+	index   func(context.Context) error // the retrieval index's refresher, if it has one
 	tickets *postgres.Tickets
 	metrics *prom.Metrics
 	hub     *wsapi.Hub
@@ -88,8 +95,30 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.close()
 		return nil, err
 	}
+	if s.redis, err = redis.NewClient(cfg.RedisURL); err != nil {
+		s.close()
+		return nil, fmt.Errorf("PARLEY_REDIS_URL: %w", err)
+	}
+	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("conversation memory: %w", err)
+	}
 	if cfg.Projections {
-		s.runner = &projections.Runner{Store: s.store, Projection: s.chatlog, Logger: log}
+		s.runners = []*projections.Runner{
+			{Store: s.store, Projection: s.chatlog, Logger: log},
+			{Store: s.store, Projection: mem, Logger: log},
+		}
+	}
+	worker, err := newMemoryWorker(cfg, s.store, log)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	retriever, err := s.openRetriever(ctx, cfg, log)
+	if err != nil {
+		s.close()
+		return nil, err
 	}
 	s.tickets = postgres.NewTickets(pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
 
@@ -109,7 +138,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
-	}, chat.Deps{Store: s.store, Generator: gen, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
+	}, chat.Deps{Store: s.store, Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem,
+		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.hub = wsapi.NewHub(s.store, log)
 	s.gateway = wsapi.New(wsapi.Config{
@@ -199,9 +229,14 @@ func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 
 	goRun("log subscription", s.hub.Run, bg)
-	if s.runner != nil {
-		goRun("chatlog projection", s.runner.Run, bg)
+	for _, r := range s.runners {
+		goRun(r.Projection.Name()+" projection", r.Run, bg)
+	}
+	if len(s.runners) > 0 {
 		wg.Go(func() { s.reportLag(bg) })
+	}
+	if s.index != nil {
+		goRun("retrieval index refresh", s.index, bg)
 	}
 	wg.Go(func() { s.sweepTickets(bg) })
 	svcDone := make(chan struct{})
@@ -273,9 +308,57 @@ func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
 	return runErr
 }
 
+// newMemoryWorker builds the summariser of conversation memory: the LLM
+// when one is configured, else the extractive one.
+func newMemoryWorker(cfg Config, store domain.EventStore, log *slog.Logger) (*memory.Worker, error) {
+	counter, err := tokens.New("")
+	if err != nil {
+		return nil, fmt.Errorf("token counter: %w", err)
+	}
+	var sum memory.Summarizer
+	if cfg.LLMProvider != "" {
+		if sum, err = langchain.NewSummarizer(cfg.llm()); err != nil {
+			return nil, fmt.Errorf("LLM summariser (PARLEY_LLM_*): %w", err)
+		}
+	} else if sum, err = memory.NewExtractive(counter, memory.ExtractiveConfig{}); err != nil {
+		return nil, fmt.Errorf("extractive summariser: %w", err)
+	}
+	w, err := memory.NewWorker(memory.Config{MaxTokenLimit: cfg.MemoryTokenLimit},
+		memory.Deps{Store: store, Summarizer: sum, Counter: counter, Now: time.Now, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("conversation memory (PARLEY_MEMORY_TOKEN_LIMIT): %w", err)
+	}
+	return w, nil
+}
+
+// openRetriever opens the embedder and index the environment names (the
+// ones chatctl ingest fills) and returns the answers' Retriever.
+func (s *server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger) (chat.Retriever, error) {
+	emb, err := cfg.RAG.OpenEmbedder(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("embedder (PARLEY_EMBEDDER): %w", err)
+	}
+	idx, closeIdx, err := cfg.RAG.OpenIndex(ctx, emb, s.pool, log)
+	if err != nil {
+		return nil, fmt.Errorf("retrieval index: %w", err)
+	}
+	s.closers = append(s.closers, func() error { closeIdx(); return nil })
+	if r, ok := idx.(interface{ Run(context.Context) error }); ok {
+		s.index = r.Run
+	}
+	ret, err := rag.NewRetriever(emb, idx, rag.RetrieverConfig{Timeout: cfg.RAGTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("retriever: %w", err)
+	}
+	return ret, nil
+}
+
 func (s *server) close() {
 	for _, c := range s.closers {
 		_ = c()
+	}
+	if s.redis != nil {
+		_ = s.redis.Close()
 	}
 	if s.pool != nil {
 		s.pool.Close()
@@ -291,11 +374,11 @@ func (s *server) reportLag(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		st, err := s.runner.Status(ctx)
-		if err != nil {
-			continue
+		for _, r := range s.runners {
+			if st, err := r.Status(ctx); err == nil {
+				s.metrics.SetProjectionLag(st.Name, st.Lag)
+			}
 		}
-		s.metrics.SetProjectionLag(st.Name, st.Lag)
 	}
 }
 

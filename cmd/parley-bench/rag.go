@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -67,6 +68,9 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 	scan := "int8 scan (AVX2) + float32 rescoring of max(4K,16) candidates"
 	if !probe.Quantised() {
 		scan = "float32 scan (no AVX2 here)"
+	}
+	if err := benchLabelledRecall(ctx, pool, emb, out); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\n== RAG embedded index: %d chunks × %d dimensions, K=%d; %s\n", ragChunks, ragDim, ragK, scan)
 	fmt.Fprintf(out, "   %d queries × %d rounds; each query timed on the index, then on an exact float32 loop over the same vectors (the recall reference)\n\n", ragQueries, cfg.rounds)
@@ -389,4 +393,33 @@ func (g *textGen) query(topic int) string {
 		words[i] = g.pick(topic)
 	}
 	return strings.Join(words, " ")
+}
+
+// benchLabelledRecall prints recall@4 of the default pairing (lexical
+// embedder, embedded index) on the labelled questions of docs/corpus, as
+// adapters/postgres's TestRecallLexicalEmbeddedIndex checks it.
+func benchLabelledRecall(ctx context.Context, pool *pgxpool.Pool, emb rag.Embedder, out io.Writer) error {
+	corpus := os.DirFS("docs/corpus")
+	docs, err := ragtest.LoadCorpus(corpus)
+	if err != nil {
+		return fmt.Errorf("labelled recall: %w (run from the repository root)", err)
+	}
+	qs, err := ragtest.LoadQuestions(corpus, "questions.jsonl")
+	if err != nil {
+		return fmt.Errorf("labelled recall: %w", err)
+	}
+	idx, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: "labelled-recall", Dimension: emb.Dimension()})
+	if err != nil {
+		return err
+	}
+	if _, err := ragtest.Ingest(ctx, emb, idx, docs); err != nil {
+		return fmt.Errorf("labelled recall: ingest the corpus: %w", err)
+	}
+	res, err := ragtest.Recall(ctx, emb, idx, qs, ragtest.RecallK)
+	if err != nil {
+		return fmt.Errorf("labelled recall: %w", err)
+	}
+	fmt.Fprintf(out, "\n== RAG retrieval quality: recall@%d = %.3f (%d of %d labelled questions found their document; %d documents; embedder %s, embedded index)\n",
+		res.K, float64(res.Found)/float64(res.Total), res.Found, res.Total, len(docs), emb.Name())
+	return nil
 }

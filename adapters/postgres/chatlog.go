@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	_ projections.Projection    = (*ChatLog)(nil)
-	_ projections.ErrorRecorder = (*ChatLog)(nil)
+	_ projections.Projection      = (*ChatLog)(nil)
+	_ projections.ErrorRecorder   = (*ChatLog)(nil)
+	_ projections.FailureRecorder = (*ChatLog)(nil)
 )
 
 // DefaultChatLogName is the ChatLog projection's default name, its row in
@@ -81,6 +82,11 @@ func (c *ChatLog) Checkpoint(ctx context.Context) (domain.Position, error) {
 // RecordError implements projections.ErrorRecorder.
 func (c *ChatLog) RecordError(ctx context.Context, msg string) error {
 	return recordCheckpointError(ctx, c.pool, c.name, msg)
+}
+
+// RecordFailure implements projections.FailureRecorder.
+func (c *ChatLog) RecordFailure(ctx context.Context, at domain.Position, msg string) error {
+	return recordCheckpointFailure(ctx, c.pool, c.name, at, msg)
 }
 
 // chatLogSQL holds the statements, with the table names filled in.

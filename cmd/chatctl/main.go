@@ -42,6 +42,7 @@ const usage = `usage: chatctl <command> [flags]
 commands:
   migrate up        apply pending schema migrations
   migrate status    list migrations and whether they are applied
+  projections       run, status, rebuild, drop-old (chatctl projections help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "projections":
+		return runProjections(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

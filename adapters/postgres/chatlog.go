@@ -151,7 +151,7 @@ ORDER BY c.seq`),
 
 // Apply implements projections.Projection: it folds the batch per room in
 // memory and writes the result and the checkpoint in one transaction, in
-// four round trips whatever the batch's size. Events at or before the
+// five round trips whatever the batch's size. Events at or before the
 // checkpoint, and events at or below a room's last_version, are skipped,
 // so applying a batch again changes nothing. An event that does not decode
 // is a *projections.EventError, returned before anything is written.
@@ -179,34 +179,35 @@ func (c *ChatLog) apply(ctx context.Context, decoded []roomEvent, ids []int64, l
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	var (
-		cp              domain.Position
-		commit, prepare int64
-		versions        = make(map[int64]int64, len(ids))
-	)
-	rb := &pgx.Batch{}
-	rb.Queue(lockCheckpointSQL, c.name).QueryRow(func(row pgx.Row) error {
-		if err := row.Scan(&commit, &prepare); err != nil {
-			return fmt.Errorf("lock checkpoint: %w", err)
-		}
-		cp = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
-		return nil
-	})
-	rb.Queue(c.sql.roomVersions, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var id, v int64
-			if err := rows.Scan(&id, &v); err != nil {
-				return fmt.Errorf("read room versions: %w", err)
-			}
-			versions[id] = v
-		}
-		return rows.Err()
-	})
-	if err := tx.SendBatch(ctx, rb).Close(); err != nil {
-		return err
+	// The checkpoint row is locked first and on its own: a statement that
+	// names the tables takes a lock on them when it is parsed, which pgx
+	// may do before the batch runs (describe modes, statements not yet
+	// cached), and a rebuild's swap (rebuild.go) takes the row lock and
+	// then the tables. Locking in the same order, we never deadlock with it.
+	var commit, prepare int64
+	if err := tx.QueryRow(ctx, lockCheckpointSQL, c.name).Scan(&commit, &prepare); err != nil {
+		return fmt.Errorf("lock checkpoint: %w", err)
 	}
+	cp := domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
 	if !cp.Less(last) {
 		return nil // applied already
+	}
+
+	versions := make(map[int64]int64, len(ids))
+	rows, err := tx.Query(ctx, c.sql.roomVersions, ids)
+	if err != nil {
+		return fmt.Errorf("read room versions: %w", err)
+	}
+	for rows.Next() {
+		var id, v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("read room versions: %w", err)
+		}
+		versions[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read room versions: %w", err)
 	}
 
 	f := foldBatch(decoded, cp, versions)

@@ -28,10 +28,13 @@ import (
 //
 //  1. SET LOCAL lock_timeout (ChatLogRebuildConfig.LockTimeout, 2s).
 //  2. Lock the live checkpoint row ("chatlog") and read it: L. The live
-//     runner's Apply takes this row lock first, before it touches a
-//     table, so from here on no live batch can write; one in flight has
-//     committed (or we would still be waiting). Every process applies in
-//     the same order, row lock then tables, so this cannot deadlock.
+//     runner's Apply takes this row lock first, so from here on no live
+//     batch can write; one in flight has committed (or we would still be
+//     waiting). Apply takes it in a statement of its own, before any
+//     statement naming a table: pgx may parse a batch's statements before
+//     running them (describe modes, statements not cached yet), and
+//     parsing locks the tables named. So both sides lock the row, then
+//     the tables, and cannot deadlock.
 //  3. Catch the shadow up to exactly L, in other sessions (the catchUp
 //     callback): every event the live tables hold, the shadow then holds.
 //  4. Lock the shadow's checkpoint row and read it: S, at or after L.
@@ -42,8 +45,8 @@ import (
 //     the live names; move the checkpoints: "chatlog_old" gets L,
 //     "chatlog" gets S (updating the row in place, not replacing it),
 //     "chatlog_next" goes.
-//  7. COMMIT. A lock timeout at any step rolls everything back; Swap
-//     tries again (ChatLogRebuildConfig.Attempts), after catching up again.
+//  7. COMMIT. A lock timeout (or a deadlock) at any step rolls everything
+//     back; Swap tries again (ChatLogRebuildConfig.Attempts).
 //
 // What the live runner in chatd sees:
 //
@@ -55,8 +58,10 @@ import (
 //     text at the next execution, so it finds the new "rooms". That works
 //     because the shadow has the same columns (LIKE): a statement whose
 //     result columns changed would fail with "cached plan must not change
-//     result type" and pgx would have to re-prepare. The tests swap under
-//     a live runner in every pgx query execution mode.
+//     result type" and pgx would have to re-prepare. pgx's describe modes
+//     prepare unnamed statements each time and its exec and simple
+//     protocol modes prepare nothing, so they resolve names afresh anyway.
+//     The tests swap under a live runner and readers in each mode.
 //   - The checkpoint row it locks is the same row, now holding S. Apply
 //     skips events at or before the row's checkpoint and at or below each
 //     row's version, so the events between L and S that the runner has
@@ -455,8 +460,7 @@ func (r *ChatLogRebuild) Swap(ctx context.Context, catchUp func(ctx context.Cont
 	for attempt := 1; ; attempt++ {
 		res, err := r.swapOnce(ctx, catchUp)
 		res.Attempts = attempt
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" || attempt >= r.cfg.Attempts || ctx.Err() != nil {
+		if err == nil || !retryableSwapError(err) || attempt >= r.cfg.Attempts || ctx.Err() != nil {
 			if err != nil {
 				err = fmt.Errorf("postgres: swap %s into the live chat log (attempt %d of %d): %w", r.cfg.Shadow.Name, attempt, r.cfg.Attempts, err)
 			}
@@ -472,6 +476,14 @@ func (r *ChatLogRebuild) Swap(ctx context.Context, catchUp func(ctx context.Cont
 		case <-t.C:
 		}
 	}
+}
+
+// retryableSwapError reports a lock not granted in time (55P03) or a
+// deadlock (40P01, which a runner that locks the tables before its
+// checkpoint row would cause): trying again may work.
+func retryableSwapError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "55P03" || pgErr.Code == "40P01")
 }
 
 func (r *ChatLogRebuild) setLockTimeout(ctx context.Context, tx pgx.Tx) error {

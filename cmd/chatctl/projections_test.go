@@ -399,3 +399,136 @@ func roomEvents(t *testing.T, e *pgEnv) []domain.RecordedEvent {
 	}
 	return evs
 }
+
+// TestRebuildUnderALiveRunner swaps while chatd's ChatLog runner applies
+// new appends and chatd's queries read the live tables, with chatd's pool
+// in each pgx query execution mode: the renamed tables must not trip
+// cached prepared statements or descriptions, and the runner's and the
+// swap's locks must not deadlock. (The ChatLog cannot apply in the exec
+// and simple protocol modes at all, as pgx cannot encode its uuid arrays
+// without their type: there only the readers use them.)
+func TestRebuildUnderALiveRunner(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ runner, reader pgx.QueryExecMode }{
+		{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheStatement},
+		{pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeCacheDescribe},
+		{pgx.QueryExecModeDescribeExec, pgx.QueryExecModeDescribeExec},
+		{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec},
+		{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol},
+	} {
+		t.Run(fmt.Sprintf("runner %s, reader %s", tc.runner, tc.reader), func(t *testing.T) {
+			t.Parallel()
+			e := newPGEnv(t)
+			// chatd's pools for its ChatLog runner and its queries.
+			chatdPool := func(mode pgx.QueryExecMode) *pgxpool.Pool {
+				cfg, err := pgxpool.ParseConfig(e.url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.ConnConfig.DefaultQueryExecMode = mode
+				cfg.MaxConns = 4
+				pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pool.Close)
+				return pool
+			}
+			cl, err := postgres.NewChatLog(chatdPool(tc.runner), postgres.ChatLogConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reader, err := postgres.NewChatLog(chatdPool(tc.reader), postgres.ChatLogConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.write(t, roomgen.Config{Rooms: 300, Seed: 10})
+			r := &projections.Runner{Store: e.store, Projection: cl, MinBackoff: 10 * time.Millisecond}
+			rctx, stopRunner := context.WithCancel(context.Background())
+			runErr := make(chan error, 1)
+			go func() { runErr <- r.Run(rctx) }()
+			defer func() { stopRunner(); <-runErr }()
+			e.waitFor(t, r)
+
+			// Writers keep appending new rooms; readers keep querying, as
+			// chatd's users would.
+			ctx, stop := context.WithCancel(t.Context())
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				readErrs []error
+				reads    int
+			)
+			wg.Go(func() {
+				for round := int64(0); ctx.Err() == nil; round++ {
+					rooms, _ := roomgen.Generate(roomgen.Config{Rooms: 10, FirstRoom: 100_000 + 10*round, Seed: 1000 + uint64(round)})
+					if _, err := roomgen.Write(ctx, e.store, rooms, 2, 5, nil); err != nil && ctx.Err() == nil {
+						t.Errorf("writer: %v", err)
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				for i := int64(0); ctx.Err() == nil; i++ {
+					id := 1 + i%300
+					_, _, err1 := reader.History(ctx, id)
+					_, err2 := reader.Messages(ctx, id, 0, 5)
+					_, _, err3 := reader.Room(ctx, id)
+					_, err4 := reader.RoomsOf(ctx, fmt.Sprintf("user-%d", 1+i%60), 10)
+					mu.Lock()
+					reads++
+					for _, err := range []error{err1, err2, err3, err4} {
+						if err != nil && ctx.Err() == nil {
+							readErrs = append(readErrs, err)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+			time.Sleep(200 * time.Millisecond)
+			before := e.head(t)
+			out, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog", "--batch", "400")
+			if err != nil {
+				stop()
+				wg.Wait()
+				t.Fatalf("rebuild: %v\n%s\n%s", err, out, errOut)
+			}
+			swappedAt := e.head(t)
+			time.Sleep(500 * time.Millisecond) // more appends on the swapped tables
+			stop()
+			wg.Wait()
+			wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if err := r.WaitFor(wctx, e.head(t)); err != nil {
+				st, _ := r.Status(t.Context())
+				t.Fatalf("the live runner did not catch up after the swap: %v; status %+v", err, st)
+			}
+
+			if !before.Less(swappedAt) {
+				t.Errorf("nothing was appended during the rebuild (head %s before, %s after)", before, swappedAt)
+			}
+			if after := e.head(t); !swappedAt.Less(after) {
+				t.Errorf("nothing was appended after the swap (head %s)", after)
+			}
+			st, err := r.Status(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != projections.StateRunning || st.LastError != "" || !st.CaughtUp {
+				t.Errorf("live runner after the swap: %+v, want running, caught up, no error", st)
+			}
+			mu.Lock()
+			t.Logf("%d rounds of reads, %d errors; rebuild output:\n%s", reads, len(readErrs), out)
+			for i, err := range readErrs {
+				if i < 5 {
+					t.Errorf("chatd's query failed: %v", err)
+				}
+			}
+			mu.Unlock()
+			checkSame(t, "live tables after the swap and later appends", e.dump(t, ""), e.reference(t))
+			if !e.tableExists(t, "rooms_old") {
+				t.Error("the old copy is gone")
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -530,5 +531,80 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 				t.Error("the old copy is gone")
 			}
 		})
+	}
+}
+
+// referenceUpTo builds the ChatLog from scratch up to upTo into tables
+// with suffix _ref and returns their dump.
+func (e *pgEnv) referenceUpTo(t *testing.T, upTo domain.Position) []string {
+	t.Helper()
+	rb, err := postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{Shadow: postgres.ChatLogConfig{Name: "chatlog_ref", TableSuffix: "_ref"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rb.Prepare(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer rb.DropShadow(context.Background())
+	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.store, Projection: rb.Shadow()}, upTo); err != nil {
+		t.Fatal(err)
+	}
+	return e.dump(t, "_ref")
+}
+
+func TestAnUndecodableEventStopsTheProjection(t *testing.T) {
+	t.Parallel()
+	e := newPGEnv(t)
+	e.write(t, roomgen.Config{Rooms: 40, Seed: 31})
+	// JSON, but not a MessagePosted: message_id is a number.
+	id, err := domain.NewUUID(rand.NewChaCha8([32]byte{1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := e.store.Append(t.Context(), room.Stream(7), domain.StreamExists(),
+		domain.EventData{ID: id, Type: room.TypeMessagePosted, Data: []byte(`{"message_id": 5, "text": "hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, roomgen.Config{Rooms: 40, FirstRoom: 1000, Seed: 32})
+	e.head(t)
+
+	_, errOut, err := e.chatctl(t.Context(), "projections", "run", "chatlog", "--batch", "100")
+	var ee *projections.EventError
+	if !errors.As(err, &ee) || ee.Position != bad.Position || ee.Stream != "room-7" {
+		t.Fatalf("projections run = %v, want the EventError of room-7 at %s\n%s", err, bad.Position, errOut)
+	}
+	if !strings.Contains(err.Error(), bad.Position.String()) {
+		t.Errorf("error %q does not name the position %s", err, bad.Position)
+	}
+	// Nothing of the failed batch is applied: the tables are exactly the
+	// fold of the log up to the checkpoint, which is before the bad event.
+	cp, _ := e.checkpoint(t, "chatlog")
+	if !cp.Less(bad.Position) || cp.IsZero() {
+		t.Fatalf("checkpoint %s, want one before the bad event at %s", cp, bad.Position)
+	}
+	checkSame(t, "live tables after the stop", e.dump(t, ""), e.referenceUpTo(t, cp))
+
+	out, _, err := e.chatctl(t.Context(), "projections", "status")
+	t.Logf("status:\n%s", out)
+	var xe *exitError
+	if !errors.As(err, &xe) || xe.code != 1 {
+		t.Errorf("status = %v, want exit status 1", err)
+	}
+	want := "chatlog: stopped at position " + bad.Position.String() + ": "
+	if !strings.Contains(out, "STOPPED at position "+bad.Position.String()) || !strings.Contains(out, want) || !strings.Contains(out, "room-7@") {
+		t.Errorf("status does not say where and why chatlog stopped (%q):\n%s", want, out)
+	}
+
+	// A rebuild stops on it too, and changes nothing live.
+	live := e.dump(t, "")
+	_, _, err = e.chatctl(t.Context(), "projections", "rebuild", "chatlog")
+	if !errors.As(err, &ee) || ee.Position != bad.Position {
+		t.Fatalf("rebuild = %v, want the EventError at %s", err, bad.Position)
+	}
+	checkSame(t, "live tables after the failed rebuild", e.dump(t, ""), live)
+	out, _, _ = e.chatctl(t.Context(), "projections", "status")
+	if !strings.Contains(out, "chatlog_next: stopped at position "+bad.Position.String()) {
+		t.Errorf("status does not show the rebuild stopped:\n%s", out)
 	}
 }

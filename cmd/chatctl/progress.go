@@ -42,8 +42,10 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func newProgress(w io.Writer, label string, total int64, now func() time.Time) *progress {
-	p := &progress{w: w, tty: isTerminal(w), label: label, total: total, now: now, start: now()}
+// newProgress starts reporting on w: a redrawn bar when tty is set (see
+// isTerminal), plain lines otherwise.
+func newProgress(w io.Writer, tty bool, label string, total int64, now func() time.Time) *progress {
+	p := &progress{w: w, tty: tty, label: label, total: total, now: now, start: now()}
 	p.last = p.start
 	if !p.tty {
 		fmt.Fprintf(w, "%s: %d events to apply\n", label, total)
@@ -55,6 +57,9 @@ func newProgress(w io.Writer, label string, total int64, now func() time.Time) *
 // and redraws when it is time.
 func (p *progress) update(done int64, at domain.Position) {
 	p.done, p.at = done, at
+	if done >= p.total {
+		return // finish says it
+	}
 	t := p.now()
 	every := plainEvery
 	if p.tty {

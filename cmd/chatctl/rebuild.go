@@ -385,7 +385,7 @@ func (r *rebuilder) catchUp(ctx context.Context, upTo domain.Position, bar bool)
 		if total == 0 {
 			return 0, nil
 		}
-		p := newProgress(r.progress, "rebuild "+r.target.Name(), total, time.Now)
+		p := newProgress(r.progress, isTerminal(r.progress), "rebuild "+r.target.Name(), total, time.Now)
 		opts.Progress = func(pr projections.CatchUpProgress) { p.update(pr.Applied, pr.Checkpoint) }
 		defer func() { p.finish() }()
 	}

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -98,7 +100,10 @@ type chatLogSQL struct {
 func newChatLogSQL(suffix string) chatLogSQL {
 	r := strings.NewReplacer("{rooms}", "rooms"+suffix, "{chat_logs}", "chat_logs"+suffix)
 	return chatLogSQL{
-		roomVersions: r.Replace(`SELECT id, last_version FROM {rooms} WHERE id = ANY ($1)`),
+		// A join rather than id = ANY ($1): a cached generic plan made
+		// while the table was small (a rebuild's shadow starts empty) may
+		// scan it and test each row against the whole array.
+		roomVersions: r.Replace(`SELECT r.id, r.last_version FROM unnest($1::bigint[]) AS u(id) JOIN {rooms} r ON r.id = u.id`),
 		insertRooms: r.Replace(`INSERT INTO {rooms} (id, owner_id, title, created_at, deleted_at, last_version)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
 ON CONFLICT (id) DO NOTHING`),
@@ -238,13 +243,18 @@ func decodeRoomEvents(batch []domain.RecordedEvent) ([]roomEvent, []int64, error
 		if !ok {
 			continue
 		}
-		p, err := room.Decode(*ev, true)
-		if err != nil {
-			// room.Decode's error names the event, as EventError does.
-			if cause := errors.Unwrap(err); cause != nil {
-				err = cause
+		var p room.Event
+		if c, ok := decodeChunk(ev); ok {
+			p = c // most events of a rebuild
+		} else {
+			var err error
+			if p, err = room.Decode(*ev, true); err != nil {
+				// room.Decode's error names the event, as EventError does.
+				if cause := errors.Unwrap(err); cause != nil {
+					err = cause
+				}
+				return nil, nil, projections.NewEventError(*ev, err)
 			}
-			return nil, nil, projections.NewEventError(*ev, err)
 		}
 		if !seen[id] {
 			seen[id] = true
@@ -253,6 +263,67 @@ func decodeRoomEvents(batch []domain.RecordedEvent) ([]roomEvent, []int64, error
 		out = append(out, roomEvent{ev: ev, room: id, p: p})
 	}
 	return out, ids, nil
+}
+
+// The form encoding/json gives an AnswerChunk's data.
+const (
+	chunkHead  = `{"answer_id":"`
+	chunkSeq   = `","seq":`
+	chunkDelta = `,"delta":"`
+	chunkTail  = `"}`
+)
+
+// decodeChunk decodes an AnswerChunk whose data has exactly the form
+// encoding/json gives it, {"answer_id":"<uuid>","seq":<int>,"delta":"<text>"},
+// with nothing to unescape in the text: most events of a rebuild, decoded
+// here several times faster than by json.Unmarshal. It returns false for
+// any other event or form, which room.Decode then decodes; when it returns
+// true, the result is json.Unmarshal's (see FuzzDecodeChunk).
+func decodeChunk(ev *domain.RecordedEvent) (room.AnswerChunk, bool) {
+	if ev.Type != room.TypeAnswerChunk {
+		return room.AnswerChunk{}, false
+	}
+	rest, ok := bytes.CutPrefix(ev.Data, []byte(chunkHead))
+	if !ok || len(rest) < 36 {
+		return room.AnswerChunk{}, false
+	}
+	id, err := domain.ParseUUID(string(rest[:36]))
+	if err != nil {
+		return room.AnswerChunk{}, false
+	}
+	if rest, ok = bytes.CutPrefix(rest[36:], []byte(chunkSeq)); !ok {
+		return room.AnswerChunk{}, false
+	}
+	// A JSON integer: -?(0|[1-9][0-9]*), short enough not to overflow.
+	i, neg := 0, false
+	if len(rest) > 0 && rest[0] == '-' {
+		i, neg = 1, true
+	}
+	start := i
+	var seq int64
+	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+		seq = seq*10 + int64(rest[i]-'0')
+		i++
+	}
+	if n := i - start; n == 0 || n > 18 || n > 1 && rest[start] == '0' {
+		return room.AnswerChunk{}, false
+	}
+	if neg {
+		seq = -seq
+	}
+	if rest, ok = bytes.CutPrefix(rest[i:], []byte(chunkDelta)); !ok {
+		return room.AnswerChunk{}, false
+	}
+	delta, ok := bytes.CutSuffix(rest, []byte(chunkTail))
+	if !ok || bytes.ContainsAny(delta, `"\`) || !utf8.Valid(delta) {
+		return room.AnswerChunk{}, false
+	}
+	for _, b := range delta {
+		if b < 0x20 {
+			return room.AnswerChunk{}, false
+		}
+	}
+	return room.AnswerChunk{AnswerID: id, Seq: int(seq), Delta: string(delta)}, true
 }
 
 // roomFold is what one batch does to one room.

@@ -91,6 +91,11 @@ const (
 	DefaultShadowTableSuffix = "_next"
 	DefaultSwapLockTimeout   = 2 * time.Second
 	DefaultSwapAttempts      = 5
+	// DefaultRebuildBatch is the batch a rebuild reads and applies at
+	// once: large batches fold more of an answer's chunks into one row
+	// write and pay fewer round trips per event (`BENCH=rebuild make
+	// bench` measures it; 1,000 is less than half as fast).
+	DefaultRebuildBatch = 10000
 )
 
 // oldSuffix names the previous live tables after a swap; oldName their

@@ -16,10 +16,6 @@ import (
 	"github.com/parleychat/parley/projections"
 )
 
-// defaultRebuildBatch is the rebuild's batch: large batches fold more
-// chunks of an answer into one row update.
-const defaultRebuildBatch = 5000
-
 // rebuildTarget is one projection's side of a rebuild; the rest (catching
 // up, progress, interruption, the order of the steps) is the same for
 // every projection and lives in rebuild. A projection that keeps its read
@@ -192,7 +188,7 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv func(strin
 	var opts rebuildOptions
 	fs.BoolVar(&opts.dryRun, "dry-run", false, "rebuild into scratch tables, compare with the live read model, drop them; change nothing")
 	fs.BoolVar(&opts.dropOld, "drop-old", false, "drop the old copy after the swap (and one left by an earlier rebuild)")
-	fs.IntVar(&opts.batch, "batch", defaultRebuildBatch, "most events read and applied in one transaction")
+	fs.IntVar(&opts.batch, "batch", postgres.DefaultRebuildBatch, "most events read and applied in one transaction")
 	fs.DurationVar(&opts.lockTimeout, "lock-timeout", postgres.DefaultSwapLockTimeout, "longest wait for a lock during the swap, per attempt")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {

@@ -33,6 +33,7 @@ const usage = `usage: parley-bench [flags] <benchmark>...
 
 benchmarks:
   store   event store appends: 1 writer, 64 writers, batches of 32, beside raw INSERTs
+  rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll
   all     every benchmark above
 
 Environment:
@@ -67,9 +68,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		names = []string{"all"}
 	}
 	benches := map[string]func(context.Context, config, io.Writer) error{
-		"store": benchStore,
+		"store":   benchStore,
+		"rebuild": benchRebuild,
 	}
-	order := []string{"store"}
+	order := []string{"store", "rebuild"}
 	var todo []string
 	for _, n := range names {
 		switch {

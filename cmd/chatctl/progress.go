@@ -93,8 +93,10 @@ func (p *progress) write(final bool) {
 	}
 	eta := "?"
 	switch {
-	case final:
+	case final && p.done >= p.total:
 		eta = "done in " + fmtDuration(elapsed)
+	case final:
+		eta = "stopped after " + fmtDuration(elapsed)
 	case rate > 0:
 		eta = "ETA " + fmtDuration(time.Duration(float64(p.total-p.done)/rate*float64(time.Second)))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -110,7 +111,7 @@ type projectionEnv struct {
 // starts the store, whose subscriptions hand out batches of at most batch
 // events (0 for the default).
 func openProjectionEnv(ctx context.Context, dbURL string, batch int, stderr io.Writer) (*projectionEnv, func(), error) {
-	pool, err := openPool(ctx, dbURL)
+	pool, err := openPool(ctx, withMinConns(dbURL))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -128,6 +129,24 @@ func openProjectionEnv(ctx context.Context, dbURL string, batch int, stderr io.W
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	store := postgres.NewStore(pool, postgres.StoreConfig{Logger: log, SubscriptionBatch: batch})
 	return &projectionEnv{pool: pool, store: store, log: log}, func() { store.Close(); pool.Close() }, nil
+}
+
+// projectionConns is the pool size the projections commands need: a
+// rebuild's swap holds its lock's connection, the swap transaction, and
+// the catch-up's reader and writer at once.
+const projectionConns = 8
+
+// withMinConns sets pool_max_conns in a postgres:// URL that does not set
+// it.
+func withMinConns(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.Query().Has("pool_max_conns") {
+		return dbURL // openPool reports a bad URL
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", fmt.Sprint(projectionConns))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // newFlagSet returns a subcommand's flag set with -database.

@@ -608,3 +608,14 @@ func TestAnUndecodableEventStopsTheProjection(t *testing.T) {
 		t.Errorf("status does not show the rebuild stopped:\n%s", out)
 	}
 }
+
+func TestWithMinConns(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"postgres://u:p@h:5432/db?sslmode=disable", "postgres://u:p@h:5432/db?pool_max_conns=8&sslmode=disable"},
+		{"postgres://h/db?pool_max_conns=3", "postgres://h/db?pool_max_conns=3"},
+	} {
+		if got := withMinConns(tc.in); got != tc.want {
+			t.Errorf("withMinConns(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -308,7 +308,11 @@ func (r *rebuilder) run(ctx context.Context) error {
 
 // interrupted explains an error that stopped a rebuild.
 func (r *rebuilder) interrupted(ctx context.Context, err error) error {
-	if ctx.Err() == nil {
+	var ee *projections.EventError
+	switch {
+	case errors.As(err, &ee):
+		return fmt.Errorf("rebuild %s: %w (`chatctl projections status` shows where it stopped)", r.target.Name(), err)
+	case ctx.Err() == nil:
 		return fmt.Errorf("rebuild %s: %w (the shadow is kept: rerun to resume)", r.target.Name(), err)
 	}
 	cp, cerr := r.target.Projection().Checkpoint(context.WithoutCancel(ctx))

@@ -32,6 +32,14 @@ type ErrorRecorder interface {
 	RecordError(ctx context.Context, msg string) error
 }
 
+// FailureRecorder is implemented by projections that also store where the
+// runner stopped: the position of the event it can never apply, beside
+// the error, so that operators' tools can say "stopped at position X". A
+// later successful Apply, or a later RecordError, clears it.
+type FailureRecorder interface {
+	RecordFailure(ctx context.Context, at domain.Position, msg string) error
+}
+
 // Source is what a Runner needs of the event store.
 type Source interface {
 	// SubscribeAll follows the global log (domain.Subscriber).

@@ -197,15 +197,27 @@ func (r *Runner) retry(ctx context.Context, log *slog.Logger, bo *backoff, err e
 	}
 }
 
-// record hands err to the projection when it keeps errors (best effort).
+// record hands err to the projection when it keeps errors (best effort):
+// an *EventError that stops the runner to a FailureRecorder with its
+// position, any other error to an ErrorRecorder.
 func (r *Runner) record(ctx context.Context, log *slog.Logger, err error) {
-	rec, ok := r.Projection.(ErrorRecorder)
-	if !ok {
-		return
-	}
+	recordError(ctx, log, r.Projection, err)
+}
+
+// recordError is Runner.record for any driver of a projection.
+func recordError(ctx context.Context, log *slog.Logger, p Projection, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	if rerr := rec.RecordError(rctx, err.Error()); rerr != nil && ctx.Err() == nil {
+	var (
+		rerr error
+		ee   *EventError
+	)
+	if fr, ok := p.(FailureRecorder); ok && errors.As(err, &ee) {
+		rerr = fr.RecordFailure(rctx, ee.Position, err.Error())
+	} else if rec, ok := p.(ErrorRecorder); ok {
+		rerr = rec.RecordError(rctx, err.Error())
+	}
+	if rerr != nil && ctx.Err() == nil {
 		log.Warn("projection could not record its error", "error", rerr)
 	}
 }

@@ -24,6 +24,12 @@ type Checkpoint struct {
 	// LastError is the error that stopped or delayed the projection since
 	// its last successful batch, or "".
 	LastError string
+	// LastErrorAt is when LastError was recorded; zero when there is none.
+	LastErrorAt time.Time
+	// Stopped reports that the runner stopped on an event it can never
+	// apply, at position StoppedAt; LastError says why.
+	Stopped   bool
+	StoppedAt domain.Position
 }
 
 // querier is what the checkpoint helpers need of a pool or a transaction.
@@ -42,24 +48,34 @@ RETURNING commit_pos, prepare_pos`
 
 // saveCheckpointSQL moves a locked checkpoint and clears its error.
 const saveCheckpointSQL = `UPDATE projection_checkpoints
-SET commit_pos = $2, prepare_pos = $3, updated_at = now(), last_error = NULL
+SET commit_pos = $2, prepare_pos = $3, updated_at = now(),
+	last_error = NULL, last_error_at = NULL, stopped_commit = NULL, stopped_prepare = NULL
 WHERE name = $1`
 
 // ListCheckpoints returns every projection's checkpoint, by name.
 func ListCheckpoints(ctx context.Context, pool *pgxpool.Pool) ([]Checkpoint, error) {
-	rows, err := pool.Query(ctx, `SELECT name, commit_pos, prepare_pos, updated_at, coalesce(last_error, '')
+	rows, err := pool.Query(ctx, `SELECT name, commit_pos, prepare_pos, updated_at, coalesce(last_error, ''),
+			last_error_at, stopped_commit, stopped_prepare
 		FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list projection checkpoints: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Checkpoint, error) {
 		var (
-			c               Checkpoint
-			commit, prepare int64
+			c                 Checkpoint
+			commit, prepare   int64
+			errorAt           *time.Time
+			stoppedC, stopped *int64
 		)
-		err := row.Scan(&c.Name, &commit, &prepare, &c.UpdatedAt, &c.LastError)
+		err := row.Scan(&c.Name, &commit, &prepare, &c.UpdatedAt, &c.LastError, &errorAt, &stoppedC, &stopped)
 		c.Position = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
 		c.UpdatedAt = c.UpdatedAt.UTC()
+		if errorAt != nil {
+			c.LastErrorAt = errorAt.UTC()
+		}
+		if stoppedC != nil && stopped != nil {
+			c.Stopped, c.StoppedAt = true, domain.Position{Commit: uint64(*stoppedC), Prepare: uint64(*stopped)}
+		}
 		return c, err
 	})
 	if err != nil {
@@ -83,13 +99,29 @@ func readCheckpoint(ctx context.Context, q querier, name string) (domain.Positio
 }
 
 // recordCheckpointError stores msg as projection name's last error,
-// leaving its position alone.
+// leaving its position alone: a failure that may pass, so the projection
+// is not stopped.
 func recordCheckpointError(ctx context.Context, q querier, name, msg string) error {
-	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error)
-		VALUES ($1, 0, 0, $2)
-		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error`, name, msg)
+	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error, last_error_at)
+		VALUES ($1, 0, 0, $2, now())
+		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = EXCLUDED.last_error_at,
+			stopped_commit = NULL, stopped_prepare = NULL`, name, msg)
 	if err != nil {
 		return fmt.Errorf("postgres: record the error of projection %s: %w", name, err)
+	}
+	return nil
+}
+
+// recordCheckpointFailure stores that projection name stopped on the
+// event at position at, because of msg, leaving its position alone.
+func recordCheckpointFailure(ctx context.Context, q querier, name string, at domain.Position, msg string) error {
+	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error, last_error_at, stopped_commit, stopped_prepare)
+		VALUES ($1, 0, 0, $2, now(), $3, $4)
+		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = EXCLUDED.last_error_at,
+			stopped_commit = EXCLUDED.stopped_commit, stopped_prepare = EXCLUDED.stopped_prepare`,
+		name, msg, int64(at.Commit), int64(at.Prepare))
+	if err != nil {
+		return fmt.Errorf("postgres: record where projection %s stopped: %w", name, err)
 	}
 	return nil
 }

@@ -255,16 +255,6 @@ func printReport(w io.Writer, rep rag.Report, skipped []skippedFile, took time.D
 	}
 }
 
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
-}
-
 // progressBar shows ingestion progress: on a terminal one line rewritten
 // in place at most every 100ms, otherwise a log line at most every 5s.
 type progressBar struct {

@@ -48,6 +48,7 @@ commands:
   export            export a room's or a user's rooms' full history, with sources and retrievals (--help)
   audit             verify rooms' hash chains, export signed chain heads (chatctl audit help)
   ingest <path>...  add or update documents in the retrieval index (ingest -h for more)
+  projections       run, status, rebuild, drop-old (chatctl projections help)
 
 Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "ingest":
 		return runIngest(ctx, args[1:], getenv, stdout, stderr)
+	case "projections":
+		return runProjections(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -38,6 +38,7 @@ benchmarks:
           upgrader, server memory per idle connection vs a bare upgrader (flags before names:
           parley-bench -rooms 50 -conns 1000 chat)
   rag     embedded retrieval index, 100,000 × 384: search p50/p99 and recall@4 beside a naive float32 loop; ingestion chunks/s
+  rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll
   all     every benchmark above
 
 Environment:
@@ -80,11 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		names = []string{"all"}
 	}
 	benches := map[string]func(context.Context, config, io.Writer) error{
-		"store": benchStore,
-		"chat":  benchChat,
-		"rag":   benchRAG,
+		"store":   benchStore,
+		"chat":    benchChat,
+		"rag":     benchRAG,
+		"rebuild": benchRebuild,
 	}
-	order := []string{"store", "chat", "rag"}
+	order := []string{"store", "chat", "rag", "rebuild"}
 	var todo []string
 	for _, n := range names {
 		switch {

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room/roomgen"
+)
+
+// chatctlArgsEnv carries the arguments of a chatctl run in a re-executed
+// test binary (see TestChatctlProcess), separated by \x1f.
+const chatctlArgsEnv = "CHATCTL_TEST_PROCESS_ARGS"
+
+// TestChatctlProcess is not a test: it is chatctl itself when a test
+// re-executes its binary with chatctlArgsEnv set, so that it can kill -9
+// a real process.
+func TestChatctlProcess(t *testing.T) {
+	args := os.Getenv(chatctlArgsEnv)
+	if args == "" {
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, strings.Split(args, "\x1f"), os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatctl:", err)
+		os.Exit(exitCode(err))
+	}
+	os.Exit(0)
+}
+
+// startChatctl runs chatctl args in a child process against the env's
+// database.
+func (e *pgEnv) startChatctl(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChatctlProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), chatctlArgsEnv+"="+strings.Join(args, "\x1f"), "PARLEY_DATABASE_URL="+e.url)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+// killWhenMoved kills cmd with SIGKILL at a random moment after the
+// checkpoint name has moved past from, and returns where it was then, or
+// false when the process ended by itself first.
+func (e *pgEnv) killWhenMoved(t *testing.T, cmd *exec.Cmd, name string, from domain.Position, rng *rand.Rand) (domain.Position, bool) {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		select {
+		case <-exited:
+			return domain.Start, false
+		default:
+		}
+		if cp, _ := e.checkpoint(t, name); from.Less(cp) {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("checkpoint %s never moved past %s", name, from)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(rng.IntN(100_000)) * time.Microsecond) // anywhere, mostly inside a batch
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		return domain.Start, false // it finished just before the kill
+	}
+	cp, _ := e.checkpoint(t, name)
+	return cp, true
+}
+
+func TestRebuildSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: re-executes the test binary; run without -short")
+	}
+	t.Parallel()
+	e := newPGEnv(t)
+	e.write(t, roomgen.Config{Rooms: 1000, Seed: 21})
+	r, _ := e.startRunner(t)
+	e.waitFor(t, r)
+	live := e.dump(t, "")
+	rng := rand.New(rand.NewPCG(21, 21))
+
+	kills := 0
+	at := domain.Start
+	for range 3 {
+		cmd, out := e.startChatctl(t, "projections", "rebuild", "chatlog", "--batch", "50")
+		cp, killed := e.killWhenMoved(t, cmd, "chatlog_next", at, rng)
+		if !killed {
+			t.Logf("the rebuild finished before the kill:\n%s", out)
+			break
+		}
+		kills++
+		t.Logf("killed the rebuild at shadow checkpoint %s", cp)
+		at = cp
+		if !e.tableExists(t, "rooms_next") || e.tableExists(t, "rooms_old") {
+			t.Fatal("after a kill mid-rebuild the shadow should be there and nothing swapped")
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no rebuild was killed midway")
+	}
+	out, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog")
+	if err != nil {
+		t.Fatalf("rebuild after the kills: %v\n%s\n%s", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "resuming an interrupted rebuild") {
+		t.Errorf("the rebuild did not resume:\n%s", errOut)
+	}
+	checkSame(t, "live tables after a rebuild killed and resumed", e.dump(t, ""), live)
+	checkSame(t, "live tables against a fresh build", e.dump(t, ""), e.reference(t))
+}
+
+func TestRunSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: re-executes the test binary; run without -short")
+	}
+	t.Parallel()
+	e := newPGEnv(t)
+	e.write(t, roomgen.Config{Rooms: 1000, Seed: 22})
+	rng := rand.New(rand.NewPCG(22, 22))
+	kills := 0
+	at := domain.Start
+	for range 3 {
+		cmd, out := e.startChatctl(t, "projections", "run", "chatlog", "--batch", "50")
+		cp, killed := e.killWhenMoved(t, cmd, "chatlog", at, rng)
+		if !killed {
+			t.Fatalf("projections run ended by itself:\n%s", out)
+		}
+		kills++
+		t.Logf("killed projections run at checkpoint %s", cp)
+		at = cp
+	}
+	// A last run, in this process, to the end.
+	r, _ := e.startRunner(t)
+	e.waitFor(t, r)
+	checkSame(t, "live tables after runs killed and restarted", e.dump(t, ""), e.reference(t))
+}
+
+func TestRebuildResumesAfterCtrlC(t *testing.T) {
+	t.Parallel()
+	e := newPGEnv(t)
+	e.write(t, roomgen.Config{Rooms: 300, Seed: 23})
+	r, _ := e.startRunner(t)
+	e.waitFor(t, r)
+	live := e.dump(t, "")
+	rng := rand.New(rand.NewPCG(23, 23))
+	at := domain.Start
+	for i := range 3 {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		var errOut string
+		go func() {
+			var err error
+			_, errOut, err = e.chatctl(ctx, "projections", "rebuild", "chatlog", "--batch", "40")
+			done <- err
+		}()
+		for {
+			if cp, _ := e.checkpoint(t, "chatlog_next"); at.Less(cp) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(time.Duration(rng.IntN(5000)) * time.Microsecond)
+		cancel()
+		err := <-done
+		if err == nil || !strings.Contains(err.Error(), "interrupted at position") || !strings.Contains(err.Error(), "rerun to resume") {
+			t.Fatalf("interrupted rebuild %d = %v, want it to say where it stopped\n%s", i, err, errOut)
+		}
+		at, _ = e.checkpoint(t, "chatlog_next")
+		t.Logf("interrupted: %v", err)
+	}
+	out, _, err := e.chatctl(t.Context(), "projections", "status")
+	if err != nil || !strings.Contains(out, "chatlog_next") || !strings.Contains(out, "rebuild in progress or interrupted") {
+		t.Errorf("status during an interrupted rebuild = %v:\n%s", err, out)
+	}
+	if _, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog"); err != nil {
+		t.Fatalf("rebuild after the interruptions: %v\n%s", err, errOut)
+	}
+	checkSame(t, "live tables after an interrupted rebuild resumed", e.dump(t, ""), live)
+}

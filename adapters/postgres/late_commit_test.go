@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
@@ -221,5 +222,51 @@ func TestOtherWritersDoNotHoldBack(t *testing.T) {
 				t.Fatalf("head %v, %v; want at least %v", head, err, res.Position)
 			}
 		})
+	}
+}
+
+// TestAsyncPoolCarriesOnlyAsyncTypes: appends made only of AsyncTypes go
+// through AsyncPool (synchronous_commit=off), any other through the main
+// pool, and both read back in one order.
+func TestAsyncPoolCarriesOnlyAsyncTypes(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	acfg := pool.Config().Copy()
+	acfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	async, err := pgxpool.NewWithConfig(t.Context(), acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(async.Close)
+	store := postgres.NewStore(pool, postgres.StoreConfig{AsyncPool: async, AsyncTypes: []string{"Chunk"}})
+	t.Cleanup(func() { store.Close() })
+	stream := domaintest.UniquePrefix(t) + "s"
+	steps := []struct {
+		types     []string
+		wantAsync int64 // acquisitions of the async pool after the step
+	}{
+		{[]string{"Start"}, 0},
+		{[]string{"Chunk", "Chunk"}, 1},
+		{[]string{"Chunk", "End"}, 1},
+		{[]string{"Chunk"}, 2},
+	}
+	for i, st := range steps {
+		var evs []domain.EventData
+		for _, typ := range st.types {
+			evs = append(evs, domaintest.Events(t, typ, 1)...)
+		}
+		if _, err := store.Append(t.Context(), stream, domain.Any(), evs...); err != nil {
+			t.Fatal(err)
+		}
+		if got := async.Stat().AcquireCount(); got != st.wantAsync {
+			t.Errorf("step %d (%v): async pool acquired %d times, want %d", i, st.types, got, st.wantAsync)
+		}
+	}
+	var c string
+	if err := async.QueryRow(t.Context(), "SELECT current_setting('synchronous_commit')").Scan(&c); err != nil || c != "off" {
+		t.Errorf("async pool synchronous_commit = %q, %v", c, err)
+	}
+	got, err := store.ReadStream(t.Context(), stream, domain.ReadStreamOptions{})
+	if err != nil || len(got) != 6 {
+		t.Fatalf("read back %d events, %v; want 6", len(got), err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,20 @@ var _ domain.EventStore = (*Store)(nil)
 // StoreConfig configures a Store. The zero value is usable: every field
 // has a documented default.
 type StoreConfig struct {
+	// AsyncPool, when set, carries the appends made only of events whose
+	// types are in AsyncTypes. Give it connections with
+	// synchronous_commit=off (pgx RuntimeParams) to the same database:
+	// such an append is visible to readers as soon as it commits, but
+	// returns before its WAL reaches disk, so a crash of PostgreSQL (not
+	// of the writer) may lose the last few hundred milliseconds of them
+	// (3 × wal_writer_delay at most). Ordering is kept: a later
+	// synchronous commit flushes every earlier one. Parley uses it for
+	// answer chunks, whose answer a synchronous AnswerCompleted seals;
+	// chunks lost to a database crash leave their answer open, and
+	// recovery fails it as interrupted.
+	AsyncPool  *pgxpool.Pool
+	AsyncTypes []string
+
 	// Logger receives warnings about the listener; nil discards them.
 	Logger *slog.Logger
 	// PollInterval is how often an idle subscription looks for new events
@@ -70,6 +85,17 @@ type Store struct {
 	notifyReq chan struct{} // a pending NOTIFY for other processes, coalesced
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+}
+
+// asyncOnly reports whether every event is of a type committed
+// asynchronously (StoreConfig.AsyncTypes).
+func (s *Store) asyncOnly(events []domain.EventData) bool {
+	for _, ev := range events {
+		if !slices.Contains(s.cfg.AsyncTypes, ev.Type) {
+			return false
+		}
+	}
+	return true
 }
 
 // NewStore returns a store over a migrated database (see Migrate). It
@@ -166,12 +192,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 			meta[i] = &m
 		}
 	}
+	pool := s.pool
+	if s.cfg.AsyncPool != nil && s.asyncOnly(events) {
+		pool = s.cfg.AsyncPool
+	}
 	for attempt := 0; ; attempt++ {
 		var (
 			actual           int64
 			last, commit, pr *int64
 		)
-		err := s.pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
+		err := pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
 			Scan(&actual, &last, &commit, &pr)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {

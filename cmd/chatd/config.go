@@ -28,6 +28,7 @@ type Config struct {
 	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
 	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
 	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb
+	ChunkCommit  string // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
 	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
 	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
@@ -117,6 +118,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		Instance:          env("PARLEY_INSTANCE", ""),
 		EventStore:        strings.ToLower(env("PARLEY_EVENT_STORE", "postgres")),
 		KurrentDBURL:      getenv("PARLEY_KURRENTDB_URL"),
+		ChunkCommit:       strings.ToLower(env("PARLEY_CHUNK_COMMIT", "async")),
 		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
@@ -189,6 +191,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	default:
 		problems = append(problems, fmt.Errorf("PARLEY_EVENT_STORE=%q: want postgres or kurrentdb", cfg.EventStore))
 	}
+	if cfg.ChunkCommit != "async" && cfg.ChunkCommit != "sync" {
+		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_COMMIT=%q: want async or sync", cfg.ChunkCommit))
+	}
 	if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
 		cfg.JWTSecret, cfg.devSecret = jwtauth.DevJWTSecret, true
 	}
@@ -243,6 +248,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database", redactURL(c.DatabaseURL)),
 		slog.String("instance", c.Instance),
 		slog.String("event_store", c.EventStore),
+		slog.String("chunk_commit", c.ChunkCommit),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),

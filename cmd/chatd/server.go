@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/rag"
+	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
 
@@ -61,9 +63,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	s := &server{cfg: cfg, log: log, metrics: prom.New()}
 
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := openPool(ctx, cfg.DatabaseURL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("parse PARLEY_DATABASE_URL: %w", err)
+		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err = pool.Ping(pctx)
@@ -86,7 +88,17 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		}
 		s.store, s.closers = k, append(s.closers, k.Close)
 	default:
-		p := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
+		scfg := postgres.StoreConfig{Logger: log}
+		if cfg.ChunkCommit == "async" {
+			async, err := openPool(ctx, cfg.DatabaseURL, map[string]string{"synchronous_commit": "off"})
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			s.closers = append(s.closers, func() error { async.Close(); return nil })
+			scfg.AsyncPool, scfg.AsyncTypes = async, []string{room.TypeAnswerChunk}
+		}
+		p := postgres.NewStore(pool, scfg)
 		s.store, s.closers = p, append(s.closers, p.Close)
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
@@ -175,6 +187,27 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// openPool opens a pool on url with params set on every connection. A URL
+// without pool_max_conns gets 32 connections: answers in many rooms append
+// at once, and PostgreSQL flushes their commits together.
+func openPool(ctx context.Context, url string, params map[string]string) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse PARLEY_DATABASE_URL: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		pcfg.MaxConns = 32
+	}
+	for k, v := range params {
+		pcfg.ConnConfig.RuntimeParams[k] = v
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open PARLEY_DATABASE_URL: %w", err)
+	}
+	return pool, nil
 }
 
 func secretBytes(s string) []byte {

@@ -21,6 +21,7 @@ type chatConfig struct {
 	duration time.Duration // measured streaming time per side
 	conns    int           // idle connections of the memory figure
 	dials    int           // connects per side of the history latency
+	commit   string        // how answer chunks are committed: async or sync, as chatd's PARLEY_CHUNK_COMMIT
 	progress io.Writer     // where progress lines go (stderr)
 }
 
@@ -30,10 +31,14 @@ func (c *chatConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.duration, "chat-duration", 10*time.Second, "chat: measured streaming time per side, split into -rounds interleaved rounds after a warm-up")
 	fs.IntVar(&c.conns, "conns", 5000, "chat: idle connections of the memory-per-connection figure")
 	fs.IntVar(&c.dials, "dials", 200, "chat: connects per side of the connect-to-history latency")
+	fs.StringVar(&c.commit, "chunk-commit", "async", "chat: how answer chunks are committed, async or sync (chatd's PARLEY_CHUNK_COMMIT)")
 }
 
 func (c chatConfig) validate() error {
 	var errs []error
+	if c.commit != "async" && c.commit != "sync" {
+		errs = append(errs, fmt.Errorf("-chunk-commit %q: want async or sync", c.commit))
+	}
 	if c.rooms < 1 {
 		errs = append(errs, fmt.Errorf("-rooms %d: need at least 1", c.rooms))
 	}
@@ -113,7 +118,11 @@ func benchChat(ctx context.Context, cfg config, out io.Writer) error {
 		}
 		settings = append(settings, name+"="+v)
 	}
-	fmt.Fprintf(out, "\n== chat over WebSocket (loopback, gorilla/websocket, jwtauth HS256; Postgres: %s)\n", strings.Join(settings, ", "))
+	commit := "answer chunks committed with synchronous_commit=off, everything else synchronously (chatd's default, PARLEY_CHUNK_COMMIT=async)"
+	if c.commit == "sync" {
+		commit = "every append committed synchronously (PARLEY_CHUNK_COMMIT=sync)"
+	}
+	fmt.Fprintf(out, "\n== chat over WebSocket (loopback, gorilla/websocket, jwtauth HS256; Postgres: %s)\n   persisted: hash-chained appends, %s\n", strings.Join(settings, ", "), commit)
 
 	// 1. Streaming.
 	fmt.Fprintf(out, "   (1) %d rooms streaming %d-token answers at %g tokens/s, one client each; %d rounds of %s per side, interleaved, after a warm-up\n\n",

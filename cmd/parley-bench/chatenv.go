@@ -20,6 +20,7 @@ import (
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
@@ -29,16 +30,17 @@ import (
 // with its event store and ChatLog projection, an in-memory store, the
 // token secret, and the goroutines and servers everything runs in.
 type chatEnv struct {
-	progress io.Writer
-	drop     func()
-	pool     *pgxpool.Pool
-	pg       *postgres.Store
-	mem      *inmem.Store
-	chatlog  *postgres.ChatLog
-	runner   *projections.Runner
-	auth     *jwtauth.Verifier
-	secret   []byte
-	epoch    time.Time // chunk stamps count nanoseconds from here
+	progress  io.Writer
+	drop      func()
+	pool      *pgxpool.Pool
+	asyncPool *pgxpool.Pool // answer chunks' connections, synchronous_commit=off
+	pg        *postgres.Store
+	mem       *inmem.Store
+	chatlog   *postgres.ChatLog
+	runner    *projections.Runner
+	auth      *jwtauth.Verifier
+	secret    []byte
+	epoch     time.Time // chunk stamps count nanoseconds from here
 
 	bg      context.Context // background goroutines run under it
 	cancel  context.CancelFunc
@@ -73,7 +75,16 @@ func newChatEnv(ctx context.Context, cfg config) (_ *chatEnv, err error) {
 	if err := postgres.Migrate(ctx, e.pool, nil); err != nil {
 		return nil, err
 	}
-	e.pg = postgres.NewStore(e.pool, postgres.StoreConfig{})
+	scfg := postgres.StoreConfig{}
+	if cfg.chat.commit == "async" { // as chatd does by default
+		acfg := pcfg.Copy()
+		acfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+		if e.asyncPool, err = pgxpool.NewWithConfig(ctx, acfg); err != nil {
+			return nil, err
+		}
+		scfg.AsyncPool, scfg.AsyncTypes = e.asyncPool, []string{room.TypeAnswerChunk}
+	}
+	e.pg = postgres.NewStore(e.pool, scfg)
 	if e.chatlog, err = postgres.NewChatLog(e.pool, postgres.ChatLogConfig{}); err != nil {
 		return nil, err
 	}
@@ -104,6 +115,9 @@ func (e *chatEnv) close() {
 	}
 	if e.pool != nil {
 		e.pool.Close()
+		if e.asyncPool != nil {
+			e.asyncPool.Close()
+		}
 	}
 	if e.drop != nil {
 		e.drop()
@@ -244,8 +258,12 @@ func (t *hubTap) record(on bool) {
 // Gateway, serving the chat endpoint on a fresh port.
 func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventStore, history wsapi.HistoryLoader, gen chat.Generator) (*chatStack, error) {
 	appends := &appendLog{}
+	svcStore := store
+	if store == domain.EventStore(e.pg) { // persisted appends go through the hash chain, as chatd's
+		svcStore = audit.NewChainingStore(store, audit.ChainOptions{})
+	}
 	svc := chat.NewService(chat.Config{Instance: "bench-" + name, ShutdownGrace: time.Second},
-		chat.Deps{Store: store, Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
+		chat.Deps{Store: svcStore, Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
 	tap := &hubTap{EventStore: store}
 	hub := wsapi.NewHub(tap, nil)
 	e.tasks.Go(func() error { return svc.Run(e.bg) })

@@ -146,7 +146,7 @@ func TestAsOfMatchesTheChatLogAtEveryVersion(t *testing.T) {
 		t.Helper()
 		var out, stderr bytes.Buffer
 		args := []string{"replay", "--room", strconv.FormatInt(id, 10), "--as-of", at, "--format", "jsonl"}
-		if err := run(t.Context(), args, getenv, &out, &stderr); err != nil {
+		if err := run(t.Context(), args, getenv, nil, &out, &stderr); err != nil {
 			t.Fatalf("chatctl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 		}
 		msgs := []messageJSON{}

@@ -57,7 +57,7 @@ func BenchmarkAuditVerifyAll(b *testing.B) {
 	b.Run("verify", func(b *testing.B) {
 		for b.Loop() {
 			t0 := time.Now()
-			err := run(context.Background(), []string{"audit", "verify", "--all"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+			err := run(context.Background(), []string{"audit", "verify", "--all"}, func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}

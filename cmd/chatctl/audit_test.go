@@ -148,7 +148,7 @@ func (db *auditDB) exec(t *testing.T, sql string, args ...any) {
 func auditRunCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(t.Context(), args, func(k string) string { return env[k] }, &out, &errb)
+	err := run(t.Context(), args, func(k string) string { return env[k] }, nil, &out, &errb)
 	if err != nil {
 		code = exitCode(err)
 		fmt.Fprintln(&errb, "chatctl:", err)

@@ -582,11 +582,11 @@ func TestChatUsage(t *testing.T) {
 // TestRunWiresChatAndToken: run dispatches both commands.
 func TestRunWiresChatAndToken(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"chat", "--room", "0"}, envFunc(nil), &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--room 0 is not a room id") {
+	if err := run(t.Context(), []string{"chat", "--room", "0"}, envFunc(nil), nil, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--room 0 is not a room id") {
 		t.Errorf("run chat = %v, want chat's usage error", err)
 	}
 	stdout.Reset()
-	if err := run(t.Context(), []string{"token", "--user", "42"}, envFunc(map[string]string{"PARLEY_JWT_SECRET": testJWTSecret}), &stdout, &stderr); err != nil {
+	if err := run(t.Context(), []string{"token", "--user", "42"}, envFunc(map[string]string{"PARLEY_JWT_SECRET": testJWTSecret}), nil, &stdout, &stderr); err != nil {
 		t.Fatalf("run token: %v", err)
 	}
 	if p := verifyToken(t, testJWTSecret, strings.TrimSpace(stdout.String())); p.UserID != "42" {

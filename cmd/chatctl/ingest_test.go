@@ -34,7 +34,7 @@ func writeFile(t *testing.T, path, content string) {
 func ingest(t *testing.T, getenv func(string) string, args ...string) string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), append([]string{"ingest"}, args...), getenv, &stdout, &stderr); err != nil {
+	if err := run(t.Context(), append([]string{"ingest"}, args...), getenv, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("chatctl ingest %v: %v\nstderr:\n%s", args, err, stderr.String())
 	}
 	return stdout.String()
@@ -186,7 +186,7 @@ func TestIngestBadInput(t *testing.T) {
 		{[]string{dir}, map[string]string{"PARLEY_EMBEDDER": "bert"}, "not lexical, ollama or openai"},
 	} {
 		var stdout, stderr bytes.Buffer
-		err := run(t.Context(), append([]string{"ingest"}, tt.args...), env(tt.env), &stdout, &stderr)
+		err := run(t.Context(), append([]string{"ingest"}, tt.args...), env(tt.env), nil, &stdout, &stderr)
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ingest %v: error %v (exit %d), want exit 2 mentioning %q", tt.args, err, exitCode(err), tt.want)
 		}

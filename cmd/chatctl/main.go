@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatctl:", err)
@@ -54,7 +54,7 @@ Environment:
   PARLEY_DATABASE_URL   Postgres URL (default postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable)
 `
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return &exitError{code: 2, err: fmt.Errorf("no command given")}
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "token":
 		return runToken(ctx, args[1:], getenv, stdout, stderr)
 	case "chat":
-		return runChat(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+		return runChat(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "replay":
 		return runReplay(ctx, args[1:], getenv, stdout, stderr)
 	case "export":

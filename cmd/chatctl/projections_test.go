@@ -69,7 +69,7 @@ func (e *pgEnv) write(t *testing.T, cfg roomgen.Config) roomgen.Stats {
 // database and returns its output.
 func (e *pgEnv) chatctl(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	var out, errb bytes.Buffer
-	err = run(ctx, args, env(map[string]string{"PARLEY_DATABASE_URL": e.url}), &out, &errb)
+	err = run(ctx, args, env(map[string]string{"PARLEY_DATABASE_URL": e.url}), nil, &out, &errb)
 	return out.String(), errb.String(), err
 }
 
@@ -362,7 +362,7 @@ func TestProjectionsArguments(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
-			err := run(t.Context(), tc.args, env(nil), &out, &errb)
+			err := run(t.Context(), tc.args, env(nil), nil, &out, &errb)
 			var ee *exitError
 			if !errors.As(err, &ee) || ee.code != tc.wantCode || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want exit status %d and %q", err, tc.wantCode, tc.want)

@@ -35,7 +35,7 @@ func TestReplayOnKurrentDB(t *testing.T) {
 	id := int64(binary.BigEndian.Uint64(b[:])>>11) + 1
 	writeConversation(t, store, nil, id)
 	var out, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"replay", "--room", strconv.FormatInt(id, 10), "--format", "jsonl"}, getenv, &out, &stderr); err != nil {
+	if err := run(t.Context(), []string{"replay", "--room", strconv.FormatInt(id, 10), "--format", "jsonl"}, getenv, nil, &out, &stderr); err != nil {
 		t.Fatalf("replay: %v\n%s", err, stderr.String())
 	}
 	if n := strings.Count(out.String(), "\n"); n != conversationEvents() {

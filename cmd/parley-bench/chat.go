@@ -142,7 +142,7 @@ func benchChat(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	if f := st.persisted.foreign; f.busy > 0 {
 		fmt.Fprintf(out, "   note: other databases of this Postgres cluster were running transactions in %d%% of %d samples (oldest %s);\n"+
-			"         the global log is read below the cluster's oldest running transaction, so they delayed persisted delivery\n",
+			"         they do not hold the log back (only writers of the events table do) but share the machine's CPU and disk\n",
 			100*f.busy/f.samples, f.samples, ms(f.oldest))
 	}
 	fmt.Fprintln(out, "   persisted: Postgres event store, ChatLog projection following (as chatd); relay: in-memory store, nothing durable.")

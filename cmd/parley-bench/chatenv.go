@@ -136,7 +136,7 @@ func (e *chatEnv) token(user string) (string, error) {
 // caughtUp waits until the ChatLog and the hub of s (a stack over the
 // Postgres store) have seen everything appended so far, so that connects
 // meet a steady server, not a hub still relaying a backlog. The log's head
-// cannot tell: it is read below the cluster's oldest running transaction,
+// cannot tell: it is read below the oldest transaction still writing events,
 // so it may lag behind committed appends. Instead it creates a marker room
 // after them, whose first event is ordered after all of them, and waits
 // for that.

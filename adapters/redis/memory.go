@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -42,23 +43,35 @@ type MemoryConfig struct {
 	// Name is the projection's name, in logs and status and in its
 	// checkpoint's key. Default DefaultMemoryName.
 	Name string
+	// Generation pins the Memory to one generation of the read model
+	// (such as "g7", what a MemoryRebuild fills). Default "": the Memory
+	// follows the live generation, whichever the pointer key names, and
+	// moves to a new one at a swap without a restart; see generation.go.
+	Generation string
 }
 
 // Memory is the Redis read model of rooms' conversation memory.
 //
-// Keys, under the prefix P:
+// Keys, under the base B of a generation (see generation.go: the prefix P
+// for the generation "" of deployments older than rebuilds, "P<gen>:"
+// for the others):
 //
-//	P memory:<room>:<user>        hash: summary, covers_through_version,
+//	B memory:<room>:<user>        hash: summary, covers_through_version,
 //	                              buffer (JSON memory.Turn list),
 //	                              applied_version, deleted
-//	P memory:owners               hash: room → owner, to find a room's key
-//	P memory:checkpoint:<name>    hash: position, error
+//	B memory:owners               hash: room → owner, to find a room's key
+//	B memory:checkpoint:<name>    hash: position, error
 //
 // A room's user is its owner, the only user who may post in it.
 type Memory struct {
 	client goredis.UniversalClient
 	prefix string
 	name   string
+	pinned bool   // gen is fixed (MemoryConfig.Generation)
+	gen    string // the pinned generation
+
+	mu  sync.Mutex
+	cur string // the live generation last seen, when not pinned
 }
 
 // NewMemory returns the Memory over client.
@@ -77,7 +90,10 @@ func NewMemory(client goredis.UniversalClient, cfg MemoryConfig) (*Memory, error
 			return nil, fmt.Errorf("redis memory: %s %q: use at most 100 printable characters without spaces", field, v)
 		}
 	}
-	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name}, nil
+	if cfg.Generation != "" && !validGeneration(cfg.Generation) {
+		return nil, fmt.Errorf("redis memory: Generation %q: want g followed by digits, such as g1, or empty to follow the live generation", cfg.Generation)
+	}
+	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation}, nil
 }
 
 // Name implements projections.Projection.
@@ -86,12 +102,13 @@ func (m *Memory) Name() string { return m.name }
 // Prefix returns the key prefix.
 func (m *Memory) Prefix() string { return m.prefix }
 
-func (m *Memory) key(roomID int64, user string) string {
-	return m.prefix + "memory:" + strconv.FormatInt(roomID, 10) + ":" + user
+func roomSuffix(roomID int64, user string) string {
+	return "memory:" + strconv.FormatInt(roomID, 10) + ":" + user
 }
 
-func (m *Memory) ownersKey() string     { return m.prefix + "memory:owners" }
-func (m *Memory) checkpointKey() string { return m.prefix + "memory:checkpoint:" + m.name }
+const ownersSuffix = "memory:owners"
+
+func (m *Memory) checkpointSuffix() string { return "memory:checkpoint:" + m.name }
 
 // Hash fields.
 const (
@@ -106,12 +123,13 @@ const (
 
 // Checkpoint implements projections.Projection.
 func (m *Memory) Checkpoint(ctx context.Context) (domain.Position, error) {
-	s, err := m.client.HGet(ctx, m.checkpointKey(), fieldPosition).Result()
-	if errors.Is(err, goredis.Nil) {
-		return domain.Start, nil
-	}
+	h, err := m.readHash(ctx, m.checkpointSuffix())
 	if err != nil {
 		return domain.Start, fmt.Errorf("redis memory %s: read checkpoint: %w", m.name, err)
+	}
+	s, ok := h[fieldPosition]
+	if !ok {
+		return domain.Start, nil
 	}
 	p, err := parsePosition(s)
 	if err != nil {
@@ -123,7 +141,11 @@ func (m *Memory) Checkpoint(ctx context.Context) (domain.Position, error) {
 // RecordError implements projections.ErrorRecorder: the message is kept
 // beside the checkpoint until the next successful Apply.
 func (m *Memory) RecordError(ctx context.Context, msg string) error {
-	if err := m.client.HSet(ctx, m.checkpointKey(), fieldError, msg).Err(); err != nil {
+	base, err := m.resolveBase(ctx)
+	if err == nil {
+		err = m.client.HSet(ctx, base+m.checkpointSuffix(), fieldError, msg).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redis memory %s: record error: %w", m.name, err)
 	}
 	return nil
@@ -131,21 +153,19 @@ func (m *Memory) RecordError(ctx context.Context, msg string) error {
 
 // LastError returns the error RecordError kept, or "".
 func (m *Memory) LastError(ctx context.Context) (string, error) {
-	s, err := m.client.HGet(ctx, m.checkpointKey(), fieldError).Result()
-	if errors.Is(err, goredis.Nil) {
-		return "", nil
-	}
+	h, err := m.readHash(ctx, m.checkpointSuffix())
 	if err != nil {
 		return "", fmt.Errorf("redis memory %s: read last error: %w", m.name, err)
 	}
-	return s, nil
+	return h[fieldError], nil
 }
 
 // Load implements chat.MemoryReader: the memory of the room for user, or
 // an empty Conversation at domain.NoVersion when the read model holds
-// none. It makes one round trip; bound it with ctx.
+// none. It makes one round trip, which reads the live generation's key
+// when the Memory follows the live one; bound it with ctx.
 func (m *Memory) Load(ctx context.Context, roomID int64, user string) (*memory.Conversation, error) {
-	h, err := m.client.HGetAll(ctx, m.key(roomID, user)).Result()
+	h, err := m.readHash(ctx, roomSuffix(roomID, user))
 	if err != nil {
 		return nil, fmt.Errorf("redis memory: load room %d: %w", roomID, err)
 	}
@@ -179,28 +199,37 @@ func decodeConversation(h map[string]string) (*memory.Conversation, error) {
 
 // applyScript writes one batch's effects and the checkpoint, atomically.
 //
-// KEYS: the checkpoint, the owners hash, then one memory key per room.
-// ARGV: the batch's last position; then per room, 7 values: room id,
-// owner, new version, summary, covered version, buffer, deleted.
+// KEYS: the live pointer, the hold, the checkpoint, the owners hash, then
+// one memory key per room. ARGV: "1" when the Memory follows the live
+// generation, the generation the keys belong to, the batch's last
+// position; then per room, 7 values: room id, owner, new version,
+// summary, covered version, buffer, deleted.
 //
+// Following the live generation, the script refuses (-1) when the keys'
+// generation is no longer the live one (a swap happened since the Memory
+// looked) and (-2) while a rebuild holds the live projection still.
 // A checkpoint at or after the batch's position makes the whole batch a
 // no-op (returns 0). A key whose applied_version already reaches the new
 // version is left alone: its events are replays, or another writer got
 // further. A key never moves backwards.
 var applyScript = goredis.NewScript(`
-local cp = redis.call('HGET', KEYS[1], 'position')
-if cp and cp >= ARGV[1] then return 0 end
-for i = 1, #KEYS - 2 do
-  local a = 2 + (i - 1) * 7
-  local applied = tonumber(redis.call('HGET', KEYS[2 + i], 'applied_version') or '-1')
+if ARGV[1] == '1' then
+  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return -1 end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+end
+local cp = redis.call('HGET', KEYS[3], 'position')
+if cp and cp >= ARGV[3] then return 0 end
+for i = 1, #KEYS - 4 do
+  local a = 4 + (i - 1) * 7
+  local applied = tonumber(redis.call('HGET', KEYS[4 + i], 'applied_version') or '-1')
   if applied < tonumber(ARGV[a + 2]) then
-    redis.call('HSET', KEYS[2 + i], 'applied_version', ARGV[a + 2], 'summary', ARGV[a + 3],
+    redis.call('HSET', KEYS[4 + i], 'applied_version', ARGV[a + 2], 'summary', ARGV[a + 3],
       'covers_through_version', ARGV[a + 4], 'buffer', ARGV[a + 5], 'deleted', ARGV[a + 6])
-    redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])
+    redis.call('HSET', KEYS[4], ARGV[a], ARGV[a + 1])
   end
 end
-redis.call('HSET', KEYS[1], 'position', ARGV[1])
-redis.call('HDEL', KEYS[1], 'error')
+redis.call('HSET', KEYS[3], 'position', ARGV[3])
+redis.call('HDEL', KEYS[3], 'error')
 return 1
 `)
 
@@ -222,6 +251,14 @@ return 1
 // the very next events of the room; each write is then the room's true
 // memory at its version, and the highest version wins.
 //
+// A Memory that follows the live generation applies the batch to the
+// generation live when its script runs: when a swap made another one
+// live since it read the keys, it reads them again from the new one
+// (whose checkpoint is at or after the old one's, so the events the new
+// generation holds already are skipped). While a rebuild holds the live
+// projection still (MemoryRebuild's swap), Apply waits, polling, until
+// the hold ends or expires, or ctx ends.
+//
 // An event that does not decode, or of a room whose owner is unknown (its
 // RoomCreated was never applied: the keys were evicted or deleted, so run
 // Redis without eviction), is a *projections.EventError, returned before
@@ -231,12 +268,58 @@ func (m *Memory) Apply(ctx context.Context, batch []domain.RecordedEvent) error 
 		return nil
 	}
 	last := batch[len(batch)-1].Position
-	if err := m.apply(ctx, batch, last); err != nil {
+	if err := m.applyLive(ctx, batch, last); err != nil {
 		var ee *projections.EventError
 		if errors.As(err, &ee) {
 			return err
 		}
 		return fmt.Errorf("redis memory %s: apply %d events up to %s: %w", m.name, len(batch), last, err)
+	}
+	return nil
+}
+
+// Outcomes of one attempt at a batch, when following the live generation.
+var (
+	errStale = errors.New("the live generation changed")
+	errHeld  = errors.New("a rebuild holds the live projection")
+)
+
+// holdPoll is how often a held Apply looks whether the hold has ended.
+const holdPoll = 10 * time.Millisecond
+
+func (m *Memory) applyLive(ctx context.Context, batch []domain.RecordedEvent, last domain.Position) error {
+	for {
+		err := m.apply(ctx, m.generation(), batch, last)
+		switch {
+		case errors.Is(err, errStale):
+			continue // m.cur is the new generation
+		case errors.Is(err, errHeld):
+			t := time.NewTimer(holdPoll)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// scriptOutcome maps the scripts' refusals to errStale and errHeld, and
+// notes the new live generation.
+func (m *Memory) scriptOutcome(ctx context.Context, res int64) error {
+	switch res {
+	case -1:
+		gen, err := m.client.Get(ctx, m.prefix+pointerSuffix).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return fmt.Errorf("read the live generation: %w", err)
+		}
+		m.setGeneration(gen)
+		return errStale
+	case -2:
+		return errHeld
 	}
 	return nil
 }
@@ -248,24 +331,42 @@ type roomBatch struct {
 	events []domain.RecordedEvent
 }
 
-func (m *Memory) apply(ctx context.Context, batch []domain.RecordedEvent, last domain.Position) error {
-	// Round trip 1: the checkpoint and the owners of the batch's rooms.
+// apply applies the batch to generation gen: its one attempt.
+func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedEvent, last domain.Position) error {
+	base := m.base(gen)
+	// Round trip 1: the checkpoint and the owners of the batch's rooms
+	// (and whether gen is still live, and not held).
 	rooms, err := groupRooms(batch)
 	if err != nil {
 		return err
 	}
 	if len(rooms) == 0 {
-		return m.saveCheckpoint(ctx, last)
+		return m.saveCheckpoint(ctx, gen, last)
 	}
 	ids := make([]string, len(rooms))
 	for i, r := range rooms {
 		ids[i] = strconv.FormatInt(r.id, 10)
 	}
 	pipe := m.client.Pipeline()
-	cpCmd := pipe.HGet(ctx, m.checkpointKey(), fieldPosition)
-	ownersCmd := pipe.HMGet(ctx, m.ownersKey(), ids...)
+	cpCmd := pipe.HGet(ctx, base+m.checkpointSuffix(), fieldPosition)
+	ownersCmd := pipe.HMGet(ctx, base+ownersSuffix, ids...)
+	var liveCmd *goredis.StringCmd
+	var heldCmd *goredis.IntCmd
+	if !m.pinned {
+		liveCmd = pipe.Get(ctx, m.prefix+pointerSuffix)
+		heldCmd = pipe.Exists(ctx, m.prefix+holdSuffix)
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return err
+	}
+	if !m.pinned {
+		if live := liveCmd.Val(); live != gen {
+			m.setGeneration(live)
+			return errStale
+		}
+		if heldCmd.Val() > 0 {
+			return errHeld
+		}
 	}
 	cp := domain.Start
 	if s, err := cpCmd.Result(); err == nil {
@@ -290,21 +391,21 @@ func (m *Memory) apply(ctx context.Context, batch []domain.RecordedEvent, last d
 	pipe = m.client.Pipeline()
 	gets := make([]*goredis.MapStringStringCmd, len(rooms))
 	for i, r := range rooms {
-		gets[i] = pipe.HGetAll(ctx, m.key(r.id, r.owner))
+		gets[i] = pipe.HGetAll(ctx, base+roomSuffix(r.id, r.owner))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 
 	// Fold, then round trip 3: the script.
-	keys := []string{m.checkpointKey(), m.ownersKey()}
-	args := []any{formatPosition(last)}
+	keys := []string{m.prefix + pointerSuffix, m.prefix + holdSuffix, base + m.checkpointSuffix(), base + ownersSuffix}
+	args := []any{m.followFlag(), gen, formatPosition(last)}
 	for i, r := range rooms {
 		c, err := decodeConversation(gets[i].Val())
 		if err != nil {
 			return fmt.Errorf("room %d: stored memory: %w", r.id, err)
 		}
-		base := c.Version
+		was := c.Version
 		for _, ev := range r.events {
 			if !cp.Less(ev.Position) {
 				continue
@@ -313,7 +414,7 @@ func (m *Memory) apply(ctx context.Context, batch []domain.RecordedEvent, last d
 				return projections.NewEventError(ev, err)
 			}
 		}
-		if c.Version == base {
+		if c.Version == was {
 			continue // replays only
 		}
 		buf, err := json.Marshal(c.Turns)
@@ -327,10 +428,14 @@ func (m *Memory) apply(ctx context.Context, batch []domain.RecordedEvent, last d
 		if c.Deleted {
 			deleted = "1"
 		}
-		keys = append(keys, m.key(r.id, r.owner))
+		keys = append(keys, base+roomSuffix(r.id, r.owner))
 		args = append(args, r.id, r.owner, c.Version, c.Summary, c.Through, string(buf), deleted)
 	}
-	return applyScript.Run(ctx, m.client, keys, args...).Err()
+	res, err := applyScript.Run(ctx, m.client, keys, args...).Int64()
+	if err != nil {
+		return err
+	}
+	return m.scriptOutcome(ctx, res)
 }
 
 // groupRooms groups the batch's room events by room, in first-seen order,
@@ -370,17 +475,27 @@ func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 	return out, nil
 }
 
-// saveCheckpoint moves the checkpoint forward only.
+// saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are
+// applyScript's first three.
 var saveCheckpointScript = goredis.NewScript(`
-local cp = redis.call('HGET', KEYS[1], 'position')
-if cp and cp >= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'position', ARGV[1])
-redis.call('HDEL', KEYS[1], 'error')
+if ARGV[1] == '1' then
+  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return -1 end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+end
+local cp = redis.call('HGET', KEYS[3], 'position')
+if cp and cp >= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[3], 'position', ARGV[3])
+redis.call('HDEL', KEYS[3], 'error')
 return 1
 `)
 
-func (m *Memory) saveCheckpoint(ctx context.Context, p domain.Position) error {
-	return saveCheckpointScript.Run(ctx, m.client, []string{m.checkpointKey()}, formatPosition(p)).Err()
+func (m *Memory) saveCheckpoint(ctx context.Context, gen string, p domain.Position) error {
+	keys := []string{m.prefix + pointerSuffix, m.prefix + holdSuffix, m.base(gen) + m.checkpointSuffix()}
+	res, err := saveCheckpointScript.Run(ctx, m.client, keys, m.followFlag(), gen, formatPosition(p)).Int64()
+	if err != nil {
+		return err
+	}
+	return m.scriptOutcome(ctx, res)
 }
 
 // formatPosition writes a position so that string order is log order:
@@ -400,20 +515,30 @@ func parsePosition(s string) (domain.Position, error) {
 	return domain.Position{Commit: commit, Prepare: prepare}, nil
 }
 
-// Clear deletes every memory key under the prefix (memories, owners and
-// checkpoints of every name), for a rebuild into a prefix that held an
-// earlier attempt, and for tests. It returns how many keys it deleted.
+// Clear deletes every memory key of the Memory's generation (memories,
+// owners and checkpoints of every name): the pinned one, or the one live
+// now. It is for tests, and for a rebuild into a generation that held an
+// earlier attempt. It returns how many keys it deleted.
 func (m *Memory) Clear(ctx context.Context) (int, error) {
-	pattern := globEscape(m.prefix+"memory:") + "*"
+	base, err := m.resolveBase(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("redis memory: clear: %w", err)
+	}
+	return deleteMatching(ctx, m.client, globEscape(base+"memory:")+"*")
+}
+
+// deleteMatching unlinks the keys matching a SCAN pattern and returns how
+// many it deleted.
+func deleteMatching(ctx context.Context, client goredis.UniversalClient, pattern string) (int, error) {
 	deleted := 0
 	var cursor uint64
 	for {
-		keys, next, err := m.client.Scan(ctx, cursor, pattern, 500).Result()
+		keys, next, err := client.Scan(ctx, cursor, pattern, 500).Result()
 		if err != nil {
 			return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
 		}
 		if len(keys) > 0 {
-			n, err := m.client.Unlink(ctx, keys...).Result()
+			n, err := client.Unlink(ctx, keys...).Result()
 			if err != nil {
 				return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
 			}

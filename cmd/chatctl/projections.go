@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/adapters/postgres"
@@ -24,8 +25,7 @@ import (
 const projectionsUsage = `usage: chatctl projections <subcommand> [flags]
 
 subcommands:
-  run [chatlog|memory|all]      run projections here until Ctrl-C, logging progress (default: chatlog,
-                                every projection this build has)
+  run [chatlog|memory|all]      run projections here until Ctrl-C, logging progress (default: all)
   status                        each projection's checkpoint, the log's head, how far behind it is,
                                 and why it stopped; exits 1 when one has an error
   rebuild chatlog|memory|all [--dry-run] [--drop-old] [--batch N] [--lock-timeout D]
@@ -34,26 +34,26 @@ subcommands:
                                 rerun resumes. --dry-run compares with the live read model instead
                                 and changes nothing (exits 1 when they differ); --drop-old drops the
                                 old copy after the swap (and one left by an earlier rebuild)
-  drop-old [chatlog|all]        drop the old copy a rebuild kept
+  drop-old [chatlog|memory|all] drop the old copy a rebuild kept (default: chatlog)
 
 flags (any subcommand):
   -database URL                 Postgres URL (default $PARLEY_DATABASE_URL, else the local database)
+
+The memory projection lives in Redis: $PARLEY_REDIS_URL (default redis://127.0.0.1:6379/0), keys
+under $PARLEY_REDIS_PREFIX (default parley:), as chatd has them.
 `
 
 // projectionNames are the projections chatctl knows, in order. memory is
-// the Redis summary-buffer projection, not wired into this build yet.
+// the Redis summary-buffer projection.
 var projectionNames = []string{"chatlog", "memory"}
-
-// errMemoryUnavailable is what asking for the memory projection gets.
-var errMemoryUnavailable = errors.New("memory projection not available in this build (only chatlog is)")
 
 // selectProjections resolves a projection argument: a name or "all".
 func selectProjections(arg string) ([]string, error) {
 	switch arg {
-	case "chatlog":
-		return []string{"chatlog"}, nil
-	case "memory", "all":
-		return nil, errMemoryUnavailable
+	case "chatlog", "memory":
+		return []string{arg}, nil
+	case "all":
+		return projectionNames, nil
 	default:
 		return nil, fmt.Errorf("unknown projection %q (want one of %s, or all)", arg, strings.Join(projectionNames, ", "))
 	}
@@ -105,6 +105,8 @@ type projectionEnv struct {
 	pool  *pgxpool.Pool
 	store *postgres.Store
 	log   *slog.Logger
+	redis redisSettings   // where the memory lives (withRedis)
+	rdb   *goredis.Client // opened on first use
 }
 
 // openProjectionEnv connects, checks that the schema is up to date and
@@ -163,8 +165,10 @@ func (e *projectionEnv) liveProjection(name string) (projections.Projection, err
 	switch name {
 	case "chatlog":
 		return postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
+	case "memory":
+		return e.liveMemory()
 	}
-	return nil, errMemoryUnavailable
+	return nil, fmt.Errorf("unknown projection %q", name)
 }
 
 func runProjectionsRun(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -178,7 +182,7 @@ func runProjectionsRun(ctx context.Context, args []string, getenv func(string) s
 	if *every <= 0 || *batch < 0 {
 		return &exitError{code: 2, err: errors.New("projections run: -every must be positive and -batch not negative")}
 	}
-	names := []string{"chatlog"}
+	names := projectionNames
 	switch len(pos) {
 	case 0:
 	case 1:
@@ -192,7 +196,7 @@ func runProjectionsRun(ctx context.Context, args []string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	defer closeEnv()
+	defer env.withRedis(getenv, closeEnv)()
 
 	g, gctx := errgroup.WithContext(ctx)
 	runners := make([]*projections.Runner, len(names))
@@ -279,7 +283,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv func(string
 	if err != nil {
 		return err
 	}
-	defer closeEnv()
+	defer env.withRedis(getenv, closeEnv)()
 	rows, head, err := projectionStatus(ctx, env)
 	if err != nil {
 		return err
@@ -333,7 +337,11 @@ func projectionStatus(ctx context.Context, env *projectionEnv) ([]projectionRow,
 			return nil, head, err
 		}
 	}
-	return rows, head, nil
+	mem, err := memoryStatus(ctx, env, head)
+	if err != nil {
+		return nil, head, err
+	}
+	return append(rows, mem...), head, nil
 }
 
 // printProjectionStatus writes the status table, then the errors in full;
@@ -347,7 +355,7 @@ func printProjectionStatus(w io.Writer, rows []projectionRow, head domain.Positi
 		if r.behind >= 0 {
 			behind = fmt.Sprint(r.behind)
 		}
-		if r.found {
+		if r.found && !r.UpdatedAt.IsZero() { // Redis keeps no time
 			updated = r.UpdatedAt.Format(time.RFC3339)
 		}
 		var state string
@@ -355,6 +363,9 @@ func printProjectionStatus(w io.Writer, rows []projectionRow, head domain.Positi
 		case r.Stopped:
 			state = "STOPPED at position " + r.StoppedAt.String()
 			failing = append(failing, fmt.Sprintf("%s: stopped at position %s: %s", r.Name, r.StoppedAt, r.LastError))
+		case r.LastError != "" && r.LastErrorAt.IsZero():
+			state = "ERROR (retrying)"
+			failing = append(failing, fmt.Sprintf("%s: error: %s", r.Name, r.LastError))
 		case r.LastError != "":
 			state = "ERROR (retrying)"
 			failing = append(failing, fmt.Sprintf("%s: error since %s: %s", r.Name, r.LastErrorAt.Format(time.RFC3339), r.LastError))
@@ -405,7 +416,7 @@ func runProjectionsDropOld(ctx context.Context, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	defer closeEnv()
+	defer env.withRedis(getenv, closeEnv)()
 	for _, name := range names {
 		t, err := env.rebuildTarget(name, rebuildOptions{})
 		if err != nil {

@@ -14,9 +14,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/domain/room/roomgen"
@@ -28,6 +30,8 @@ type pgEnv struct {
 	url   string
 	pool  *pgxpool.Pool
 	store *postgres.Store
+	rdb   *goredis.Client // the memory's Redis
+	redis string          // the memory's key prefix, this test's own
 }
 
 func newPGEnv(t *testing.T) *pgEnv {
@@ -52,7 +56,8 @@ func newPGEnvMode(t *testing.T, mode pgx.QueryExecMode) *pgEnv {
 	t.Cleanup(pool.Close)
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
 	t.Cleanup(func() { store.Close() })
-	return &pgEnv{url: url, pool: pool, store: store}
+	rdb := redistest.Client(t)
+	return &pgEnv{url: url, pool: pool, store: store, rdb: rdb, redis: redistest.Prefix(t, rdb)}
 }
 
 // write appends a generated history and returns what it holds.
@@ -69,7 +74,7 @@ func (e *pgEnv) write(t *testing.T, cfg roomgen.Config) roomgen.Stats {
 // database and returns its output.
 func (e *pgEnv) chatctl(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	var out, errb bytes.Buffer
-	err = run(ctx, args, env(map[string]string{"PARLEY_DATABASE_URL": e.url}), nil, &out, &errb)
+	err = run(ctx, args, env(map[string]string{"PARLEY_DATABASE_URL": e.url, "PARLEY_REDIS_URL": redistest.URL(), "PARLEY_REDIS_PREFIX": e.redis}), nil, &out, &errb)
 	return out.String(), errb.String(), err
 }
 
@@ -350,13 +355,9 @@ func TestProjectionsArguments(t *testing.T) {
 	}{
 		{[]string{"projections"}, 2, "say run, status"},
 		{[]string{"projections", "rebuild"}, 2, "name the projection"},
-		{[]string{"projections", "rebuild", "memory"}, 2, "memory projection not available in this build"},
-		{[]string{"projections", "rebuild", "all", "--dry-run"}, 2, "memory projection not available in this build"},
 		{[]string{"projections", "rebuild", "chatlogs"}, 2, `unknown projection "chatlogs"`},
 		{[]string{"projections", "rebuild", "chatlog", "--dry-run", "--drop-old"}, 2, "cannot --drop-old"},
 		{[]string{"projections", "rebuild", "chatlog", "--batch", "0"}, 2, "must be positive"},
-		{[]string{"projections", "run", "memory"}, 2, "memory projection not available in this build"},
-		{[]string{"projections", "drop-old", "all"}, 2, "memory projection not available in this build"},
 		{[]string{"projections", "status", "chatlog"}, 2, "takes no arguments"},
 		{[]string{"projections", "replay"}, 2, `unknown subcommand "replay"`},
 	} {

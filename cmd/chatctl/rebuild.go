@@ -88,8 +88,12 @@ type rebuildOptions struct {
 
 // rebuildTarget returns the rebuild of projection name.
 func (e *projectionEnv) rebuildTarget(name string, opts rebuildOptions) (rebuildTarget, error) {
-	if name != "chatlog" {
-		return nil, errMemoryUnavailable
+	if name == "memory" {
+		rb, err := e.memoryRebuild(opts)
+		if err != nil {
+			return nil, err
+		}
+		return &memoryTarget{rb: rb, dryRun: opts.dryRun}, nil
 	}
 	cfg := postgres.ChatLogRebuildConfig{LockTimeout: opts.lockTimeout, Logger: e.log}
 	if opts.dryRun {
@@ -212,7 +216,7 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	defer closeEnv()
+	defer env.withRedis(getenv, closeEnv)()
 	for _, name := range names {
 		t, err := env.rebuildTarget(name, opts)
 		if err != nil {

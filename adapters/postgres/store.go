@@ -365,29 +365,42 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 // visibleBoundSQL is the transaction id below which the global log is
 // complete: no transaction below it can still commit events.
 //
-// It is the oldest transaction of the statement's snapshot that may have
-// written events and not be visible yet: one that holds a lock on the
-// events table (every transaction that writes events does, from before its
-// id is assigned until it ends), or one that has ended since the snapshot
-// (it may have written events, and the snapshot does not see them). With
-// none of those, it is the snapshot's xmax: every transaction below it has
-// ended. Transactions writing other tables, or in other databases of the
-// same server, hold nothing back; pg_snapshot_xmin alone would wait for
-// every write transaction on the whole server.
+// It is the oldest transaction of the statement's snapshot that is not
+// proven harmless, else the snapshot's xmax (every transaction below it
+// has ended and is visible). A transaction of the snapshot is harmless
+// when, in one reading of pg_locks, it holds its transaction id lock but
+// no lock on this database's events table, and a status check made after
+// that reading finds it still running. So transactions writing other
+// tables, or in other databases of the server, hold nothing back, where
+// pg_snapshot_xmin alone would wait for every write transaction on the
+// whole server.
 //
-// This holds because the store appends in single statements, which lock
-// the table before they take a transaction id. A transaction that wrote
-// elsewhere first and appended events later could commit events below
-// the bound: nothing writes events that way (see Append).
-const visibleBoundSQL = `(SELECT least(pg_snapshot_xmax(snap.s)::text::bigint,
-	(SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
-	  WHERE (x::text::bigint % 4294967296) IN (
-	          SELECT t.transactionid::text::bigint FROM pg_locks r
-	            JOIN pg_locks t ON t.virtualtransaction = r.virtualtransaction AND t.locktype = 'transactionid'
-	           WHERE r.locktype = 'relation' AND r.relation = 'events'::regclass
-	             AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
-	     OR pg_xact_status(x) <> 'in progress'))
-  FROM (SELECT pg_current_snapshot() AS s) AS snap)`
+// Why that is safe: the store appends in single statements, which lock
+// the events table before they take a transaction id and keep the lock
+// until they end. A writer in the snapshot therefore held the lock before
+// the snapshot was taken. If it is still running when pg_locks is read,
+// the lock is there; if it has ended, its transaction id lock is gone (or
+// was read just before it went, and the later status check sees it
+// ended). Either way it is not harmless. Anything unproven — a
+// transaction whose id lock is not in the table yet, say — counts as a
+// writer. pg_locks is read once (a MATERIALIZED CTE) and before any status
+// check (CASE fixes the order). A transaction that wrote elsewhere first
+// and appended events later could commit events below the bound: nothing
+// writes events that way (see Append).
+const visibleBoundSQL = `(WITH l AS MATERIALIZED (SELECT locktype, database, relation, transactionid, virtualtransaction, mode, granted FROM pg_locks),
+	harmless AS MATERIALIZED (
+	  SELECT t.transactionid::text::bigint AS xid32 FROM l t
+	   WHERE t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+	     AND NOT EXISTS (SELECT 1 FROM l r
+	                      WHERE r.virtualtransaction = t.virtualtransaction AND r.locktype = 'relation'
+	                        AND r.relation = 'events'::regclass
+	                        AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())))
+	SELECT least(pg_snapshot_xmax(snap.s)::text::bigint,
+	  (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+	    WHERE CASE WHEN (x::text::bigint % 4294967296) IN (SELECT xid32 FROM harmless)
+	               THEN pg_xact_status(x) <> 'in progress'
+	               ELSE true END))
+	FROM (SELECT pg_current_snapshot() AS s) AS snap)`
 
 // readAllSQL pages the global log up to the visible bound: rows at or
 // above it are not returned yet, since a transaction below them might

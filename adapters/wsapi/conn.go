@@ -34,7 +34,8 @@ type conn struct {
 	queue      []frame
 	live       bool
 	pending    []frame
-	lastQueued int64 // highest event version queued
+	lastQueued int64           // highest event version queued
+	early      map[int64]frame // this process's chunks that came before the versions they follow
 
 	reqOnce   sync.Once
 	closeReq  chan struct{} // closed when someone asks the writer to close
@@ -82,6 +83,59 @@ func (c *conn) push(f frame) {
 		return
 	}
 	c.queueLocked(f)
+	if len(c.early) > 0 {
+		c.drainEarlyLocked()
+	}
+}
+
+// maxEarly bounds the chunks a connection holds back waiting for the
+// versions before them; past it, chunks wait for the log subscription.
+const maxEarly = 64
+
+// fast queues a chunk this process has just appended, before the log
+// subscription brings it: only right after the version before it, so the
+// client still sees every version once and in order. A chunk that comes
+// before its predecessor is held until the predecessor is queued; the
+// subscription's copy of a chunk already sent is dropped as a duplicate.
+func (c *conn) fast(f frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || f.version <= c.lastQueued {
+		return
+	}
+	if f.version == c.lastQueued+1 {
+		c.queueLocked(f)
+		c.drainEarlyLocked()
+		return
+	}
+	if len(c.early) >= maxEarly {
+		return
+	}
+	if c.early == nil {
+		c.early = make(map[int64]frame)
+	}
+	c.early[f.version] = f
+}
+
+// drainEarlyLocked queues the held chunks that now follow lastQueued and
+// forgets those already sent.
+func (c *conn) drainEarlyLocked() {
+	for {
+		f, ok := c.early[c.lastQueued+1]
+		if !ok {
+			break
+		}
+		delete(c.early, f.version)
+		c.queueLocked(f)
+	}
+	for v := range c.early {
+		if v <= c.lastQueued {
+			delete(c.early, v)
+		}
+	}
+	if len(c.early) == 0 {
+		c.early = nil
+	}
 }
 
 func (c *conn) queueLocked(f frame) {

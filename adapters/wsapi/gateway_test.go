@@ -77,8 +77,8 @@ func newEnv(t *testing.T, cfg wsapi.Config) *env {
 	t.Helper()
 	store := inmem.New(nil)
 	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
-	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader})
 	hub := wsapi.NewHub(store, nil)
+	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: hub.Tap(store), Generator: g, Now: time.Now, Random: rand.Reader})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { hub.Run(ctx) })
@@ -413,5 +413,97 @@ func TestSlowClientIsClosed(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if got := closeCode(t, c); got != wsapi.CloseTooSlow {
 		t.Errorf("close code %d, want %d", got, wsapi.CloseTooSlow)
+	}
+}
+
+// gatedStore holds the log subscription's deliveries while its gate is
+// locked, as a global log waiting for a slower writer would.
+type gatedStore struct {
+	*inmem.Store
+	gate sync.Mutex
+}
+
+func (g *gatedStore) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	return g.Store.SubscribeAll(ctx, opts, func(ctx context.Context, b []domain.RecordedEvent) error {
+		g.gate.Lock()
+		defer g.gate.Unlock()
+		return h(ctx, b)
+	})
+}
+
+// TestChunksBeforeTheSubscription: this process's chunks reach its sockets
+// while the log subscription is held back, in version order, each once;
+// chunks that come before the events they follow wait for them.
+func TestChunksBeforeTheSubscription(t *testing.T) {
+	store := &gatedStore{Store: inmem.New(nil)}
+	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
+	hub := wsapi.NewHub(store, nil)
+	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: hub.Tap(store), Generator: g, Now: time.Now, Random: rand.Reader})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { hub.Run(ctx) })
+	wg.Go(func() { svc.Run(ctx) })
+	<-hub.Ready()
+	gw := wsapi.New(wsapi.Config{}, wsapi.Deps{Hub: hub, Auth: auth{}, Rooms: svc, History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		gw.Shutdown(sctx)
+		srv.Close()
+		cancel()
+		wg.Wait()
+	})
+	r, err := svc.CreateRoom(t.Context(), "42", "Housing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read(t, c) // history
+
+	// The subscription is held: the question and the answer's start wait,
+	// so the first chunk, appended meanwhile, must wait too.
+	store.gate.Lock()
+	if _, err := svc.Post(t.Context(), r.ID, "42", "How much?", ""); err != nil {
+		t.Fatal(err)
+	}
+	g.gate <- struct{}{}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, data, err := c.ReadMessage(); err == nil {
+		t.Fatalf("got %s before the events it follows", data)
+	}
+	c.Close()
+	store.gate.Unlock()
+
+	c, _, err = dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := read(t, c)
+	// Held again: the next chunks arrive anyway, from the tap.
+	store.gate.Lock()
+	g.gate <- struct{}{}
+	g.gate <- struct{}{}
+	got := []map[string]any{read(t, c), read(t, c)}
+	store.gate.Unlock()
+	g.gate <- struct{}{}
+	got = append(got, read(t, c), read(t, c))
+	want := int(h["version"].(float64)) + 1
+	for i, f := range got {
+		if int(f["version"].(float64)) != want+i {
+			t.Fatalf("frame %d at version %v, want %d: %v", i, f["version"], want+i, got)
+		}
+	}
+	if got[3]["type"] != "answer" {
+		t.Errorf("last frame %v, want the answer", got[3])
+	}
+	send(t, c, map[string]any{"type": "ping"})
+	if f := read(t, c); f["type"] != "pong" {
+		t.Errorf("after the answer: %v, want no duplicate, only the pong", f)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -158,5 +159,65 @@ func (h *Hub) WaitFor(ctx context.Context, pos domain.Position) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Tap returns store with its appends of answer chunks also handed to the
+// hub's connections at once, without waiting for the log subscription:
+// per-room order needs only stream versions, which the append returns,
+// while the subscription reads the global log, which must wait for every
+// earlier writer to commit. The chat service appends through it.
+//
+// Only appends made of AnswerChunk events take this path: a chunk's ID
+// is its answer's and its sequence number's, written by one pipeline, so
+// a successful append means the stored chunks are the ones given. Other
+// events share IDs by design (an answer's endings), so an append that
+// returns success may have stored something else; they come through the
+// subscription only.
+func (h *Hub) Tap(store chat.Store) chat.Store { return tapStore{Store: store, hub: h} }
+
+type tapStore struct {
+	chat.Store
+	hub *Hub
+}
+
+func (t tapStore) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	res, err := t.Store.Append(ctx, stream, expected, events...)
+	if err == nil {
+		t.hub.local(stream, res, events)
+	}
+	return res, err
+}
+
+// local hands the chunks of a successful append to the room's connections.
+func (h *Hub) local(stream string, res domain.AppendResult, events []domain.EventData) {
+	id, ok := room.ParseStream(stream)
+	if !ok || len(events) == 0 {
+		return
+	}
+	for _, ev := range events {
+		if ev.Type != room.TypeAnswerChunk {
+			return
+		}
+	}
+	h.mu.Lock()
+	conns := h.rooms[id]
+	targets := make([]*conn, 0, len(conns))
+	for c := range conns {
+		targets = append(targets, c)
+	}
+	h.mu.Unlock()
+	if len(targets) == 0 {
+		return
+	}
+	first := res.Version - int64(len(events)) + 1
+	for i, ev := range events {
+		f, ok, err := eventFrame(domain.RecordedEvent{ID: ev.ID, Stream: stream, Version: first + int64(i), Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata})
+		if err != nil || !ok {
+			return // the subscription will bring it
+		}
+		for _, c := range targets {
+			c.fast(f)
+		}
 	}
 }

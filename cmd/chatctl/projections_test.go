@@ -512,9 +512,20 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 			if after := e.head(t); !swappedAt.Less(after) {
 				t.Errorf("nothing was appended after the swap (head %s)", after)
 			}
-			st, err := r.Status(t.Context())
-			if err != nil {
-				t.Fatal(err)
+			// An append whose writer gave up (its context ended) may still
+			// commit after the writers returned; catch up with those too.
+			var st projections.Status
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				if err := r.WaitFor(wctx, e.head(t)); err != nil {
+					t.Fatal(err)
+				}
+				if st, err = r.Status(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if st.CaughtUp || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
 			if st.State != projections.StateRunning || st.LastError != "" || !st.CaughtUp {
 				t.Errorf("live runner after the swap: %+v, want running, caught up, no error", st)

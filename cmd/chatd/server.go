@@ -148,12 +148,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.close()
 		return nil, err
 	}
+	s.hub = wsapi.NewHub(s.store, log)
+	// The service appends through the hub's tap, so this process's answer
+	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
-	}, chat.Deps{Store: s.store, Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem,
+	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
-	s.hub = wsapi.NewHub(s.store, log)
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
 		AuditorRole: cfg.AuditorRole,

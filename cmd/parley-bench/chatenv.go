@@ -262,10 +262,11 @@ func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventS
 	if store == domain.EventStore(e.pg) { // persisted appends go through the hash chain, as chatd's
 		svcStore = audit.NewChainingStore(store, audit.ChainOptions{})
 	}
-	svc := chat.NewService(chat.Config{Instance: "bench-" + name, ShutdownGrace: time.Second},
-		chat.Deps{Store: svcStore, Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
 	tap := &hubTap{EventStore: store}
 	hub := wsapi.NewHub(tap, nil)
+	// As chatd: the service appends through the hub's tap.
+	svc := chat.NewService(chat.Config{Instance: "bench-" + name, ShutdownGrace: time.Second},
+		chat.Deps{Store: hub.Tap(svcStore), Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
 	e.tasks.Go(func() error { return svc.Run(e.bg) })
 	e.tasks.Go(func() error { return hub.Run(e.bg) })
 	select {

@@ -102,7 +102,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.store, s.closers = p, append(s.closers, p.Close)
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
-	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{})
+	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: []string{room.TypeAnswerChunk}})
 	if s.chatlog, err = postgres.NewChatLog(pool, postgres.ChatLogConfig{}); err != nil {
 		s.close()
 		return nil, err

@@ -28,6 +28,13 @@ type ChainOptions struct {
 	// stream's head again after another writer appended first. Zero or
 	// less means DefaultMaxRetries.
 	MaxRetries int
+	// TrustTypes lists event types whose IDs are never reused with other
+	// content (the chat service's AnswerChunk: one ID per answer and
+	// sequence number, written by one pipeline). After a successful append
+	// made only of such events, the hash just computed is cached, so the
+	// next append to the stream needs no read; otherwise the cache is
+	// filled only from what the store returns (see ChainingStore).
+	TrustTypes []string
 }
 
 // ChainingStore is a domain.EventStore that writes the audit chain (see
@@ -59,6 +66,7 @@ type ChainingStore struct {
 	inner      domain.EventStore
 	cache      *headCache
 	maxRetries int
+	trust      []string
 }
 
 // NewChainingStore returns a ChainingStore over inner. It starts nothing
@@ -70,7 +78,7 @@ func NewChainingStore(inner domain.EventStore, opts ChainOptions) *ChainingStore
 	if opts.MaxRetries <= 0 {
 		opts.MaxRetries = DefaultMaxRetries
 	}
-	return &ChainingStore{inner: inner, cache: newHeadCache(opts.CacheSize), maxRetries: opts.MaxRetries}
+	return &ChainingStore{inner: inner, cache: newHeadCache(opts.CacheSize), maxRetries: opts.MaxRetries, trust: slices.Clone(opts.TrustTypes)}
 }
 
 // Append implements domain.Appender: it chains events after the stream's
@@ -84,16 +92,35 @@ func (s *ChainingStore) Append(ctx context.Context, stream string, expected doma
 		return domain.AppendResult{}, err
 	}
 	if expected.IsNoStream() {
-		return s.inner.Append(ctx, stream, expected, chain(stream, domain.NoVersion, Genesis, events, bases)...)
+		return s.appendTrusting(ctx, stream, expected, chain(stream, domain.NoVersion, Genesis, events, bases))
 	}
 	if v, ok := expected.Version(); ok {
 		prev, err := s.hashAt(ctx, stream, expected, v)
 		if err != nil {
 			return domain.AppendResult{}, err
 		}
-		return s.inner.Append(ctx, stream, expected, chain(stream, v, prev, events, bases)...)
+		return s.appendTrusting(ctx, stream, expected, chain(stream, v, prev, events, bases))
 	}
 	return s.appendAtHead(ctx, stream, expected, events, bases)
+}
+
+// appendTrusting appends chained events and, when they are all of
+// trusted types, caches the hash of the last one.
+func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expected domain.ExpectedVersion, chained []domain.EventData) (domain.AppendResult, error) {
+	res, err := s.inner.Append(ctx, stream, expected, chained...)
+	if err != nil || len(s.trust) == 0 {
+		return res, err
+	}
+	for _, ev := range chained {
+		if !slices.Contains(s.trust, ev.Type) {
+			return res, nil
+		}
+	}
+	last := chained[len(chained)-1]
+	if h, ok := storedHash(domain.RecordedEvent{Metadata: last.Metadata}); ok {
+		s.cache.put(stream, res.Version, h)
+	}
+	return res, nil
 }
 
 // appendAtHead appends an Any or StreamExists append at the exact version

@@ -317,3 +317,40 @@ func TestConcurrentAnyAppends(t *testing.T) {
 		t.Errorf("%d events stored, want %d", total, writers*each)
 	}
 }
+
+// TestTrustedTypesNeedNoRead: after an append made only of trusted types
+// the next append chains from the cached hash without reading, and the
+// chain still verifies; other types are not cached from what was sent.
+func TestTrustedTypesNeedNoRead(t *testing.T) {
+	mem := inmem.New(nil)
+	inner := &countingStore{EventStore: mem}
+	s := audit.NewChainingStore(inner, audit.ChainOptions{TrustTypes: []string{"AnswerChunk"}})
+	ctx := t.Context()
+	steps := []struct {
+		typ       string
+		wantReads int // total reads of the inner store after the step
+	}{
+		{"AnswerStarted", 0}, // NoStream: chains from Genesis
+		{"AnswerChunk", 1},   // reads version 0: AnswerStarted was not trusted
+		{"AnswerChunk", 1},   // the previous chunk's hash is cached
+		{"AnswerChunk", 1},
+		{"AnswerCompleted", 1},
+		{"AnswerChunk", 2}, // AnswerCompleted was not cached from what was sent
+	}
+	for i, st := range steps {
+		exp := domain.Exact(int64(i) - 1)
+		if i == 0 {
+			exp = domain.NoStream()
+		}
+		if _, err := s.Append(ctx, "room-7", exp, event(t, st.typ, `{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		if got := inner.reads.Load(); got != int64(st.wantReads) {
+			t.Errorf("after step %d (%s): %d reads, want %d", i, st.typ, got, st.wantReads)
+		}
+	}
+	res, err := audit.VerifyStream(ctx, mem, "room-7")
+	if err != nil || res.FirstBroken != nil || res.Events != len(steps) {
+		t.Fatalf("verify: %+v, %v", res, err)
+	}
+}

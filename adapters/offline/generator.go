@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/text"
 )
 
 var _ chat.Generator = (*Generator)(nil)
@@ -204,8 +205,8 @@ type candidate struct {
 func candidates(question string, texts []string) []candidate {
 	var cs []candidate
 	seen := make(map[string]bool)
-	for i, text := range texts {
-		for _, s := range sentences(text) {
+	for i, t := range texts {
+		for _, s := range text.Sentences(t) {
 			key := normalize(s)
 			if seen[key] {
 				continue

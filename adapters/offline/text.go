@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/parleychat/parley/domain/text"
 )
 
 // maxPieceRunes is the longest piece SplitTokens emits for one word: longer
@@ -61,81 +63,6 @@ func canCutBetween(prev, next rune) bool {
 	return !unicode.In(next, unicode.Mn, unicode.Me, unicode.Mc, unicode.Variation_Selector)
 }
 
-// sentenceEnds are the runes that end a sentence when followed by white
-// space or the end of the text.
-const sentenceEnds = ".!?…"
-
-// fullWidthEnds end a sentence even when the next rune is not a space, as
-// is usual in Chinese and Japanese text.
-const fullWidthEnds = "。！？"
-
-// closers may follow a sentence's final punctuation and still belong to it.
-const closers = "\"')]}’”」』"
-
-// sentences splits text into sentences, each with its white space collapsed
-// to single spaces. Blank lines end a sentence; single line breaks do not,
-// because retrieved chunks are often hard-wrapped. Invalid UTF-8 becomes
-// U+FFFD. Fragments without a letter or digit are dropped.
-func sentences(text string) []string {
-	text = strings.ToValidUTF8(text, "\uFFFD")
-	var out []string
-	add := func(s string) {
-		s = strings.Join(strings.Fields(s), " ")
-		if strings.IndexFunc(s, isWordRune) >= 0 {
-			out = append(out, s)
-		}
-	}
-	start := 0
-	for i := 0; i < len(text); {
-		r, size := utf8.DecodeRuneInString(text[i:])
-		next := i + size
-		switch {
-		case r == '\n':
-			// A blank line (only spaces between two line breaks) ends a paragraph.
-			j := next
-			for j < len(text) && (text[j] == ' ' || text[j] == '\t' || text[j] == '\r') {
-				j++
-			}
-			if j < len(text) && text[j] == '\n' {
-				add(text[start:j])
-				start = j + 1
-				next = j + 1
-			}
-		case strings.ContainsRune(sentenceEnds, r) || strings.ContainsRune(fullWidthEnds, r):
-			end := next
-			for end < len(text) {
-				c, n := utf8.DecodeRuneInString(text[end:])
-				if !strings.ContainsRune(sentenceEnds+fullWidthEnds+closers, c) {
-					break
-				}
-				end += n
-			}
-			c, _ := utf8.DecodeRuneInString(text[end:])
-			if end == len(text) || unicode.IsSpace(c) || strings.ContainsRune(fullWidthEnds, r) {
-				add(text[start:end])
-				start = end
-			}
-			next = end
-		}
-		i = next
-	}
-	add(text[start:])
-	return out
-}
-
-// isWordRune reports whether r belongs to a word: a letter, digit or mark.
-func isWordRune(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
-}
-
-// isUnspaced reports whether r is from a script whose words carry particles
-// and endings without a space (Korean) or are not separated by spaces at all
-// (Chinese, Japanese). Such text is matched by character bigrams as well as
-// by words.
-func isUnspaced(r rune) bool {
-	return unicode.In(r, unicode.Hangul, unicode.Han, unicode.Hiragana, unicode.Katakana)
-}
-
 // Feature weights: a shared word counts twice as much as a shared bigram.
 const (
 	wordWeight   = 1.0
@@ -167,14 +94,14 @@ var stopBigrams = map[string]bool{
 // words of unspaced scripts, character bigrams.
 func features(s string) map[string]float64 {
 	f := make(map[string]float64)
-	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !isWordRune(r) }) {
+	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !text.IsWordRune(r) }) {
 		rs := []rune(w)
-		if len(rs) == 1 && !isUnspaced(rs[0]) || stopWords[w] {
+		if len(rs) == 1 && !text.IsUnspaced(rs[0]) || stopWords[w] {
 			continue
 		}
 		f["w:"+stem(w)] = wordWeight
 		for i := 1; i < len(rs); i++ {
-			if isUnspaced(rs[i-1]) && isUnspaced(rs[i]) {
+			if text.IsUnspaced(rs[i-1]) && text.IsUnspaced(rs[i]) {
 				if b := string(rs[i-1 : i+1]); !stopBigrams[b] {
 					f["b:"+b] = bigramWeight
 				}

@@ -4,60 +4,19 @@ import (
 	"math"
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/parleychat/parley/domain/text"
 )
 
 // splitSentences cuts text into sentences with their white space
-// collapsed. A sentence ends at a line break, or at ".", "!", "?" or "…"
-// followed by white space or the end (so "3.5" and "200,000" stay whole),
-// or at a full-width "。！？". Fragments without a letter or digit are
-// dropped. Invalid UTF-8 becomes U+FFFD.
-func splitSentences(text string) []string {
-	text = strings.ToValidUTF8(text, "\uFFFD")
+// collapsed: every line break ends one (chat turns are not hard-wrapped),
+// and within a line text.Sentences decides.
+func splitSentences(s string) []string {
 	var out []string
-	add := func(s string) {
-		s = strings.Join(strings.Fields(s), " ")
-		if strings.IndexFunc(s, isWordRune) >= 0 {
-			out = append(out, s)
-		}
+	for _, line := range strings.Split(s, "\n") {
+		out = append(out, text.Sentences(line)...)
 	}
-	start := 0
-	for i := 0; i < len(text); {
-		r, size := utf8.DecodeRuneInString(text[i:])
-		next := i + size
-		switch {
-		case r == '\n':
-			add(text[start:i])
-			start = next
-		case strings.ContainsRune(".!?…", r):
-			for next < len(text) {
-				c, n := utf8.DecodeRuneInString(text[next:])
-				if !strings.ContainsRune(".!?…\"')]”’", c) {
-					break
-				}
-				next += n
-			}
-			if c, _ := utf8.DecodeRuneInString(text[next:]); next == len(text) || unicode.IsSpace(c) {
-				add(text[start:next])
-				start = next
-			}
-		case strings.ContainsRune("。！？", r):
-			add(text[start:next])
-			start = next
-		}
-		i = next
-	}
-	add(text[start:])
 	return out
-}
-
-func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) }
-
-// isUnspaced reports whether r is from a script whose words carry endings
-// without spaces (Korean) or have no spaces at all (Chinese, Japanese):
-// their terms are character bigrams.
-func isUnspaced(r rune) bool {
-	return unicode.In(r, unicode.Hangul, unicode.Han, unicode.Hiragana, unicode.Katakana)
 }
 
 // stopWords say nothing about what a sentence is about.
@@ -90,7 +49,7 @@ var stopBigrams = map[string]bool{
 // needs to keep.
 func terms(s string) map[string]float64 {
 	out := map[string]float64{}
-	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !isWordRune(r) }) {
+	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !text.IsWordRune(r) }) {
 		rs := []rune(w)
 		weight := 1.0
 		if strings.IndexFunc(w, unicode.IsDigit) >= 0 {
@@ -98,7 +57,7 @@ func terms(s string) map[string]float64 {
 		}
 		unspaced := false
 		for i := 1; i < len(rs); i++ {
-			if isUnspaced(rs[i-1]) && isUnspaced(rs[i]) {
+			if text.IsUnspaced(rs[i-1]) && text.IsUnspaced(rs[i]) {
 				unspaced = true
 				if b := string(rs[i-1 : i+1]); !stopBigrams[b] {
 					out["b:"+b] = weight

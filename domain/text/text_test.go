@@ -1,0 +1,33 @@
+package text_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/parleychat/parley/domain/text"
+)
+
+func TestSentences(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"English", "Up to 200,000 won. It lasts 12 months!", []string{"Up to 200,000 won.", "It lasts 12 months!"}},
+		{"decimals and thousands stay whole", "Rate is 3.5% on 1,000.5 won.", []string{"Rate is 3.5% on 1,000.5 won."}},
+		{"Korean", "월 20만 원입니다. 12개월 동안 받습니다.", []string{"월 20만 원입니다.", "12개월 동안 받습니다."}},
+		{"closing quote stays with its sentence", `He said "yes." Then left.`, []string{`He said "yes."`, "Then left."}},
+		{"full-width ends need no space", "はい。いいえ。", []string{"はい。", "いいえ。"}},
+		{"single line break does not end", "a hard-wrapped\nsentence. Next", []string{"a hard-wrapped sentence.", "Next"}},
+		{"blank line ends a paragraph", "Title\n\nBody text", []string{"Title", "Body text"}},
+		{"fragments without words dropped", "--- \n\n *** . Real one.", []string{"Real one."}},
+		{"invalid UTF-8", "a\xffb.", []string{"a\uFFFDb."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := text.Sentences(tc.in); !slices.Equal(got, tc.want) {
+				t.Errorf("Sentences(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}

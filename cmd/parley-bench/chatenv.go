@@ -31,7 +31,7 @@ import (
 // token secret, and the goroutines and servers everything runs in.
 type chatEnv struct {
 	progress  io.Writer
-	drop      func()
+	drop      func() // closes pool and drops the scratch database
 	pool      *pgxpool.Pool
 	asyncPool *pgxpool.Pool // answer chunks' connections, synchronous_commit=off
 	pg        *postgres.Store
@@ -59,25 +59,12 @@ func newChatEnv(ctx context.Context, cfg config) (_ *chatEnv, err error) {
 			e.close()
 		}
 	}()
-	dbURL, drop, err := scratchDatabase(ctx, cfg.adminURL)
-	if err != nil {
-		return nil, err
-	}
-	e.drop = drop
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return nil, err
-	}
-	pcfg.MaxConns = 32
-	if e.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
-		return nil, err
-	}
-	if err := postgres.Migrate(ctx, e.pool, nil); err != nil {
+	if e.pool, e.drop, err = scratchPool(ctx, cfg.adminURL, 32); err != nil {
 		return nil, err
 	}
 	scfg := postgres.StoreConfig{}
 	if cfg.chat.commit == "async" { // as chatd does by default
-		acfg := pcfg.Copy()
+		acfg := e.pool.Config().Copy()
 		acfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 		if e.asyncPool, err = pgxpool.NewWithConfig(ctx, acfg); err != nil {
 			return nil, err
@@ -113,14 +100,11 @@ func (e *chatEnv) close() {
 	if e.pg != nil {
 		e.pg.Close()
 	}
-	if e.pool != nil {
-		e.pool.Close()
-		if e.asyncPool != nil {
-			e.asyncPool.Close()
-		}
+	if e.asyncPool != nil {
+		e.asyncPool.Close()
 	}
 	if e.drop != nil {
-		e.drop()
+		e.drop() // closes e.pool and drops the database
 	}
 }
 

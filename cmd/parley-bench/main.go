@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/adapters/postgres"
 )
 
 func main() {
@@ -109,6 +112,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // scratchDatabase creates an empty database for one benchmark and returns
 // its URL and a function that drops it.
+// scratchPool creates a scratch database, migrates it and returns a pool
+// of at most maxConns connections to it; closeAll closes the pool and
+// drops the database.
+func scratchPool(ctx context.Context, adminURL string, maxConns int32) (pool *pgxpool.Pool, closeAll func(), err error) {
+	dbURL, drop, err := scratchDatabase(ctx, adminURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	pcfg.MaxConns = maxConns
+	if pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
+		drop()
+		return nil, nil, err
+	}
+	if err := postgres.Migrate(ctx, pool, nil); err != nil {
+		pool.Close()
+		drop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); drop() }, nil
+}
+
 func scratchDatabase(ctx context.Context, adminURL string) (string, func(), error) {
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {

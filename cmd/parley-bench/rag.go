@@ -44,19 +44,11 @@ const (
 // centres; within a cluster cosine ≈ 0.6), the shape model embeddings of
 // topical text have.
 func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
-	dbURL, drop, err := scratchDatabase(ctx, cfg.adminURL)
+	pool, closePool, err := scratchPool(ctx, cfg.adminURL, 4)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		return err
-	}
+	defer closePool()
 	emb, err := lexical.New(lexical.Config{Dimension: ragDim})
 	if err != nil {
 		return err

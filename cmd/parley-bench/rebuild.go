@@ -32,24 +32,11 @@ const (
 // from the store with a plain ReadAll loop, in the same run: rounds
 // alternate baseline and rebuild.
 func benchRebuild(ctx context.Context, cfg config, out io.Writer) error {
-	dbURL, drop, err := scratchDatabase(ctx, cfg.adminURL)
+	pool, closePool, err := scratchPool(ctx, cfg.adminURL, 16)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pcfg.MaxConns = 16
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		return err
-	}
+	defer closePool()
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
 	defer store.Close()
 

@@ -36,24 +36,11 @@ var storeWorkloads = []appendWorkload{
 // same size into an unindexed table, with the same batching and
 // concurrency, in one run: rounds alternate baseline and store.
 func benchStore(ctx context.Context, cfg config, out io.Writer) error {
-	dbURL, drop, err := scratchDatabase(ctx, cfg.adminURL)
+	pool, closePool, err := scratchPool(ctx, cfg.adminURL, 72)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	pcfg, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pcfg.MaxConns = 72
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, nil); err != nil {
-		return err
-	}
+	defer closePool()
 	if _, err := pool.Exec(ctx, `CREATE TABLE bench_raw (id uuid, stream text, version bigint, type text, data json, metadata json)`); err != nil {
 		return err
 	}

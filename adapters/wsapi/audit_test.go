@@ -2,22 +2,17 @@ package wsapi_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
-	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -41,52 +36,10 @@ func (roleAuth) Verify(_ context.Context, token string) (domain.Principal, error
 	return p, nil
 }
 
-type auditEnv struct {
-	url   string
-	svc   *chat.Service
-	store *inmem.Store
-	gen   *gen
-}
-
-func newAuditEnv(t *testing.T, cfg wsapi.Config) *auditEnv {
-	t.Helper()
-	store := inmem.New(nil)
-	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
-	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader})
-	hub := wsapi.NewHub(store, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { hub.Run(ctx) })
-	wg.Go(func() { svc.Run(ctx) })
-	<-hub.Ready()
-	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: roleAuth{}, Tickets: tickets{}, Rooms: svc, Audit: svc,
-		History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
-	mux.Handle("GET /ws/audit/{room_id}/", gw.Audit())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		gw.Shutdown(sctx)
-		srv.Close()
-		cancel()
-		wg.Wait()
-	})
-	return &auditEnv{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: store, gen: g}
-}
-
-func (e *auditEnv) room(t *testing.T, owner string) int64 {
-	t.Helper()
-	r, err := e.svc.CreateRoom(t.Context(), owner, "Housing")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r.ID
-}
+func newAuditEnv(t *testing.T, cfg wsapi.Config) *env { return startEnv(t, cfg, roleAuth{}, nil) }
 
 // streamTypes returns the types of room id's events.
-func (e *auditEnv) streamTypes(t *testing.T, id int64) []string {
+func (e *env) streamTypes(t *testing.T, id int64) []string {
 	t.Helper()
 	evs, err := e.store.ReadStream(t.Context(), room.Stream(id), domain.ReadStreamOptions{})
 	if err != nil {

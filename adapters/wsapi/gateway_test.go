@@ -73,9 +73,17 @@ type env struct {
 	gw    *wsapi.Gateway
 }
 
-func newEnv(t *testing.T, cfg wsapi.Config) *env {
+func newEnv(t *testing.T, cfg wsapi.Config) *env { return startEnv(t, cfg, auth{}, nil) }
+
+// startEnv serves the chat and audit endpoints over an in-memory store,
+// which wrap, when not nil, wraps for everything but the test's own reads.
+func startEnv(t *testing.T, cfg wsapi.Config, authn wsapi.Authenticator, wrap func(*inmem.Store) domain.EventStore) *env {
 	t.Helper()
-	store := inmem.New(nil)
+	mem := inmem.New(nil)
+	var store domain.EventStore = mem
+	if wrap != nil {
+		store = wrap(mem)
+	}
 	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
 	hub := wsapi.NewHub(store, nil)
 	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: hub.Tap(store), Generator: g, Now: time.Now, Random: rand.Reader})
@@ -84,10 +92,11 @@ func newEnv(t *testing.T, cfg wsapi.Config) *env {
 	wg.Go(func() { hub.Run(ctx) })
 	wg.Go(func() { svc.Run(ctx) })
 	<-hub.Ready()
-	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: auth{}, Tickets: tickets{}, Rooms: svc,
+	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: authn, Tickets: tickets{}, Rooms: svc, Audit: svc,
 		History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
+	mux.Handle("GET /ws/audit/{room_id}/", gw.Audit())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -97,7 +106,7 @@ func newEnv(t *testing.T, cfg wsapi.Config) *env {
 		cancel()
 		wg.Wait()
 	})
-	return &env{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: store, gen: g, gw: gw}
+	return &env{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: mem, gen: g, gw: gw}
 }
 
 func (e *env) room(t *testing.T, owner string) int64 {
@@ -435,32 +444,17 @@ func (g *gatedStore) SubscribeAll(ctx context.Context, opts domain.SubscribeAllO
 // while the log subscription is held back, in version order, each once;
 // chunks that come before the events they follow wait for them.
 func TestChunksBeforeTheSubscription(t *testing.T) {
-	store := &gatedStore{Store: inmem.New(nil)}
-	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won."}, gate: make(chan struct{}, 100)}
-	hub := wsapi.NewHub(store, nil)
-	svc := chat.NewService(chat.Config{ShutdownGrace: 10 * time.Millisecond}, chat.Deps{Store: hub.Tap(store), Generator: g, Now: time.Now, Random: rand.Reader})
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { hub.Run(ctx) })
-	wg.Go(func() { svc.Run(ctx) })
-	<-hub.Ready()
-	gw := wsapi.New(wsapi.Config{}, wsapi.Deps{Hub: hub, Auth: auth{}, Rooms: svc, History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		gw.Shutdown(sctx)
-		srv.Close()
-		cancel()
-		wg.Wait()
+	var store *gatedStore
+	e := startEnv(t, wsapi.Config{}, auth{}, func(m *inmem.Store) domain.EventStore {
+		store = &gatedStore{Store: m}
+		return store
 	})
+	svc, g := e.svc, e.gen
 	r, err := svc.CreateRoom(t.Context(), "42", "Housing")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _, err := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
+	c, _, err := dial(t, e.url+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +474,7 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	c.Close()
 	store.gate.Unlock()
 
-	c, _, err = dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
+	c, _, err = dial(t, e.url+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,10 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/term"
-
-	"github.com/parleychat/parley/adapters/kurrentdb"
-	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/room"
@@ -622,19 +618,11 @@ func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
 // auditOpenStore opens the store to audit: KurrentDB when
 // PARLEY_KURRENTDB_URL is set, else Postgres. close releases it.
 func auditOpenStore(ctx context.Context, getenv func(string) string) (store auditStore, closeStore func(), err error) {
-	if u, ok := kurrentDBURL(getenv); ok {
-		k, err := kurrentdb.Dial(ctx, u, kurrentdb.Options{})
-		if err != nil {
-			return nil, nil, fmt.Errorf("audit: %w (PARLEY_KURRENTDB_URL selects KurrentDB; unset it to audit Postgres)", err)
-		}
-		return k, func() { _ = k.Close() }, nil
-	}
-	pool, err := openPool(ctx, databaseURL(getenv))
+	s, _, closeStore, err := openRawEventStore(ctx, getenv, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("audit: %w", err)
 	}
-	pg := postgres.NewStore(pool, postgres.StoreConfig{})
-	return pg, func() { _ = pg.Close(); pool.Close() }, nil
+	return s, closeStore, nil
 }
 
 // auditProgress shows how far a long audit is: one line rewritten in
@@ -654,7 +642,7 @@ type auditProgress struct {
 }
 
 func startAuditProgress(w io.Writer, label string, total int) *auditProgress {
-	p := &auditProgress{w: w, tty: auditIsTerminal(w), label: label, total: total, start: time.Now(), stop: make(chan struct{})}
+	p := &auditProgress{w: w, tty: isTerminal(w), label: label, total: total, start: time.Now(), stop: make(chan struct{})}
 	every := 5 * time.Second
 	if p.tty {
 		every = 200 * time.Millisecond
@@ -718,9 +706,4 @@ func auditProgressLine(label string, done, total, events, broken int, elapsed ti
 	}
 	return fmt.Sprintf("%s: %d/%d rooms (%.1f%%), %d events, %d broken, %.0f rooms/s, ETA %s",
 		label, done, total, 100*float64(done)/float64(max(total, 1)), events, broken, rate, eta)
-}
-
-func auditIsTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
 }

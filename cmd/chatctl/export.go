@@ -509,14 +509,8 @@ type progress struct {
 const progressEvery = 5 * time.Second
 
 func newProgress(w io.Writer, what string, total int) *progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
 	now := time.Now
-	return &progress{w: w, tty: tty, what: what, total: total, start: now(), last: now(), now: now}
+	return &progress{w: w, tty: isTerminal(w), what: what, total: total, start: now(), last: now(), now: now}
 }
 
 func (p *progress) line(done int) string {

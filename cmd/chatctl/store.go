@@ -13,11 +13,21 @@ import (
 )
 
 // openEventStore opens the event store the environment names (see
-// kurrentDBURL): KurrentDB, else Postgres at PARLEY_DATABASE_URL
-// (or the local development database). It returns the store, a short
-// name of it for messages (never the URL, which may hold a password), and
-// a function that closes it.
+// kurrentDBURL): KurrentDB, else Postgres at PARLEY_DATABASE_URL (or the
+// local development database), with its appends hash-chained as chatd's
+// are. It returns the store, a short name of it for messages (never the
+// URL, which may hold a password), and a function that closes it.
 func openEventStore(ctx context.Context, getenv func(string) string, log *slog.Logger) (domain.EventStore, string, func(), error) {
+	s, name, closeStore, err := openRawEventStore(ctx, getenv, log)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return audit.NewChainingStore(s, audit.ChainOptions{}), name, closeStore, nil
+}
+
+// openRawEventStore is openEventStore without the chain: the store itself,
+// for readers that want its own methods (postgres.Store.Streams).
+func openRawEventStore(ctx context.Context, getenv func(string) string, log *slog.Logger) (domain.EventStore, string, func(), error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -26,16 +36,16 @@ func openEventStore(ctx context.Context, getenv func(string) string, log *slog.L
 		defer cancel()
 		s, err := kurrentdb.Dial(dctx, url, kurrentdb.Options{Logger: log})
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("open the KurrentDB event store named by PARLEY_KURRENTDB_URL: %w (unset it to use Postgres)", err)
+			return nil, "", nil, fmt.Errorf("open the KurrentDB event store named by PARLEY_KURRENTDB_URL: %w (unset it, or set PARLEY_EVENT_STORE=postgres, to use Postgres)", err)
 		}
-		return audit.NewChainingStore(s, audit.ChainOptions{}), "KurrentDB", func() { _ = s.Close() }, nil
+		return s, "KurrentDB", func() { _ = s.Close() }, nil
 	}
 	pool, err := openPool(ctx, databaseURL(getenv))
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("open the Postgres event store: %w", err)
 	}
 	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
-	return audit.NewChainingStore(s, audit.ChainOptions{}), "Postgres", func() { _ = s.Close(); pool.Close() }, nil
+	return s, "Postgres", func() { _ = s.Close(); pool.Close() }, nil
 }
 
 // kurrentDBURL tells whether the event store is KurrentDB, as chatd

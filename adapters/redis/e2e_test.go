@@ -85,7 +85,6 @@ type stack struct {
 	svc     *chat.Service
 	worker  *memory.Worker
 	mem     *redis.Memory
-	runner  *projections.Runner
 	stopRun func()
 	gen     *capture
 	counter *tokens.Counter

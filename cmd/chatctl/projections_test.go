@@ -391,17 +391,6 @@ func TestStatusOfAFreshDatabase(t *testing.T) {
 	}
 }
 
-// The room streams' events, so tests can name the positions of some.
-func roomEvents(t *testing.T, e *pgEnv) []domain.RecordedEvent {
-	t.Helper()
-	e.head(t)
-	evs, err := e.store.ReadAll(t.Context(), domain.ReadAllOptions{StreamPrefix: room.StreamPrefix, Limit: 10_000_000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
-}
-
 // TestRebuildUnderALiveRunner swaps while chatd's ChatLog runner applies
 // new appends and chatd's queries read the live tables, with chatd's pool
 // in each pgx query execution mode: the renamed tables must not trip

@@ -216,9 +216,9 @@ func TestBusyWhileStreamingThenCancel(t *testing.T) {
 	if err := f.svc.Cancel(t.Context(), r.ID, "42"); err != nil {
 		t.Fatal(err)
 	}
-	evs := waitFor(t, f.store, r.ID, room.TypeAnswerCancelled)
+	waitFor(t, f.store, r.ID, room.TypeAnswerCancelled)
 	f.shutdown()
-	evs, _ = f.store.ReadStream(t.Context(), room.Stream(r.ID), domain.ReadStreamOptions{})
+	evs, _ := f.store.ReadStream(t.Context(), room.Stream(r.ID), domain.ReadStreamOptions{})
 	last := evs[len(evs)-1]
 	var c room.AnswerCancelled
 	_ = json.Unmarshal(last.Data, &c)

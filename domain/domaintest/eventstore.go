@@ -514,10 +514,10 @@ func testSubscribeAllConcurrentWriters(t *testing.T, s domain.EventStore, prefix
 	if t.Failed() {
 		return
 	}
-	got := c.waitFor(t, len(acked), errc)
+	c.waitFor(t, len(acked), errc)
 	// Let a little more arrive to catch duplicates delivered late.
 	time.Sleep(100 * time.Millisecond)
-	got = c.snapshot()
+	got := c.snapshot()
 
 	seen := make(map[domain.UUID]bool, len(got))
 	lastVersion := make(map[string]int64)
@@ -568,9 +568,9 @@ func testSubscribeAllCatchUpToLive(t *testing.T, s domain.EventStore, prefix str
 	c.waitFor(t, 100, errc)
 	time.Sleep(50 * time.Millisecond)
 	appendSome(20) // live
-	got := c.waitFor(t, len(want), errc)
+	c.waitFor(t, len(want), errc)
 	time.Sleep(100 * time.Millisecond)
-	got = c.snapshot()
+	got := c.snapshot()
 	if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 		t.Errorf("subscription delivered %d events, want %d in append order (gap, duplicate or reorder)", len(got), len(want))
 	}
@@ -588,9 +588,9 @@ func testSubscribeAllResume(t *testing.T, s domain.EventStore, prefix string) {
 	errc := subscribe(t, func(ctx context.Context) error {
 		return s.SubscribeAll(ctx, domain.SubscribeAllOptions{After: all[3].Position, StreamPrefix: prefix}, c.handle)
 	})
-	got := c.waitFor(t, 6, errc)
+	c.waitFor(t, 6, errc)
 	time.Sleep(50 * time.Millisecond)
-	got = c.snapshot()
+	got := c.snapshot()
 	if fmt.Sprint(versions(got)) != fmt.Sprint([]int64{4, 5, 6, 7, 8, 9}) {
 		t.Errorf("resumed after version 3's position: got versions %v, want 4..9", versions(got))
 	}

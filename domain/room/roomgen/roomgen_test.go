@@ -79,7 +79,10 @@ func TestWriteFollowsTheRoomAggregate(t *testing.T) {
 	if deleted != st.Deleted {
 		t.Errorf("%d rooms deleted, want %d", deleted, st.Deleted)
 	}
-	// The rooms interleave in the global log.
+	// The rooms interleave in the global log: whichever writer runs first
+	// opens its 5 active rooms with a round of single-event appends, so the
+	// first 200 events hold at least 5 rooms however the writers are
+	// scheduled (more writers running at once only add rooms).
 	all, err := store.ReadAll(context.Background(), domain.ReadAllOptions{Limit: 200})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +91,7 @@ func TestWriteFollowsTheRoomAggregate(t *testing.T) {
 	for _, ev := range all {
 		streams[ev.Stream] = true
 	}
-	if len(streams) < 10 {
+	if len(streams) < 5 {
 		t.Errorf("the first 200 events come from %d rooms, want them interleaved", len(streams))
 	}
 }

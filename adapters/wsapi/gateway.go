@@ -236,6 +236,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := newConn(ws, kind, g.cfg.SendQueue, g.cfg.Timing, g.d.Metrics)
+	if after >= -1 {
+		c.lastQueued = after // the client has these; the hub may still deliver them
+	}
 	g.d.Metrics.ConnOpened(kind)
 	defer func() { g.d.Metrics.ConnClosed(kind, c.code()) }()
 	if authErr != nil {

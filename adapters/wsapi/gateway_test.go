@@ -501,3 +501,32 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 		t.Errorf("after the answer: %v, want no duplicate, only the pong", f)
 	}
 }
+
+// TestResumeSkipsWhatTheClientHas: events at or before ?after= that the
+// log subscription delivers only after the socket connected are not sent.
+func TestResumeSkipsWhatTheClientHas(t *testing.T) {
+	var store *gatedStore
+	e := startEnv(t, wsapi.Config{}, auth{}, func(m *inmem.Store) domain.EventStore {
+		store = &gatedStore{Store: m}
+		return store
+	})
+	id := e.room(t, "42")
+	store.gate.Lock() // the subscription has not delivered the question yet
+	res, err := e.svc.Post(t.Context(), id, "42", "How much?", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := dial(t, e.url+"/ws/chat/"+strconv.FormatInt(id, 10)+"/?token=user-42&after="+strconv.FormatInt(res.Version, 10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, map[string]any{"type": "ping"})
+	if f := read(t, c); f["type"] != "pong" {
+		t.Fatalf("first frame %v, want the pong", f)
+	}
+	store.gate.Unlock() // now it delivers the question, which the client has
+	send(t, c, map[string]any{"type": "ping"})
+	if f := read(t, c); f["type"] != "pong" {
+		t.Errorf("after the subscription caught up: %v, want only the pong", f)
+	}
+}

@@ -526,15 +526,15 @@ func TestResumeAndCancelEndToEnd(t *testing.T) {
 	msgs := hist["messages"].([]any)
 	ans := msgs[len(msgs)-1].(map[string]any)
 	live := readAnswer(t, m)
-	if ans["status"] == "streaming" {
-		var text string
-		text = ans["message"].(string)
-		for _, f := range live[:len(live)-1] {
-			text += f["message"].(string)
-		}
-		if text != rest[len(rest)-1]["message"] {
-			t.Errorf("partial history %q + live chunks = %q, want %q", ans["message"], text, rest[len(rest)-1]["message"])
-		}
+	if ans["status"] != "streaming" {
+		t.Fatalf("history taken mid-answer shows the answer as %v, want streaming", ans["status"])
+	}
+	text := ans["message"].(string)
+	for _, f := range live[:len(live)-1] {
+		text += f["message"].(string)
+	}
+	if text != rest[len(rest)-1]["message"] {
+		t.Errorf("partial history %q + live chunks = %q, want %q", ans["message"], text, rest[len(rest)-1]["message"])
 	}
 	if version(live[0]) != version(hist)+1 {
 		t.Errorf("first live frame at version %d after history at %d: gap or duplicate", version(live[0]), version(hist))

@@ -94,7 +94,7 @@ func (c *ChatLog) RecordFailure(ctx context.Context, at domain.Position, msg str
 // chatLogSQL holds the statements, with the table names filled in.
 type chatLogSQL struct {
 	roomVersions, insertRooms, updateRooms, insertMessages, updateMessages string
-	room, roomsOf, messages, history                                       string
+	room, roomsOf, messages, history, openAnswers                          string
 }
 
 func newChatLogSQL(suffix string) chatLogSQL {
@@ -140,6 +140,7 @@ WHERE c.room_id = u.room_id AND c.id = u.id AND c.version < u.first_version`),
 		roomsOf: r.Replace(`SELECT id, owner_id, title, created_at, deleted_at, last_version FROM {rooms}
 WHERE owner_id = $1 AND deleted_at IS NULL
 ORDER BY created_at DESC, id DESC LIMIT $2`),
+		openAnswers: r.Replace(`SELECT DISTINCT room_id FROM {chat_logs} WHERE status = 'streaming'`),
 		messages: r.Replace(`SELECT id, role, text, status, sources, client_id, created_at, updated_at, version FROM {chat_logs}
 WHERE room_id = $1 AND seq < $2 AND version < $2
 ORDER BY seq DESC LIMIT $3`),
@@ -713,6 +714,31 @@ func (c *ChatLog) History(ctx context.Context, roomID int64) ([]room.Message, in
 		return nil, domain.NoVersion, fmt.Errorf("postgres: read the history of room %d: %w", roomID, err)
 	}
 	return out, version, nil
+}
+
+// OpenAnswers returns the rooms whose answer the read model shows still
+// streaming, and the position it reflects: its checkpoint, read in the
+// same snapshot. An answer left open before that position is among the
+// rooms; one opened after it is in the log after it.
+func (c *ChatLog) OpenAnswers(ctx context.Context) ([]int64, domain.Position, error) {
+	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, domain.Position{}, fmt.Errorf("postgres: find open answers: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	pos, err := readCheckpoint(ctx, tx, c.name)
+	if err != nil {
+		return nil, domain.Position{}, err
+	}
+	rows, err := tx.Query(ctx, c.sql.openAnswers)
+	if err != nil {
+		return nil, domain.Position{}, fmt.Errorf("postgres: find open answers: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, domain.Position{}, fmt.Errorf("postgres: find open answers: %w", err)
+	}
+	return ids, pos, nil
 }
 
 // scanMessage scans the columns before (if any) and then a message's:

@@ -784,3 +784,34 @@ func TestNewChatLogChecksTheTableSuffix(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAnswers: the rooms whose answer is streaming in the read model,
+// with the checkpoint it reflects.
+func TestOpenAnswers(t *testing.T) {
+	e := newChatEnv(t, 0)
+	started := func(id int64, n int) []room.Event {
+		return []room.Event{
+			room.RoomCreated{RoomID: id, OwnerID: "42", Title: "t"},
+			room.MessagePosted{MessageID: uuid(n), UserID: "42", Text: "q"},
+			room.AnswerStarted{AnswerID: uuid(n + 1), QuestionID: uuid(n), Instance: "a"},
+			room.AnswerChunk{AnswerID: uuid(n + 1), Seq: 0, Delta: "x"},
+		}
+	}
+	appendRoom(t, e.store, 1, started(1, 10)...)
+	appendRoom(t, e.store, 2, append(started(2, 20), room.AnswerCompleted{AnswerID: uuid(21), Text: "x", Chunks: 1})...)
+	appendRoom(t, e.store, 3, append(started(3, 30), room.AnswerCancelled{AnswerID: uuid(31), Reason: room.ReasonCancelled})...)
+	r, _ := e.runner(t, e.log)
+	e.catchUp(t, r)
+
+	ids, pos, err := e.log.OpenAnswers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := e.log.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 1 || ids[0] != 1 || pos != cp || pos == domain.Start {
+		t.Errorf("OpenAnswers = %v at %s, want [1] at the checkpoint %s", ids, pos, cp)
+	}
+}

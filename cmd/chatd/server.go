@@ -153,7 +153,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
-	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem,
+	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.gateway = wsapi.New(wsapi.Config{

@@ -254,16 +254,25 @@ func (p *pipeline) append(evs []room.Event) error {
 
 // RecoverInterrupted fails the answers a crash left open: those this
 // instance started, and any other that has been idle for longer than idle
-// (its process is presumed dead). It scans the log, and returns how many
-// it failed.
+// (its process is presumed dead), and returns how many it failed. It reads
+// the log after the position Deps.OpenAnswers reflects (all of it without
+// one) for rooms where answers start, adds the rooms the finder lists, and
+// lets each room's stream decide.
 func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (int, error) {
-	type open struct {
-		answer   domain.UUID
-		instance string
-		lastAt   time.Time
-	}
-	opens := map[int64]open{}
+	// The rooms that may have an answer open: those the read model shows
+	// streaming, and those the log after it starts answers in.
+	candidates := map[int64]bool{}
 	after := domain.Start
+	if s.opens != nil {
+		ids, pos, err := s.opens.OpenAnswers(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("recover interrupted answers: %w", err)
+		}
+		for _, id := range ids {
+			candidates[id] = true
+		}
+		after = pos
+	}
 	for {
 		evs, err := s.store.ReadAll(ctx, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000})
 		if err != nil {
@@ -276,19 +285,9 @@ func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (i
 			}
 			switch ev.Type {
 			case room.TypeAnswerStarted:
-				p, err := room.Decode(ev, false)
-				if err != nil {
-					return 0, fmt.Errorf("recover interrupted answers: %w", err)
-				}
-				a := p.(room.AnswerStarted)
-				opens[id] = open{answer: a.AnswerID, instance: a.Instance, lastAt: ev.RecordedAt}
-			case room.TypeAnswerChunk, room.TypeRetrievalRecorded:
-				if o, ok := opens[id]; ok {
-					o.lastAt = ev.RecordedAt
-					opens[id] = o
-				}
+				candidates[id] = true
 			case room.TypeAnswerCompleted, room.TypeAnswerFailed, room.TypeAnswerCancelled, room.TypeRoomDeleted:
-				delete(opens, id)
+				delete(candidates, id)
 			}
 		}
 		if len(evs) < 5000 {
@@ -296,28 +295,34 @@ func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (i
 		}
 		after = evs[len(evs)-1].Position
 	}
+	// Each candidate's own stream decides.
 	failed := 0
-	now := s.now()
-	for id, o := range opens {
-		if o.instance != s.cfg.Instance && now.Sub(o.lastAt) < idle {
-			continue // another live process may still be streaming it
-		}
+	for id := range candidates {
 		s.mu.Lock()
 		_, mine := s.running[id]
 		s.mu.Unlock()
 		if mine {
 			continue
 		}
+		var answer domain.UUID
 		evs, _, err := s.execute(ctx, id, domain.Metadata{}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
 			func(st *room.State) ([]room.Event, error) {
-				return room.Fail(st, o.answer, room.ReasonInterrupted), nil
+				o := st.Open
+				if o == nil || st.Deleted || (o.Instance != s.cfg.Instance && s.now().Sub(o.LastAt) < idle) {
+					return nil, nil // ended, or another live process may still be streaming it
+				}
+				answer = o.AnswerID
+				return room.Fail(st, o.AnswerID, room.ReasonInterrupted), nil
 			})
+		if domain.ErrorCode(err) == domain.ENOTFOUND {
+			continue // a room the read model knows and the log does not: nothing to fail
+		}
 		if err != nil {
 			return failed, fmt.Errorf("recover interrupted answer in room %d: %w", id, err)
 		}
 		if len(evs) > 0 {
 			failed++
-			s.log.Info("failed an interrupted answer", "room_id", id, "answer_id", o.answer)
+			s.log.Info("failed an interrupted answer", "room_id", id, "answer_id", answer)
 		}
 	}
 	return failed, nil

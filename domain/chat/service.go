@@ -101,6 +101,16 @@ type Deps struct {
 	// buffer from (the Redis read model); without it, or when it fails,
 	// they come from the room's stream.
 	MemoryReader MemoryReader
+	// OpenAnswers, when set, tells RecoverInterrupted which rooms a read
+	// model (the ChatLog) shows with an answer streaming and the log
+	// position it reflects, so that it reads only the log after it.
+	OpenAnswers OpenAnswerFinder
+}
+
+// OpenAnswerFinder lists the rooms a read model shows with an answer still
+// streaming, and the log position the read model reflects.
+type OpenAnswerFinder interface {
+	OpenAnswers(ctx context.Context) ([]int64, domain.Position, error)
 }
 
 // Service runs rooms: creating, posting, cancelling, deleting, and the
@@ -117,6 +127,7 @@ type Service struct {
 	metrics Metrics
 	memory  Memory
 	reader  MemoryReader
+	opens   OpenAnswerFinder
 
 	mu      sync.Mutex
 	rooms   map[int64]*cachedRoom
@@ -154,7 +165,7 @@ func NewService(cfg Config, deps Deps) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
-		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader,
+		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader, opens: deps.OpenAnswers,
 		ret:   deps.Retriever,
 		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
 		ctx: ctx, cancel: cancel,

@@ -286,6 +286,55 @@ func TestRecoverInterrupted(t *testing.T) {
 	}
 }
 
+// finder is an OpenAnswerFinder with fixed answers.
+type finder struct {
+	rooms []int64
+	pos   domain.Position
+}
+
+func (f finder) OpenAnswers(context.Context) ([]int64, domain.Position, error) {
+	return f.rooms, f.pos, nil
+}
+
+// TestRecoverInterruptedReadsOnlyAfterTheReadModel: with an
+// OpenAnswerFinder, the rooms it lists and those whose answers start in
+// the log after its position are recovered, and nothing before that
+// position is read.
+func TestRecoverInterruptedReadsOnlyAfterTheReadModel(t *testing.T) {
+	store := inmem.New(nil)
+	crashed := chat.NewService(chat.Config{Instance: "a"}, chat.Deps{Store: store, Generator: &gen{tokens: []string{"x"}, gate: make(chan struct{})}, Now: time.Now, Random: rand.Reader})
+	open := func() int64 {
+		r, err := crashed.CreateRoom(t.Context(), "42", "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := crashed.Post(t.Context(), r.ID, "42", "q", ""); err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	listed, unlisted := open(), open() // both open before the read model's position
+	pos, err := store.HeadPosition(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := open() // open after it
+	notFound := int64(999_999)
+
+	svc := chat.NewService(chat.Config{Instance: "a"}, chat.Deps{Store: store, Generator: &gen{}, Now: time.Now, Random: rand.Reader,
+		OpenAnswers: finder{rooms: []int64{listed, notFound}, pos: pos}})
+	n, err := svc.RecoverInterrupted(t.Context(), time.Hour)
+	if err != nil || n != 2 {
+		t.Fatalf("recovered %d (%v), want 2: the listed room and the one after the position", n, err)
+	}
+	for id, want := range map[int64]string{listed: room.TypeAnswerFailed, later: room.TypeAnswerFailed, unlisted: room.TypeAnswerStarted} {
+		evs, _ := store.ReadStream(t.Context(), room.Stream(id), domain.ReadStreamOptions{})
+		if got := evs[len(evs)-1].Type; got != want {
+			t.Errorf("room %d ends with %s, want %s", id, got, want)
+		}
+	}
+}
+
 func TestCancelFromAnotherProcessStopsTheAnswer(t *testing.T) {
 	store := inmem.New(nil)
 	g := &gen{tokens: []string{"a", "b", "c", "d"}, gate: make(chan struct{})}

@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,18 +96,10 @@ func parseExport(args []string, getenv func(string) string, stderr io.Writer) (e
 // runExport implements `chatctl export`.
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parseExport(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "(see chatctl export --help)")
-		}
-		return &exitError{code: 2, err: err}
+		return parseFailure("export", err, stderr)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, _, closeStore, err := openEventStore(ctx, getenv, log)
+	store, closeStore, err := openReaderStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}

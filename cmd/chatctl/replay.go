@@ -149,21 +149,34 @@ func operatorName(flagValue string, getenv func(string) string) (string, error) 
 	return "", errors.New("cannot tell who is reading: pass --operator NAME or set PARLEY_OPERATOR (the read is recorded in the room's stream)")
 }
 
-// runReplay implements `chatctl replay`.
-func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	o, err := parseReplay(args, getenv, stderr)
+// parseFailure turns a failed parse of command's flags into its exit: none
+// for --help, status 2 with a pointer to the help otherwise.
+func parseFailure(command string, err error, stderr io.Writer) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
-	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "(see chatctl replay --help)")
-		}
-		return &exitError{code: 2, err: err}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "(see chatctl %s --help)\n", command)
 	}
+	return &exitError{code: 2, err: err}
+}
+
+// openReaderStore opens the event store for replay and export, which
+// record their reads (AuditAccessed) through it; warnings go to stderr.
+func openReaderStore(ctx context.Context, getenv func(string) string, stderr io.Writer) (domain.EventStore, func(), error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, _, closeStore, err := openEventStore(ctx, getenv, log)
+	return store, closeStore, err
+}
+
+// runReplay implements `chatctl replay`.
+func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseReplay(args, getenv, stderr)
+	if err != nil {
+		return parseFailure("replay", err, stderr)
+	}
+	store, closeStore, err := openReaderStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}

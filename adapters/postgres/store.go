@@ -52,6 +52,24 @@ type StoreConfig struct {
 	// extra delay before another process's subscriptions wake (subscriptions
 	// in this process wake at once). Default 2ms.
 	NotifyInterval time.Duration
+
+	// ReadInterval is the least time between the starts of two reads of a
+	// subscription that is following live: appends that land in between
+	// are read together. It bounds the delay it adds to delivery. Default
+	// 2ms.
+	ReadInterval time.Duration
+
+	// AppendBatch is the most appends one statement carries. Appends that
+	// arrive while AppendWorkers statements are in flight wait and go
+	// together in the next one: one commit for many streams, so the
+	// store's throughput grows with load instead of its latency. An append
+	// that finds a worker idle runs at once, alone. Default 64; 1 turns
+	// batching off (every append its own statement, as before).
+	AppendBatch int
+	// AppendWorkers is how many batch statements run at once, per pool.
+	// More workers means more concurrent statements, each carrying fewer
+	// appends; with two, one commits while the next fills. Default 2.
+	AppendWorkers int
 }
 
 func (c *StoreConfig) setDefaults() {
@@ -70,6 +88,15 @@ func (c *StoreConfig) setDefaults() {
 	if c.NotifyInterval <= 0 {
 		c.NotifyInterval = 2 * time.Millisecond
 	}
+	if c.ReadInterval <= 0 {
+		c.ReadInterval = 2 * time.Millisecond
+	}
+	if c.AppendBatch <= 0 {
+		c.AppendBatch = 64
+	}
+	if c.AppendWorkers <= 0 {
+		c.AppendWorkers = 2
+	}
 }
 
 // Store is the Postgres event store. Create it with NewStore and stop it
@@ -83,6 +110,13 @@ type Store struct {
 	changed chan struct{} // closed and replaced when events may have arrived
 
 	notifyReq chan struct{} // a pending NOTIFY for other processes, coalesced
+
+	batch      *batcher // appends on pool; nil when AppendBatch is 1
+	asyncBatch *batcher // appends on AsyncPool; nil without one or when AppendBatch is 1
+	stats      appendCounters
+
+	closed    chan struct{} // closed by Close: appends stop queueing
+	closeOnce sync.Once
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -99,8 +133,8 @@ func (s *Store) asyncOnly(events []domain.EventData) bool {
 }
 
 // NewStore returns a store over a migrated database (see Migrate). It
-// starts two goroutines, the LISTEN wake-up listener and the coalescing
-// notifier, which Close stops and waits for.
+// starts the LISTEN wake-up listener, the coalescing notifier and the
+// append workers (AppendWorkers per pool), which Close stops and waits for.
 func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 	cfg.setDefaults()
 	ctx, stop := context.WithCancel(context.Background())
@@ -110,16 +144,26 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 		log:       cfg.Logger.With("component", "postgres_event_store"),
 		changed:   make(chan struct{}),
 		notifyReq: make(chan struct{}, 1),
+		closed:    make(chan struct{}),
 		stop:      stop,
+	}
+	if cfg.AppendBatch > 1 {
+		s.batch = s.newBatcher(ctx, pool)
+		if cfg.AsyncPool != nil {
+			s.asyncBatch = s.newBatcher(ctx, cfg.AsyncPool)
+		}
 	}
 	s.wg.Go(func() { s.listen(ctx) })
 	s.wg.Go(func() { s.notify(ctx) })
 	return s
 }
 
-// Close stops the listener and notifier and waits for them. Subscriptions
-// keep working by polling until their contexts end.
+// Close stops the listener, the notifier and the append workers (each
+// finishes the statement it is running) and waits for them. Appends after
+// Close run one statement each; subscriptions keep working by polling
+// until their contexts end. Close may be called more than once.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	s.stop()
 	s.wg.Wait()
 	return nil
@@ -171,42 +215,69 @@ SELECT cur.v, (SELECT max(version) FROM ins), (SELECT max(txid) FROM ins), (SELE
 // after losing a race for the next version to another writer.
 const maxRaceRetries = 100
 
-// Append implements domain.Appender in one statement (see appendSQL).
-// Idempotent retries are recognised only when the append fails (a version
-// conflict or an event ID already stored), so the common path pays nothing
-// for them.
+// encodedEvents is an append's events as the statement's array parameters.
+type encodedEvents struct {
+	ids   [][16]byte
+	types []string
+	data  []string
+	meta  []*string
+}
+
+func encodeEvents(events []domain.EventData) encodedEvents {
+	e := encodedEvents{
+		ids:   make([][16]byte, len(events)),
+		types: make([]string, len(events)),
+		data:  make([]string, len(events)),
+		meta:  make([]*string, len(events)),
+	}
+	for i, ev := range events {
+		e.ids[i] = ev.ID
+		e.types[i] = ev.Type
+		e.data[i] = string(ev.Data)
+		if len(ev.Metadata) > 0 {
+			m := string(ev.Metadata)
+			e.meta[i] = &m
+		}
+	}
+	return e
+}
+
+// Append implements domain.Appender. While other appends are in flight it
+// joins them in one statement and one commit (see batch.go); alone, or
+// with StoreConfig.AppendBatch 1, it runs appendSQL by itself.
 func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
 	if err := domain.ValidateAppend(stream, events); err != nil {
 		return domain.AppendResult{}, err
 	}
-	ids := make([][16]byte, len(events))
-	types := make([]string, len(events))
-	data := make([]string, len(events))
-	meta := make([]*string, len(events))
-	for i, ev := range events {
-		ids[i] = ev.ID
-		types[i] = ev.Type
-		data[i] = string(ev.Data)
-		if len(ev.Metadata) > 0 {
-			m := string(ev.Metadata)
-			meta[i] = &m
-		}
-	}
-	pool := s.pool
+	s.stats.appends.Add(1)
+	enc := encodeEvents(events)
+	pool, b := s.pool, s.batch
 	if s.cfg.AsyncPool != nil && s.asyncOnly(events) {
-		pool = s.cfg.AsyncPool
+		pool, b = s.cfg.AsyncPool, s.asyncBatch
 	}
+	if b == nil {
+		return s.appendOne(ctx, pool, stream, expected, enc)
+	}
+	return b.append(ctx, stream, expected, enc)
+}
+
+// appendOne is one append in its own statement (see appendSQL).
+// Idempotent retries are recognised only when the append fails (a version
+// conflict or an event ID already stored), so the common path pays nothing
+// for them.
+func (s *Store) appendOne(ctx context.Context, pool *pgxpool.Pool, stream string, expected domain.ExpectedVersion, enc encodedEvents) (domain.AppendResult, error) {
 	for attempt := 0; ; attempt++ {
+		s.stats.statements.Add(1)
 		var (
 			actual           int64
 			last, commit, pr *int64
 		)
-		err := pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), ids, types, data, meta).
+		err := pool.QueryRow(ctx, appendSQL, stream, encodeExpected(expected), enc.ids, enc.types, enc.data, enc.meta).
 			Scan(&actual, &last, &commit, &pr)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			// An ID already stored, or another writer took the version.
-			res, found, rerr := s.retried(ctx, stream, expected, ids)
+			res, found, rerr := s.retried(ctx, stream, expected, enc.ids)
 			if found || rerr != nil {
 				return res, rerr
 			}
@@ -216,21 +287,34 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 			return domain.AppendResult{}, s.conflict(ctx, stream, expected)
 		}
 		if err != nil {
-			return domain.AppendResult{}, fmt.Errorf("postgres: append %d events to %s: %w", len(events), stream, err)
+			return domain.AppendResult{}, fmt.Errorf("postgres: append %d events to %s: %w", len(enc.ids), stream, err)
 		}
 		if last == nil { // the expectation did not hold
-			res, found, rerr := s.retried(ctx, stream, expected, ids)
-			if found || rerr != nil {
-				return res, rerr
-			}
-			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+			return s.failedExpectation(ctx, stream, expected, enc.ids, actual)
 		}
-		s.broadcast()
-		select {
-		case s.notifyReq <- struct{}{}:
-		default: // a notification is already pending; it covers this append
-		}
+		s.appended()
 		return domain.AppendResult{Version: *last, Position: domain.Position{Commit: uint64(*commit), Prepare: uint64(*pr)}}, nil
+	}
+}
+
+// failedExpectation answers an append whose expectation did not hold when
+// the stream was at version actual: an idempotent retry gets the original
+// result, anything else a *ConflictError.
+func (s *Store) failedExpectation(ctx context.Context, stream string, expected domain.ExpectedVersion, ids [][16]byte, actual int64) (domain.AppendResult, error) {
+	res, found, err := s.retried(ctx, stream, expected, ids)
+	if found || err != nil {
+		return res, err
+	}
+	return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+}
+
+// appended wakes this process's subscriptions and asks the notifier to
+// wake other processes'.
+func (s *Store) appended() {
+	s.broadcast()
+	select {
+	case s.notifyReq <- struct{}{}:
+	default: // a notification is already pending; it covers this append
 	}
 }
 
@@ -493,12 +577,15 @@ type handlerError struct{ err error }
 func (e handlerError) Error() string { return e.err.Error() }
 
 // follow runs step until ctx ends or the handler fails: straight away
-// again while it finds events, and after a wake-up or the poll interval
-// when it finds none. Read errors are logged and retried with backoff.
+// again while it finds full batches, and otherwise after a wake-up or the
+// poll interval, but never sooner than ReadInterval after the previous
+// read began, so that under a stream of small appends one read carries
+// many of them. Read errors are logged and retried with backoff.
 func (s *Store) follow(ctx context.Context, what string, step func(context.Context) (int, error)) error {
 	backoff := s.cfg.PollInterval
 	for {
 		wake := s.wakeup() // taken before reading, so no wake-up is missed
+		began := time.Now()
 		n, err := step(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -516,8 +603,8 @@ func (s *Store) follow(ctx context.Context, what string, step func(context.Conte
 			continue
 		}
 		backoff = s.cfg.PollInterval
-		if n > 0 {
-			continue
+		if n >= s.cfg.SubscriptionBatch {
+			continue // more may be waiting
 		}
 		timer := time.NewTimer(s.cfg.PollInterval)
 		select {
@@ -526,6 +613,11 @@ func (s *Store) follow(ctx context.Context, what string, step func(context.Conte
 			return ctx.Err()
 		case <-wake:
 			timer.Stop()
+			if rest := s.cfg.ReadInterval - time.Since(began); rest > 0 {
+				if err := sleep(ctx, rest); err != nil {
+					return err
+				}
+			}
 		case <-timer.C:
 		}
 	}

@@ -1,0 +1,270 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/domaintest"
+)
+
+// The contract once more with batching off: every append its own
+// statement, the path a lone append and a failed batch take.
+func TestContractUnbatched(t *testing.T) {
+	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore {
+		s := postgres.NewStore(pgtest.NewPool(t, 80), postgres.StoreConfig{AppendBatch: 1})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestBatchOutcomesAreEachAppends: in one batch statement every append
+// keeps its own expectation and answer, as if it had run alone.
+func TestBatchOutcomesAreEachAppends(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	p := domaintest.UniquePrefix(t)
+	evs := func(n int) []domain.EventData { return domaintest.Events(t, "E", n) }
+
+	// Streams as the appends find them.
+	existing := evs(2)
+	mustAppend(t, s, p+"existing", domain.NoStream(), existing...)
+	mustAppend(t, s, p+"behind", domain.NoStream(), evs(2)...)
+	retry := evs(2)
+	first := mustAppend(t, s, p+"retry", domain.NoStream(), retry...)
+	partial := evs(2)
+	mustAppend(t, s, p+"partial", domain.NoStream(), partial[:1]...)
+	elsewhere := evs(1)
+	mustAppend(t, s, p+"owner", domain.NoStream(), elsewhere...)
+
+	type want struct {
+		version int64 // when it lands
+		actual  int64 // of its *ConflictError; -9 for none
+		reason  string
+	}
+	cases := []struct {
+		name string
+		a    postgres.BatchAppend
+		want want
+	}{
+		{"new stream", postgres.BatchAppend{Stream: p + "new", Expected: domain.NoStream(), Events: evs(3)}, want{version: 2, actual: -9}},
+		{"exact expectation holds", postgres.BatchAppend{Stream: p + "existing", Expected: domain.Exact(1), Events: evs(2)}, want{version: 3, actual: -9}},
+		{"any", postgres.BatchAppend{Stream: p + "any", Expected: domain.Any(), Events: evs(1)}, want{version: 0, actual: -9}},
+		{"exact expectation fails", postgres.BatchAppend{Stream: p + "behind", Expected: domain.Exact(0), Events: evs(1)}, want{actual: 1}},
+		{"stream exists fails", postgres.BatchAppend{Stream: p + "missing", Expected: domain.StreamExists(), Events: evs(1)}, want{actual: -1}},
+		{"idempotent retry", postgres.BatchAppend{Stream: p + "retry", Expected: domain.NoStream(), Events: retry}, want{version: first.Version, actual: -9}},
+		{"partial retry", postgres.BatchAppend{Stream: p + "partial", Expected: domain.NoStream(), Events: partial}, want{actual: 0, reason: "some of the event IDs"}},
+	}
+	run := func(t *testing.T, cases []struct {
+		name string
+		a    postgres.BatchAppend
+		want want
+	}, statements uint64) {
+		t.Helper()
+		before := s.AppendStats().Statements
+		appends := make([]postgres.BatchAppend, len(cases))
+		for i, c := range cases {
+			appends[i] = c.a
+		}
+		res, errs := postgres.AppendTogether(ctx, s, appends)
+		for i, c := range cases {
+			var ce *domain.ConflictError
+			switch {
+			case c.want.actual == -9 && errs[i] != nil:
+				t.Errorf("%s: %v, want it written", c.name, errs[i])
+			case c.want.actual == -9 && res[i].Version != c.want.version:
+				t.Errorf("%s: version %d, want %d", c.name, res[i].Version, c.want.version)
+			case c.want.actual != -9 && !errors.As(errs[i], &ce):
+				t.Errorf("%s: %v, want a *ConflictError", c.name, errs[i])
+			case c.want.actual != -9 && (ce.Actual != c.want.actual || !strings.Contains(ce.Reason, c.want.reason)):
+				t.Errorf("%s: conflict at %d (%q), want at %d (%q)", c.name, ce.Actual, ce.Reason, c.want.actual, c.want.reason)
+			}
+		}
+		if got := s.AppendStats().Statements - before; got != statements {
+			t.Errorf("%d statements, want %d", got, statements)
+		}
+	}
+	t.Run("mixed outcomes", func(t *testing.T) { run(t, cases, 1) })
+
+	// An event ID stored in another stream fails the whole statement: the
+	// batch goes again append by append, and only that one is refused.
+	t.Run("statement fails", func(t *testing.T) {
+		run(t, []struct {
+			name string
+			a    postgres.BatchAppend
+			want want
+		}{
+			{"before", postgres.BatchAppend{Stream: p + "b1", Expected: domain.NoStream(), Events: evs(2)}, want{version: 1, actual: -9}},
+			{"ID used elsewhere", postgres.BatchAppend{Stream: p + "thief", Expected: domain.Any(), Events: elsewhere}, want{actual: -1, reason: "already used in stream " + p + "owner"}},
+			{"after", postgres.BatchAppend{Stream: p + "b2", Expected: domain.NoStream(), Events: evs(1)}, want{version: 0, actual: -9}},
+		}, 4) // the failed batch, then each alone
+	})
+
+	// The streams hold what the outcomes say, and the global log has each
+	// stream's events in version order.
+	for stream, n := range map[string]int{"new": 3, "existing": 4, "any": 1, "behind": 2, "retry": 2, "partial": 1, "b1": 2, "b2": 1} {
+		got, err := s.ReadStream(ctx, p+stream, domain.ReadStreamOptions{})
+		if err != nil || len(got) != n {
+			t.Errorf("stream %s: %d events, %v; want %d", stream, len(got), err, n)
+		}
+	}
+	for _, stream := range []string{"missing", "thief"} {
+		if _, err := s.ReadStream(ctx, p+stream, domain.ReadStreamOptions{}); !errors.Is(err, domain.ErrStreamNotFound) {
+			t.Errorf("stream %s: %v, want not found", stream, err)
+		}
+	}
+	all, err := s.ReadAll(ctx, domain.ReadAllOptions{StreamPrefix: p, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]int64{}
+	for _, ev := range all {
+		if ev.Version != next[ev.Stream] {
+			t.Errorf("global log: %s version %d, want %d", ev.Stream, ev.Version, next[ev.Stream])
+		}
+		next[ev.Stream] = ev.Version + 1
+	}
+}
+
+// TestConcurrentAppendsShareStatements: writers to many streams at once,
+// each appending at exact versions, end with gap-free streams, and the
+// store wrote them in fewer statements than appends.
+func TestConcurrentAppendsShareStatements(t *testing.T) {
+	s := postgres.NewStore(pgtest.NewPool(t, 80), postgres.StoreConfig{AppendWorkers: 1})
+	t.Cleanup(func() { s.Close() })
+	p := domaintest.UniquePrefix(t)
+	const writers, appends = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("%sw%d", p, w)
+			for i := range appends {
+				res, err := s.Append(t.Context(), stream, domain.Exact(int64(2*i-1)), domaintest.Events(t, "E", 2)...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Version != int64(2*i+1) {
+					errs <- fmt.Errorf("%s: append %d landed at %d", stream, i, res.Version)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := s.AppendStats()
+	if st.Appends != writers*appends || st.Statements >= st.Appends {
+		t.Errorf("stats %+v: want %d appends in fewer statements", st, writers*appends)
+	}
+	t.Logf("%d appends in %d statements", st.Appends, st.Statements)
+}
+
+// TestQueuedAppendWithdrawn: an append whose caller gives up while it
+// waits for a busy worker is never written.
+func TestQueuedAppendWithdrawn(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	s := postgres.NewStore(pool, postgres.StoreConfig{AppendWorkers: 1})
+	t.Cleanup(func() { s.Close() })
+	p := domaintest.UniquePrefix(t)
+
+	// Hold the one worker: its statement waits for a table lock.
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		_, err := s.Append(t.Context(), p+"held", domain.NoStream(), domaintest.Events(t, "E", 1)...)
+		held <- err
+	}()
+	waitFor(t, func() bool {
+		var n int
+		err := pool.QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted").Scan(&n)
+		return err == nil && n > 0
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Append(ctx, p+"gaveup", domain.NoStream(), domaintest.Events(t, "E", 1)...); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "nothing written") {
+		t.Fatalf("append given up: %v, want deadline exceeded, nothing written", err)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-held; err != nil {
+		t.Fatalf("held append: %v", err)
+	}
+	mustAppend(t, s, p+"after", domain.NoStream(), domaintest.Events(t, "E", 1)...)
+	if _, err := s.ReadStream(t.Context(), p+"gaveup", domain.ReadStreamOptions{}); !errors.Is(err, domain.ErrStreamNotFound) {
+		t.Errorf("withdrawn append: read %v, want not found", err)
+	}
+}
+
+// TestCloseWithAppendsQueued: appends waiting when the store closes are
+// written all the same, each by itself.
+func TestCloseWithAppendsQueued(t *testing.T) {
+	s := postgres.NewStore(pgtest.NewPool(t, 80), postgres.StoreConfig{AppendWorkers: 1})
+	p := domaintest.UniquePrefix(t)
+	const writers, appends = 16, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("%sw%d", p, w)
+			for i := range appends {
+				if _, err := s.Append(t.Context(), stream, domain.Exact(int64(i-1)), domaintest.Events(t, "E", 1)...); err != nil {
+					errs <- fmt.Errorf("%s append %d: %w", stream, i, err)
+					return
+				}
+			}
+		})
+	}
+	waitFor(t, func() bool { return s.AppendStats().Appends >= writers*appends/4 })
+	s.Close()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for w := range writers {
+		got, err := s.ReadStream(t.Context(), fmt.Sprintf("%sw%d", p, w), domain.ReadStreamOptions{})
+		if err != nil || len(got) != appends {
+			t.Errorf("writer %d: %d events, %v; want %d", w, len(got), err, appends)
+		}
+	}
+}
+
+func mustAppend(t *testing.T, s *postgres.Store, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) domain.AppendResult {
+	t.Helper()
+	res, err := s.Append(t.Context(), stream, exp, evs...)
+	if err != nil {
+		t.Fatalf("append to %s: %v", stream, err)
+	}
+	return res
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

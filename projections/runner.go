@@ -56,6 +56,20 @@ type Runner struct {
 	// each further failure up to MaxBackoff and resets after a success.
 	// Defaults DefaultMinBackoff and DefaultMaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Interval is the least time between the starts of two applies while
+	// the runner follows the live log: after a batch smaller than
+	// FullBatch it waits out the rest of Interval, so the events that
+	// arrive meanwhile are applied together, in one transaction. Under a
+	// busy log (many answers streaming) that turns thousands of small
+	// transactions a second into a few large ones; the read model lags by
+	// up to Interval, which readers that need the newest state cover by
+	// reading the stream after the version it reflects. Zero applies each
+	// batch as soon as it is read.
+	Interval time.Duration
+	// FullBatch is the size of a batch that means the runner is behind
+	// (catching up): it applies the next at once. Default
+	// domain.DefaultReadLimit, the stores' subscription batch.
+	FullBatch int
 
 	mu      sync.Mutex
 	running bool
@@ -119,7 +133,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.setCheckpoint(cp)
 			opts.After = cp
 			err = r.Store.SubscribeAll(ctx, opts, func(ctx context.Context, batch []domain.RecordedEvent) error {
-				return r.apply(ctx, log, &bo, batch)
+				began := time.Now()
+				if err := r.apply(ctx, log, &bo, batch); err != nil {
+					return err
+				}
+				return r.pace(ctx, began, len(batch))
 			})
 		}
 		if ctx.Err() != nil {
@@ -138,6 +156,27 @@ func (r *Runner) Run(ctx context.Context) error {
 		if !r.retry(ctx, log, &bo, fmt.Errorf("follow the log: %w", err)) {
 			return nil
 		}
+	}
+}
+
+// pace waits out the rest of Interval after a batch of n events that
+// began applying at began, unless the batch was full.
+func (r *Runner) pace(ctx context.Context, began time.Time, n int) error {
+	full := r.FullBatch
+	if full <= 0 {
+		full = domain.DefaultReadLimit
+	}
+	rest := r.Interval - time.Since(began)
+	if n >= full || rest <= 0 {
+		return nil
+	}
+	t := time.NewTimer(rest)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -413,3 +413,47 @@ func TestStatusBeforeRunReadsTheCheckpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestRunnerIntervalGathersLiveEvents: with an Interval, a runner that is
+// catching up applies full batches back to back, and once live applies at
+// most once per Interval, the events that came meanwhile together.
+func TestRunnerIntervalGathersLiveEvents(t *testing.T) {
+	const interval = time.Second
+	log := newFakeLog(4)
+	for range 12 { // three full batches
+		log.add("room-1")
+	}
+	p := &fakeProjection{}
+	r := &projections.Runner{Store: log, Projection: p, Interval: interval, FullBatch: 4}
+	start(t, r)
+	waitApplied := func(n int) []time.Time {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			applied, calls, _ := p.snapshot()
+			if len(applied) >= n {
+				return calls
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("applied %d events, want %d", len(applied), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	calls := waitApplied(12)
+	if len(calls) != 3 || calls[2].Sub(calls[0]) >= interval {
+		t.Fatalf("catch-up: %d applies over %s, want 3 back to back", len(calls), calls[len(calls)-1].Sub(calls[0]))
+	}
+	log.add("room-1") // live: applied at once, the last batch was full
+	waitApplied(13)
+	for range 3 {
+		log.add("room-1")
+	}
+	calls = waitApplied(16)
+	if len(calls) != 5 {
+		t.Fatalf("%d applies for 16 events, want the last 3 events in one", len(calls))
+	}
+	if gap := calls[4].Sub(calls[3]); gap < interval*9/10 {
+		t.Errorf("live applies %s apart, want at least %s", gap, interval)
+	}
+}

@@ -55,7 +55,8 @@ type Config struct {
 	ShutdownTimeout time.Duration // PARLEY_SHUTDOWN_TIMEOUT: the whole shutdown's bound
 	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed at start
 
-	Projections bool // PARLEY_PROJECTIONS, -projections: run the ChatLog and memory projections in this process
+	Projections     bool          // PARLEY_PROJECTIONS, -projections: run the ChatLog and memory projections in this process
+	ChatLogInterval time.Duration // PARLEY_CHATLOG_INTERVAL: the ChatLog projection applies a live log at most this often
 
 	RedisURL         string        // PARLEY_REDIS_URL: conversation memory's read model
 	RedisPrefix      string        // PARLEY_REDIS_PREFIX
@@ -137,6 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		ShutdownTimeout:   dur("PARLEY_SHUTDOWN_TIMEOUT", 20*time.Second),
 		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
 		Projections:       boolean("PARLEY_PROJECTIONS", true),
+		ChatLogInterval:   dur("PARLEY_CHATLOG_INTERVAL", 100*time.Millisecond),
 		LogLevel:          strings.ToLower(env("PARLEY_LOG_LEVEL", "info")),
 		RedisURL:          env("PARLEY_REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisPrefix:       env("PARLEY_REDIS_PREFIX", "parley:"),

@@ -118,7 +118,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	if cfg.Projections {
 		s.runners = []*projections.Runner{
-			{Store: s.store, Projection: s.chatlog, Logger: log},
+			{Store: s.store, Projection: s.chatlog, Logger: log, Interval: cfg.ChatLogInterval},
 			{Store: s.store, Projection: mem, Logger: log},
 		}
 	}

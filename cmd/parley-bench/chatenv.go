@@ -82,7 +82,8 @@ func newChatEnv(ctx context.Context, cfg config) (_ *chatEnv, err error) {
 	if e.auth, err = jwtauth.New(ctx, jwtauth.Config{Secret: e.secret}); err != nil {
 		return nil, err
 	}
-	e.runner = &projections.Runner{Store: e.pg, Projection: e.chatlog}
+	// As chatd with its default PARLEY_CHATLOG_INTERVAL.
+	e.runner = &projections.Runner{Store: e.pg, Projection: e.chatlog, Interval: 100 * time.Millisecond}
 	e.tasks.Go(func() error { return e.runner.Run(e.bg) })
 	return e, nil
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -57,6 +59,9 @@ type streamResult struct {
 	eventsPerAppend float64
 	toHub           []time.Duration // append start → hub, every event, sorted
 	foreign         foreignTx       // Postgres side only
+	ping            []time.Duration // SELECT 1 round trips during the rounds, sorted
+	busy, self      float64         // CPU cores in use: the machine's, this process's (median of rounds)
+	perStatement    float64         // Postgres appends per append statement (Postgres side only)
 }
 
 type streamResults struct{ persisted, relay streamResult }
@@ -108,6 +113,9 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 	}
 	results := make([]streamResult, len(stacks))
 	rates := make([][]float64, len(stacks))
+	busy := make([][]float64, len(stacks))
+	self := make([][]float64, len(stacks))
+	var stmts, appends uint64
 	for r := range rounds {
 		for k := range stacks {
 			i := (k + r) % len(stacks) // alternate which side goes first
@@ -117,7 +125,17 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 			if stacks[i].persisted {
 				stopSampling = sampleForeign(ctx, env.pool)
 			}
+			stopPing := pingPostgres(ctx, env.pool)
+			cpu0, st0 := readCPU(), env.pg.AppendStats()
 			res, err := streamRound(ctx, clients[i], env.epoch, per, period)
+			cpu1, st1 := readCPU(), env.pg.AppendStats()
+			results[i].ping = append(results[i].ping, stopPing()...)
+			b, sf := cpu1.since(cpu0)
+			busy[i], self[i] = append(busy[i], b), append(self[i], sf)
+			if stacks[i].persisted {
+				stmts += st1.Statements - st0.Statements
+				appends += st1.Appends - st0.Appends
+			}
 			stacks[i].appends.record(false)
 			stacks[i].hub.record(false)
 			if stopSampling != nil {
@@ -135,7 +153,12 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 	for i, s := range stacks {
 		results[i].name = s.name
 		results[i].rate = median(rates[i])
+		results[i].busy, results[i].self = median(busy[i]), median(self[i])
+		if s.persisted && stmts > 0 {
+			results[i].perStatement = float64(appends) / float64(stmts)
+		}
 		slices.Sort(results[i].lat)
+		slices.Sort(results[i].ping)
 		a := s.appends
 		a.mu.Lock()
 		results[i].appends = sortedCopy(a.durs)
@@ -385,4 +408,72 @@ func sampleForeign(ctx context.Context, pool *pgxpool.Pool) func() foreignTx {
 		}
 	}()
 	return func() foreignTx { cancel(); return <-done }
+}
+
+// pingPostgres runs SELECT 1 on its own connection every 5ms until the
+// returned function is called, which returns the round trips, unsorted.
+// On a machine PostgreSQL shares with the server, they show how long any
+// round trip to it may take under the load of the moment: the floor of
+// an append's latency.
+func pingPostgres(ctx context.Context, pool *pgxpool.Pool) func() []time.Duration {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan []time.Duration, 1)
+	go func() { // owned: the returned function waits for it
+		var rtt []time.Duration
+		defer func() { done <- rtt }()
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return
+		}
+		defer conn.Release()
+		for {
+			start := time.Now()
+			var one int
+			if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				return // ctx ended
+			}
+			rtt = append(rtt, time.Since(start))
+			if sleepCtx(ctx, 5*time.Millisecond) != nil {
+				return
+			}
+		}
+	}()
+	return func() []time.Duration { cancel(); return <-done }
+}
+
+// cpuSample is the machine's busy CPU time (from /proc/stat) and this
+// process's (getrusage) at one instant.
+type cpuSample struct {
+	at         time.Time
+	busy, self time.Duration
+}
+
+// readCPU samples both; where /proc/stat cannot be read the machine's
+// figure stays zero.
+func readCPU() cpuSample {
+	c := cpuSample{at: time.Now()}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		var busy int64
+		for i, x := range f[1:] {
+			n, _ := strconv.ParseInt(x, 10, 64)
+			if i != 3 && i != 4 { // not idle, not iowait
+				busy += n
+			}
+		}
+		c.busy = time.Duration(busy) * time.Second / 100 // USER_HZ
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return c
+}
+
+// since returns the cores in use between o and c: the machine's and this
+// process's.
+func (c cpuSample) since(o cpuSample) (busy, self float64) {
+	d := float64(c.at.Sub(o.at))
+	return float64(c.busy-o.busy) / d, float64(c.self-o.self) / d
 }

@@ -34,8 +34,14 @@ func (s *Service) readMemory(ctx context.Context, id int64, user string) *memory
 	defer cancel()
 	m, err := s.reader.Load(ctx, id, user)
 	if err != nil {
-		s.log.Warn("memory: read model unavailable; the prompt's memory comes from the room's stream", "room_id", id, "error", err)
+		if log, n := s.memOutage.failed(s.now()); log {
+			s.log.Warn("memory: read model unavailable; prompts take their memory from the room's stream until it is back",
+				"room_id", id, "error", err, "failures_not_logged", n, "next_warning_in", outageLogEvery)
+		}
 		return nil
+	}
+	if back, n := s.memOutage.ok(); back {
+		s.log.Info("memory: read model available again", "failures_not_logged", n)
 	}
 	return m
 }

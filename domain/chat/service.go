@@ -128,6 +128,8 @@ type Service struct {
 	memory  Memory
 	reader  MemoryReader
 	opens   OpenAnswerFinder
+	// memOutage rate-limits the warnings while the memory read model fails.
+	memOutage outage
 
 	mu      sync.Mutex
 	rooms   map[int64]*cachedRoom

@@ -170,13 +170,21 @@ func (r *Runner) pace(ctx context.Context, began time.Time, n int) error {
 	if n >= full || rest <= 0 {
 		return nil
 	}
-	t := time.NewTimer(rest)
+	if !sleep(ctx, rest) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// sleep waits for d; it returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false
 	case <-t.C:
-		return nil
+		return true
 	}
 }
 
@@ -226,14 +234,7 @@ func (r *Runner) retry(ctx context.Context, log *slog.Logger, bo *backoff, err e
 	r.notifyLocked()
 	r.mu.Unlock()
 	r.record(ctx, log, err)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, d)
 }
 
 // record hands err to the projection when it keeps errors (best effort):

@@ -141,27 +141,7 @@ func TestConcurrentAppendsShareStatements(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	p := domaintest.UniquePrefix(t)
 	const writers, appends = 32, 20
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			stream := fmt.Sprintf("%sw%d", p, w)
-			for i := range appends {
-				res, err := s.Append(t.Context(), stream, domain.Exact(int64(2*i-1)), domaintest.Events(t, "E", 2)...)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if res.Version != int64(2*i+1) {
-					errs <- fmt.Errorf("%s: append %d landed at %d", stream, i, res.Version)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range writeConcurrently(t, s, p, writers, appends, 2, nil) {
 		t.Error(err)
 	}
 	st := s.AppendStats()
@@ -221,24 +201,11 @@ func TestCloseWithAppendsQueued(t *testing.T) {
 	s := postgres.NewStore(pgtest.NewPool(t, 80), postgres.StoreConfig{AppendWorkers: 1})
 	p := domaintest.UniquePrefix(t)
 	const writers, appends = 16, 30
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := range writers {
-		wg.Go(func() {
-			stream := fmt.Sprintf("%sw%d", p, w)
-			for i := range appends {
-				if _, err := s.Append(t.Context(), stream, domain.Exact(int64(i-1)), domaintest.Events(t, "E", 1)...); err != nil {
-					errs <- fmt.Errorf("%s append %d: %w", stream, i, err)
-					return
-				}
-			}
-		})
-	}
-	waitFor(t, func() bool { return s.AppendStats().Appends >= writers*appends/4 })
-	s.Close()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	errs := writeConcurrently(t, s, p, writers, appends, 1, func() {
+		waitFor(t, func() bool { return s.AppendStats().Appends >= writers*appends/4 })
+		s.Close()
+	})
+	for _, err := range errs {
 		t.Error(err)
 	}
 	for w := range writers {
@@ -247,6 +214,41 @@ func TestCloseWithAppendsQueued(t *testing.T) {
 			t.Errorf("writer %d: %d events, %v; want %d", w, len(got), err, appends)
 		}
 	}
+}
+
+// writeConcurrently runs writers goroutines, each appending appends times
+// n events at exact versions to its own stream (prefix + "w" + number),
+// calls during (when set) while they run, and returns what went wrong.
+func writeConcurrently(t *testing.T, s *postgres.Store, prefix string, writers, appends, n int, during func()) []error {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("%sw%d", prefix, w)
+			for i := range appends {
+				res, err := s.Append(t.Context(), stream, domain.Exact(int64(n*i-1)), domaintest.Events(t, "E", n)...)
+				if err != nil {
+					errs <- fmt.Errorf("%s append %d: %w", stream, i, err)
+					return
+				}
+				if res.Version != int64(n*i+n-1) {
+					errs <- fmt.Errorf("%s: append %d landed at %d", stream, i, res.Version)
+					return
+				}
+			}
+		})
+	}
+	if during != nil {
+		during()
+	}
+	wg.Wait()
+	close(errs)
+	var out []error
+	for err := range errs {
+		out = append(out, err)
+	}
+	return out
 }
 
 func mustAppend(t *testing.T, s *postgres.Store, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) domain.AppendResult {

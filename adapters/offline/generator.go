@@ -155,19 +155,9 @@ var (
 )
 
 // languageOf picks Korean phrases for a question written mostly in Hangul
-// and English phrases otherwise. Hangul is counted twice because a syllable
-// carries about as much as two Latin letters.
+// (text.IsKorean) and English phrases otherwise.
 func languageOf(question string) phrases {
-	var hangul, latin int
-	for _, r := range question {
-		switch {
-		case unicode.Is(unicode.Hangul, r):
-			hangul++
-		case unicode.Is(unicode.Latin, r):
-			latin++
-		}
-	}
-	if hangul > 0 && 2*hangul >= latin {
+	if text.IsKorean(question) {
 		return korean
 	}
 	return english

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleychat/parley/domain/room"
+	"github.com/parleychat/parley/domain/text"
 )
 
 // Retriever finds the document passages an answer is grounded in.
@@ -41,16 +42,7 @@ const (
 // noSourcesNotice returns the notice in the question's language, followed
 // by a blank line.
 func noSourcesNotice(question string) string {
-	var hangul, latin int
-	for _, r := range question {
-		switch {
-		case unicode.Is(unicode.Hangul, r):
-			hangul++
-		case unicode.Is(unicode.Latin, r):
-			latin++
-		}
-	}
-	if hangul > 0 && 2*hangul >= latin {
+	if text.IsKorean(question) {
 		return NoSourcesNoticeKo + "\n\n"
 	}
 	return NoSourcesNotice + "\n\n"

@@ -83,3 +83,19 @@ func IsWordRune(r rune) bool {
 func IsUnspaced(r rune) bool {
 	return unicode.In(r, unicode.Hangul, unicode.Han, unicode.Hiragana, unicode.Katakana)
 }
+
+// IsKorean reports whether s is written mostly in Hangul, so an answer to
+// it should be in Korean. Hangul counts twice against Latin letters,
+// because a syllable carries about as much as two letters.
+func IsKorean(s string) bool {
+	var hangul, latin int
+	for _, r := range s {
+		switch {
+		case unicode.Is(unicode.Hangul, r):
+			hangul++
+		case unicode.Is(unicode.Latin, r):
+			latin++
+		}
+	}
+	return hangul > 0 && 2*hangul >= latin
+}

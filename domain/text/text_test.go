@@ -31,3 +31,21 @@ func TestSentences(t *testing.T) {
 		})
 	}
 }
+
+func TestIsKorean(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"청년 월세 지원은 얼마인가요?", true},
+		{"How much is the youth housing allowance?", false},
+		{"청년 housing 지원", true},              // 4 syllables count as 8 letters against 7
+		{"Is 청년 the word for youth?", false}, // 2 syllables against 15 letters
+		{"", false},
+		{"2024 / 12", false},
+	} {
+		if got := text.IsKorean(tc.in); got != tc.want {
+			t.Errorf("IsKorean(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -445,19 +445,19 @@ func (s *Service) prompt(st *room.State, question string, mem *memory.Conversati
 
 // Cancel cancels the answer streaming in the room.
 func (s *Service) Cancel(ctx context.Context, id int64, user string) error {
-	evs, _, err := s.execute(ctx, id, domain.Metadata{UserID: user}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
-		func(st *room.State) ([]room.Event, error) { return room.Cancel(st, user) })
-	if err != nil {
-		return err
-	}
-	s.stopLocal(id, evs)
-	return nil
+	return s.stopping(ctx, id, user, room.Cancel)
 }
 
 // Delete deletes the room, cancelling its answer.
 func (s *Service) Delete(ctx context.Context, id int64, user string) error {
+	return s.stopping(ctx, id, user, room.Delete)
+}
+
+// stopping runs a user's command that may cancel the room's answer, then
+// stops this process's generation of it.
+func (s *Service) stopping(ctx context.Context, id int64, user string, decide func(*room.State, string) ([]room.Event, error)) error {
 	evs, _, err := s.execute(ctx, id, domain.Metadata{UserID: user}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
-		func(st *room.State) ([]room.Event, error) { return room.Delete(st, user) })
+		func(st *room.State) ([]room.Event, error) { return decide(st, user) })
 	if err != nil {
 		return err
 	}

@@ -197,6 +197,20 @@ func decodeConversation(h map[string]string) (*memory.Conversation, error) {
 	return c, nil
 }
 
+// checkpointGuard opens applyScript and saveCheckpointScript (same KEYS
+// and first three ARGV): following the live generation, it refuses (-1)
+// when the keys' generation is no longer the live one and (-2) while a
+// rebuild holds the live projection still; a checkpoint at or after the
+// batch's position makes the script a no-op (0).
+const checkpointGuard = `
+if ARGV[1] == '1' then
+  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return -1 end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+end
+local cp = redis.call('HGET', KEYS[3], 'position')
+if cp and cp >= ARGV[3] then return 0 end
+`
+
 // applyScript writes one batch's effects and the checkpoint, atomically.
 //
 // KEYS: the live pointer, the hold, the checkpoint, the owners hash, then
@@ -205,20 +219,11 @@ func decodeConversation(h map[string]string) (*memory.Conversation, error) {
 // position; then per room, 7 values: room id, owner, new version,
 // summary, covered version, buffer, deleted.
 //
-// Following the live generation, the script refuses (-1) when the keys'
-// generation is no longer the live one (a swap happened since the Memory
-// looked) and (-2) while a rebuild holds the live projection still.
-// A checkpoint at or after the batch's position makes the whole batch a
-// no-op (returns 0). A key whose applied_version already reaches the new
+// After checkpointGuard (a swap since the Memory looked gives -1, a held
+// projection -2, a batch already applied 0), a key whose applied_version already reaches the new
 // version is left alone: its events are replays, or another writer got
 // further. A key never moves backwards.
-var applyScript = goredis.NewScript(`
-if ARGV[1] == '1' then
-  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return -1 end
-  if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
-end
-local cp = redis.call('HGET', KEYS[3], 'position')
-if cp and cp >= ARGV[3] then return 0 end
+var applyScript = goredis.NewScript(checkpointGuard + `
 for i = 1, #KEYS - 4 do
   local a = 4 + (i - 1) * 7
   local applied = tonumber(redis.call('HGET', KEYS[4 + i], 'applied_version') or '-1')
@@ -477,13 +482,7 @@ func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 
 // saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are
 // applyScript's first three.
-var saveCheckpointScript = goredis.NewScript(`
-if ARGV[1] == '1' then
-  if (redis.call('GET', KEYS[1]) or '') ~= ARGV[2] then return -1 end
-  if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
-end
-local cp = redis.call('HGET', KEYS[3], 'position')
-if cp and cp >= ARGV[3] then return 0 end
+var saveCheckpointScript = goredis.NewScript(checkpointGuard + `
 redis.call('HSET', KEYS[3], 'position', ARGV[3])
 redis.call('HDEL', KEYS[3], 'error')
 return 1

@@ -38,13 +38,7 @@ before that record.
   --user ID        finds the user's rooms by scanning the log's RoomCreated
                    events, with progress on standard error
 
-Environment:
-  PARLEY_DATABASE_URL   Postgres event store (default: the local development database)
-  PARLEY_KURRENTDB_URL  when set, read the KurrentDB event store instead
-  PARLEY_OPERATOR       default --operator (else $USER)
-
-Flags:
-`
+` + readerEnvironment
 
 // exportOptions is a parsed `chatctl export` command line.
 type exportOptions struct {

@@ -44,7 +44,11 @@ shows the stream up to just before that record (--follow shows it live).
   --follow         after the replay, print events as they are appended,
                    until interrupted or the room is deleted
 
-Environment:
+` + readerEnvironment
+
+// readerEnvironment ends the usage of the commands that read the log
+// for an operator (replay, export).
+const readerEnvironment = `Environment:
   PARLEY_DATABASE_URL   Postgres event store (default: the local development database)
   PARLEY_KURRENTDB_URL  when set, read the KurrentDB event store instead
   PARLEY_OPERATOR       default --operator (else $USER)

@@ -255,6 +255,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),
 		slog.Bool("projections", c.Projections),
+		slog.String("chatlog_interval", c.ChatLogInterval.String()),
 		slog.String("redis", redactURL(c.RedisURL)),
 		slog.String("rag_index", c.RAG.IndexKind()),
 		slog.Any("allowed_origins", c.AllowedOrigins),

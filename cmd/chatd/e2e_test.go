@@ -646,6 +646,33 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestConfigLogLine: the start-up line names the settings an operator
+// tunes and none of the secrets.
+func TestConfigLogLine(t *testing.T) {
+	env := map[string]string{
+		"PARLEY_JWT_SECRET":       testSecret,
+		"PARLEY_DATABASE_URL":     "postgres://parley:db-password@db:5432/parley",
+		"PARLEY_CHATLOG_INTERVAL": "250ms",
+	}
+	cfg, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("chatd starting", "config", cfg)
+	line := buf.String()
+	for _, want := range []string{`"chatlog_interval":"250ms"`, `"chunk_commit":"async"`, `"jwt_secret":"set"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("config line %s lacks %s", line, want)
+		}
+	}
+	for _, secret := range []string{testSecret, "db-password"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("config line %s shows a secret", line)
+		}
+	}
+}
+
 func TestAuditEndToEnd(t *testing.T) {
 	c := startChatd(t, pgtest.NewDatabase(t), nil)
 	owner := token(t, "42", time.Hour)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -110,6 +111,11 @@ type Store struct {
 	changed chan struct{} // closed and replaced when events may have arrived
 
 	notifyReq chan struct{} // a pending NOTIFY for other processes, coalesced
+
+	// complete is a transaction id below which this store has already
+	// returned the log as complete (see visibleBoundSQL): reads never
+	// stop below it, so a ReadAll after HeadPosition reaches that head.
+	complete atomic.Int64
 
 	batch      *batcher // appends on pool; nil when AppendBatch is 1
 	asyncBatch *batcher // appends on AsyncPool; nil without one or when AppendBatch is 1
@@ -471,6 +477,14 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 // check (CASE fixes the order). A transaction that wrote elsewhere first
 // and appended events later could commit events below the bound: nothing
 // writes events that way (see Append).
+//
+// The bound is cautious, so it can fall back: a transaction of the snapshot
+// that ends while the bound is worked out, or one proven harmless that
+// later reads the events table, holds one read back below a bound an
+// earlier read proved. But a proof stays true: what was below a bound once
+// is complete for good. So reads take the greater of the bound and the
+// store's complete mark (Store.complete), the transaction after the last
+// event it has returned.
 const visibleBoundSQL = `(WITH l AS MATERIALIZED (SELECT locktype, database, relation, transactionid, virtualtransaction, mode, granted FROM pg_locks),
 	harmless AS MATERIALIZED (
 	  SELECT t.transactionid::text::bigint AS xid32 FROM l t
@@ -486,12 +500,13 @@ const visibleBoundSQL = `(WITH l AS MATERIALIZED (SELECT locktype, database, rel
 	               ELSE true END))
 	FROM (SELECT pg_current_snapshot() AS s) AS snap)`
 
-// readAllSQL pages the global log up to the visible bound: rows at or
-// above it are not returned yet, since a transaction below them might
-// still commit rows that sort before them.
+// readAllSQL pages the global log up to the visible bound, or the store's
+// complete mark ($5) when that is higher: rows at or above it are not
+// returned yet, since a transaction below them might still commit rows
+// that sort before them.
 const readAllSQL = `SELECT ` + eventColumns + ` FROM events
  WHERE (txid, seq) > ($1, $2)
-   AND txid < ` + visibleBoundSQL + `
+   AND txid < greatest($5::bigint, ` + visibleBoundSQL + `)
    AND ($3 = '' OR starts_with(stream, $3))
  ORDER BY txid, seq
  LIMIT $4`
@@ -506,19 +521,20 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	var txid, seq int64
 	err := s.pool.QueryRow(ctx, `SELECT txid, seq FROM events
-		WHERE txid < `+visibleBoundSQL+`
-		ORDER BY txid DESC, seq DESC LIMIT 1`).Scan(&txid, &seq)
+		WHERE txid < greatest($1::bigint, `+visibleBoundSQL+`)
+		ORDER BY txid DESC, seq DESC LIMIT 1`, s.complete.Load()).Scan(&txid, &seq)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return domain.Start, nil
 	case err != nil:
 		return domain.Position{}, fmt.Errorf("postgres: read head position: %w", err)
 	}
+	s.completeBelow(txid + 1)
 	return domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}, nil
 }
 
 func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) ([]domain.RecordedEvent, error) {
-	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit)
+	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit, s.complete.Load())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
 	}
@@ -526,7 +542,21 @@ func (s *Store) readAll(ctx context.Context, after domain.Position, prefix strin
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
 	}
+	if len(evs) > 0 {
+		s.completeBelow(int64(evs[len(evs)-1].Position.Commit) + 1)
+	}
 	return evs, nil
+}
+
+// completeBelow raises the complete mark to txid: a read has returned an
+// event of the transaction before it, so it was below a proven bound.
+func (s *Store) completeBelow(txid int64) {
+	for {
+		cur := s.complete.Load()
+		if txid <= cur || s.complete.CompareAndSwap(cur, txid) {
+			return
+		}
+	}
 }
 
 // SubscribeAll implements domain.Subscriber.

@@ -73,10 +73,9 @@ import (
 // The cost: for the few milliseconds of the renames, and for the catch-up
 // from the shadow's position to L (small, as the shadow has just caught
 // up with the log), the live ChatLog stops applying and its readers wait.
-// The swap transaction also holds a transaction id (it locks a row), and
-// the event store's global readers stop before the oldest running
-// transaction (see readAllSQL), so subscriptions to the log pause for that
-// time too, at most about the lock timeout per attempt.
+// The swap transaction holds a transaction id (it locks a row) but no lock
+// on the events table, so the event store's global readers pass it (see
+// visibleBoundSQL): subscriptions to the log do not pause.
 //
 // Not carried over by the swap: triggers, grants and views on the live
 // tables (LIKE copies columns, defaults, constraints and indexes; a view

@@ -67,8 +67,11 @@ type Runner struct {
 	// batch as soon as it is read.
 	Interval time.Duration
 	// FullBatch is the size of a batch that means the runner is behind
-	// (catching up): it applies the next at once. Default
-	// domain.DefaultReadLimit, the stores' subscription batch.
+	// (catching up): it applies the next at once. Set it with Interval, to
+	// the store's subscription batch (SubscriptionBatch of the Postgres
+	// and KurrentDB stores): smaller batches count as live and are paced,
+	// so too high a value slows catch-up to one batch per Interval. Default
+	// domain.DefaultReadLimit, the Postgres store's default.
 	FullBatch int
 
 	mu      sync.Mutex

@@ -333,7 +333,12 @@ func TestSubscribeBatchesAvailableEvents(t *testing.T) {
 			t.Errorf("delivered mismatch (-want +got):\n%s", diff)
 		}
 		if n := len(r.batches); n != 2 {
-			t.Errorf("%d events came in %d batches, want 2: the ones already received go together", len(want), n)
+			t.Fatalf("%d events came in %d batches, want 2: the ones already received go together", len(want), n)
+		}
+		// A subscriber behind the log gets batches of the size the store
+		// reports (a projection runner's FullBatch).
+		if got, full := max(len(r.batches[0]), len(r.batches[1])), s.SubscriptionBatch(); got != full {
+			t.Errorf("a batch of a subscriber behind the log holds %d events; SubscriptionBatch says %d", got, full)
 		}
 	})
 }

@@ -109,3 +109,44 @@ func TestReadAllReachesTheHead(t *testing.T) {
 		t.Errorf("a fresh store read %d events (%v); want none while the other transaction looks like a writer", len(evs), err)
 	}
 }
+
+// TestSubscriptionBatch: a subscriber behind the log gets batches of the
+// size SubscriptionBatch reports (a projection runner's FullBatch).
+func TestSubscriptionBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config int
+		want   int
+	}{
+		{"configured", 7, 7},
+		{"default", 0, domain.DefaultReadLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := postgres.NewStore(pgtest.NewPool(t, 0), postgres.StoreConfig{SubscriptionBatch: tc.config})
+			t.Cleanup(func() { s.Close() })
+			if got := s.SubscriptionBatch(); got != tc.want {
+				t.Fatalf("SubscriptionBatch() = %d, want %d", got, tc.want)
+			}
+			stream := domaintest.UniquePrefix(t) + "s"
+			if _, err := s.Append(t.Context(), stream, domain.NoStream(), domaintest.Events(t, "E", tc.want+1)...); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var sizes []int
+			err := s.SubscribeAll(ctx, domain.SubscribeAllOptions{}, func(_ context.Context, b []domain.RecordedEvent) error {
+				sizes = append(sizes, len(b))
+				if len(sizes) == 2 {
+					cancel()
+				}
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("subscription ended with %v", err)
+			}
+			if sizes[0] != tc.want || sizes[1] != 1 {
+				t.Errorf("batches of %v for %d events, want %d then 1", sizes, tc.want+1, tc.want)
+			}
+		})
+	}
+}

@@ -79,6 +79,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.close()
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
+	var subBatch int // the store's subscription batch: the ChatLog runner's FullBatch
 	switch cfg.EventStore {
 	case "kurrentdb":
 		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: log})
@@ -87,6 +88,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 			return nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
 		}
 		s.store, s.closers = k, append(s.closers, k.Close)
+		subBatch = k.SubscriptionBatch()
 	default:
 		scfg := postgres.StoreConfig{Logger: log}
 		if cfg.ChunkCommit == "async" {
@@ -100,6 +102,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		}
 		p := postgres.NewStore(pool, scfg)
 		s.store, s.closers = p, append(s.closers, p.Close)
+		subBatch = p.SubscriptionBatch()
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
 	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: []string{room.TypeAnswerChunk}})
@@ -118,7 +121,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	if cfg.Projections {
 		s.runners = []*projections.Runner{
-			{Store: s.store, Projection: s.chatlog, Logger: log, Interval: cfg.ChatLogInterval},
+			{Store: s.store, Projection: s.chatlog, Logger: log, Interval: cfg.ChatLogInterval, FullBatch: subBatch},
 			{Store: s.store, Projection: mem, Logger: log},
 		}
 	}

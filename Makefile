@@ -21,8 +21,11 @@ RUN_ENV = PARLEY_DATABASE_URL='$(PARLEY_DATABASE_URL)' PARLEY_REDIS_URL='$(PARLE
 services:
 	.ci/services
 
+# go test alone shows a passing package's output to nobody; testlog (fed
+# its -json events) prints each package's result, failed tests' output and
+# the SKIP line of every integration test whose server is not configured.
 test: services fmt-check vet
-	$(TEST_ENV) $(GO) test -race -count=1 -timeout 15m ./...
+	$(TEST_ENV) bash -o pipefail -c '$(GO) test -json -race -count=1 -timeout 15m ./... | $(GO) run ./cmd/internal/testlog'
 
 lint: fmt-check vet
 	@if command -v staticcheck >/dev/null 2>&1; then \

@@ -6,7 +6,7 @@ import "net/http"
 // route labels of the access log and the metrics.
 func (s *Server) routes() {
 	handle := func(pattern string, h http.Handler) { s.mux.Handle(pattern, routed(h)) }
-	api := func(pattern string, h http.Handler) { handle(pattern, noStore(s.authenticate(h))) }
+	api := func(pattern string, h http.Handler) { handle(pattern, noStore(s.authenticate(s.limit(h)))) }
 
 	api("POST /api/rooms", handleCreateRoom(s.deps.Rooms, s.cfg.MaxBodyBytes))
 	api("GET /api/rooms", handleListRooms(s.deps.RoomLister, s.cfg.MaxRooms))

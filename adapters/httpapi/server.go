@@ -21,6 +21,10 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	// DefaultMaxRooms is how many rooms GET /api/rooms lists at most.
 	DefaultMaxRooms = 1000
+	// DefaultRequestsPerMinute and DefaultRequestBurst are a user's budget
+	// of /api requests.
+	DefaultRequestsPerMinute = 120
+	DefaultRequestBurst      = 30
 )
 
 // Config configures a Server. Every zero value means its documented
@@ -35,6 +39,12 @@ type Config struct {
 	// MaxRooms is how many rooms, newest first, GET /api/rooms lists at
 	// most. Default 1000.
 	MaxRooms int
+	// RequestsPerMinute and RequestBurst limit each user's /api requests
+	// (a token bucket): RequestBurst at once, RequestsPerMinute a minute
+	// after that. Over it a request is answered 429 rate_limited with
+	// Retry-After. Defaults 120 and 30.
+	RequestsPerMinute float64
+	RequestBurst      int
 	// AuditorRole is the token role that may read any room's REST history
 	// (GET /api/rooms/{id} and /messages) when Deps.Audit is set; each
 	// such read is recorded in the room's stream. Default "auditor".
@@ -53,6 +63,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.AuditorRole == "" {
 		c.AuditorRole = DefaultAuditorRole
+	}
+	if c.RequestsPerMinute <= 0 {
+		c.RequestsPerMinute = DefaultRequestsPerMinute
+	}
+	if c.RequestBurst <= 0 {
+		c.RequestBurst = DefaultRequestBurst
 	}
 }
 
@@ -164,6 +180,8 @@ type Deps struct {
 	// Audit lets callers with Config.AuditorRole read rooms they do not
 	// own, recording each read (chat.Service). Nil: only owners read.
 	Audit RoomAuditor
+	// Now is the clock of the request limits. Default time.Now.
+	Now func() time.Time
 }
 
 // Server is Parley's HTTP handler. Create it with NewServer and serve
@@ -174,6 +192,7 @@ type Server struct {
 	deps    Deps
 	mux     *http.ServeMux
 	handler http.Handler
+	limiter *limiter
 }
 
 // NewServer returns a Server. It panics when a required dependency is nil:
@@ -194,7 +213,11 @@ func NewServer(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: deps.Logger, deps: deps, mux: http.NewServeMux()}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: deps.Logger, deps: deps, mux: http.NewServeMux(),
+		limiter: newLimiter(cfg.RequestsPerMinute, cfg.RequestBurst, deps.Now)}
 	s.routes()
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
 	return s

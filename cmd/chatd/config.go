@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
@@ -43,6 +44,7 @@ type Config struct {
 	AllowedOrigins    []string // PARLEY_ALLOWED_ORIGINS, comma-separated
 	MaxConnsPerUser   int      // PARLEY_MAX_CONNS_PER_USER
 	MessagesPerMinute float64  // PARLEY_MESSAGES_PER_MINUTE
+	APIPerMinute      float64  // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
 
 	LLMProvider string        // PARLEY_LLM_PROVIDER: "" (offline), ollama, openai
 	LLMURL      string        // PARLEY_LLM_URL
@@ -128,6 +130,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		AuditorRole:       env("PARLEY_AUDITOR_ROLE", "auditor"),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
+		APIPerMinute:      number("PARLEY_API_REQUESTS_PER_MINUTE", httpapi.DefaultRequestsPerMinute),
 		LLMProvider:       strings.ToLower(env("PARLEY_LLM_PROVIDER", "")),
 		LLMURL:            env("PARLEY_LLM_URL", ""),
 		LLMModel:          env("PARLEY_LLM_MODEL", ""),

@@ -646,6 +646,37 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// TestAPIRequestLimitEndToEnd: over PARLEY_API_REQUESTS_PER_MINUTE a
+// user's request is refused with 429 and writes nothing, while another
+// user's still go through.
+func TestAPIRequestLimitEndToEnd(t *testing.T) {
+	c := startChatd(t, pgtest.NewDatabase(t), map[string]string{"PARLEY_API_REQUESTS_PER_MINUTE": "8"}) // bursts of 2
+	alice, bob := token(t, "42", time.Hour), token(t, "43", time.Hour)
+	c.createRoom(t, alice)
+	c.createRoom(t, alice)
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if code := c.api(t, "POST", "/api/rooms", alice, `{"title":"one too many"}`, &e); code != http.StatusTooManyRequests || e.Error.Code != "rate_limited" {
+		t.Fatalf("third create in a burst of 2: %d %q, want 429 rate_limited", code, e.Error.Code)
+	}
+	if code := c.api(t, "GET", "/api/rooms", bob, "", nil); code != http.StatusOK {
+		t.Errorf("bob's list: %d, want 200: budgets are per user", code)
+	}
+	pool, err := pgxpool.New(t.Context(), c.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE type = $1`, room.TypeRoomCreated).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("%d rooms in the log, want 2: the refused create must write nothing", n)
+	}
+}
+
 // TestConfigLogLine: the start-up line names the settings an operator
 // tunes and none of the secrets.
 func TestConfigLogLine(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
@@ -21,10 +22,8 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	// DefaultMaxRooms is how many rooms GET /api/rooms lists at most.
 	DefaultMaxRooms = 1000
-	// DefaultRequestsPerMinute and DefaultRequestBurst are a user's budget
-	// of /api requests.
+	// DefaultRequestsPerMinute is a user's budget of /api requests.
 	DefaultRequestsPerMinute = 120
-	DefaultRequestBurst      = 30
 )
 
 // Config configures a Server. Every zero value means its documented
@@ -42,7 +41,7 @@ type Config struct {
 	// RequestsPerMinute and RequestBurst limit each user's /api requests
 	// (a token bucket): RequestBurst at once, RequestsPerMinute a minute
 	// after that. Over it a request is answered 429 rate_limited with
-	// Retry-After. Defaults 120 and 30.
+	// Retry-After. Defaults 120, and a quarter of RequestsPerMinute.
 	RequestsPerMinute float64
 	RequestBurst      int
 	// AuditorRole is the token role that may read any room's REST history
@@ -68,7 +67,7 @@ func (c *Config) setDefaults() {
 		c.RequestsPerMinute = DefaultRequestsPerMinute
 	}
 	if c.RequestBurst <= 0 {
-		c.RequestBurst = DefaultRequestBurst
+		c.RequestBurst = max(1, int(c.RequestsPerMinute/4))
 	}
 }
 
@@ -192,7 +191,7 @@ type Server struct {
 	deps    Deps
 	mux     *http.ServeMux
 	handler http.Handler
-	limiter *limiter
+	limits  *userlimit.Limits
 }
 
 // NewServer returns a Server. It panics when a required dependency is nil:
@@ -213,11 +212,8 @@ func NewServer(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
 	s := &Server{cfg: cfg, log: deps.Logger, deps: deps, mux: http.NewServeMux(),
-		limiter: newLimiter(cfg.RequestsPerMinute, cfg.RequestBurst, deps.Now)}
+		limits: userlimit.New(cfg.RequestsPerMinute, cfg.RequestBurst, deps.Now)}
 	s.routes()
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
 	return s

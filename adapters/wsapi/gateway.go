@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
@@ -161,7 +162,7 @@ type Gateway struct {
 	closing bool
 	conns   map[*conn]struct{}
 	perUser map[string]int
-	buckets map[string]*bucket
+	limits  *userlimit.Limits
 	wg      sync.WaitGroup
 }
 
@@ -179,7 +180,7 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, d: d, log: d.Logger.With("component", "wsapi"), ctx: ctx, cancel: cancel,
-		conns: map[*conn]struct{}{}, perUser: map[string]int{}, buckets: map[string]*bucket{}}
+		conns: map[*conn]struct{}{}, perUser: map[string]int{}, limits: userlimit.New(cfg.MessagesPerMinute, cfg.MessageBurst, d.Now)}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  cfg.Timing.Handshake,
 		ReadBufferSize:    0, // reuse the HTTP server's 4 KiB reader: one buffer per idle socket, not two
@@ -397,7 +398,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 				}
 				continue
 			}
-			if !g.allow(p.UserID) {
+			if ok, _ := g.limits.Take(p.UserID); !ok {
 				c.reply(encodeError(domain.ERATELIMITED, "too many messages; slow down", clientID))
 				if limited++; limited >= g.cfg.MaxViolations {
 					c.closeWith(CloseRateLimited, "rate limited")
@@ -524,19 +525,7 @@ func (g *Gateway) release(c *conn, user string) {
 	delete(g.conns, c)
 	if g.perUser[user]--; g.perUser[user] <= 0 {
 		delete(g.perUser, user)
-		delete(g.buckets, user)
 	}
-}
-
-func (g *Gateway) allow(user string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.buckets[user]
-	if b == nil {
-		b = &bucket{tokens: float64(g.cfg.MessageBurst), last: g.d.Now()}
-		g.buckets[user] = b
-	}
-	return b.take(g.d.Now(), g.cfg.MessagesPerMinute/60, float64(g.cfg.MessageBurst))
 }
 
 // Shutdown stops accepting sockets, closes the open ones with 1001 once
@@ -558,22 +547,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// bucket is a token bucket.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) take(now time.Time, perSecond, burst float64) bool {
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*perSecond)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 type nopMetrics struct{}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -267,8 +268,42 @@ func TestCloseCodes(t *testing.T) {
 			t.Errorf("close code %d, want 4429", got)
 		}
 	})
-	t.Run("shutdown", func(t *testing.T) {
-		// Covered by newEnv's cleanup for every socket; here one explicitly.
+	t.Run("message rate", func(t *testing.T) {
+		// A budget of one message; reconnecting does not renew it. One
+		// socket per user, so the second is in only once the first is gone.
+		e := newEnv(t, wsapi.Config{MessagesPerMinute: 1, MessageBurst: 1, MaxConnsPerUser: 1})
+		url := e.url + "/ws/chat/" + strconv.FormatInt(e.room(t, "78"), 10) + "/?token=user-78"
+		errorAfter := func(c *websocket.Conn, msg string) string {
+			t.Helper()
+			c.WriteMessage(websocket.TextMessage, []byte(`{"message":"`+msg+`"}`))
+			for {
+				if f := read(t, c); f["type"] == "error" {
+					return fmt.Sprint(f["code"])
+				}
+			}
+		}
+		a, _, _ := dial(t, url, nil)
+		read(t, a)
+		a.WriteMessage(websocket.TextMessage, []byte(`{"message":"first"}`))
+		if code := errorAfter(a, "second"); code != "rate_limited" {
+			t.Errorf("second message: error %s, want rate_limited", code)
+		}
+		a.Close()
+		var b *websocket.Conn
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			b, _, _ = dial(t, url, nil)
+			b.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, _, err := b.ReadMessage(); err == nil {
+				break // the history: the first socket is released
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the second socket was refused for 5s after the first closed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if code := errorAfter(b, "after reconnecting"); code != "rate_limited" {
+			t.Errorf("after reconnecting: error %s, want rate_limited: a new socket must not renew the budget", code)
+		}
 	})
 }
 

@@ -167,8 +167,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
 		Stream:  s.store, Metrics: s.metrics, Logger: log,
 	})
-	apiCfg := httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, RequestBurst: max(1, int(cfg.APIPerMinute/4))}
-	api := httpapi.NewServer(apiCfg, httpapi.Deps{
+	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute}, httpapi.Deps{
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{

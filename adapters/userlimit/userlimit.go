@@ -1,0 +1,67 @@
+// Package userlimit keeps a token bucket (golang.org/x/time/rate) per
+// user: the WebSocket gateway limits messages with it, the REST API
+// requests.
+package userlimit
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxUsers is how many users' buckets Limits keeps before it forgets
+// those whose burst is back, which are the same as a new bucket.
+const maxUsers = 10000
+
+// Limits allows each user Burst events at once and PerMinute a minute
+// after that. It is safe for concurrent use.
+type Limits struct {
+	every rate.Limit
+	burst int
+	now   func() time.Time
+
+	mu    sync.Mutex
+	users map[string]*rate.Limiter
+}
+
+// New returns Limits of perMinute with bursts of burst, on the clock now
+// (time.Now when nil).
+func New(perMinute float64, burst int, now func() time.Time) *Limits {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limits{every: rate.Limit(perMinute / 60), burst: burst, now: now, users: map[string]*rate.Limiter{}}
+}
+
+// Take spends one of user's tokens. When there is none it spends nothing
+// and returns false and how long until there is one.
+func (l *Limits) Take(user string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if len(l.users) >= maxUsers {
+		for u, lim := range l.users {
+			if lim.TokensAt(now) >= float64(l.burst) {
+				delete(l.users, u)
+			}
+		}
+	}
+	lim := l.users[user]
+	if lim == nil {
+		lim = rate.NewLimiter(l.every, l.burst)
+		l.users[user] = lim
+	}
+	r := lim.ReserveN(now, 1)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now)
+		return false, wait
+	}
+	return true, 0
+}
+
+// PerMinute is how many events a minute a user may have after the burst.
+func (l *Limits) PerMinute() float64 { return float64(l.every) * 60 }
+
+// Burst is how many events a user may have at once.
+func (l *Limits) Burst() int { return l.burst }

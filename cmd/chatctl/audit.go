@@ -148,7 +148,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 	allowUnchained := fs.Bool("allow-unchained", false, "accept rooms none of whose events carry the chain (written before it was enabled)")
 	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return parseFailure("audit verify", err, stderr)
 	}
 	if err := sel.check("verify"); err != nil {
 		return err
@@ -377,7 +377,7 @@ func runAuditHead(ctx context.Context, args []string, getenv func(string) string
 	out := fs.String("out", "", "write the heads to `file` instead of stdout")
 	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return parseFailure("audit head", err, stderr)
 	}
 	if err := sel.check("head"); err != nil {
 		return err
@@ -533,7 +533,7 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write the private key to `file` and the public key to file.pub")
 	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return parseFailure("audit keygen", err, stderr)
 	}
 	if *out == "" {
 		return &exitError{code: 2, err: fmt.Errorf("audit keygen: say where with --out FILE")}

@@ -38,8 +38,6 @@ const (
 	// chatReadLimit caps one server frame; a history frame holds a whole
 	// (capped) conversation.
 	chatReadLimit = 32 << 20
-	// maxMessageBytes is the protocol's limit on one message's text.
-	maxMessageBytes = 8192
 	// maxInputLine is the longest stdin line read; longer ones end input.
 	maxInputLine = 1 << 20
 )

@@ -163,7 +163,7 @@ type chatRun struct {
 	done           chan error
 }
 
-func startChat(t *testing.T, args []string, env map[string]string, stdin io.Reader) *chatRun {
+func startChat(t *testing.T, args []string, vars map[string]string, stdin io.Reader) *chatRun {
 	t.Helper()
 	pr, pw := io.Pipe()
 	if stdin == nil {
@@ -171,7 +171,7 @@ func startChat(t *testing.T, args []string, env map[string]string, stdin io.Read
 	}
 	r := &chatRun{stdin: pw, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	go func() { r.done <- runChat(ctx, args, envFunc(env), stdin, r.stdout, r.stderr) }()
+	go func() { r.done <- runChat(ctx, args, env(vars), stdin, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
 		pw.Close()
 		cancel()
@@ -195,10 +195,6 @@ func (r *chatRun) wait(t *testing.T) error {
 		t.Fatalf("runChat still running after 15s\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 		return nil
 	}
-}
-
-func envFunc(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
 }
 
 func TestChat(t *testing.T) {
@@ -470,7 +466,7 @@ func TestChatInterrupt(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runChat(ctx, []string{"--server", e.url, "--room", strconv.FormatInt(id, 10), "--token", mint(t, testJWTSecret, "42")},
-			envFunc(nil), pr, &stdout, &stderr)
+			env(nil), pr, &stdout, &stderr)
 	}()
 	waitFor(t, &stderr, "joined room")
 	io.WriteString(pw, "Go on\n")
@@ -560,7 +556,7 @@ func TestChatUsage(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := runChat(t.Context(), tc.args, envFunc(tc.env), strings.NewReader(""), &stdout, &stderr)
+			err := runChat(t.Context(), tc.args, env(tc.env), strings.NewReader(""), &stdout, &stderr)
 			if err == nil || exitCode(err) != 2 {
 				t.Fatalf("runChat = %v (exit %d), want a usage error", err, exitCode(err))
 			}
@@ -582,11 +578,11 @@ func TestChatUsage(t *testing.T) {
 // TestRunWiresChatAndToken: run dispatches both commands.
 func TestRunWiresChatAndToken(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"chat", "--room", "0"}, envFunc(nil), nil, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--room 0 is not a room id") {
+	if err := run(t.Context(), []string{"chat", "--room", "0"}, env(nil), nil, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--room 0 is not a room id") {
 		t.Errorf("run chat = %v, want chat's usage error", err)
 	}
 	stdout.Reset()
-	if err := run(t.Context(), []string{"token", "--user", "42"}, envFunc(map[string]string{"PARLEY_JWT_SECRET": testJWTSecret}), nil, &stdout, &stderr); err != nil {
+	if err := run(t.Context(), []string{"token", "--user", "42"}, env(map[string]string{"PARLEY_JWT_SECRET": testJWTSecret}), nil, &stdout, &stderr); err != nil {
 		t.Fatalf("run token: %v", err)
 	}
 	if p := verifyToken(t, testJWTSecret, strings.TrimSpace(stdout.String())); p.UserID != "42" {

@@ -299,7 +299,7 @@ func errorHint(code string) string {
 	case "rate_limited":
 		return " (the message was not sent: wait a little, then send it again)"
 	case "too_large":
-		return " (shorten it to 8 KiB)"
+		return fmt.Sprintf(" (shorten it to %d bytes)", room.MaxMessageBytes)
 	case "internal":
 		return " (the message was not stored: send it again later)"
 	}
@@ -339,8 +339,8 @@ func (s *session) input(line string) (quit bool, err error) {
 	case strings.ContainsRune(line, 0):
 		fmt.Fprintln(s.stderr, "chatctl: not sent: the line contains a NUL character")
 		return false, nil
-	case len(line) > maxMessageBytes:
-		fmt.Fprintf(s.stderr, "chatctl: not sent: the message is %d bytes; the server takes at most %d (8 KiB)\n", len(line), maxMessageBytes)
+	case len(line) > room.MaxMessageBytes:
+		fmt.Fprintf(s.stderr, "chatctl: not sent: the message is %d bytes; the server takes at most %d\n", len(line), room.MaxMessageBytes)
 		return false, nil
 	}
 	if s.busy() {

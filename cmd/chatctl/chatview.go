@@ -168,7 +168,7 @@ func orNoText(s string) string {
 
 // clip collapses white space and cuts s to at most n runes.
 func clip(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = oneLine(s)
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}

@@ -67,20 +67,9 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	batch := fs.Int("batch", rag.DefaultEmbedBatch, "chunks per embedding call")
 	fs.Usage = func() { fmt.Fprint(stderr, ingestUsage); fs.PrintDefaults() }
 
-	// Flags may come before, between or after the paths.
-	var paths []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fs.Arg(0))
-		rest = fs.Args()[1:]
+	paths, err := parseInterleaved(fs, args)
+	if err != nil {
+		return parseFailure("ingest", err, stderr)
 	}
 	if len(paths) == 0 {
 		fs.Usage()

@@ -1,9 +1,13 @@
-// Command chatctl is Parley's operators' CLI: schema migrations today;
-// projections, replay, audit, ingest and tokens as they land.
+// Command chatctl is Parley's operators' and users' CLI: schema
+// migrations, development tokens, a terminal chat client, replay and
+// export of conversations, audit of the hash chains, document ingestion,
+// and running and rebuilding the projections (see usage).
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +33,19 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// parseFailure turns a failed parse of command's flags into its exit: none
+// for --help, status 2 with a pointer to the help otherwise.
+func parseFailure(command string, err error, stderr io.Writer) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "(see chatctl %s --help)\n", command)
+	}
+	return &exitError{code: 2, err: err}
+}
 
 func exitCode(err error) int {
 	if e, ok := err.(*exitError); ok {

@@ -84,12 +84,13 @@ func runProjections(ctx context.Context, args []string, getenv func(string) stri
 }
 
 // parseInterleaved parses flags that may come before, between or after
-// the positional arguments, and returns the positional ones.
+// the positional arguments, and returns the positional ones. Its error is
+// fs.Parse's, for parseFailure.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, &exitError{code: 2, err: err}
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -155,7 +156,11 @@ func withMinConns(dbURL string) string {
 func newFlagSet(name string, stderr io.Writer, getenv func(string) string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("projections "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, projectionsUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, projectionsUsage)
+		fmt.Fprintf(stderr, "\nflags of projections %s:\n", name)
+		fs.PrintDefaults()
+	}
 	db := fs.String("database", databaseURL(getenv), "Postgres URL")
 	return fs, db
 }
@@ -177,7 +182,7 @@ func runProjectionsRun(ctx context.Context, args []string, getenv func(string) s
 	batch := fs.Int("batch", 0, "most events applied in one transaction (default 1000)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return parseFailure("projections run", err, stderr)
 	}
 	if *every <= 0 || *batch < 0 {
 		return &exitError{code: 2, err: errors.New("projections run: -every must be positive and -batch not negative")}
@@ -274,7 +279,7 @@ func runProjectionsStatus(ctx context.Context, args []string, getenv func(string
 	fs, dbURL := newFlagSet("status", stderr, getenv)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return parseFailure("projections status", err, stderr)
 	}
 	if len(pos) > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("projections status takes no arguments (got %q)", pos)}
@@ -399,7 +404,7 @@ func runProjectionsDropOld(ctx context.Context, args []string, getenv func(strin
 	fs, dbURL := newFlagSet("drop-old", stderr, getenv)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return parseFailure("projections drop-old", err, stderr)
 	}
 	arg := "chatlog"
 	if len(pos) > 1 {

@@ -196,7 +196,7 @@ func runProjectionsRebuild(ctx context.Context, args []string, getenv func(strin
 	fs.DurationVar(&opts.lockTimeout, "lock-timeout", postgres.DefaultSwapLockTimeout, "longest wait for a lock during the swap, per attempt")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return parseFailure("projections rebuild", err, stderr)
 	}
 	if len(pos) != 1 {
 		fs.Usage()

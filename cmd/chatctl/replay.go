@@ -153,19 +153,6 @@ func operatorName(flagValue string, getenv func(string) string) (string, error) 
 	return "", errors.New("cannot tell who is reading: pass --operator NAME or set PARLEY_OPERATOR (the read is recorded in the room's stream)")
 }
 
-// parseFailure turns a failed parse of command's flags into its exit: none
-// for --help, status 2 with a pointer to the help otherwise.
-func parseFailure(command string, err error, stderr io.Writer) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "(see chatctl %s --help)\n", command)
-	}
-	return &exitError{code: 2, err: err}
-}
-
 // openReaderStore opens the event store for replay and export, which
 // record their reads (AuditAccessed) through it; warnings go to stderr.
 func openReaderStore(ctx context.Context, getenv func(string) string, stderr io.Writer) (domain.EventStore, func(), error) {

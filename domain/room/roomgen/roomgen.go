@@ -34,8 +34,9 @@ type Config struct {
 	// Chunks is the mean number of chunks per answer (half to one and a
 	// half times this many). Default 30.
 	Chunks int
-	// GroupSize caps the events of one append, as chatd's MaxChunkBatch
-	// caps chunks. Default 16.
+	// GroupSize caps the events of one append: chatd appends the chunks
+	// that arrived during the previous append together (up to its
+	// MaxChunkBatch). Default 16.
 	GroupSize int
 	// Seed selects the history.
 	Seed uint64
@@ -178,7 +179,9 @@ func (g *gen) room(id int64) Room {
 
 		chunks := g.cfg.Chunks/2 + g.rng.IntN(g.cfg.Chunks+1)
 		end := g.rng.IntN(100)
-		deleteNow := deleted && last && end < 50
+		// Deleting a room cancels its open answer (room.Delete), so a deleted
+		// room never ends with one left streaming.
+		deleteNow := deleted && last && (end < 50 || end >= 97)
 		switch {
 		case deleteNow, end >= 97: // deleted or left streaming midway
 			chunks /= 2

@@ -59,25 +59,23 @@ func TestWriteFollowsTheRoomAggregate(t *testing.T) {
 	if n != int64(st.Events) {
 		t.Errorf("wrote %d events, want %d", n, st.Events)
 	}
-	// Every stream folds into a valid state, as chatd's would.
-	deleted := 0
+	// Every stream as stored folds as generated.
+	deleted, open := 0, 0
 	for _, r := range rooms {
 		evs, err := store.ReadStream(context.Background(), room.Stream(r.ID), domain.ReadStreamOptions{Limit: 100000})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := room.NewState()
-		for _, ev := range evs {
-			if err := s.Evolve(ev); err != nil {
-				t.Fatalf("room %d: %v", r.ID, err)
-			}
-		}
+		s := fold(t, r.ID, evs)
 		if s.Deleted {
 			deleted++
 		}
+		if s.Open != nil {
+			open++
+		}
 	}
-	if deleted != st.Deleted {
-		t.Errorf("%d rooms deleted, want %d", deleted, st.Deleted)
+	if deleted != st.Deleted || open != st.Open {
+		t.Errorf("%d rooms deleted and %d left streaming, want %d and %d", deleted, open, st.Deleted, st.Open)
 	}
 	// The rooms interleave in the global log: whichever writer runs first
 	// opens its 5 active rooms with a round of single-event appends, so the
@@ -94,4 +92,69 @@ func TestWriteFollowsTheRoomAggregate(t *testing.T) {
 	if len(streams) < 5 {
 		t.Errorf("the first 200 events come from %d rooms, want them interleaved", len(streams))
 	}
+}
+
+// TestRoomsKeepTheAggregatesRules: generated rooms keep the rules the
+// room aggregate enforces on chatd's commands: one answer at a time,
+// chunks in sequence, endings only for the open answer, and no answer
+// left open by a delete. Enough rooms that every kind of ending and
+// deletion comes up many times.
+func TestRoomsKeepTheAggregatesRules(t *testing.T) {
+	rooms, _ := roomgen.Generate(roomgen.Config{Rooms: 300, Seed: 1})
+	for _, r := range rooms {
+		var evs []domain.RecordedEvent
+		for _, a := range r.Appends {
+			for _, e := range a {
+				evs = append(evs, domain.RecordedEvent{ID: e.ID, Stream: room.Stream(r.ID), Version: int64(len(evs)), Type: e.Type, Data: e.Data, Metadata: e.Metadata})
+			}
+		}
+		fold(t, r.ID, evs)
+	}
+}
+
+// fold folds a room's events, failing the test at the first that breaks a
+// rule of the aggregate.
+func fold(t *testing.T, id int64, evs []domain.RecordedEvent) *room.State {
+	t.Helper()
+	s := room.NewState()
+	for _, ev := range evs {
+		e, err := room.Decode(ev, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if why := breaks(s, e); why != "" {
+			t.Fatalf("room %d, version %d (%s): %s", id, ev.Version, ev.Type, why)
+		}
+		if err := s.Evolve(ev); err != nil {
+			t.Fatalf("room %d: %v", id, err)
+		}
+	}
+	return s
+}
+
+// breaks says which rule of the room aggregate e breaks in state s, or "".
+func breaks(s *room.State, e room.Event) string {
+	switch e := e.(type) {
+	case room.MessagePosted:
+		if s.Open != nil {
+			return "a message while an answer is open"
+		}
+	case room.RoomDeleted:
+		if s.Open != nil {
+			return "deleted with an answer still open"
+		}
+	case room.AnswerStarted:
+		if s.Open != nil {
+			return "a second answer started"
+		}
+	case room.AnswerChunk:
+		if s.Open == nil || s.Open.AnswerID != e.AnswerID || s.Open.NextSeq != e.Seq {
+			return "a chunk out of sequence or for no open answer"
+		}
+	case room.AnswerCompleted, room.AnswerFailed, room.AnswerCancelled:
+		if s.Open == nil {
+			return "an ending with no open answer"
+		}
+	}
+	return ""
 }

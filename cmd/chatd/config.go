@@ -169,7 +169,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&cfg.HTTPAddr, "addr", cfg.HTTPAddr, "listen address (PARLEY_HTTP_ADDR)")
 	fs.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "Postgres URL (PARLEY_DATABASE_URL)")
 	fs.StringVar(&cfg.Instance, "instance", cfg.Instance, "this process's name in the log; unique per replica (PARLEY_INSTANCE, default host:port)")
-	fs.BoolVar(&cfg.Projections, "projections", cfg.Projections, "run the ChatLog projection in this process (PARLEY_PROJECTIONS)")
+	fs.BoolVar(&cfg.Projections, "projections", cfg.Projections, "run the ChatLog and memory projections in this process (PARLEY_PROJECTIONS)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: chatd [flags]\n\nchatd serves Parley's chat WebSocket and REST API. Configuration comes from PARLEY_* variables (see README.md); flags override them.\n\nFlags:")
 		fs.PrintDefaults()

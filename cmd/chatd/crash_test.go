@@ -104,4 +104,8 @@ func TestCrashRecovery(t *testing.T) {
 	if h := readFrame(t, ws); h["type"] != "history" {
 		t.Fatalf("after restart: %v", h)
 	}
+	send(t, ws, map[string]any{"message": "Are you back?"})
+	if fs := readAnswer(t, ws); fs[len(fs)-1]["type"] != "answer" {
+		t.Errorf("after restart the question ended with %v, want an answer", fs[len(fs)-1])
+	}
 }

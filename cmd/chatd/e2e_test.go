@@ -738,8 +738,8 @@ func TestAuditEndToEnd(t *testing.T) {
 }
 
 // TestGroundedAnswerEndToEnd: a document in the embedded index grounds the
-// answer, which cites it; the retrieval is recorded in the room's stream
-// before the first chunk; and the conversation memory reaches Redis.
+// answer, which cites it; and the retrieval is recorded in the room's
+// stream before the first chunk.
 func TestGroundedAnswerEndToEnd(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	ingestDoc(t, db, "housing/youth-rent.md", "# Youth monthly rent support\n\nYoung people living alone can receive up to 200,000 won a month for twelve months as youth monthly rent support. Apply online at the welfare portal.")

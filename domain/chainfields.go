@@ -17,15 +17,15 @@ import (
 // Metadata.Hash read them. EventData.Size does not count them, so an event
 // sized to MaxEventSize still fits once chained.
 
-// ChainHashLength is the length of a hash in the chain fields: 64 hex digits.
-const ChainHashLength = 64
+// chainHashLength is the length of a hash in the chain fields: 64 hex digits.
+const chainHashLength = 64
 
 const (
 	chainPrefix = `"prev_hash":"`
 	chainMiddle = `","hash":"`
 	chainSuffix = `"}`
 	// chainFieldsLength is the length of the fields and the closing brace.
-	chainFieldsLength = len(chainPrefix) + ChainHashLength + len(chainMiddle) + ChainHashLength + len(chainSuffix)
+	chainFieldsLength = len(chainPrefix) + chainHashLength + len(chainMiddle) + chainHashLength + len(chainSuffix)
 )
 
 // WithChainFields returns base with the chain fields prevHash and hash
@@ -35,7 +35,7 @@ const (
 // caller checks that (it takes parsing the whole object).
 func WithChainFields(base json.RawMessage, prevHash, hash string) (json.RawMessage, error) {
 	if !isChainHash(prevHash) || !isChainHash(hash) {
-		return nil, fmt.Errorf("chain hashes must be %d lowercase hex digits", ChainHashLength)
+		return nil, fmt.Errorf("chain hashes must be %d lowercase hex digits", chainHashLength)
 	}
 	b := bytes.TrimSpace(base)
 	if len(b) == 0 || string(b) == "null" {
@@ -87,13 +87,13 @@ func chainTail(meta []byte) (head []byte, prevHash, hash string, ok bool) {
 	if !ok {
 		return nil, "", "", false
 	}
-	prev := string(rest[:ChainHashLength])
-	rest, ok = bytes.CutPrefix(rest[ChainHashLength:], []byte(chainMiddle))
+	prev := string(rest[:chainHashLength])
+	rest, ok = bytes.CutPrefix(rest[chainHashLength:], []byte(chainMiddle))
 	if !ok {
 		return nil, "", "", false
 	}
-	h := string(rest[:ChainHashLength])
-	if string(rest[ChainHashLength:]) != chainSuffix || !isChainHash(prev) || !isChainHash(h) {
+	h := string(rest[:chainHashLength])
+	if string(rest[chainHashLength:]) != chainSuffix || !isChainHash(prev) || !isChainHash(h) {
 		return nil, "", "", false
 	}
 	return head, prev, h, true
@@ -115,7 +115,7 @@ func chainFieldsSize(meta []byte) int {
 }
 
 func isChainHash(s string) bool {
-	if len(s) != ChainHashLength {
+	if len(s) != chainHashLength {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -48,6 +48,7 @@ func (m Moment) Includes(ev domain.RecordedEvent) bool {
 	return ev.Version <= m.version
 }
 
+// String names the moment: its time in RFC 3339, or "version N".
 func (m Moment) String() string {
 	if m.byTime {
 		return m.at.UTC().Format(time.RFC3339Nano)

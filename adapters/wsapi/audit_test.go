@@ -68,6 +68,7 @@ func TestAuditCloseCodes(t *testing.T) {
 		{"another role", url + "?token=compliance-7", wsapi.CloseForbidden},
 		{"no such room", e.url + "/ws/audit/999/?token=auditor-7", wsapi.CloseForbidden},
 		{"ticket", url + "?ticket=good-" + strconv.FormatInt(id, 10), wsapi.CloseUnauthorized},
+		{"ticket and token", url + "?token=auditor-7&ticket=good-" + strconv.FormatInt(id, 10), wsapi.CloseUnauthorized},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -79,6 +80,11 @@ func TestAuditCloseCodes(t *testing.T) {
 				t.Errorf("close code %d, want %d", got, tc.code)
 			}
 		})
+	}
+	// A refused ticket is not spent: tickets are single-use, and the owner
+	// may still need it for the chat socket.
+	if got := e.tickets.redeemed.Load(); got != 0 {
+		t.Errorf("audit sockets redeemed %d tickets, want 0", got)
 	}
 	// Refused sockets recorded nothing, and created no stream.
 	if diff := cmp.Diff([]string{room.TypeRoomCreated}, e.streamTypes(t, id)); diff != "" {

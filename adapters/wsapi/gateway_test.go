@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,9 +37,11 @@ func (auth) Verify(_ context.Context, token string) (domain.Principal, error) {
 	return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "bad token")
 }
 
-type tickets struct{}
+// tickets accepts "good-<room id>" tickets and counts its Redeem calls.
+type tickets struct{ redeemed atomic.Int32 }
 
-func (tickets) Redeem(_ context.Context, t string, room int64) (domain.Principal, error) {
+func (tk *tickets) Redeem(_ context.Context, t string, room int64) (domain.Principal, error) {
+	tk.redeemed.Add(1)
 	if t == "good-"+strconv.FormatInt(room, 10) {
 		return domain.Principal{UserID: "42"}, nil
 	}
@@ -67,11 +70,12 @@ func (g *gen) Generate(ctx context.Context, _ chat.Prompt, emit func(string) err
 }
 
 type env struct {
-	url   string
-	svc   *chat.Service
-	store *inmem.Store
-	gen   *gen
-	gw    *wsapi.Gateway
+	url     string
+	svc     *chat.Service
+	store   *inmem.Store
+	gen     *gen
+	gw      *wsapi.Gateway
+	tickets *tickets
 }
 
 func newEnv(t *testing.T, cfg wsapi.Config) *env { return startEnv(t, cfg, auth{}, nil) }
@@ -93,7 +97,8 @@ func startEnv(t *testing.T, cfg wsapi.Config, authn wsapi.Authenticator, wrap fu
 	wg.Go(func() { hub.Run(ctx) })
 	wg.Go(func() { svc.Run(ctx) })
 	<-hub.Ready()
-	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: authn, Tickets: tickets{}, Rooms: svc, Audit: svc,
+	tk := &tickets{}
+	gw := wsapi.New(cfg, wsapi.Deps{Hub: hub, Auth: authn, Tickets: tk, Rooms: svc, Audit: svc,
 		History: wsapi.ProjectedHistory{Stream: store}, Stream: store})
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws/chat/{room_id}/", gw.Chat())
@@ -107,7 +112,7 @@ func startEnv(t *testing.T, cfg wsapi.Config, authn wsapi.Authenticator, wrap fu
 		cancel()
 		wg.Wait()
 	})
-	return &env{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: mem, gen: g, gw: gw}
+	return &env{url: "ws" + strings.TrimPrefix(srv.URL, "http"), svc: svc, store: mem, gen: g, gw: gw, tickets: tk}
 }
 
 func (e *env) room(t *testing.T, owner string) int64 {

@@ -88,6 +88,15 @@ func (c *conn) push(f frame) {
 	}
 }
 
+// has reports whether version v has been queued (or sent by the catch-up,
+// or the client had it when it resumed); a frame for it would be dropped.
+// lastQueued only grows, so a true answer stays true.
+func (c *conn) has(v int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return v <= c.lastQueued
+}
+
 // maxEarly bounds the chunks a connection holds back waiting for the
 // versions before them; past it, chunks wait for the log subscription.
 const maxEarly = 64

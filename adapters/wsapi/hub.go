@@ -68,22 +68,18 @@ func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
 		if !ok {
 			continue
 		}
-		h.mu.Lock()
-		conns := h.rooms[id]
-		if len(conns) == 0 {
-			h.mu.Unlock()
+		targets := h.targets(id)
+		if len(targets) == 0 {
 			continue
 		}
-		targets := make([]*conn, 0, len(conns))
-		for c := range conns {
-			targets = append(targets, c)
-		}
-		h.mu.Unlock()
 		if ev.Type == room.TypeRoomDeleted {
 			for _, c := range targets {
 				c.requestClose(CloseForbidden, "the room was deleted")
 			}
 			continue
+		}
+		if allHave(targets, ev.Version) {
+			continue // the tap delivered it (or the catch-up sent it): no need to encode it again
 		}
 		f, ok, err := eventFrame(ev)
 		if err != nil {
@@ -98,6 +94,32 @@ func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
 		}
 	}
 	return nil
+}
+
+// targets returns a snapshot of room id's connections.
+func (h *Hub) targets(id int64) []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	conns := h.rooms[id]
+	if len(conns) == 0 {
+		return nil
+	}
+	targets := make([]*conn, 0, len(conns))
+	for c := range conns {
+		targets = append(targets, c)
+	}
+	return targets
+}
+
+// allHave reports whether every connection has already queued version v,
+// so that pushing its frame would change nothing.
+func allHave(conns []*conn, v int64) bool {
+	for _, c := range conns {
+		if !c.has(v) {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *Hub) register(id int64, c *conn) {
@@ -200,13 +222,7 @@ func (h *Hub) local(stream string, res domain.AppendResult, events []domain.Even
 			return
 		}
 	}
-	h.mu.Lock()
-	conns := h.rooms[id]
-	targets := make([]*conn, 0, len(conns))
-	for c := range conns {
-		targets = append(targets, c)
-	}
-	h.mu.Unlock()
+	targets := h.targets(id)
 	if len(targets) == 0 {
 		return
 	}

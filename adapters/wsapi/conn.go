@@ -247,8 +247,9 @@ func (c *conn) reply(f frame) {
 	}
 }
 
-// take removes and returns the queued frames; the queue's memory is
-// released when it was large, so a burst does not pin it.
+// take removes and returns the queued frames. The queue's memory always
+// goes with them, so an idle connection holds none (see conn) and a burst
+// does not pin it; the price is that the next frame queued allocates anew.
 func (c *conn) take() []frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -322,7 +322,7 @@ type bareServer struct {
 func (e *chatEnv) newBareServer(first []byte) (*bareServer, error) {
 	b := &bareServer{first: first, conns: map[*websocket.Conn]struct{}{}, upgrader: websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   4096,
+		ReadBufferSize:   0, // as the gateway: reuse the HTTP server's 4 KiB reader
 		WriteBufferSize:  4096,
 		WriteBufferPool:  &sync.Pool{},
 		Subprotocols:     []string{wsapi.Subprotocol},

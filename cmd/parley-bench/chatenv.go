@@ -140,7 +140,7 @@ func (e *chatEnv) caughtUp(ctx context.Context, s *chatStack) error {
 	if err := e.runner.WaitFor(ctx, pos); err != nil {
 		return fmt.Errorf("wait for the chat log projection: %w", err)
 	}
-	if err := s.hub.waitFor(ctx, pos); err != nil {
+	if err := s.hub.WaitFor(ctx, pos); err != nil {
 		return fmt.Errorf("wait for the %s hub: %w", s.name, err)
 	}
 	return nil
@@ -160,7 +160,8 @@ type chatStack struct {
 	deps    wsapi.Deps
 	base    string // ws://127.0.0.1:port/ws/chat/
 	appends *appendLog
-	hub     *hubTap
+	hub     *wsapi.Hub
+	probe   *subscriptionProbe
 	// persisted is true for the stack over the Postgres store.
 	persisted bool
 }
@@ -190,53 +191,34 @@ func (a *appendLog) record(on bool) {
 	a.mu.Unlock()
 }
 
-// hubTap is the store as the hub sees it: while on, it records how long
-// after its append began (RecordedAt) each event reached the hub.
-type hubTap struct {
+// subscriptionProbe is the store as the hub's log subscription sees it:
+// while on, it records how long after its append began (RecordedAt) each
+// event reached the hub through the subscription.
+type subscriptionProbe struct {
 	domain.EventStore
 	mu   sync.Mutex
 	on   bool
 	lags []time.Duration
-	last domain.Position // of the last event the hub was handed
 }
 
-func (t *hubTap) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
-	t.mu.Lock()
-	t.last = opts.After // the hub starts after the head: it has seen everything before
-	t.mu.Unlock()
-	return t.EventStore.SubscribeAll(ctx, opts, func(ctx context.Context, batch []domain.RecordedEvent) error {
+func (p *subscriptionProbe) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	return p.EventStore.SubscribeAll(ctx, opts, func(ctx context.Context, batch []domain.RecordedEvent) error {
 		now := time.Now()
-		t.mu.Lock()
-		t.last = batch[len(batch)-1].Position
-		if t.on {
+		p.mu.Lock()
+		if p.on {
 			for _, ev := range batch {
-				t.lags = append(t.lags, now.Sub(ev.RecordedAt))
+				p.lags = append(p.lags, now.Sub(ev.RecordedAt))
 			}
 		}
-		t.mu.Unlock()
+		p.mu.Unlock()
 		return h(ctx, batch)
 	})
 }
 
-// waitFor returns once the hub has been handed the event at pos.
-func (t *hubTap) waitFor(ctx context.Context, pos domain.Position) error {
-	for {
-		t.mu.Lock()
-		done := !t.last.Less(pos)
-		t.mu.Unlock()
-		if done {
-			return nil
-		}
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-func (t *hubTap) record(on bool) {
-	t.mu.Lock()
-	t.on = on
-	t.mu.Unlock()
+func (p *subscriptionProbe) record(on bool) {
+	p.mu.Lock()
+	p.on = on
+	p.mu.Unlock()
 }
 
 // newStack starts a Service over store answering with gen, a Hub and a
@@ -247,8 +229,8 @@ func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventS
 	if store == domain.EventStore(e.pg) { // persisted appends go through the hash chain, as chatd's
 		svcStore = audit.NewChainingStore(store, audit.ChainOptions{TrustTypes: []string{room.TypeAnswerChunk}})
 	}
-	tap := &hubTap{EventStore: store}
-	hub := wsapi.NewHub(tap, nil)
+	probe := &subscriptionProbe{EventStore: store}
+	hub := wsapi.NewHub(probe, nil)
 	// As chatd: the service appends through the hub's tap.
 	svc := chat.NewService(chat.Config{Instance: "bench-" + name, ShutdownGrace: time.Second},
 		chat.Deps{Store: hub.Tap(svcStore), Generator: gen, Now: time.Now, Random: rand.Reader, Metrics: appends})
@@ -261,7 +243,7 @@ func (e *chatEnv) newStack(ctx context.Context, name string, store domain.EventS
 	case <-time.After(30 * time.Second):
 		return nil, fmt.Errorf("%s hub: not ready after 30s", name)
 	}
-	s := &chatStack{name: name, svc: svc, appends: appends, hub: tap, persisted: store == domain.EventStore(e.pg), deps: wsapi.Deps{Hub: hub, Auth: e.auth, Rooms: svc, History: history, Stream: store}}
+	s := &chatStack{name: name, svc: svc, appends: appends, hub: hub, probe: probe, persisted: store == domain.EventStore(e.pg), deps: wsapi.Deps{Hub: hub, Auth: e.auth, Rooms: svc, History: history, Stream: store}}
 	var err error
 	s.base, _, err = e.serveGateway(s.deps)
 	return s, err

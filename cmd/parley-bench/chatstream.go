@@ -120,7 +120,7 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 		for k := range stacks {
 			i := (k + r) % len(stacks) // alternate which side goes first
 			stacks[i].appends.record(true)
-			stacks[i].hub.record(true)
+			stacks[i].probe.record(true)
 			var stopSampling func() foreignTx
 			if stacks[i].persisted {
 				stopSampling = sampleForeign(ctx, env.pool)
@@ -137,7 +137,7 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 				appends += st1.Appends - st0.Appends
 			}
 			stacks[i].appends.record(false)
-			stacks[i].hub.record(false)
+			stacks[i].probe.record(false)
 			if stopSampling != nil {
 				results[i].foreign.add(stopSampling())
 			}
@@ -166,9 +166,9 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 			results[i].eventsPerAppend = float64(a.events) / float64(len(a.durs))
 		}
 		a.mu.Unlock()
-		s.hub.mu.Lock()
-		results[i].toHub = sortedCopy(s.hub.lags)
-		s.hub.mu.Unlock()
+		s.probe.mu.Lock()
+		results[i].toHub = sortedCopy(s.probe.lags)
+		s.probe.mu.Unlock()
 	}
 	return streamResults{persisted: results[0], relay: results[1]}, nil
 }

@@ -199,12 +199,12 @@ func (s *Store) ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the client if Dial created it. Call it after every
-// subscription has returned.
 // SubscriptionBatch is the most events a subscription hands its handler at
 // once: a batch of that size means the subscriber is behind the log.
 func (s *Store) SubscriptionBatch() int { return maxBatch }
 
+// Close closes the client if Dial created it. Call it after every
+// subscription has returned.
 func (s *Store) Close() error {
 	if !s.owned {
 		return nil

@@ -110,8 +110,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// scratchDatabase creates an empty database for one benchmark and returns
-// its URL and a function that drops it.
 // scratchPool creates a scratch database, migrates it and returns a pool
 // of at most maxConns connections to it; closeAll closes the pool and
 // drops the database.
@@ -138,6 +136,8 @@ func scratchPool(ctx context.Context, adminURL string, maxConns int32) (pool *pg
 	return pool, func() { pool.Close(); drop() }, nil
 }
 
+// scratchDatabase creates an empty database for one benchmark and returns
+// its URL and a function that drops it.
 func scratchDatabase(ctx context.Context, adminURL string) (string, func(), error) {
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {

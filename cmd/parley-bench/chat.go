@@ -205,11 +205,3 @@ func verdict(ok bool) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func kib(b float64) string { return fmt.Sprintf("%.1f KiB", b/1024) }
-
-// quantile returns the p-th percentile of sorted, 0 when it is empty.
-func quantile(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
-}

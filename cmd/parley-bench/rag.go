@@ -133,7 +133,7 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f×\t%.4f\t\n", set.name, pct(r.index, 50), pct(r.index, 90), pct(r.index, 99), pct(r.naive, 50), pct(r.naive, 99),
-			float64(r.naive[len(r.naive)/2])/float64(r.index[len(r.index)/2]), r.recall)
+			float64(quantile(r.naive, 50))/float64(quantile(r.index, 50)), r.recall)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -171,10 +171,19 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
+// quantile returns the p-th percentile of sorted, 0 when it is empty.
+func quantile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+}
+
+// pct formats the p-th percentile of sorted as ms does, "-" when it is
+// empty.
 func pct(sorted []time.Duration, p int) string {
 	if len(sorted) == 0 {
 		return "-"
 	}
-	d := sorted[min(len(sorted)-1, len(sorted)*p/100)]
-	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+	return ms(quantile(sorted, p))
 }

@@ -55,9 +55,9 @@ type streamResult struct {
 	rate            float64         // chunk frames received per second, median of rounds
 	lat             []time.Duration // emit → receive of every chunk in the windows, sorted
 	answers         int
-	appends         []time.Duration // the Service's appends during the rounds, sorted
+	appends         []time.Duration // the Service's appends (through the hub's tap) during the rounds, sorted
 	eventsPerAppend float64
-	toHub           []time.Duration // append start → hub, every event, sorted
+	toSubscription  []time.Duration // append start → the hub's log subscription, every event, sorted
 	foreign         foreignTx       // Postgres side only
 	ping            []time.Duration // SELECT 1 round trips during the rounds, sorted
 	busy, self      float64         // CPU cores in use: the machine's, this process's (median of rounds)
@@ -167,7 +167,7 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 		}
 		a.mu.Unlock()
 		s.probe.mu.Lock()
-		results[i].toHub = sortedCopy(s.probe.lags)
+		results[i].toSubscription = sortedCopy(s.probe.lags)
 		s.probe.mu.Unlock()
 	}
 	return streamResults{persisted: results[0], relay: results[1]}, nil

@@ -145,11 +145,6 @@ func benchChat(ctx context.Context, cfg config, out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if f := st.persisted.foreign; f.busy > 0 {
-		fmt.Fprintf(out, "   note: other databases of this Postgres cluster were running transactions in %d%% of %d samples (oldest %s);\n"+
-			"         they do not hold the log back (only writers of the events table do) but share the machine's CPU and disk\n",
-			100*f.busy/f.samples, f.samples, ms(f.oldest))
-	}
 	fmt.Fprintln(out, "   persisted: Postgres event store, ChatLog projection following (as chatd); relay: in-memory store, nothing durable.")
 	fmt.Fprintln(out, "   emit→recv: generator emit to client read; append: the Service's appends as it times them, through the hub's tap, so they include")
 	fmt.Fprintln(out, "   the tap's hand-off of chunks to this process's sockets (and, persisted, the hash chain); append→subscription: append start (RecordedAt)")

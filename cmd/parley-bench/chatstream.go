@@ -58,7 +58,6 @@ type streamResult struct {
 	appends         []time.Duration // the Service's appends (through the hub's tap) during the rounds, sorted
 	eventsPerAppend float64
 	toSubscription  []time.Duration // append start → the hub's log subscription, every event, sorted
-	foreign         foreignTx       // Postgres side only
 	ping            []time.Duration // SELECT 1 round trips during the rounds, sorted
 	busy, self      float64         // CPU cores in use: the machine's, this process's (median of rounds)
 	perStatement    float64         // Postgres appends per append statement (Postgres side only)
@@ -121,10 +120,6 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 			i := (k + r) % len(stacks) // alternate which side goes first
 			stacks[i].appends.record(true)
 			stacks[i].probe.record(true)
-			var stopSampling func() foreignTx
-			if stacks[i].persisted {
-				stopSampling = sampleForeign(ctx, env.pool)
-			}
 			stopPing := pingPostgres(ctx, env.pool)
 			cpu0, st0 := readCPU(), env.pg.AppendStats()
 			res, err := streamRound(ctx, clients[i], env.epoch, per, period)
@@ -138,9 +133,6 @@ func benchStreaming(ctx context.Context, env *chatEnv, c chatConfig, rounds int,
 			}
 			stacks[i].appends.record(false)
 			stacks[i].probe.record(false)
-			if stopSampling != nil {
-				results[i].foreign.add(stopSampling())
-			}
 			if err != nil {
 				return streamResults{}, fmt.Errorf("%s round %d: %w", stacks[i].name, r+1, err)
 			}
@@ -363,51 +355,6 @@ func parallel(n, workers int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return firstErr
-}
-
-// foreignTx summarises how often transactions of other databases of the
-// Postgres cluster were running. Transaction ids are cluster-wide, and the
-// store's global log is read below the oldest running one, so such
-// transactions hold back what the hub can deliver: on a shared server
-// (tests creating databases, another application) they delay the
-// persisted side in a way that has nothing to do with Parley's own load.
-type foreignTx struct {
-	samples, busy int
-	oldest        time.Duration
-}
-
-func (f *foreignTx) add(g foreignTx) {
-	f.samples += g.samples
-	f.busy += g.busy
-	f.oldest = max(f.oldest, g.oldest)
-}
-
-// sampleForeign samples, every 20ms until the returned function is called,
-// the age of the oldest transaction with an id in another database.
-func sampleForeign(ctx context.Context, pool *pgxpool.Pool) func() foreignTx {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan foreignTx, 1)
-	go func() { // owned: the returned function waits for it
-		var f foreignTx
-		defer func() { done <- f }()
-		for {
-			var age float64
-			err := pool.QueryRow(ctx, `SELECT coalesce(max(extract(epoch FROM clock_timestamp() - xact_start)), 0)::float8
-				FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()`).Scan(&age)
-			if err != nil {
-				return // ctx ended, or the view is not readable: report what was seen
-			}
-			f.samples++
-			if age > 0 {
-				f.busy++
-				f.oldest = max(f.oldest, time.Duration(age*float64(time.Second)))
-			}
-			if sleepCtx(ctx, 20*time.Millisecond) != nil {
-				return
-			}
-		}
-	}()
-	return func() foreignTx { cancel(); return <-done }
 }
 
 // pingPostgres runs SELECT 1 on its own connection every 5ms until the

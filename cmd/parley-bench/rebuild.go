@@ -136,8 +136,9 @@ func writeRebuildLog(ctx context.Context, store *postgres.Store, w io.Writer) (r
 	return total, time.Since(start), nil
 }
 
-// waitReadable waits until the whole log is readable (no transaction
-// anywhere on the server holds it back) and returns its head.
+// waitReadable waits until the whole log is readable (no transaction that
+// may still append to this database's events table holds it back) and
+// returns its head.
 func waitReadable(ctx context.Context, store *postgres.Store, pool *pgxpool.Pool) (domain.Position, error) {
 	var txid, seq int64
 	if err := pool.QueryRow(ctx, `SELECT txid, seq FROM events ORDER BY txid DESC, seq DESC LIMIT 1`).Scan(&txid, &seq); err != nil {

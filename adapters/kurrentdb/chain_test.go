@@ -2,36 +2,12 @@ package kurrentdb_test
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
 	"testing"
 
-	"github.com/parleychat/parley/adapters/kurrentdb"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/domaintest"
 )
-
-// dialOrSkip dials PARLEY_KURRENTDB_URL, or skips visibly when it is unset.
-func dialOrSkip(t *testing.T) *kurrentdb.Store {
-	t.Helper()
-	url := os.Getenv("PARLEY_KURRENTDB_URL")
-	if url == "" {
-		const msg = "SKIP: PARLEY_KURRENTDB_URL not set; KurrentDB audit chain tests not run"
-		fmt.Println(msg)
-		t.Skip(msg)
-	}
-	s, err := kurrentdb.Dial(t.Context(), url, kurrentdb.Options{})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
-}
 
 // TestChainingStoreContract runs the event store contract over the audit
 // chain store in front of KurrentDB (see TestContract for the server's

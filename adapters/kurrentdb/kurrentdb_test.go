@@ -16,9 +16,19 @@ import (
 // The server must accept a domain.MaxEventSize event in one append: start
 // it with KURRENTDB_MAX_APPEND_SIZE=2097152 or more.
 func TestContract(t *testing.T) {
+	s := dialOrSkip(t)
+	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore { return s })
+}
+
+// dialOrSkip dials PARLEY_KURRENTDB_URL, or skips visibly when it is
+// unset. The store is closed in a cleanup, which runs after those the
+// test registers later (last in, first out): every subscription the test
+// started has returned by then.
+func dialOrSkip(t *testing.T) *kurrentdb.Store {
+	t.Helper()
 	url := os.Getenv("PARLEY_KURRENTDB_URL")
 	if url == "" {
-		const msg = "SKIP: PARLEY_KURRENTDB_URL not set; KurrentDB contract tests not run"
+		msg := "SKIP: PARLEY_KURRENTDB_URL not set; KurrentDB test " + t.Name() + " not run"
 		fmt.Println(msg)
 		t.Skip(msg)
 	}
@@ -27,11 +37,9 @@ func TestContract(t *testing.T) {
 		t.Fatalf("Dial: %v", err)
 	}
 	t.Cleanup(func() {
-		// Cleanups run last in, first out: every subscription the suite
-		// started has returned by now.
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore { return s })
+	return s
 }

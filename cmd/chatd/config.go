@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 )
 
@@ -127,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
 		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
 		RoleClaim:         env("PARLEY_JWT_ROLE_CLAIM", "roles"),
-		AuditorRole:       env("PARLEY_AUDITOR_ROLE", "auditor"),
+		AuditorRole:       env("PARLEY_AUDITOR_ROLE", wsapi.DefaultAuditorRole),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
 		APIPerMinute:      number("PARLEY_API_REQUESTS_PER_MINUTE", httpapi.DefaultRequestsPerMinute),

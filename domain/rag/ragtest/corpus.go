@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +11,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/rag"
 )
 
@@ -70,13 +66,10 @@ func LoadCorpus(fsys fs.FS) ([]Document, error) {
 	return docs, nil
 }
 
-// chunkNamespace derives chunk IDs.
-var chunkNamespace = domain.MustParseUUID("4f0e6c1b-2a7d-4c59-8e31-9d6b5a2f7c40")
-
 // Chunks splits doc into one chunk per section: the text between its title
 // and its first "## " heading, then each "## " heading with the text up to
-// the next. Empty sections are skipped. IDs are UUIDv5 of the source, the
-// chunk's number and its text's hash.
+// the next. Empty sections are skipped. IDs and hashes are
+// rag.NewChunk's, as the Ingester gives them.
 func Chunks(doc Document) []rag.Chunk {
 	var sections []string
 	var cur []string
@@ -97,15 +90,9 @@ func Chunks(doc Document) []rag.Chunk {
 	}
 	flush()
 	out := make([]rag.Chunk, 0, len(sections))
-	for _, s := range sections {
-		sum := sha256.Sum256([]byte(s))
-		hash := hex.EncodeToString(sum[:])
-		n := len(out)
-		out = append(out, rag.Chunk{
-			ID:     domain.NameUUID(chunkNamespace, doc.Source+"\n"+strconv.Itoa(n)+"\n"+hash).String(),
-			Source: doc.Source, Title: doc.Title, Index: n, Text: s, Hash: hash,
-			Metadata: map[string]string{"lang": doc.Lang, "topic": doc.Topic},
-		})
+	meta := map[string]string{"lang": doc.Lang, "topic": doc.Topic}
+	for i, s := range sections {
+		out = append(out, rag.NewChunk(doc.Source, doc.Title, i, s, meta))
 	}
 	return out
 }

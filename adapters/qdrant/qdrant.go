@@ -409,35 +409,29 @@ func fromPayload(id string, p map[string]*qc.Value) (rag.Chunk, error) {
 	return c, nil
 }
 
-// codedError is a Qdrant failure with its domain code.
-type codedError struct {
-	code string
-	msg  string
-	err  error
-}
-
-func (e *codedError) Error() string     { return e.msg + ": " + e.err.Error() }
-func (e *codedError) Unwrap() error     { return e.err }
-func (e *codedError) ErrorCode() string { return e.code }
-
-// fail maps a client error to a domain code and wraps it with what was
-// being done.
+// fail wraps a client error with what was being done and, when a gRPC
+// status or a deadline says what went wrong, a *domain.Error with its code
+// and a message safe to show clients; the client's error stays in the
+// chain for logs and errors.As.
 func (x *Index) fail(what string, err error) error {
-	code := domain.EINTERNAL
+	var coded *domain.Error
 	switch status.Code(unwrapStatus(err)) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
-		code = domain.EUNAVAILABLE
+		coded = domain.Errorf(domain.EUNAVAILABLE, "the vector index is unavailable; try again later")
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		code = domain.EINVALID
+		coded = domain.Errorf(domain.EINVALID, "the vector index rejected the request")
 	case codes.NotFound:
-		code = domain.ENOTFOUND
+		coded = domain.Errorf(domain.ENOTFOUND, "the vector index collection was not found")
 	case codes.Unauthenticated, codes.PermissionDenied:
-		code = domain.EUNAUTHORIZED
+		coded = domain.Errorf(domain.EUNAUTHORIZED, "the vector index refused the credentials")
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		code = domain.EUNAVAILABLE
+		coded = domain.Errorf(domain.EUNAVAILABLE, "the vector index is unavailable; try again later")
 	}
-	return &codedError{code: code, msg: fmt.Sprintf("qdrant %s: %s", x.cfg.Collection, what), err: err}
+	if coded == nil {
+		return fmt.Errorf("qdrant %s: %s: %w", x.cfg.Collection, what, err)
+	}
+	return fmt.Errorf("qdrant %s: %s: %w: %w", x.cfg.Collection, what, coded, err)
 }
 
 // unwrapStatus returns the innermost error that carries a gRPC status.

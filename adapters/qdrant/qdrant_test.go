@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
@@ -160,8 +163,36 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if _, err := fromPayload(c.ID, nil); err == nil {
 		t.Errorf("fromPayload of a foreign point: nil error")
 	}
-	var ce *codedError
-	if !errors.As((&Index{}).fail("x", errors.New("boom")), &ce) {
-		t.Errorf("fail does not return a codedError")
+}
+
+func TestFailCodesWithoutLeaking(t *testing.T) {
+	x := &Index{cfg: Config{Collection: "docs"}}
+	const raw = "rpc detail from the server"
+	tests := []struct {
+		name string
+		err  error
+		code string
+	}{
+		{"unavailable", status.Error(codes.Unavailable, raw), domain.EUNAVAILABLE},
+		{"wrapped deadline", fmt.Errorf("call: %w", status.Error(codes.DeadlineExceeded, raw)), domain.EUNAVAILABLE},
+		{"context deadline", fmt.Errorf("%s: %w", raw, context.DeadlineExceeded), domain.EUNAVAILABLE},
+		{"invalid", status.Error(codes.InvalidArgument, raw), domain.EINVALID},
+		{"not found", status.Error(codes.NotFound, raw), domain.ENOTFOUND},
+		{"denied", status.Error(codes.PermissionDenied, raw), domain.EUNAUTHORIZED},
+		{"other", errors.New(raw), domain.EINTERNAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := x.fail("search", tt.err)
+			if code := domain.ErrorCode(err); code != tt.code {
+				t.Errorf("code %q, want %q (%v)", code, tt.code, err)
+			}
+			if msg := domain.ErrorMessage(err); strings.Contains(msg, raw) || strings.Contains(msg, "docs") {
+				t.Errorf("client message %q leaks the server's error or the collection", msg)
+			}
+			if !strings.HasPrefix(err.Error(), "qdrant docs: search: ") || !strings.Contains(err.Error(), raw) || !errors.Is(err, tt.err) {
+				t.Errorf("error %q does not name the collection and keep the client's error", err)
+			}
+		})
 	}
 }

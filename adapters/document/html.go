@@ -50,9 +50,6 @@ func htmlText(src string) (title, text string, err error) {
 			w.text(n.Data)
 			return
 		case html.ElementNode:
-			if n.DataAtom == atom.Title && title == "" {
-				title = collapse(textOf(n))
-			}
 			if skipped[n.DataAtom] {
 				return
 			}
@@ -114,7 +111,7 @@ func textOf(n *html.Node) string {
 		if n.Type == html.TextNode {
 			b.WriteString(n.Data)
 		}
-		if n.Type == html.ElementNode && skipped[n.DataAtom] && n.DataAtom != atom.Head {
+		if n.Type == html.ElementNode && skipped[n.DataAtom] {
 			return
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/parleychat/parley/domain/rag"
+	"github.com/parleychat/parley/domain/text"
 )
 
 // DefaultDimension is Config.Dimension's default.
@@ -76,12 +77,12 @@ func (e *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 	return out, nil
 }
 
-// Vector returns the unit-length vector of text (the zero vector for a
-// text of spaces only).
-func (e *Embedder) Vector(text string) []float32 {
+// Vector returns the unit-length vector of s (the zero vector for a text
+// of spaces only).
+func (e *Embedder) Vector(s string) []float32 {
 	tf := map[uint64]float64{}
 	words := 0
-	text = strings.ToLower(norm.NFKC.String(text))
+	s = strings.ToLower(norm.NFKC.String(s))
 	var word []rune
 	flush := func() {
 		if len(word) == 0 {
@@ -98,8 +99,8 @@ func (e *Embedder) Vector(text string) []float32 {
 		}
 		word = word[:0]
 	}
-	for _, r := range text {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) {
+	for _, r := range s {
+		if text.IsWordRune(r) {
 			word = append(word, r)
 			continue
 		}
@@ -107,7 +108,7 @@ func (e *Embedder) Vector(text string) []float32 {
 	}
 	flush()
 	if words == 0 {
-		for _, r := range text {
+		for _, r := range s {
 			if !unicode.IsSpace(r) {
 				tf[hashRunes(kindSymbol, []rune{r})] += wordWeight
 			}

@@ -1,12 +1,10 @@
 package rag
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -116,9 +114,6 @@ func (r *Retriever) Retrieve(ctx context.Context, question string) (chat.Retriev
 		}
 		out.Passages = append(out.Passages, chat.Passage{Document: h.Chunk.Source, Title: h.Chunk.Title,
 			ChunkID: h.Chunk.ID, Score: h.Score, Text: h.Chunk.Text})
-		if len(out.Passages) == r.cfg.K {
-			break
-		}
 	}
 	return out, nil
 }
@@ -137,11 +132,10 @@ func (r *Retriever) search(ctx context.Context, question string) ([]Hit, error) 
 	if d := r.emb.Dimension(); len(vecs[0]) != d {
 		return nil, fmt.Errorf("embed the question: got %d dimensions, the embedder declares %d", len(vecs[0]), d)
 	}
+	// The Index contract returns at most K hits, best first.
 	hits, err := r.idx.Search(ctx, vecs[0], SearchOptions{K: r.cfg.K, MinScore: r.cfg.MinScore, Sources: r.cfg.Sources})
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
-	// Every index returns hits best first; make sure of it.
-	slices.SortStableFunc(hits, func(a, b Hit) int { return cmp.Compare(b.Score, a.Score) })
 	return hits, nil
 }

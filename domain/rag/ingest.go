@@ -138,11 +138,13 @@ func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions)
 			}
 		}
 	}
+	// Each Report list is sorted once, where it is built: Unchanged and
+	// Empty here, Added and Updated by following todo's order, Removed by
+	// following drop's.
 	sort.Strings(rep.Unchanged)
 	sort.Strings(rep.Empty)
 	sort.Slice(todo, func(i, j int) bool { return todo[i].doc.Source < todo[j].doc.Source })
 
-	done := 0
 	for start := 0; start < len(todo); {
 		// A group of whole documents holding about batch chunks.
 		end, n := start, 0
@@ -153,23 +155,22 @@ func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions)
 		group := todo[start:end]
 		vectors, err := in.embed(ctx, group, batch)
 		if err != nil {
-			return rep.sorted(), err
+			return rep, err
 		}
 		for _, p := range group {
 			vs := vectors[:len(p.chunks)]
 			vectors = vectors[len(p.chunks):]
 			if err := in.write(ctx, p, vs); err != nil {
-				return rep.sorted(), err
+				return rep, err
 			}
 			if p.replace {
 				rep.Updated = append(rep.Updated, p.doc.Source)
 			} else {
 				rep.Added = append(rep.Added, p.doc.Source)
 			}
-			done += len(p.chunks)
-			rep.Chunks = done
+			rep.Chunks += len(p.chunks)
 			if in.Progress != nil {
-				in.Progress(Progress{Done: done, Total: total, Source: p.doc.Source})
+				in.Progress(Progress{Done: rep.Chunks, Total: total, Source: p.doc.Source})
 			}
 		}
 		start = end
@@ -177,18 +178,11 @@ func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions)
 	sort.Strings(drop)
 	for _, src := range drop {
 		if err := in.Index.DeleteSource(ctx, src); err != nil {
-			return rep.sorted(), fmt.Errorf("ingest: remove %s: %w", src, err)
+			return rep, fmt.Errorf("ingest: remove %s: %w", src, err)
 		}
 		rep.Removed = append(rep.Removed, src)
 	}
-	return rep.sorted(), nil
-}
-
-func (r Report) sorted() Report {
-	for _, l := range [][]string{r.Added, r.Updated, r.Removed, r.Unchanged, r.Empty} {
-		sort.Strings(l)
-	}
-	return r
+	return rep, nil
 }
 
 // chunk splits d into chunks with IDs, titles and metadata.

@@ -6,9 +6,9 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"unicode"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/text"
 )
 
 // DefaultEmbedBatch is Ingester.BatchSize's default.
@@ -24,7 +24,7 @@ type Document struct {
 	// Text is split into chunks.
 	Text string
 	// Metadata is copied into every chunk. Unless it holds "lang", each
-	// chunk gets the "lang" DetectLanguage finds in its text (if any).
+	// chunk gets the "lang" text.Language finds in its text (if any).
 	Metadata map[string]string
 }
 
@@ -195,7 +195,7 @@ func (in *Ingester) chunk(d Document) ([]Chunk, error) {
 	for _, t := range texts {
 		meta := maps.Clone(d.Metadata)
 		if _, ok := meta["lang"]; !ok {
-			if lang := DetectLanguage(t); lang != "" {
+			if lang := text.Language(t); lang != "" {
 				if meta == nil {
 					meta = map[string]string{}
 				}
@@ -264,32 +264,4 @@ func sameIDs(old []string, chunks []Chunk) bool {
 	have := slices.Clone(old)
 	sort.Strings(have)
 	return slices.Equal(have, want)
-}
-
-// DetectLanguage returns "ko" if at least 20% of text's letters are
-// Hangul (a Hangul syllable carries what several Latin letters do),
-// "en" if at least half are Latin, and "" otherwise.
-func DetectLanguage(text string) string {
-	var letters, hangul, latin int
-	for _, r := range text {
-		if !unicode.IsLetter(r) {
-			continue
-		}
-		letters++
-		switch {
-		case unicode.Is(unicode.Hangul, r):
-			hangul++
-		case unicode.Is(unicode.Latin, r):
-			latin++
-		}
-	}
-	switch {
-	case letters == 0:
-		return ""
-	case hangul*5 >= letters:
-		return "ko"
-	case latin*2 >= letters:
-		return "en"
-	}
-	return ""
 }

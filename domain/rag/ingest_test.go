@@ -268,17 +268,3 @@ func TestChunkID(t *testing.T) {
 		t.Errorf("NewChunk = %+v, want ID %s", c, id)
 	}
 }
-
-func TestDetectLanguage(t *testing.T) {
-	for _, tt := range []struct{ text, want string }{
-		{"청년 월세 지원", "ko"},
-		{"Youth rent support", "en"},
-		{"청년 rent support 신청", "ko"},
-		{"1234 !!!", ""},
-		{"東京都の家賃補助", ""},
-	} {
-		if got := rag.DetectLanguage(tt.text); got != tt.want {
-			t.Errorf("DetectLanguage(%q) = %q, want %q", tt.text, got, tt.want)
-		}
-	}
-}

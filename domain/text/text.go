@@ -1,6 +1,7 @@
-// Package text holds the plain-text helpers the offline generator and the
-// extractive summariser share: sentence splitting that works for Korean
-// and English, and the rune classes their word matching is built on.
+// Package text holds the plain-text helpers the offline generator, the
+// extractive summariser and document ingest share: sentence splitting that
+// works for Korean and English, the rune classes their word matching is
+// built on, and telling Korean from English.
 package text
 
 import (
@@ -84,12 +85,19 @@ func IsUnspaced(r rune) bool {
 	return unicode.In(r, unicode.Hangul, unicode.Han, unicode.Hiragana, unicode.Katakana)
 }
 
-// IsKorean reports whether s is written mostly in Hangul, so an answer to
-// it should be in Korean. Hangul counts twice against Latin letters,
-// because a syllable carries about as much as two letters.
-func IsKorean(s string) bool {
-	var hangul, latin int
+// Language returns "ko" if at least a fifth of s's letters are Hangul,
+// "en" if at least half are Latin, and "" otherwise: no letters, or mostly
+// another script. Hangul weighs four times a Latin letter because a
+// syllable carries what several letters do, and so that a Korean sentence
+// keeps its language when it names English terms (a URL, a product, a
+// programme) while an English one that quotes a Korean word keeps its own.
+func Language(s string) string {
+	var letters, hangul, latin int
 	for _, r := range s {
+		if !unicode.IsLetter(r) {
+			continue
+		}
+		letters++
 		switch {
 		case unicode.Is(unicode.Hangul, r):
 			hangul++
@@ -97,5 +105,17 @@ func IsKorean(s string) bool {
 			latin++
 		}
 	}
-	return hangul > 0 && 2*hangul >= latin
+	switch {
+	case letters == 0:
+		return ""
+	case hangul*5 >= letters:
+		return "ko"
+	case latin*2 >= letters:
+		return "en"
+	}
+	return ""
 }
+
+// IsKorean reports whether s is written in Korean by Language, so an
+// answer to it should be in Korean.
+func IsKorean(s string) bool { return Language(s) == "ko" }

@@ -32,6 +32,22 @@ func TestSentences(t *testing.T) {
 	}
 }
 
+func TestLanguage(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"청년 월세 지원", "ko"},
+		{"Youth rent support", "en"},
+		{"청년 rent support 신청", "ko"}, // 4 syllables of 15 letters: over a fifth
+		{"What does 청년월세 mean in Seoul's rent policy?", "en"},
+		{"1234 !!!", ""},
+		{"東京都の家賃補助", ""},
+		{"", ""},
+	} {
+		if got := text.Language(tt.in); got != tt.want {
+			t.Errorf("Language(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestIsKorean(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -39,8 +55,9 @@ func TestIsKorean(t *testing.T) {
 	}{
 		{"청년 월세 지원은 얼마인가요?", true},
 		{"How much is the youth housing allowance?", false},
-		{"청년 housing 지원", true},              // 4 syllables count as 8 letters against 7
-		{"Is 청년 the word for youth?", false}, // 2 syllables against 15 letters
+		{"청년 housing 지원", true},
+		{"Is 청년 the word for youth?", false}, // 2 syllables against 17 letters
+		{"청년 rent support 신청", true},         // was false when Hangul counted only twice
 		{"", false},
 		{"2024 / 12", false},
 	} {

@@ -164,6 +164,39 @@ func LoadQuestions(fsys fs.FS, name string) ([]Question, error) {
 	return qs, nil
 }
 
+// Sample is the sample corpus, docs/corpus, and its labelled questions.
+type Sample struct {
+	Dir       string // the corpus's directory
+	Docs      []Document
+	Questions []Question
+}
+
+// LoadSample reads the sample corpus and its questions.jsonl, and fails t
+// if either does not load or a question expects a document that is not in
+// the corpus.
+func LoadSample(t testing.TB) Sample {
+	t.Helper()
+	s := Sample{Dir: CorpusDir(t)}
+	fsys := os.DirFS(s.Dir)
+	var err error
+	if s.Docs, err = LoadCorpus(fsys); err != nil {
+		t.Fatal(err)
+	}
+	if s.Questions, err = LoadQuestions(fsys, "questions.jsonl"); err != nil {
+		t.Fatal(err)
+	}
+	known := make(map[string]bool, len(s.Docs))
+	for _, d := range s.Docs {
+		known[d.Source] = true
+	}
+	for _, q := range s.Questions {
+		if !known[q.Source] {
+			t.Fatalf("question %s expects %s, which is not in the corpus", q.ID, q.Source)
+		}
+	}
+	return s
+}
+
 // CorpusDir returns the sample corpus's directory, docs/corpus at the root
 // of the module the test runs in.
 func CorpusDir(t testing.TB) string {

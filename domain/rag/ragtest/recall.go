@@ -3,7 +3,6 @@ package ragtest
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 
@@ -81,34 +80,17 @@ func Recall(ctx context.Context, emb rag.Embedder, idx rag.Index, qs []Question,
 // this corpus: other documents compete for the top places.
 func RunRecall(t *testing.T, emb rag.Embedder, idx rag.Index, floor float64) RecallResult {
 	t.Helper()
-	fsys := os.DirFS(CorpusDir(t))
-	docs, err := LoadCorpus(fsys)
+	s := LoadSample(t)
+	n, err := Ingest(t.Context(), emb, idx, s.Docs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := LoadQuestions(fsys, "questions.jsonl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, d := range docs {
-		known[d.Source] = true
-	}
-	for _, q := range qs {
-		if !known[q.Source] {
-			t.Fatalf("question %s expects %s, which is not in the corpus", q.ID, q.Source)
-		}
-	}
-	n, err := Ingest(t.Context(), emb, idx, docs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Recall(t.Context(), emb, idx, qs, RecallK)
+	res, err := Recall(t.Context(), emb, idx, s.Questions, RecallK)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("recall@%d = %.3f (%d of %d questions; %d documents, %d chunks; embedder %s, index %s)",
-		res.K, res.Recall(), res.Found, res.Total, len(docs), n, emb.Name(), idx.Name())
+		res.K, res.Recall(), res.Found, res.Total, len(s.Docs), n, emb.Name(), idx.Name())
 	for _, m := range res.Misses {
 		t.Logf("miss %s (%s) %q: want %s, got %v", m.Question.ID, m.Question.Lang, m.Question.Question, m.Question.Source, m.Got)
 	}

@@ -14,8 +14,9 @@ import (
 var chunkNamespace = domain.MustParseUUID("6f1c2d4e-8a3b-5c7d-9e0f-1a2b3c4d5e6f")
 
 // ChunkID returns the deterministic ID of the index-th chunk of source
-// whose text hashes to hash: the UUIDv5 of the three, NUL-separated, in
-// canonical text form.
+// whose embedded text (EmbeddingText) hashes to hash: the UUIDv5 of the
+// three, NUL-separated, in canonical text form. An unchanged ID thus means
+// the chunk's stored vector is still the right one.
 func ChunkID(source string, index int, hash string) string {
 	return domain.NameUUID(chunkNamespace, source+"\x00"+strconv.Itoa(index)+"\x00"+hash).String()
 }
@@ -26,17 +27,29 @@ func TextHash(text string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// EmbeddingText is what the Ingester embeds for a chunk: its document's
+// title, a blank line and its text, so that every chunk, not only the
+// first, carries what its document is about; just the text when there is
+// no title. On the sample corpus it lifts recall@4 of the lexical embedder
+// from 0.845 to 0.879 (see adapters/postgres's recall test).
+func EmbeddingText(title, text string) string {
+	if title == "" {
+		return text
+	}
+	return title + "\n\n" + text
+}
+
 // NewChunk returns the index-th chunk of source with its Hash and ID
-// filled in and a copy of metadata.
+// filled in and a copy of metadata. The ID covers the title as well as the
+// text, since both are embedded.
 func NewChunk(source, title string, index int, text string, metadata map[string]string) Chunk {
-	h := TextHash(text)
 	return Chunk{
-		ID:       ChunkID(source, index, h),
+		ID:       ChunkID(source, index, TextHash(EmbeddingText(title, text))),
 		Source:   source,
 		Title:    title,
 		Index:    index,
 		Text:     text,
-		Hash:     h,
+		Hash:     TextHash(text),
 		Metadata: maps.Clone(metadata),
 	}
 }

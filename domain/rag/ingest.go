@@ -19,7 +19,8 @@ type Document struct {
 	// Source names the document in the index, e.g. its path below the
 	// ingested root. Required and unique within a Sync.
 	Source string
-	// Title is copied into every chunk.
+	// Title is copied into every chunk and embedded with its text
+	// (EmbeddingText).
 	Title string
 	// Text is split into chunks.
 	Text string
@@ -213,7 +214,7 @@ func (in *Ingester) embed(ctx context.Context, group []planned, batch int) ([][]
 	var texts []string
 	for _, p := range group {
 		for _, c := range p.chunks {
-			texts = append(texts, c.Text)
+			texts = append(texts, EmbeddingText(c.Title, c.Text))
 		}
 	}
 	out := make([][]float32, 0, len(texts))

@@ -263,8 +263,36 @@ func TestChunkID(t *testing.T) {
 	if again := rag.ChunkID("a.md", 0, rag.TextHash("x")); again != id {
 		t.Errorf("ChunkID is not deterministic: %s then %s", id, again)
 	}
-	c := rag.NewChunk("a.md", "A", 0, "x", nil)
-	if c.ID != id || c.Hash != rag.TextHash("x") {
-		t.Errorf("NewChunk = %+v, want ID %s", c, id)
+	if c := rag.NewChunk("a.md", "", 0, "x", nil); c.ID != id || c.Hash != rag.TextHash("x") {
+		t.Errorf("NewChunk without a title = %+v, want ID %s", c, id)
 	}
+	// The title is embedded with the text, so it is part of the ID.
+	c := rag.NewChunk("a.md", "A", 0, "x", nil)
+	if want := rag.ChunkID("a.md", 0, rag.TextHash("A\n\nx")); c.ID != want || c.Hash != rag.TextHash("x") {
+		t.Errorf("NewChunk = %+v, want ID %s and the hash of its text", c, want)
+	}
+	if other := rag.NewChunk("a.md", "B", 0, "x", nil); other.ID == c.ID {
+		t.Errorf("NewChunk gives a retitled chunk the same ID %s", c.ID)
+	}
+}
+
+func TestSyncEmbedsTitleWithText(t *testing.T) {
+	idx := newFakeIndex()
+	emb := &recordingEmbedder{}
+	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: paragraphs{}}
+	sync(t, in, []rag.Document{{Source: "a.md", Title: "Rent", Text: "One.\n\nTwo."}, {Source: "b.txt", Text: "Three."}}, rag.SyncOptions{})
+	if diff := cmp.Diff([]string{"Rent\n\nOne.", "Rent\n\nTwo.", "Three."}, emb.texts); diff != "" {
+		t.Errorf("embedded texts (-want +got):\n%s", diff)
+	}
+}
+
+// recordingEmbedder is a fakeEmbedder that keeps the texts it embedded.
+type recordingEmbedder struct {
+	fakeEmbedder
+	texts []string
+}
+
+func (e *recordingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	e.texts = append(e.texts, texts...)
+	return e.fakeEmbedder.Embed(ctx, texts)
 }

@@ -7,7 +7,8 @@ const DefaultK = 4
 
 // Chunk is one retrievable piece of an ingested document.
 type Chunk struct {
-	// ID is ChunkID(Source, Index, Hash): a UUIDv5 in canonical text form.
+	// ID is ChunkID(Source, Index, TextHash(EmbeddingText(Title, Text))):
+	// a UUIDv5 in canonical text form.
 	ID string
 	// Source is the document's path or name as ingested, e.g.
 	// "housing/youth-rent-support.md".

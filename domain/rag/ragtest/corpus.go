@@ -66,64 +66,61 @@ func LoadCorpus(fsys fs.FS) ([]Document, error) {
 	return docs, nil
 }
 
-// Chunks splits doc into one chunk per section: the text between its title
-// and its first "## " heading, then each "## " heading with the text up to
-// the next. Empty sections are skipped. IDs and hashes are
-// rag.NewChunk's, as the Ingester gives them.
-func Chunks(doc Document) []rag.Chunk {
-	var sections []string
-	var cur []string
+// SectionSplitter is a rag.Splitter for Markdown written like the sample
+// corpus: one chunk per section, the text between the title and the first
+// "## " heading, then each "## " heading with the text up to the next.
+// "# " title lines are left out, since the Ingester embeds the title with
+// every chunk, and empty sections are skipped. It stands in, in tests that
+// may import only domain packages, for the production splitter in
+// adapters/langchain.
+type SectionSplitter struct{}
+
+// Split returns text's sections.
+func (SectionSplitter) Split(text string) ([]string, error) {
+	var sections, cur []string
 	flush := func() {
 		if s := strings.TrimSpace(strings.Join(cur, "\n")); s != "" {
 			sections = append(sections, s)
 		}
 		cur = cur[:0]
 	}
-	for i, line := range strings.Split(doc.Text, "\n") {
-		if i == 0 {
-			continue // the title
-		}
-		if strings.HasPrefix(line, "## ") {
+	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		switch {
+		case strings.HasPrefix(line, "# "):
+			continue
+		case strings.HasPrefix(line, "## "):
 			flush()
 		}
 		cur = append(cur, line)
 	}
 	flush()
-	out := make([]rag.Chunk, 0, len(sections))
-	meta := map[string]string{"lang": doc.Lang, "topic": doc.Topic}
-	for i, s := range sections {
-		out = append(out, rag.NewChunk(doc.Source, doc.Title, i, s, meta))
-	}
-	return out
+	return sections, nil
 }
 
-// EmbeddingText is what Ingest embeds for a chunk: its document's title,
-// a blank line, and its text, so that every chunk carries its topic.
-func EmbeddingText(c rag.Chunk) string { return c.Title + "\n\n" + c.Text }
-
-// Ingest replaces each document's chunks in idx with Chunks(doc), embedded
-// by emb, and returns how many chunks it stored.
-func Ingest(ctx context.Context, emb rag.Embedder, idx rag.Index, docs []Document) (int, error) {
-	n := 0
-	for _, doc := range docs {
-		chunks := Chunks(doc)
-		texts := make([]string, len(chunks))
-		for i, c := range chunks {
-			texts[i] = EmbeddingText(c)
-		}
-		vecs, err := emb.Embed(ctx, texts)
-		if err != nil {
-			return n, fmt.Errorf("ingest %s: embed %d chunks with %s: %w", doc.Source, len(chunks), emb.Name(), err)
-		}
-		if err := idx.DeleteSource(ctx, doc.Source); err != nil {
-			return n, fmt.Errorf("ingest %s: delete its old chunks from %s: %w", doc.Source, idx.Name(), err)
-		}
-		if err := idx.Upsert(ctx, chunks, vecs); err != nil {
-			return n, fmt.Errorf("ingest %s: upsert %d chunks into %s: %w", doc.Source, len(chunks), idx.Name(), err)
-		}
-		n += len(chunks)
+// RAGDocument is doc as ragtest reads it, for an Ingester: its source,
+// title and text, with its "lang" and "topic" as metadata when known.
+func RAGDocument(doc Document) rag.Document {
+	meta := map[string]string{}
+	if doc.Lang != "" {
+		meta["lang"] = doc.Lang
 	}
-	return n, nil
+	if doc.Topic != "" {
+		meta["topic"] = doc.Topic
+	}
+	return rag.Document{Source: doc.Source, Title: doc.Title, Text: doc.Text, Metadata: meta}
+}
+
+// Ingest brings idx in step with docs through a rag.Ingester with emb and
+// SectionSplitter, and returns how many chunks it wrote (none for a
+// document indexed already with the same chunks).
+func Ingest(ctx context.Context, emb rag.Embedder, idx rag.Index, docs []Document) (int, error) {
+	rds := make([]rag.Document, len(docs))
+	for i, d := range docs {
+		rds[i] = RAGDocument(d)
+	}
+	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: SectionSplitter{}}
+	rep, err := in.Sync(ctx, rds, rag.SyncOptions{})
+	return rep.Chunks, err
 }
 
 // Question is a labelled question: Source is the document that answers it.

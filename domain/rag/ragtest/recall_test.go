@@ -14,9 +14,16 @@ import (
 )
 
 // TestRecallHashEmbedderMemoryIndex runs the recall floor with this
-// package's test components.
+// package's test components and the Ingester; adapters/postgres measures
+// the production path.
 func TestRecallHashEmbedderMemoryIndex(t *testing.T) {
-	ragtest.RunRecall(t, ragtest.HashEmbedder{}, ragtest.NewMemoryIndex(), ragtest.RecallFloor)
+	s := ragtest.LoadSample(t)
+	docs := make([]rag.Document, len(s.Docs))
+	for i, d := range s.Docs {
+		docs[i] = ragtest.RAGDocument(d)
+	}
+	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(), Embedder: ragtest.HashEmbedder{}, Splitter: ragtest.SectionSplitter{}}
+	ragtest.RunRecall(t, in, docs, s.Questions, ragtest.RecallFloor)
 }
 
 // constantEmbedder gives every text the same vector: retrieval by it is
@@ -59,7 +66,7 @@ func TestCorpus(t *testing.T) {
 		if words < 140 || words > 420 {
 			t.Errorf("%s has %d words; documents are 150 to 400 words long", d.Source, words)
 		}
-		if len(ragtest.Chunks(d)) < 2 {
+		if sections, _ := (ragtest.SectionSplitter{}).Split(d.Text); len(sections) < 2 {
 			t.Errorf("%s has fewer than two sections", d.Source)
 		}
 	}
@@ -134,24 +141,39 @@ func TestLoadQuestionsErrors(t *testing.T) {
 	}
 }
 
-func TestChunks(t *testing.T) {
-	doc := ragtest.Document{Source: "jobs/x.en.md", Title: "X", Lang: "en", Topic: "jobs",
-		Text: "# X\n\nIntro line.\n\n## First\n\nOne.\n\nTwo.\n\n## Empty\n## Last\nThree.\n"}
-	got := ragtest.Chunks(doc)
-	var texts []string
-	for i, c := range got {
-		texts = append(texts, c.Text)
-		if c.Index != i || c.Source != doc.Source || c.Title != "X" || c.Metadata["lang"] != "en" || c.Metadata["topic"] != "jobs" || len(c.Hash) != 64 {
-			t.Errorf("chunk %d = %+v", i, c)
-		}
+func TestSectionSplitter(t *testing.T) {
+	got, err := ragtest.SectionSplitter{}.Split("# X\r\n\nIntro line.\n\n## First\n\nOne.\n\nTwo.\n\n## Empty\n## Last\nThree.\n")
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := []string{"Intro line.", "## First\n\nOne.\n\nTwo.", "## Empty", "## Last\nThree."}
-	if diff := cmp.Diff(texts, want); diff != "" {
-		t.Errorf("chunk texts (-got +want):\n%s", diff)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("sections (-got +want):\n%s", diff)
 	}
-	again := ragtest.Chunks(doc)
-	if got[1].ID != again[1].ID || got[1].ID == got[2].ID {
-		t.Errorf("IDs are not deterministic and distinct: %s, %s, %s", got[1].ID, again[1].ID, got[2].ID)
+}
+
+func TestIngest(t *testing.T) {
+	idx := ragtest.NewMemoryIndex()
+	doc := ragtest.Document{Source: "jobs/x.en.md", Title: "X", Lang: "en", Topic: "jobs", Text: "# X\n\nIntro.\n\n## More\n\nText."}
+	for i, want := range []int{2, 0} { // unchanged the second time
+		n, err := ragtest.Ingest(t.Context(), ragtest.HashEmbedder{}, idx, []ragtest.Document{doc})
+		if err != nil || n != want {
+			t.Fatalf("Ingest #%d = %d, %v; want %d chunks written", i+1, n, err, want)
+		}
+	}
+	q, err := ragtest.HashEmbedder{}.Embed(t.Context(), []string{"X More Text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits, err := idx.Search(t.Context(), q[0], rag.SearchOptions{K: 2, MinScore: -1})
+	if err != nil || len(hits) != 2 {
+		t.Fatalf("Search = %v, %v", hits, err)
+	}
+	for _, h := range hits {
+		c := h.Chunk
+		if want := rag.NewChunk(doc.Source, "X", c.Index, c.Text, map[string]string{"lang": "en", "topic": "jobs"}); !cmp.Equal(c, want) {
+			t.Errorf("chunk %+v, want %+v", c, want)
+		}
 	}
 }
 

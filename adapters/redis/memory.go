@@ -264,10 +264,11 @@ return 1
 // projection still (MemoryRebuild's swap), Apply waits, polling, until
 // the hold ends or expires, or ctx ends.
 //
-// An event that does not decode, or of a room whose owner is unknown (its
-// RoomCreated was never applied: the keys were evicted or deleted, so run
-// Redis without eviction), is a *projections.EventError, returned before
-// anything is written.
+// An event the memory reads that does not decode (see
+// memory.Conversation.Apply: chunks, for one, are not read), or an event
+// of a room whose owner is unknown (its RoomCreated was never applied:
+// the keys were evicted or deleted, so run Redis without eviction), is a
+// *projections.EventError, returned before anything is written.
 func (m *Memory) Apply(ctx context.Context, batch []domain.RecordedEvent) error {
 	if len(batch) == 0 {
 		return nil
@@ -416,7 +417,7 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 				continue
 			}
 			if err := c.Apply(ev); err != nil {
-				return projections.NewEventError(ev, err)
+				return eventError(ev, err)
 			}
 		}
 		if c.Version == was {
@@ -444,8 +445,10 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 }
 
 // groupRooms groups the batch's room events by room, in first-seen order,
-// with the owner when the batch tells it. Events of other streams are
-// skipped; an event that does not decode is an EventError.
+// with the owner when the batch tells it: a RoomCreated's, else the first
+// MessagePosted's. It decodes only those events (the fold decodes what it
+// folds); one that does not decode is an EventError. Events of other
+// streams are skipped.
 func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 	var out []*roomBatch
 	byID := map[int64]*roomBatch{}
@@ -454,30 +457,36 @@ func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 		if !ok {
 			continue
 		}
-		p, err := room.Decode(ev, true)
-		if err != nil {
-			if cause := errors.Unwrap(err); cause != nil {
-				err = cause
-			}
-			return nil, projections.NewEventError(ev, err)
-		}
 		r := byID[id]
 		if r == nil {
 			r = &roomBatch{id: id}
 			byID[id] = r
 			out = append(out, r)
 		}
-		switch e := p.(type) {
-		case room.RoomCreated:
-			r.owner = e.OwnerID
-		case room.MessagePosted:
-			if r.owner == "" {
+		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
+			p, err := room.Decode(ev, false)
+			if err != nil {
+				return nil, eventError(ev, err)
+			}
+			switch e := p.(type) {
+			case room.RoomCreated:
+				r.owner = e.OwnerID
+			case room.MessagePosted:
 				r.owner = e.UserID
 			}
 		}
 		r.events = append(r.events, ev)
 	}
 	return out, nil
+}
+
+// eventError is the EventError of ev failing to decode with err. The
+// EventError names the event, so room.Decode's naming of it is dropped.
+func eventError(ev domain.RecordedEvent, err error) *projections.EventError {
+	if cause := errors.Unwrap(err); cause != nil {
+		err = cause
+	}
+	return projections.NewEventError(ev, err)
 }
 
 // saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are

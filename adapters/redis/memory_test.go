@@ -315,6 +315,31 @@ func TestApplyRejectsWhatItCannotApply(t *testing.T) {
 	if got, _ := m.LastError(t.Context()); got != "" {
 		t.Errorf("LastError after a success = %q", got)
 	}
+
+	// A malformed event of a type the memory folds is rejected by the
+	// fold even when nothing else decodes it (here, the owner is known
+	// from the RoomCreated); a malformed chunk is not read, so not
+	// rejected.
+	created, err := json.Marshal(room.RoomCreated{RoomID: 5, OwnerID: "u5", Title: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(typ, data string, v int64) domain.RecordedEvent {
+		return domain.RecordedEvent{Type: typ, Data: []byte(data), Stream: room.Stream(5), Version: v, Position: domain.Position{Commit: uint64(10 + v), Prepare: uint64(10 + v)}}
+	}
+	badEnd := []domain.RecordedEvent{ev(room.TypeRoomCreated, string(created), 0), ev(room.TypeAnswerChunk, `not json`, 1), ev(room.TypeAnswerCompleted, `{"text": 5}`, 2)}
+	if err := m.Apply(t.Context(), badEnd); !errors.As(err, &ee) || ee.Version != 2 || ee.Type != room.TypeAnswerCompleted {
+		t.Errorf("malformed AnswerCompleted: %v, want an EventError at version 2", err)
+	}
+	if cp, _ := m.Checkpoint(t.Context()); cp != other.Position {
+		t.Errorf("checkpoint moved to %s after a failure", cp)
+	}
+	if err := m.Apply(t.Context(), badEnd[:2]); err != nil {
+		t.Errorf("malformed AnswerChunk: %v, want it skipped undecoded", err)
+	}
+	if c, err := m.Load(t.Context(), 5, "u5"); err != nil || c.Version != 1 {
+		t.Errorf("after a malformed chunk: %+v, %v; want version 1", c, err)
+	}
 }
 
 func TestNewMemoryAndClient(t *testing.T) {

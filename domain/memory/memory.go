@@ -83,14 +83,26 @@ func NewConversation() *Conversation {
 }
 
 // Apply folds one event of the room's stream in. Events at or below
-// Version are ignored, so applying an event twice changes nothing; event
-// types the memory does not use only advance Version. The error names an
-// event that does not decode.
+// Version are ignored, so applying an event twice changes nothing.
+//
+// Only the event types the memory folds are decoded: questions, the
+// start and end of answers, summaries and the room's deletion. The error
+// names such an event that does not decode, and Version stays put. Every
+// other type (answer chunks above all, the bulk of a stream) only
+// advances Version, undecoded: its data is not checked here, so a
+// malformed chunk is not an error of the memory.
 func (c *Conversation) Apply(ev domain.RecordedEvent) error {
 	if ev.Version <= c.Version {
 		return nil
 	}
-	p, err := room.Decode(ev, true)
+	switch ev.Type {
+	case room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
+		room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted:
+	default:
+		c.Version = ev.Version
+		return nil
+	}
+	p, err := room.Decode(ev, false)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,33 @@ func TestConversationFold(t *testing.T) {
 	}
 }
 
+// TestApplyDecodesOnlyWhatItFolds pins down which malformed events Apply
+// rejects: those of a type it folds, not the others (chunks above all),
+// which it does not decode.
+func TestApplyDecodesOnlyWhatItFolds(t *testing.T) {
+	for _, typ := range []string{room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
+		room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted} {
+		c := memory.NewConversation()
+		bad := domain.RecordedEvent{Type: typ, Data: []byte(`{"text": 5, "answer_id": 5, "summary": 5, "room_id": "x"}`), Stream: room.Stream(7), Version: 3}
+		if err := c.Apply(bad); err == nil || !strings.Contains(err.Error(), typ) {
+			t.Errorf("malformed %s: Apply = %v, want an error naming it", typ, err)
+		}
+		if c.Version != domain.NoVersion {
+			t.Errorf("malformed %s: Version moved to %d", typ, c.Version)
+		}
+	}
+	for _, typ := range []string{room.TypeRoomCreated, room.TypeAnswerChunk, room.TypeRetrievalRecorded, room.TypeAuditAccessed, "Unknown"} {
+		c := memory.NewConversation()
+		bad := domain.RecordedEvent{Type: typ, Data: []byte(`not json`), Stream: room.Stream(7), Version: 3}
+		if err := c.Apply(bad); err != nil {
+			t.Errorf("malformed %s: Apply = %v, want nil: the memory does not read it", typ, err)
+		}
+		if c.Version != 3 {
+			t.Errorf("malformed %s: Version = %d, want 3", typ, c.Version)
+		}
+	}
+}
+
 func TestPlan(t *testing.T) {
 	closed := func(q, a string) memory.Turn { return memory.Turn{Question: q, Answer: a} }
 	five := closed("one two three", "four five")         // 5 tokens

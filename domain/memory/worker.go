@@ -35,8 +35,10 @@ type Config struct {
 	// the oldest whole turns are folded into the summary. Default
 	// DefaultMaxTokenLimit.
 	MaxTokenLimit int
-	// MaxRounds bounds the summaries one Compact writes or loses to
-	// another writer before it gives up. Default DefaultMaxRounds.
+	// MaxRounds bounds how often one Compact decides on a summary: it
+	// writes one at most, and decides again each time another writer's
+	// summary came first, up to MaxRounds times in all before it gives
+	// up. Default DefaultMaxRounds.
 	MaxRounds int
 	// MaxAttempts bounds the appends of one summary that conflict with
 	// events appended meanwhile. Default DefaultMaxAttempts.
@@ -118,19 +120,21 @@ func SummaryEventID(stream string, through int64) domain.UUID {
 	return domain.NameUUID(summaryNamespace, stream+"/summary/"+strconv.FormatInt(through, 10))
 }
 
-// Compact folds the room's oldest turns into its summary while the turns
-// the summary does not cover exceed the token limit. It does nothing for a
-// room that does not exist or was deleted. A conflicting append means the
-// room moved on: Compact reads it again and appends the same summary at
-// the new version when no other summary was written meanwhile, and
-// decides again when one was, within MaxRounds summaries and MaxAttempts
-// appends each.
+// Compact folds the room's oldest turns into a new summary so that the
+// turns it does not cover fit the token limit, and writes it. It does
+// nothing for a room that does not exist or was deleted, or whose turns
+// fit. A conflicting append means the room moved on: Compact reads it
+// again and appends the same summary at the new version when no other
+// summary was written meanwhile (turns that ended meanwhile are left to
+// the next Compact, which their answer's end asks for), and decides again
+// from what it read when one was, within MaxRounds decisions and
+// MaxAttempts appends each. It writes one summary at most.
 func (w *Worker) Compact(ctx context.Context, roomID int64) error {
+	c, err := w.Load(ctx, roomID)
+	if err != nil {
+		return err
+	}
 	for range w.cfg.MaxRounds {
-		c, err := w.Load(ctx, roomID)
-		if err != nil {
-			return err
-		}
 		if c.Version == domain.NoVersion || c.Deleted {
 			return nil
 		}
@@ -144,26 +148,27 @@ func (w *Worker) Compact(ctx context.Context, roomID int64) error {
 			return fmt.Errorf("room %d: summarise %d turns with %s: %w", roomID, n, w.sum.Name(), err)
 		}
 		ev := room.SummaryUpdated{Summary: text, CoversThroughVersion: fold[n-1].EndVersion, Tokens: w.count.Count(text), Summarizer: w.sum.Name()}
-		if err := w.append(ctx, roomID, c, ev, n); err != nil {
+		if c, err = w.append(ctx, roomID, c, ev, n); err != nil || c == nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// append writes ev at c's version. On a conflict it reads the room again:
-// when the summary is still c's, ev still covers the buffer's oldest turns
-// and is appended at the new version; when another summary was written,
-// it returns nil and Compact decides again.
-func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev room.SummaryUpdated, turns int) error {
+// append writes ev at c's version and returns nil. On a conflict it reads
+// the room again: when the summary is still c's, ev still covers the
+// buffer's oldest turns and is appended at the new version; when another
+// summary was written (or the room was deleted), it returns the room as
+// read, for Compact to decide again from.
+func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev room.SummaryUpdated, turns int) (*Conversation, error) {
 	stream := room.Stream(roomID)
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return fmt.Errorf("room %d: encode %s: %w", roomID, ev.EventType(), err)
+		return nil, fmt.Errorf("room %d: encode %s: %w", roomID, ev.EventType(), err)
 	}
 	meta, err := json.Marshal(domain.Metadata{OccurredAt: w.now().UTC()})
 	if err != nil {
-		return fmt.Errorf("room %d: encode metadata: %w", roomID, err)
+		return nil, fmt.Errorf("room %d: encode metadata: %w", roomID, err)
 	}
 	event := domain.EventData{ID: SummaryEventID(stream, ev.CoversThroughVersion), Type: ev.EventType(), Data: data, Metadata: meta}
 	version := c.Version
@@ -172,21 +177,21 @@ func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev r
 		if err == nil {
 			w.log.Info("summarised the oldest turns", "room_id", roomID, "turns", turns, "covers_through_version", ev.CoversThroughVersion,
 				"tokens", ev.Tokens, "summarizer", ev.Summarizer, "version", res.Version)
-			return nil
+			return nil, nil
 		}
 		if !errors.Is(err, domain.ErrConflict) {
-			return fmt.Errorf("room %d: append %s at version %d: %w", roomID, ev.EventType(), version, err)
+			return nil, fmt.Errorf("room %d: append %s at version %d: %w", roomID, ev.EventType(), version, err)
 		}
 		if attempt >= w.cfg.MaxAttempts {
-			return fmt.Errorf("room %d: append %s: gave up after %d conflicts: %w", roomID, ev.EventType(), attempt, err)
+			return nil, fmt.Errorf("room %d: append %s: gave up after %d conflicts: %w", roomID, ev.EventType(), attempt, err)
 		}
 		fresh, err := w.Load(ctx, roomID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if fresh.Through != c.Through || fresh.Deleted {
 			w.log.Debug("another writer summarised the room first", "room_id", roomID, "covers_through_version", fresh.Through)
-			return nil
+			return fresh, nil
 		}
 		version = fresh.Version
 	}

@@ -88,6 +88,17 @@ func summaries(t *testing.T, s *inmem.Store) []room.SummaryUpdated {
 	return out
 }
 
+// readCounter counts the ReadStream calls made to a store.
+type readCounter struct {
+	*inmem.Store
+	reads int
+}
+
+func (r *readCounter) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+	r.reads++
+	return r.Store.ReadStream(ctx, stream, opts)
+}
+
 func newWorker(t *testing.T, s memory.Store, sum memory.Summarizer, limit int) *memory.Worker {
 	t.Helper()
 	w, err := memory.NewWorker(memory.Config{MaxTokenLimit: limit}, memory.Deps{Store: s, Summarizer: sum, Counter: words{}, Now: time.Now})
@@ -113,9 +124,13 @@ func fourTurns(t *testing.T) *inmem.Store {
 func TestCompactFoldsTheOldestTurnsUntilTheBufferFits(t *testing.T) {
 	s := fourTurns(t)
 	j := &joiner{}
-	w := newWorker(t, s, j, 9) // 16 tokens in the buffer: two turns must go
+	rc := &readCounter{Store: s}
+	w := newWorker(t, rc, j, 9) // 16 tokens in the buffer: two turns must go
 	if err := w.Compact(t.Context(), 7); err != nil {
 		t.Fatal(err)
+	}
+	if rc.reads != 1 {
+		t.Errorf("Compact read the stream %d times, want once: a summary appended at the version read ends it", rc.reads)
 	}
 	want := []room.SummaryUpdated{{Summary: "question 1 | question 2", CoversThroughVersion: 8, Tokens: 5, Summarizer: "test/joiner"}}
 	if diff := cmp.Diff(want, summaries(t, s)); diff != "" {
@@ -188,13 +203,17 @@ func TestCompactAppendsAfterEventsThatArrivedMeanwhile(t *testing.T) {
 		}
 		return nil
 	}}
-	w := newWorker(t, s, j, 9)
+	rc := &readCounter{Store: s}
+	w := newWorker(t, rc, j, 9)
 	if err := w.Compact(t.Context(), 7); err != nil {
 		t.Fatal(err)
 	}
 	got := summaries(t, s)
 	if len(got) != 1 || got[0].CoversThroughVersion != 8 || j.calls != 1 {
 		t.Fatalf("summaries %+v after %d calls; want one through 8", got, j.calls)
+	}
+	if rc.reads != 2 {
+		t.Errorf("Compact read the stream %d times, want twice: once, and once after the conflict", rc.reads)
 	}
 	c, _ := w.Load(t.Context(), 7)
 	if len(c.Turns) != 3 || !c.Turns[2].Open || c.Turns[2].Question != "question 5" {

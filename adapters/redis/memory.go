@@ -569,16 +569,3 @@ func globEscape(s string) string {
 	}
 	return b.String()
 }
-
-// pingTimeout bounds Ping.
-const pingTimeout = 2 * time.Second
-
-// Ping checks that Redis answers, for health checks.
-func (m *Memory) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	if err := m.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis memory: ping: %w", err)
-	}
-	return nil
-}

@@ -53,12 +53,14 @@ type ChainOptions struct {
 // another writer got there first; a retry of such an append is recognised
 // here by finding its IDs in the stream.
 //
-// The cache is filled only from what the inner store returns (this store's
-// own reads and the events callers read through ReadStream), never from
-// what an append sent: a store answers an append whose IDs it holds
-// already with the original result, and the events it holds may differ
-// from those sent (the chat service gives every possible ending of an
-// answer the same ID), so chaining from the sent ones could break the chain.
+// The cache is filled from what the inner store returns (this store's own
+// reads and the events callers read through ReadStream), and from what an
+// append sent only when all its events are of ChainOptions.TrustTypes:
+// a store answers an append whose IDs it holds already with the original
+// result, and the events it holds may differ from those sent (the chat
+// service gives every possible ending of an answer the same ID), so
+// chaining from the sent ones could break the chain, unless their types
+// promise that an ID is never reused with other content.
 //
 // Writers' metadata must be a JSON object (or empty or null) without
 // prev_hash or hash fields of its own.

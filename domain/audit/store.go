@@ -94,21 +94,23 @@ func (s *ChainingStore) Append(ctx context.Context, stream string, expected doma
 		return domain.AppendResult{}, err
 	}
 	if expected.IsNoStream() {
-		return s.appendTrusting(ctx, stream, expected, chain(stream, domain.NoVersion, Genesis, events, bases))
+		chained, last := chain(stream, domain.NoVersion, Genesis, events, bases)
+		return s.appendTrusting(ctx, stream, expected, chained, last)
 	}
 	if v, ok := expected.Version(); ok {
 		prev, err := s.hashAt(ctx, stream, expected, v)
 		if err != nil {
 			return domain.AppendResult{}, err
 		}
-		return s.appendTrusting(ctx, stream, expected, chain(stream, v, prev, events, bases))
+		chained, last := chain(stream, v, prev, events, bases)
+		return s.appendTrusting(ctx, stream, expected, chained, last)
 	}
 	return s.appendAtHead(ctx, stream, expected, events, bases)
 }
 
 // appendTrusting appends chained events and, when they are all of
-// trusted types, caches the hash of the last one.
-func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expected domain.ExpectedVersion, chained []domain.EventData) (domain.AppendResult, error) {
+// trusted types, caches last, the hash of the last one.
+func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expected domain.ExpectedVersion, chained []domain.EventData, last Hash) (domain.AppendResult, error) {
 	res, err := s.inner.Append(ctx, stream, expected, chained...)
 	if err != nil || len(s.trust) == 0 {
 		return res, err
@@ -118,10 +120,7 @@ func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expec
 			return res, nil
 		}
 	}
-	last := chained[len(chained)-1]
-	if h, ok := storedHash(domain.RecordedEvent{Metadata: last.Metadata}); ok {
-		s.cache.put(stream, res.Version, h)
-	}
+	s.cache.put(stream, res.Version, last)
 	return res, nil
 }
 
@@ -136,7 +135,8 @@ func (s *ChainingStore) appendAtHead(ctx context.Context, stream string, expecte
 		if !expected.Holds(head) {
 			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: head}
 		}
-		res, err := s.inner.Append(ctx, stream, domain.Exact(head), chain(stream, head, prev, events, bases)...)
+		chained, _ := chain(stream, head, prev, events, bases)
+		res, err := s.inner.Append(ctx, stream, domain.Exact(head), chained...)
 		var ce *domain.ConflictError
 		if !errors.As(err, &ce) {
 			return res, err
@@ -334,8 +334,8 @@ func trimSpace(b []byte) []byte {
 }
 
 // chain returns events with chain fields, at the versions after version
-// after, the first linked to prev.
-func chain(stream string, after int64, prev Hash, events []domain.EventData, bases []json.RawMessage) []domain.EventData {
+// after, the first linked to prev, and the hash of the last.
+func chain(stream string, after int64, prev Hash, events []domain.EventData, bases []json.RawMessage) ([]domain.EventData, Hash) {
 	out := make([]domain.EventData, len(events))
 	for i, ev := range events {
 		h := EventHash(prev, stream, after+1+int64(i), ev.ID, ev.Type, ev.Data, bases[i])
@@ -348,7 +348,7 @@ func chain(stream string, after int64, prev Hash, events []domain.EventData, bas
 		out[i] = ev
 		prev = h
 	}
-	return out
+	return out, prev
 }
 
 // ReadStream implements domain.StreamReader: the inner store's page,

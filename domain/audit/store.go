@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -303,7 +304,7 @@ func writerMetadata(stream string, events []domain.EventData) ([]json.RawMessage
 		bad := func(reason string) error {
 			return &domain.InvalidEventError{Stream: stream, Index: i, Field: "metadata", Reason: reason}
 		}
-		b := json.RawMessage(trimSpace(ev.Metadata))
+		b := json.RawMessage(bytes.TrimSpace(ev.Metadata))
 		if len(b) == 0 || string(b) == "null" {
 			bases[i] = json.RawMessage("{}")
 			continue
@@ -320,17 +321,6 @@ func writerMetadata(stream string, events []domain.EventData) ([]json.RawMessage
 		bases[i] = b
 	}
 	return bases, nil
-}
-
-func trimSpace(b []byte) []byte {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // chain returns events with chain fields, at the versions after version

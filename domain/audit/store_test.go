@@ -281,6 +281,24 @@ func TestRejectsMetadataTheChainCannotCarry(t *testing.T) {
 	}
 }
 
+// TestAcceptsMetadataWithSpaceAround: empty, null and objects with white
+// space around them carry the chain, and it verifies.
+func TestAcceptsMetadataWithSpaceAround(t *testing.T) {
+	inner := inmem.New(nil)
+	s := audit.NewChainingStore(inner, audit.ChainOptions{})
+	metas := []string{``, ` null `, " \t{\"a\":1}\r\n", `{ }`}
+	for _, meta := range metas {
+		ev := event(t, "MessagePosted", `{}`)
+		ev.Metadata = json.RawMessage(meta)
+		if _, err := s.Append(t.Context(), "room-1", domain.Any(), ev); err != nil {
+			t.Errorf("metadata %q: %v", meta, err)
+		}
+	}
+	if res := mustVerify(t, inner, "room-1"); !res.OK() || res.Events != len(metas) || res.Unchained != 0 {
+		t.Errorf("VerifyStream = %+v, want %d chained events, no break", res, len(metas))
+	}
+}
+
 // TestConcurrentAnyAppends: writers racing with Any on few streams all
 // succeed and leave intact chains.
 func TestConcurrentAnyAppends(t *testing.T) {

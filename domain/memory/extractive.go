@@ -1,10 +1,12 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -135,17 +137,13 @@ func (e *Extractive) fit(line string, limit int) string {
 	if len(ss) == 0 {
 		return ""
 	}
-	scores := rank(ss)
+	scores := rank(termSets(ss))
 	order := make([]int, len(ss))
 	for i := range order {
 		order[i] = i
 	}
 	// Most informative first; stable, so ties keep the text's order.
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && scores[order[j]] > scores[order[j-1]]; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	slices.SortStableFunc(order, func(i, j int) int { return cmp.Compare(scores[j], scores[i]) })
 	keep := make([]bool, len(ss))
 	used := 0
 	for _, i := range order {
@@ -179,8 +177,9 @@ const compressedMark = "- "
 // newest line is never compressed or dropped.
 func (e *Extractive) bound(lines []string) string {
 	coreCap := max(e.cfg.MaxTokens/6, 1)
+	ts := termSets(lines) // kept in step with lines
 	for len(lines) > 1 && e.count.Count(strings.Join(lines, "\n")) > e.cfg.MaxTokens {
-		scores, central := rank(lines), centrality(lines)
+		scores, central := rank(ts), centrality(ts)
 		value := func(i int) float64 {
 			return (scores[i] + 0.1) * (1 + central[i]) * math.Pow(recencyDecay, float64(len(lines)-1-i))
 		}
@@ -195,10 +194,12 @@ func (e *Extractive) bound(lines []string) string {
 		}
 		if i := pick(func(l string) bool { return !strings.HasPrefix(l, compressedMark) }); i >= 0 {
 			lines[i] = compressedMark + e.core(lines[i], coreCap)
+			ts[i] = terms(lines[i])
 			continue
 		}
 		i := pick(func(string) bool { return true })
 		lines = append(lines[:i], lines[i+1:]...)
+		ts = append(ts[:i], ts[i+1:]...)
 	}
 	if len(lines) == 1 {
 		lines[0] = truncate(lines[0], e.count, e.cfg.MaxTokens)
@@ -219,7 +220,7 @@ func (e *Extractive) core(line string, limit int) string {
 	if len(ss) == 0 {
 		return truncate(line, e.count, limit)
 	}
-	scores := rank(ss)
+	scores := rank(termSets(ss))
 	top := 0
 	for i := range ss {
 		if scores[i] > scores[top] {

@@ -72,21 +72,29 @@ func terms(s string) map[string]float64 {
 	return out
 }
 
-// rank scores each sentence by how informative it is within its text: the
-// sum over its distinct terms of weight × idf, where idf favours terms
-// found in few of the text's sentences, divided by the square root of its
-// term count so that long sentences do not win by length alone.
-func rank(sentences []string) []float64 {
+// termSets returns the terms of each sentence.
+func termSets(sentences []string) []map[string]float64 {
 	ts := make([]map[string]float64, len(sentences))
-	df := map[string]int{}
 	for i, s := range sentences {
 		ts[i] = terms(s)
-		for t := range ts[i] {
+	}
+	return ts
+}
+
+// rank scores each sentence, given by its terms, by how informative it is
+// within its text: the sum over its distinct terms of weight × idf, where
+// idf favours terms found in few of the text's sentences, divided by the
+// square root of its term count so that long sentences do not win by
+// length alone.
+func rank(ts []map[string]float64) []float64 {
+	df := map[string]int{}
+	for _, m := range ts {
+		for t := range m {
 			df[t]++
 		}
 	}
-	n := float64(len(sentences))
-	scores := make([]float64, len(sentences))
+	n := float64(len(ts))
+	scores := make([]float64, len(ts))
 	for i, m := range ts {
 		if len(m) == 0 {
 			continue
@@ -100,14 +108,10 @@ func rank(sentences []string) []float64 {
 	return scores
 }
 
-// centrality returns, for each sentence, the sum of its cosine
-// similarities (over distinct terms) with the others.
-func centrality(sentences []string) []float64 {
-	ts := make([]map[string]float64, len(sentences))
-	for i, s := range sentences {
-		ts[i] = terms(s)
-	}
-	out := make([]float64, len(sentences))
+// centrality returns, for each sentence given by its terms, the sum of its
+// cosine similarities (over distinct terms) with the others.
+func centrality(ts []map[string]float64) []float64 {
+	out := make([]float64, len(ts))
 	for i := range ts {
 		for j := i + 1; j < len(ts); j++ {
 			if len(ts[i]) == 0 || len(ts[j]) == 0 {
@@ -134,7 +138,7 @@ func best(text string, k int) []string {
 	if len(ss) <= k {
 		return ss
 	}
-	scores := rank(ss)
+	scores := rank(termSets(ss))
 	chosen := make([]bool, len(ss))
 	for range k {
 		top := -1

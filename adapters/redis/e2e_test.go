@@ -26,11 +26,6 @@ import (
 	"github.com/parleychat/parley/projections"
 )
 
-// eventStore is what the end-to-end tests need of a store.
-type eventStore interface {
-	domain.EventStore
-}
-
 // capture is a generator that records each prompt and answers the i-th
 // with answers[i] through the offline Scripted generator.
 type capture struct {
@@ -81,7 +76,7 @@ var conversation = []struct{ q, a string }{
 // summarises with the extractive summariser and tiktoken counts, the
 // Redis read model fed by a Runner, and the capturing generator.
 type stack struct {
-	store   eventStore
+	store   domain.EventStore
 	svc     *chat.Service
 	worker  *memory.Worker
 	mem     *redis.Memory
@@ -113,7 +108,9 @@ func (r *countingReader) Load(ctx context.Context, id int64, user string) (*memo
 
 const limit = 200
 
-func newStack(t *testing.T, store eventStore, mem *redis.Memory, log *slog.Logger) *stack {
+// extractive returns the tiktoken counter and the extractive summariser
+// measuring with it, at their defaults.
+func extractive(t *testing.T) (*tokens.Counter, *memory.Extractive) {
 	t.Helper()
 	counter, err := tokens.New("")
 	if err != nil {
@@ -123,6 +120,12 @@ func newStack(t *testing.T, store eventStore, mem *redis.Memory, log *slog.Logge
 	if err != nil {
 		t.Fatal(err)
 	}
+	return counter, ext
+}
+
+func newStack(t *testing.T, store domain.EventStore, mem *redis.Memory, log *slog.Logger) *stack {
+	t.Helper()
+	counter, ext := extractive(t)
 	worker, err := memory.NewWorker(memory.Config{MaxTokenLimit: limit}, memory.Deps{Store: store, Summarizer: ext, Counter: counter, Now: time.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -268,10 +271,10 @@ func historyTokens(c memory.TokenCounter, h []chat.Turn) int {
 	return n
 }
 
-func stores(t *testing.T) map[string]func(*testing.T) eventStore {
-	return map[string]func(*testing.T) eventStore{
-		"inmem": func(*testing.T) eventStore { return inmem.New(nil) },
-		"postgres": func(t *testing.T) eventStore {
+func stores(t *testing.T) map[string]func(*testing.T) domain.EventStore {
+	return map[string]func(*testing.T) domain.EventStore{
+		"inmem": func(*testing.T) domain.EventStore { return inmem.New(nil) },
+		"postgres": func(t *testing.T) domain.EventStore {
 			s := postgres.NewStore(pgtest.NewPool(t, 10), postgres.StoreConfig{})
 			t.Cleanup(func() { _ = s.Close() })
 			return s
@@ -421,14 +424,7 @@ func TestRedisDownAnswersStillComplete(t *testing.T) {
 func TestConcurrentSummarisersWriteOneSummaryPerVersion(t *testing.T) {
 	store := postgres.NewStore(pgtest.NewPool(t, 10), postgres.StoreConfig{})
 	t.Cleanup(func() { _ = store.Close() })
-	counter, err := tokens.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, err := memory.NewExtractive(counter, memory.ExtractiveConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	counter, ext := extractive(t)
 	newWorker := func(sum memory.Summarizer) *memory.Worker {
 		w, err := memory.NewWorker(memory.Config{MaxTokenLimit: limit}, memory.Deps{Store: store, Summarizer: sum, Counter: counter, Now: time.Now})
 		if err != nil {

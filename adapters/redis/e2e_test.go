@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,12 +87,16 @@ type stack struct {
 	reads   *countingReader
 }
 
-// countingReader passes Loads through and keeps what they returned.
+// countingReader passes Loads through and keeps what they returned. Once
+// mark is set, it prefixes the summary and the questions it returns with
+// it, so that a prompt built from them can be told from one built from
+// the stream.
 type countingReader struct {
 	chat.MemoryReader
 	mu   sync.Mutex
 	last *memory.Conversation
 	errs int
+	mark string
 }
 
 func (r *countingReader) Load(ctx context.Context, id int64, user string) (*memory.Conversation, error) {
@@ -100,10 +105,22 @@ func (r *countingReader) Load(ctx context.Context, id int64, user string) (*memo
 	defer r.mu.Unlock()
 	if err != nil {
 		r.errs++
-	} else {
-		r.last = c.Clone()
+		return c, err
 	}
+	if r.mark != "" {
+		c.Summary = r.mark + c.Summary
+		for i := range c.Turns {
+			c.Turns[i].Question = r.mark + c.Turns[i].Question
+		}
+	}
+	r.last = c.Clone()
 	return c, err
+}
+
+func (r *countingReader) setMark(mark string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mark = mark
 }
 
 const limit = 200
@@ -298,7 +315,21 @@ func TestLongConversationKeepsTheBufferUnderTheLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The last question's memory is marked as it leaves Redis: its
+			// prompt must show the mark (the stream, which prompts fall back
+			// to, would give the same text unmarked).
+			const mark = "[from redis] "
+			unmarked := func(h []chat.Turn) []chat.Turn {
+				h = slices.Clone(h)
+				for j := range h {
+					h[j].Content = strings.TrimPrefix(h[j].Content, mark)
+				}
+				return h
+			}
 			for i := range conversation {
+				if i == len(conversation)-1 {
+					st.reads.setMark(mark)
+				}
 				st.ask(t, r.ID, i)
 				st.catchUp(t, runner, r.ID)
 			}
@@ -317,23 +348,27 @@ func TestLongConversationKeepsTheBufferUnderTheLimit(t *testing.T) {
 			}
 
 			// Every prompt once the buffer first overflowed: the summary so
-			// far, and a buffer within the limit.
+			// far, and a buffer within the limit (not counting the marks).
 			for i := range conversation {
 				p := st.gen.prompt(i)
 				if p.Question != conversation[i].q {
 					t.Fatalf("prompt %d asks %q", i, p.Question)
 				}
-				if n := historyTokens(st.counter, p.History); n > limit {
+				if n := historyTokens(st.counter, unmarked(p.History)); n > limit {
 					t.Errorf("prompt %d: history of %d tokens, over %d", i, n, limit)
 				}
 			}
 			for i := range conversation {
-				if got, want := st.gen.prompt(i).Summary, st.summaryAt(t, r.ID, i); got != want {
+				want := st.summaryAt(t, r.ID, i)
+				if i == len(conversation)-1 {
+					want = mark + want
+				}
+				if got := st.gen.prompt(i).Summary; got != want {
 					t.Errorf("prompt %d's summary %q, want the one in force when it was asked, %q", i, got, want)
 				}
 			}
 			last := st.gen.prompt(len(conversation) - 1)
-			if last.Summary == "" {
+			if last.Summary == mark {
 				t.Fatal("the last prompt has no summary")
 			}
 			// The rent support recurs through the conversation: the
@@ -342,12 +377,17 @@ func TestLongConversationKeepsTheBufferUnderTheLimit(t *testing.T) {
 			if !strings.Contains(last.Summary, "200,000 won") {
 				t.Errorf("the summary lost the rent support amount:\n%s", last.Summary)
 			}
-			// The last prompt's memory came from Redis, current.
+			// The last prompt's memory came from Redis (it bears the mark),
+			// current (its summary, unmarked, is the stream's in force, as
+			// checked above).
 			st.reads.mu.Lock()
 			fromRedis, errs := st.reads.last, st.reads.errs
 			st.reads.mu.Unlock()
 			if errs != 0 || fromRedis == nil || fromRedis.Summary != last.Summary {
 				t.Fatalf("Redis reads: %d errors, last %+v", errs, fromRedis)
+			}
+			if len(fromRedis.Turns) == 0 {
+				t.Fatal("Redis's last buffer is empty: the history check below would prove nothing")
 			}
 			var want []chat.Turn
 			for _, tu := range fromRedis.Turns {
@@ -357,7 +397,7 @@ func TestLongConversationKeepsTheBufferUnderTheLimit(t *testing.T) {
 				t.Errorf("last prompt's history is not Redis's buffer (-redis +prompt):\n%s", diff)
 			}
 			t.Logf("%d summaries; last prompt: %d-token summary, %d buffered messages of %d tokens",
-				len(sums), st.counter.Count(last.Summary), len(last.History), historyTokens(st.counter, last.History))
+				len(sums), st.counter.Count(strings.TrimPrefix(last.Summary, mark)), len(last.History), historyTokens(st.counter, unmarked(last.History)))
 
 			// Redis is flushed; re-running the projection from zero
 			// rebuilds the same keys. So does a rebuild into a shadow prefix.

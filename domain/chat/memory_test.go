@@ -3,7 +3,6 @@ package chat_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"strings"
@@ -79,18 +78,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newMemoryService(t *testing.T, store *inmem.Store, g chat.Generator, cfg chat.Config, deps chat.Deps) *chat.Service {
-	t.Helper()
-	deps.Store, deps.Generator, deps.Now, deps.Random = store, g, time.Now, rand.Reader
-	cfg.ShutdownGrace = 50 * time.Millisecond
-	svc := chat.NewService(cfg, deps)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	return svc
-}
-
 // TestMemoryReaderOutageDoesNotFailAnswers: a read model that fails or
 // hangs degrades the prompt to the stream's memory, with a warning.
 func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
@@ -105,8 +92,8 @@ func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
 			var logs syncBuffer
 			store := inmem.New(nil)
 			g := &gen{tokens: []string{"fine"}}
-			svc := newMemoryService(t, store, g, chat.Config{MemoryReadTimeout: 20 * time.Millisecond},
-				chat.Deps{MemoryReader: tc.r, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			svc := startFixture(t, store, chat.Config{MemoryReadTimeout: 20 * time.Millisecond},
+				chat.Deps{Generator: g, MemoryReader: tc.r, Logger: slog.New(slog.NewTextHandler(&logs, nil))}).svc
 			r, _ := svc.CreateRoom(t.Context(), "42", "t")
 			start := time.Now()
 			if _, err := svc.Post(t.Context(), r.ID, "42", "first", ""); err != nil {
@@ -138,13 +125,13 @@ func TestCompactRunsAfterCompletedAnswersOnly(t *testing.T) {
 	store := inmem.New(nil)
 	c := &compactor{}
 	g := &gen{tokens: []string{"ok"}}
-	svc := newMemoryService(t, store, g, chat.Config{}, chat.Deps{Memory: c})
+	svc := startFixture(t, store, chat.Config{}, chat.Deps{Generator: g, Memory: c}).svc
 	r, _ := svc.CreateRoom(t.Context(), "42", "t")
 	svc.Post(t.Context(), r.ID, "42", "q", "")
 	waitFor(t, store, r.ID, room.TypeAnswerCompleted)
 	waitUntil(t, func() bool { return c.count() == 1 })
 
-	failing := newMemoryService(t, store, &gen{err: errors.New("model crashed")}, chat.Config{Instance: "b"}, chat.Deps{Memory: c})
+	failing := startFixture(t, store, chat.Config{Instance: "b"}, chat.Deps{Generator: &gen{err: errors.New("model crashed")}, Memory: c}).svc
 	r2, _ := failing.CreateRoom(t.Context(), "42", "t")
 	failing.Post(t.Context(), r2.ID, "42", "q", "")
 	waitFor(t, store, r2.ID, room.TypeAnswerFailed)
@@ -159,7 +146,7 @@ func TestCompactRunsAfterCompletedAnswersOnly(t *testing.T) {
 func TestCompactRunsOnceAtATimePerRoom(t *testing.T) {
 	store := inmem.New(nil)
 	c := &compactor{gate: make(chan struct{})}
-	svc := newMemoryService(t, store, &gen{tokens: []string{"ok"}}, chat.Config{}, chat.Deps{Memory: c})
+	svc := startFixture(t, store, chat.Config{}, chat.Deps{Generator: &gen{tokens: []string{"ok"}}, Memory: c}).svc
 	r, _ := svc.CreateRoom(t.Context(), "42", "t")
 	for i, q := range []string{"one", "two", "three"} {
 		if _, err := svc.Post(t.Context(), r.ID, "42", q, ""); err != nil {

@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/rag"
@@ -65,16 +63,12 @@ func (downIndex) Search(context.Context, []float32, rag.SearchOptions) ([]rag.Hi
 	return nil, errors.New("dial tcp 10.0.0.9:6334: connection refused")
 }
 
+// newRetrievalFixture runs a Service retrieving with r and returns it with
+// a new room's ID.
 func newRetrievalFixture(t *testing.T, g chat.Generator, r chat.Retriever) (*fixture, int64) {
 	t.Helper()
-	store := inmem.New(nil)
-	svc := chat.NewService(chat.Config{Instance: "a", ShutdownGrace: 50 * time.Millisecond},
-		chat.Deps{Store: store, Generator: g, Retriever: r, Now: time.Now, Random: rand.Reader})
-	ctx, stop := context.WithCancel(context.Background())
-	f := &fixture{store: store, svc: svc, stop: stop, done: make(chan error, 1)}
-	go func() { f.done <- svc.Run(ctx) }()
-	t.Cleanup(f.shutdown)
-	rm, err := svc.CreateRoom(t.Context(), "42", "Policies")
+	f := startFixture(t, nil, chat.Config{Instance: "a"}, chat.Deps{Generator: g, Retriever: r})
+	rm, err := f.svc.CreateRoom(t.Context(), "42", "Policies")
 	if err != nil {
 		t.Fatal(err)
 	}

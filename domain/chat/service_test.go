@@ -58,13 +58,24 @@ type fixture struct {
 	done  chan error
 }
 
+// newFixture runs a Service of instance over store (a new in-memory one
+// when nil) answering with g.
 func newFixture(t *testing.T, store *inmem.Store, g chat.Generator, instance string) *fixture {
+	t.Helper()
+	return startFixture(t, store, chat.Config{Instance: instance}, chat.Deps{Generator: g})
+}
+
+// startFixture runs a Service over store (a new in-memory one when nil)
+// configured by cfg and deps, with the real clock, crypto/rand and a short
+// ShutdownGrace, until the test ends or the fixture is shut down.
+func startFixture(t *testing.T, store *inmem.Store, cfg chat.Config, deps chat.Deps) *fixture {
 	t.Helper()
 	if store == nil {
 		store = inmem.New(nil)
 	}
-	svc := chat.NewService(chat.Config{Instance: instance, ShutdownGrace: 50 * time.Millisecond},
-		chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader})
+	cfg.ShutdownGrace = 50 * time.Millisecond
+	deps.Store, deps.Now, deps.Random = store, time.Now, rand.Reader
+	svc := chat.NewService(cfg, deps)
 	ctx, stop := context.WithCancel(context.Background())
 	f := &fixture{store: store, svc: svc, stop: stop, done: make(chan error, 1)}
 	go func() { f.done <- svc.Run(ctx) }()

@@ -1,7 +1,9 @@
 package memory
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -99,9 +101,11 @@ func rank(ts []map[string]float64) []float64 {
 		if len(m) == 0 {
 			continue
 		}
+		// Summed in term order: map order would change the rounding, and
+		// with it which of two tied sentences is kept.
 		var sum float64
-		for t, w := range m {
-			sum += w * math.Log(1+n/float64(df[t]))
+		for _, t := range slices.Sorted(maps.Keys(m)) {
+			sum += m[t] * math.Log(1+n/float64(df[t]))
 		}
 		scores[i] = sum / math.Sqrt(float64(len(m)))
 	}

@@ -41,8 +41,9 @@ head    exports the rooms' verified chain heads as JSON (stdout or --out),
 keygen  writes an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub.
 
 Environment:
-  PARLEY_DATABASE_URL        Postgres URL (the default store)
-  PARLEY_KURRENTDB_URL       KurrentDB connection string; when set, the store audited
+  PARLEY_EVENT_STORE         the store audited, as chatd's: postgres (default) or kurrentdb
+  PARLEY_DATABASE_URL        Postgres URL (default: the local development database)
+  PARLEY_KURRENTDB_URL       KurrentDB connection string, for PARLEY_EVENT_STORE=kurrentdb
   PARLEY_AUDIT_SIGNING_KEY   private key file for head (instead of --sign-key)
   PARLEY_AUDIT_PUBLIC_KEY    public key file for verify --against (instead of --pubkey)
 `
@@ -615,8 +616,8 @@ func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
-// auditOpenStore opens the store to audit: KurrentDB when
-// PARLEY_KURRENTDB_URL is set, else Postgres. close releases it.
+// auditOpenStore opens the store to audit, the one chatd uses (see
+// openEventStore). close releases it.
 func auditOpenStore(ctx context.Context, getenv func(string) string) (store auditStore, closeStore func(), err error) {
 	s, _, closeStore, err := openRawEventStore(ctx, getenv, nil)
 	if err != nil {

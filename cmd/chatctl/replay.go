@@ -49,8 +49,9 @@ shows the stream up to just before that record (--follow shows it live).
 // readerEnvironment ends the usage of the commands that read the log
 // for an operator (replay, export).
 const readerEnvironment = `Environment:
-  PARLEY_DATABASE_URL   Postgres event store (default: the local development database)
-  PARLEY_KURRENTDB_URL  when set, read the KurrentDB event store instead
+  PARLEY_EVENT_STORE    the event store chatd uses: postgres (default) or kurrentdb
+  PARLEY_DATABASE_URL   Postgres (default: the local development database)
+  PARLEY_KURRENTDB_URL  KurrentDB's connection string, for PARLEY_EVENT_STORE=kurrentdb
   PARLEY_OPERATOR       default --operator (else $USER)
 
 Flags:

@@ -8,14 +8,16 @@ import (
 
 	"github.com/parleychat/parley/adapters/kurrentdb"
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 )
 
-// openEventStore opens the event store the environment names (see
-// kurrentDBURL): KurrentDB, else Postgres at PARLEY_DATABASE_URL (or the
-// local development database), with its appends hash-chained as chatd's
-// are. It returns the store, a short name of it for messages (never the
+// openEventStore opens the event store chatd uses, as the environment
+// names it (see cmd/internal/storeenv): KurrentDB when
+// PARLEY_EVENT_STORE=kurrentdb, else Postgres at PARLEY_DATABASE_URL (or
+// the local development database), with its appends hash-chained as
+// chatd's are. It returns the store, a short name of it for messages (never the
 // URL, which may hold a password), and a function that closes it.
 func openEventStore(ctx context.Context, getenv func(string) string, log *slog.Logger) (domain.EventStore, string, func(), error) {
 	s, name, closeStore, err := openRawEventStore(ctx, getenv, log)
@@ -31,12 +33,16 @@ func openRawEventStore(ctx context.Context, getenv func(string) string, log *slo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if url, ok := kurrentDBURL(getenv); ok {
+	sc, err := storeenv.FromEnv(getenv)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("choose the event store: %w", err)
+	}
+	if sc.Kind == storeenv.KurrentDB {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		s, err := kurrentdb.Dial(dctx, url, kurrentdb.Options{Logger: log})
+		s, err := kurrentdb.Dial(dctx, sc.KurrentDBURL, kurrentdb.Options{Logger: log})
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("open the KurrentDB event store named by PARLEY_KURRENTDB_URL: %w (unset it, or set PARLEY_EVENT_STORE=postgres, to use Postgres)", err)
+			return nil, "", nil, fmt.Errorf("open the KurrentDB event store (PARLEY_EVENT_STORE=kurrentdb) at PARLEY_KURRENTDB_URL: %w", err)
 		}
 		return s, "KurrentDB", func() { _ = s.Close() }, nil
 	}
@@ -46,18 +52,4 @@ func openRawEventStore(ctx context.Context, getenv func(string) string, log *slo
 	}
 	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
 	return s, "Postgres", func() { _ = s.Close(); pool.Close() }, nil
-}
-
-// kurrentDBURL tells whether the event store is KurrentDB, as chatd
-// decides it: PARLEY_EVENT_STORE when set (postgres or kurrentdb), else
-// KurrentDB whenever PARLEY_KURRENTDB_URL is set.
-func kurrentDBURL(getenv func(string) string) (string, bool) {
-	url := getenv("PARLEY_KURRENTDB_URL")
-	switch getenv("PARLEY_EVENT_STORE") {
-	case "postgres":
-		return "", false
-	case "kurrentdb":
-		return url, true
-	}
-	return url, url != ""
 }

@@ -10,10 +10,29 @@ import (
 	"testing"
 )
 
-func TestOpenEventStoreChoosesKurrentDBWhenItsURLIsSet(t *testing.T) {
-	_, _, _, err := openEventStore(t.Context(), env(map[string]string{"PARLEY_KURRENTDB_URL": "not a connection string"}), nil)
-	if err == nil || !strings.Contains(err.Error(), "KurrentDB") || !strings.Contains(err.Error(), "PARLEY_KURRENTDB_URL") {
-		t.Errorf("error %v, want one about the KurrentDB store named by PARLEY_KURRENTDB_URL", err)
+// TestOpenEventStoreChoosesAsChatdDoes checks that chatctl opens the
+// store chatd would: KurrentDB only with PARLEY_EVENT_STORE=kurrentdb, so
+// that a PARLEY_KURRENTDB_URL left in the environment cannot send replay,
+// export or audit to another store than chatd's. Neither store is up at
+// these URLs, so the error tells which one was tried.
+func TestOpenEventStoreChoosesAsChatdDoes(t *testing.T) {
+	const noPostgres = "postgres://parley:parley@127.0.0.1:1/parley?sslmode=disable&connect_timeout=2"
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string // part of the error
+	}{
+		{"a KurrentDB URL alone", map[string]string{"PARLEY_KURRENTDB_URL": "not a connection string", "PARLEY_DATABASE_URL": noPostgres}, "open the Postgres event store"},
+		{"kurrentdb", map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": "not a connection string", "PARLEY_DATABASE_URL": noPostgres}, "open the KurrentDB event store"},
+		{"kurrentdb without its URL", map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_DATABASE_URL": noPostgres}, "needs PARLEY_KURRENTDB_URL"},
+		{"an unknown store", map[string]string{"PARLEY_EVENT_STORE": "mysql", "PARLEY_DATABASE_URL": noPostgres}, "want postgres or kurrentdb"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, _, err := openEventStore(t.Context(), env(tt.env), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
 	}
 }
 
@@ -24,7 +43,7 @@ func TestReplayOnKurrentDB(t *testing.T) {
 	if url == "" {
 		t.Skip("SKIP: replay on KurrentDB not run; set PARLEY_KURRENTDB_URL to run it")
 	}
-	getenv := env(map[string]string{"PARLEY_KURRENTDB_URL": url, "PARLEY_OPERATOR": "kurrent-test"})
+	getenv := env(map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_OPERATOR": "kurrent-test"})
 	store, _, closeStore, err := openEventStore(t.Context(), getenv, nil)
 	if err != nil {
 		t.Fatal(err)

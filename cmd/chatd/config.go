@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
+	"github.com/parleychat/parley/cmd/internal/storeenv"
 )
 
 // defaultDatabaseURL is the database .ci/services creates.
@@ -29,7 +30,7 @@ const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmo
 type Config struct {
 	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
 	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
-	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb
+	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv)
 	ChunkCommit  string // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
 	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
 	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
@@ -120,8 +121,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		HTTPAddr:          env("PARLEY_HTTP_ADDR", ":8080"),
 		DatabaseURL:       env("PARLEY_DATABASE_URL", defaultDatabaseURL),
 		Instance:          env("PARLEY_INSTANCE", ""),
-		EventStore:        strings.ToLower(env("PARLEY_EVENT_STORE", "postgres")),
-		KurrentDBURL:      getenv("PARLEY_KURRENTDB_URL"),
 		ChunkCommit:       strings.ToLower(env("PARLEY_CHUNK_COMMIT", "async")),
 		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
@@ -148,6 +147,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		RedisPrefix:       env("PARLEY_REDIS_PREFIX", "parley:"),
 		MemoryTokenLimit:  int(number("PARLEY_MEMORY_TOKEN_LIMIT", 200)),
 		RAGTimeout:        dur("PARLEY_RAG_TIMEOUT", 2*time.Second),
+	}
+	if sc, err := storeenv.FromEnv(getenv); err != nil {
+		problems = append(problems, err)
+	} else {
+		cfg.EventStore, cfg.KurrentDBURL = sc.Kind, sc.KurrentDBURL
 	}
 	if rc, err := ragenv.FromEnv(getenv); err != nil {
 		problems = append(problems, fmt.Errorf("retrieval settings: %w", err))
@@ -187,15 +191,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		problems = append(problems, errors.New("PARLEY_DATABASE_URL must be a postgres:// URL"))
-	}
-	switch cfg.EventStore {
-	case "postgres":
-	case "kurrentdb":
-		if cfg.KurrentDBURL == "" {
-			problems = append(problems, errors.New("PARLEY_EVENT_STORE=kurrentdb needs PARLEY_KURRENTDB_URL (e.g. esdb://127.0.0.1:2113?tls=false)"))
-		}
-	default:
-		problems = append(problems, fmt.Errorf("PARLEY_EVENT_STORE=%q: want postgres or kurrentdb", cfg.EventStore))
 	}
 	if cfg.ChunkCommit != "async" && cfg.ChunkCommit != "sync" {
 		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_COMMIT=%q: want async or sync", cfg.ChunkCommit))

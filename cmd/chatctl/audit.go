@@ -171,7 +171,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 			anchors[h.Room] = append(anchors[h.Room], audit.Head{Version: h.Version, Hash: h.Hash})
 		}
 	}
-	store, closeStore, err := auditOpenStore(ctx, getenv)
+	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -393,7 +393,7 @@ func runAuditHead(ctx context.Context, args []string, getenv func(string) string
 			return err
 		}
 	}
-	store, closeStore, err := auditOpenStore(ctx, getenv)
+	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -614,16 +614,6 @@ func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
 	}
 	return pub, nil
-}
-
-// auditOpenStore opens the store to audit, the one chatd uses (see
-// openEventStore). close releases it.
-func auditOpenStore(ctx context.Context, getenv func(string) string) (store auditStore, closeStore func(), err error) {
-	s, _, closeStore, err := openRawEventStore(ctx, getenv, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit: %w", err)
-	}
-	return s, closeStore, nil
 }
 
 // auditProgress shows how far a long audit is: one line rewritten in

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -93,12 +94,12 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return parseFailure("export", err, stderr)
 	}
-	store, closeStore, err := openReaderStore(ctx, getenv, stderr)
+	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	x := &exporter{store: store, now: time.Now, random: rand.Reader, progress: stderr}
+	x := &exporter{store: audit.NewChainingStore(store, audit.ChainOptions{}), now: time.Now, random: rand.Reader, progress: stderr}
 	if o.out == "" {
 		return x.export(ctx, o, stdout)
 	}

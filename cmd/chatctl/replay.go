@@ -10,12 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
 )
@@ -154,26 +154,18 @@ func operatorName(flagValue string, getenv func(string) string) (string, error) 
 	return "", errors.New("cannot tell who is reading: pass --operator NAME or set PARLEY_OPERATOR (the read is recorded in the room's stream)")
 }
 
-// openReaderStore opens the event store for replay and export, which
-// record their reads (AuditAccessed) through it; warnings go to stderr.
-func openReaderStore(ctx context.Context, getenv func(string) string, stderr io.Writer) (domain.EventStore, func(), error) {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, _, closeStore, err := openEventStore(ctx, getenv, log)
-	return store, closeStore, err
-}
-
 // runReplay implements `chatctl replay`.
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parseReplay(args, getenv, stderr)
 	if err != nil {
 		return parseFailure("replay", err, stderr)
 	}
-	store, closeStore, err := openReaderStore(ctx, getenv, stderr)
+	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	r := &replayer{store: store, out: stdout, sleep: sleepContext, now: time.Now, random: rand.Reader}
+	r := &replayer{store: audit.NewChainingStore(store, audit.ChainOptions{}), out: stdout, sleep: sleepContext, now: time.Now, random: rand.Reader}
 	return r.run(ctx, o)
 }
 

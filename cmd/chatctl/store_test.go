@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/parleychat/parley/domain/audit"
 )
 
 // TestOpenEventStoreChoosesAsChatdDoes checks that chatctl opens the
@@ -28,7 +31,7 @@ func TestOpenEventStoreChoosesAsChatdDoes(t *testing.T) {
 		{"an unknown store", map[string]string{"PARLEY_EVENT_STORE": "mysql", "PARLEY_DATABASE_URL": noPostgres}, "want postgres or kurrentdb"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, _, err := openEventStore(t.Context(), env(tt.env), nil)
+			_, _, err := openEventStore(t.Context(), env(tt.env), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
@@ -44,11 +47,12 @@ func TestReplayOnKurrentDB(t *testing.T) {
 		t.Skip("SKIP: replay on KurrentDB not run; set PARLEY_KURRENTDB_URL to run it")
 	}
 	getenv := env(map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_OPERATOR": "kurrent-test"})
-	store, _, closeStore, err := openEventStore(t.Context(), getenv, nil)
+	raw, closeStore, err := openEventStore(t.Context(), getenv, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeStore()
+	store := audit.NewChainingStore(raw, audit.ChainOptions{})
 	var b [8]byte
 	rand.Read(b[:])
 	id := int64(binary.BigEndian.Uint64(b[:])>>11) + 1

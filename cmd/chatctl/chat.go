@@ -16,7 +16,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/wsapi"
 )
 
@@ -176,7 +175,7 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 	if *wait < 0 {
 		problem("--wait %v is negative", *wait)
 	}
-	secret := getenv("PARLEY_JWT_SECRET")
+	var signer tokenSigner
 	switch {
 	case *token != "" && *user != "":
 		problem("--token and --user both given: pass a token, or a user to mint one for, not both")
@@ -186,8 +185,9 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 		if strings.TrimSpace(*user) == "" {
 			problem("--user is blank: want a user id, e.g. --user 42")
 		}
-		if secret != "" && len(secret) < jwtauth.MinSecretLength {
-			problem("PARLEY_JWT_SECRET is shorter than %d bytes", jwtauth.MinSecretLength)
+		var err error
+		if signer, err = newTokenSigner(getenv); err != nil {
+			problems = append(problems, fmt.Errorf("chat: %w", err))
 		}
 		cfg.minted = true
 	case getenv("PARLEY_TOKEN") != "":
@@ -201,11 +201,7 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 	}
 
 	if cfg.minted {
-		if secret == "" {
-			secret = jwtauth.DevJWTSecret
-			fmt.Fprintln(stderr, "chatctl: warning: PARLEY_JWT_SECRET is not set; signing with the public development secret (jwtauth.DevJWTSecret), which only a development server accepts")
-		}
-		t, err := jwtauth.Mint([]byte(secret), strings.TrimSpace(*user), chatTokenTTL, time.Now(), nil)
+		t, err := signer.mint(strings.TrimSpace(*user), chatTokenTTL, nil, stderr)
 		if err != nil {
 			return chatConfig{}, fmt.Errorf("chat: %w", err)
 		}

@@ -62,17 +62,13 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		problems = append(problems, err)
 	}
-	secret := getenv("PARLEY_JWT_SECRET")
-	if secret != "" && len(secret) < jwtauth.MinSecretLength {
-		problems = append(problems, fmt.Errorf("token: PARLEY_JWT_SECRET is shorter than %d bytes", jwtauth.MinSecretLength))
+	signer, err := newTokenSigner(getenv)
+	if err != nil {
+		problems = append(problems, fmt.Errorf("token: %w", err))
 	}
 	if len(problems) > 0 {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.Join(problems...)}
-	}
-	if secret == "" {
-		secret = jwtauth.DevJWTSecret
-		fmt.Fprintln(stderr, "chatctl: warning: PARLEY_JWT_SECRET is not set; signing with the public development secret (jwtauth.DevJWTSecret), which only a development server accepts")
 	}
 
 	extra := map[string]any{}
@@ -85,7 +81,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if *audience != "" {
 		extra["aud"] = *audience
 	}
-	token, err := jwtauth.Mint([]byte(secret), *user, *ttl, time.Now(), extra)
+	token, err := signer.mint(*user, *ttl, extra, stderr)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
@@ -93,6 +89,34 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("token: write: %w", err)
 	}
 	return nil
+}
+
+// tokenSigner mints access tokens for chatctl token and chatctl chat
+// --user, with PARLEY_JWT_SECRET, or with the public development secret
+// when it is unset.
+type tokenSigner struct {
+	secret string // "" for the development secret
+}
+
+// newTokenSigner reads PARLEY_JWT_SECRET, refusing one too short for the
+// server to accept.
+func newTokenSigner(getenv func(string) string) (tokenSigner, error) {
+	secret := getenv("PARLEY_JWT_SECRET")
+	if secret != "" && len(secret) < jwtauth.MinSecretLength {
+		return tokenSigner{}, fmt.Errorf("PARLEY_JWT_SECRET is shorter than %d bytes", jwtauth.MinSecretLength)
+	}
+	return tokenSigner{secret: secret}, nil
+}
+
+// mint signs a token for user, valid for ttl from now, with the extra
+// claims. Signing with the development secret is announced on stderr.
+func (s tokenSigner) mint(user string, ttl time.Duration, extra map[string]any, stderr io.Writer) (string, error) {
+	secret := s.secret
+	if secret == "" {
+		secret = jwtauth.DevJWTSecret
+		fmt.Fprintln(stderr, "chatctl: warning: PARLEY_JWT_SECRET is not set; signing with the public development secret (jwtauth.DevJWTSecret), which only a development server accepts")
+	}
+	return jwtauth.Mint([]byte(secret), user, ttl, time.Now(), extra)
 }
 
 // parseRoles splits a comma-separated list, trimming spaces; empty input

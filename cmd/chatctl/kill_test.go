@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,22 +19,17 @@ import (
 // test binary (see TestChatctlProcess), separated by \x1f.
 const chatctlArgsEnv = "CHATCTL_TEST_PROCESS_ARGS"
 
-// TestChatctlProcess is not a test: it is chatctl itself when a test
-// re-executes its binary with chatctlArgsEnv set, so that it can kill -9
-// a real process.
+// TestChatctlProcess is not a test: it is chatctl itself, run by main,
+// when a test re-executes its binary with chatctlArgsEnv set, so that it
+// can kill -9 a real process.
 func TestChatctlProcess(t *testing.T) {
 	args := os.Getenv(chatctlArgsEnv)
 	if args == "" {
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, strings.Split(args, "\x1f"), os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chatctl:", err)
-		os.Exit(exitCode(err))
-	}
-	os.Exit(0)
+	os.Args = append([]string{"chatctl"}, strings.Split(args, "\x1f")...)
+	main()
+	os.Exit(0) // as chatctl does, without the test framework's report
 }
 
 // startChatctl runs chatctl args in a child process against the env's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -114,8 +115,7 @@ func memoryStatus(ctx context.Context, env *projectionEnv, head domain.Position)
 
 // memoryTarget rebuilds the Redis memory into a new generation.
 type memoryTarget struct {
-	rb     *redis.MemoryRebuild
-	dryRun bool
+	rb *redis.MemoryRebuild
 }
 
 func (t *memoryTarget) Name() string { return t.rb.Live().Name() }
@@ -128,7 +128,7 @@ func (t *memoryTarget) Prepare(ctx context.Context) (bool, func(), error) {
 	resumed, err := t.rb.Prepare(ctx)
 	if err != nil {
 		release()
-		if !t.dryRun && strings.Contains(err.Error(), "drop-old") {
+		if errors.Is(err, redis.ErrOldCopyExists) {
 			return false, nil, fmt.Errorf("%w, or pass --drop-old", err)
 		}
 		return false, nil, err

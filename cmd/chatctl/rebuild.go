@@ -93,7 +93,7 @@ func (e *projectionEnv) rebuildTarget(name string, opts rebuildOptions) (rebuild
 		if err != nil {
 			return nil, err
 		}
-		return &memoryTarget{rb: rb, dryRun: opts.dryRun}, nil
+		return &memoryTarget{rb: rb}, nil
 	}
 	cfg := postgres.ChatLogRebuildConfig{LockTimeout: opts.lockTimeout, Logger: e.log}
 	if opts.dryRun {

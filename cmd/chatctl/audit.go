@@ -337,28 +337,18 @@ func auditListRooms(ctx context.Context, store auditStore, stderr io.Writer) ([]
 		}
 	} else {
 		fmt.Fprintln(stderr, "listing rooms: reading the whole log (this store cannot list its streams)")
-		after := domain.Start
-		var read int
 		last := time.Now()
-		for {
-			evs, err := store.ReadAll(ctx, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000})
-			if err != nil {
-				return nil, fmt.Errorf("audit: list rooms from the log after %s: %w", after, err)
-			}
-			for _, ev := range evs {
-				if id, ok := room.ParseStream(ev.Stream); ok {
-					ids[id] = true
-				}
-			}
-			read += len(evs)
+		_, err := scanRoomEvents(ctx, store, func(id int64, _ domain.RecordedEvent) error {
+			ids[id] = true
+			return nil
+		}, func(read int) {
 			if time.Since(last) > 5*time.Second {
 				fmt.Fprintf(stderr, "listing rooms: %d events read, %d rooms so far\n", read, len(ids))
 				last = time.Now()
 			}
-			if len(evs) < 5000 {
-				break
-			}
-			after = evs[len(evs)-1].Position
+		})
+		if err != nil {
+			return nil, fmt.Errorf("audit: list rooms from the log: %w", err)
 		}
 	}
 	out := make([]int64, 0, len(ids))

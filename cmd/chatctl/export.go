@@ -191,42 +191,28 @@ func (x *exporter) export(ctx context.Context, o exportOptions, out io.Writer) e
 	return nil
 }
 
-// scanPage is how many events a scan of the log reads at once.
-const scanPage = 5000
-
 // roomsCreatedBy scans the log's room streams for RoomCreated events of
 // owner and returns their room ids in the order they were created.
 func roomsCreatedBy(ctx context.Context, s domain.AllReader, owner string, prog *progress) ([]int64, error) {
 	var ids []int64
-	after, scanned := domain.Start, 0
-	for {
-		evs, err := s.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: scanPage, StreamPrefix: room.StreamPrefix})
+	read, err := scanRoomEvents(ctx, s, func(_ int64, ev domain.RecordedEvent) error {
+		if ev.Type != room.TypeRoomCreated {
+			return nil
+		}
+		p, err := room.Decode(ev, false)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, ev := range evs {
-			if ev.Type != room.TypeRoomCreated {
-				continue
-			}
-			if _, ok := room.ParseStream(ev.Stream); !ok {
-				continue
-			}
-			p, err := room.Decode(ev, false)
-			if err != nil {
-				return nil, err
-			}
-			if c := p.(room.RoomCreated); c.OwnerID == owner {
-				ids = append(ids, c.RoomID)
-			}
+		if c := p.(room.RoomCreated); c.OwnerID == owner {
+			ids = append(ids, c.RoomID)
 		}
-		scanned += len(evs)
-		prog.update(scanned)
-		if len(evs) < scanPage {
-			prog.finish(scanned)
-			return ids, nil
-		}
-		after = evs[len(evs)-1].Position
+		return nil
+	}, prog.update)
+	if err != nil {
+		return nil, err
 	}
+	prog.finish(read)
+	return ids, nil
 }
 
 // exportedRoom is one room as export writes it.

@@ -11,6 +11,7 @@ import (
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
 )
 
 // openEventStore opens the event store chatd uses, as the environment
@@ -42,4 +43,36 @@ func openEventStore(ctx context.Context, getenv func(string) string, stderr io.W
 	}
 	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
 	return s, func() { _ = s.Close(); pool.Close() }, nil
+}
+
+// scanPage is how many events a scan of the log reads at once.
+const scanPage = 5000
+
+// scanRoomEvents reads every event of the log's room streams, in the log's
+// order and scanPage at a time, and calls each with it and its room id.
+// After each page it calls progress with the number of events read so
+// far; it returns that number at the end.
+func scanRoomEvents(ctx context.Context, s domain.AllReader, each func(roomID int64, ev domain.RecordedEvent) error, progress func(read int)) (int, error) {
+	after, read := domain.Start, 0
+	for {
+		evs, err := s.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: scanPage, StreamPrefix: room.StreamPrefix})
+		if err != nil {
+			return read, fmt.Errorf("read the room streams after %s: %w", after, err)
+		}
+		for _, ev := range evs {
+			id, ok := room.ParseStream(ev.Stream)
+			if !ok {
+				continue
+			}
+			if err := each(id, ev); err != nil {
+				return read, err
+			}
+		}
+		read += len(evs)
+		progress(read)
+		if len(evs) < scanPage {
+			return read, nil
+		}
+		after = evs[len(evs)-1].Position
+	}
 }

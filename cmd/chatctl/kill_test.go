@@ -46,6 +46,30 @@ func (e *pgEnv) startChatctl(t *testing.T, args ...string) (*exec.Cmd, *bytes.Bu
 	return cmd, &out
 }
 
+// waitMoved polls checkpoint name until it has moved past from and
+// returns true. It returns false, with the run's error, when the run
+// watched ends first (a value on ended). After two minutes it stops the
+// run and fails the test.
+func (e *pgEnv) waitMoved(t *testing.T, name string, from domain.Position, ended <-chan error, stop func()) (bool, error) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		select {
+		case err := <-ended:
+			return false, err
+		default:
+		}
+		if cp, _ := e.checkpoint(t, name); from.Less(cp) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("checkpoint %s never moved past %s", name, from)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // killWhenMoved kills cmd with SIGKILL at a random moment after the
 // checkpoint name has moved past from, and returns where it was then, or
 // false when the process ended by itself first.
@@ -53,22 +77,8 @@ func (e *pgEnv) killWhenMoved(t *testing.T, cmd *exec.Cmd, name string, from dom
 	t.Helper()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		select {
-		case <-exited:
-			return domain.Start, false
-		default:
-		}
-		if cp, _ := e.checkpoint(t, name); from.Less(cp) {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-exited
-			t.Fatalf("checkpoint %s never moved past %s", name, from)
-		}
-		time.Sleep(2 * time.Millisecond)
+	if moved, _ := e.waitMoved(t, name, from, exited, func() { cmd.Process.Kill(); <-exited }); !moved {
+		return domain.Start, false
 	}
 	time.Sleep(time.Duration(rng.IntN(100_000)) * time.Microsecond) // anywhere, mostly inside a batch
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -80,6 +90,27 @@ func (e *pgEnv) killWhenMoved(t *testing.T, cmd *exec.Cmd, name string, from dom
 	}
 	cp, _ := e.checkpoint(t, name)
 	return cp, true
+}
+
+// killRuns runs chatctl args in a child process up to three times, each
+// run killed with SIGKILL at a random moment after checkpoint name has
+// moved past where the run before was killed, and calls afterKill with
+// where each was killed. It returns how many runs it killed, and the
+// output of the run that ended by itself before its kill, which ends the
+// runs, or nil when all three were killed.
+func (e *pgEnv) killRuns(t *testing.T, name string, rng *rand.Rand, afterKill func(domain.Position), args ...string) (int, *bytes.Buffer) {
+	t.Helper()
+	at := domain.Start
+	for i := range 3 {
+		cmd, out := e.startChatctl(t, args...)
+		cp, killed := e.killWhenMoved(t, cmd, name, at, rng)
+		if !killed {
+			return i, out
+		}
+		afterKill(cp)
+		at = cp
+	}
+	return 3, nil
 }
 
 func TestRebuildSurvivesKill9(t *testing.T) {
@@ -94,21 +125,14 @@ func TestRebuildSurvivesKill9(t *testing.T) {
 	live := e.dump(t, "")
 	rng := rand.New(rand.NewPCG(21, 21))
 
-	kills := 0
-	at := domain.Start
-	for range 3 {
-		cmd, out := e.startChatctl(t, "projections", "rebuild", "chatlog", "--batch", "50")
-		cp, killed := e.killWhenMoved(t, cmd, "chatlog_next", at, rng)
-		if !killed {
-			t.Logf("the rebuild finished before the kill:\n%s", out)
-			break
-		}
-		kills++
+	kills, finished := e.killRuns(t, "chatlog_next", rng, func(cp domain.Position) {
 		t.Logf("killed the rebuild at shadow checkpoint %s", cp)
-		at = cp
 		if !e.tableExists(t, "rooms_next") || e.tableExists(t, "rooms_old") {
 			t.Fatal("after a kill mid-rebuild the shadow should be there and nothing swapped")
 		}
+	}, "projections", "rebuild", "chatlog", "--batch", "50")
+	if finished != nil {
+		t.Logf("the rebuild finished before the kill:\n%s", finished)
 	}
 	if kills == 0 {
 		t.Fatal("no rebuild was killed midway")
@@ -132,17 +156,11 @@ func TestRunSurvivesKill9(t *testing.T) {
 	e := newPGEnv(t)
 	e.write(t, roomgen.Config{Rooms: 1000, Seed: 22})
 	rng := rand.New(rand.NewPCG(22, 22))
-	kills := 0
-	at := domain.Start
-	for range 3 {
-		cmd, out := e.startChatctl(t, "projections", "run", "chatlog", "--batch", "50")
-		cp, killed := e.killWhenMoved(t, cmd, "chatlog", at, rng)
-		if !killed {
-			t.Fatalf("projections run ended by itself:\n%s", out)
-		}
-		kills++
+	_, finished := e.killRuns(t, "chatlog", rng, func(cp domain.Position) {
 		t.Logf("killed projections run at checkpoint %s", cp)
-		at = cp
+	}, "projections", "run", "chatlog", "--batch", "50")
+	if finished != nil {
+		t.Fatalf("projections run ended by itself:\n%s", finished)
 	}
 	// A last run, in this process, to the end.
 	r, _ := e.startRunner(t)
@@ -168,11 +186,8 @@ func TestRebuildResumesAfterCtrlC(t *testing.T) {
 			_, errOut, err = e.chatctl(ctx, "projections", "rebuild", "chatlog", "--batch", "40")
 			done <- err
 		}()
-		for {
-			if cp, _ := e.checkpoint(t, "chatlog_next"); at.Less(cp) {
-				break
-			}
-			time.Sleep(time.Millisecond)
+		if moved, err := e.waitMoved(t, "chatlog_next", at, done, func() { cancel(); <-done }); !moved {
+			t.Fatalf("rebuild %d ended before its checkpoint moved: %v\n%s", i, err, errOut)
 		}
 		time.Sleep(time.Duration(rng.IntN(5000)) * time.Microsecond)
 		cancel()

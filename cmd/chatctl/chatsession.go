@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -355,7 +356,11 @@ func (s *session) input(line string) (quit bool, err error) {
 
 // sendMessage sends text as a message with a new client id.
 func (s *session) sendMessage(text string) error {
-	id := uuid.NewString()
+	uid, err := domain.NewUUID(rand.Reader)
+	if err != nil {
+		return err
+	}
+	id := uid.String()
 	if err := s.send(struct {
 		Type     string `json:"type"`
 		Message  string `json:"message"`

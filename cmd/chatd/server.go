@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/docs"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
@@ -81,7 +83,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	var subBatch int // the store's subscription batch: the ChatLog runner's FullBatch
 	switch cfg.EventStore {
-	case "kurrentdb":
+	case storeenv.KurrentDB:
 		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: log})
 		if err != nil {
 			s.close()
@@ -391,8 +393,10 @@ func (s *server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger
 	return ret, nil
 }
 
+// close releases what newServer opened, last opened first: the store
+// before the pool its append workers write on.
 func (s *server) close() {
-	for _, c := range s.closers {
+	for _, c := range slices.Backward(s.closers) {
 		_ = c()
 	}
 	if s.redis != nil {

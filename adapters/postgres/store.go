@@ -168,17 +168,17 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 // finishes the statement it is running) and waits for them. Appends after
 // Close run one statement each; subscriptions keep working by polling
 // until their contexts end. Close may be called more than once.
-// SubscriptionBatch is the most events a subscription hands its handler at
-// once (StoreConfig.SubscriptionBatch after defaults): a batch of that
-// size means the subscriber is behind the log.
-func (s *Store) SubscriptionBatch() int { return s.cfg.SubscriptionBatch }
-
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	s.stop()
 	s.wg.Wait()
 	return nil
 }
+
+// SubscriptionBatch is the most events a subscription hands its handler at
+// once (StoreConfig.SubscriptionBatch after defaults): a batch of that
+// size means the subscriber is behind the log.
+func (s *Store) SubscriptionBatch() int { return s.cfg.SubscriptionBatch }
 
 // wakeup returns a channel closed the next time events may have arrived.
 func (s *Store) wakeup() <-chan struct{} {

@@ -195,12 +195,8 @@ func attempt(ctx context.Context, log *slog.Logger, opts CatchUpOptions, what st
 		}
 		d := bo.next()
 		log.Warn("catch-up failed; retrying", "step", what, "error", err, "retry_in", d, "attempt", try)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, d) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 }

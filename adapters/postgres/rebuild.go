@@ -472,12 +472,8 @@ func (r *ChatLogRebuild) Swap(ctx context.Context, catchUp func(ctx context.Cont
 		}
 		wait := time.Duration(attempt) * 200 * time.Millisecond
 		r.log.Warn("swap: a lock was not granted in time; retrying", "error", err, "attempt", attempt, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return res, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, wait); err != nil {
+			return res, err
 		}
 	}
 }

@@ -617,16 +617,6 @@ func (r *ChatLogRebuild) OldExists(ctx context.Context) (bool, error) {
 	return n > 0, nil
 }
 
-// ShadowExists reports whether shadow tables are there (a rebuild in
-// progress or interrupted).
-func (r *ChatLogRebuild) ShadowExists(ctx context.Context) (bool, error) {
-	var n int
-	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM unnest($1::text[]) t WHERE to_regclass(t) IS NOT NULL`, r.tableNames(r.cfg.Shadow.TableSuffix)).Scan(&n); err != nil {
-		return false, fmt.Errorf("postgres: look for the shadow tables of %s: %w", r.cfg.Shadow.Name, err)
-	}
-	return n > 0, nil
-}
-
 func (r *ChatLogRebuild) tableNames(suffix string) []string {
 	var out []string
 	for _, t := range chatLogTables {

@@ -119,7 +119,7 @@ func (b *batcher) append(ctx context.Context, stream string, expected domain.Exp
 	case b.reqs <- r:
 	case <-ctx.Done():
 		return domain.AppendResult{}, fmt.Errorf("postgres: append to %s: nothing written: %w", stream, ctx.Err())
-	case <-b.s.closed:
+	case <-b.s.done:
 		return b.s.appendOne(ctx, b.pool, stream, expected, enc)
 	}
 	select {
@@ -132,7 +132,7 @@ func (b *batcher) append(ctx context.Context, stream string, expected domain.Exp
 		// A worker is writing it; as with a cancelled statement, it may
 		// or may not land.
 		return domain.AppendResult{}, fmt.Errorf("postgres: append to %s: %w", stream, ctx.Err())
-	case <-b.s.closed:
+	case <-b.s.done:
 		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 			return b.s.appendOne(ctx, b.pool, stream, expected, enc)
 		}

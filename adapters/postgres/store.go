@@ -121,10 +121,11 @@ type Store struct {
 	asyncBatch *batcher // appends on AsyncPool; nil without one or when AppendBatch is 1
 	stats      appendCounters
 
-	closed    chan struct{} // closed by Close: appends stop queueing
-	closeOnce sync.Once
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	// done is the Done channel of the context the store's goroutines run
+	// under; Close cancels it with stop, and appends stop queueing.
+	done <-chan struct{}
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // asyncOnly reports whether every event is of a type committed
@@ -150,7 +151,7 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 		log:       cfg.Logger.With("component", "postgres_event_store"),
 		changed:   make(chan struct{}),
 		notifyReq: make(chan struct{}, 1),
-		closed:    make(chan struct{}),
+		done:      ctx.Done(),
 		stop:      stop,
 	}
 	if cfg.AppendBatch > 1 {
@@ -169,7 +170,6 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 // Close run one statement each; subscriptions keep working by polling
 // until their contexts end. Close may be called more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
 	s.stop()
 	s.wg.Wait()
 	return nil

@@ -190,11 +190,10 @@ func (c *ChatLog) apply(ctx context.Context, decoded []roomEvent, ids []int64, l
 	// may do before the batch runs (describe modes, statements not yet
 	// cached), and a rebuild's swap (rebuild.go) takes the row lock and
 	// then the tables. Locking in the same order, we never deadlock with it.
-	var commit, prepare int64
-	if err := tx.QueryRow(ctx, lockCheckpointSQL, c.name).Scan(&commit, &prepare); err != nil {
+	cp, err := lockCheckpoint(ctx, tx, c.name)
+	if err != nil {
 		return fmt.Errorf("lock checkpoint: %w", err)
 	}
-	cp := domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
 	if !cp.Less(last) {
 		return nil // applied already
 	}

@@ -46,6 +46,17 @@ VALUES ($1, 0, 0)
 ON CONFLICT (name) DO UPDATE SET name = p.name
 RETURNING commit_pos, prepare_pos`
 
+// lockCheckpoint creates projection name's checkpoint row if needed,
+// locks it until q's transaction ends (see lockCheckpointSQL) and returns
+// its position.
+func lockCheckpoint(ctx context.Context, q querier, name string) (domain.Position, error) {
+	var commit, prepare int64
+	if err := q.QueryRow(ctx, lockCheckpointSQL, name).Scan(&commit, &prepare); err != nil {
+		return domain.Position{}, err
+	}
+	return domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
+}
+
 // saveCheckpointSQL moves a locked checkpoint and clears its error.
 const saveCheckpointSQL = `UPDATE projection_checkpoints
 SET commit_pos = $2, prepare_pos = $3, updated_at = now(),

@@ -327,7 +327,7 @@ func (r *ChatLogRebuild) Compare(ctx context.Context, catchUp func(ctx context.C
 	if err := r.setLockTimeout(ctx, lock); err != nil {
 		return diff, err
 	}
-	live, _, err := lockCheckpointRow(ctx, lock, DefaultChatLogName)
+	live, err := lockCheckpointRow(ctx, lock, DefaultChatLogName)
 	if err != nil {
 		return diff, fmt.Errorf("postgres: compare with the live chat log: lock its checkpoint: %w", err)
 	}
@@ -492,17 +492,17 @@ func (r *ChatLogRebuild) setLockTimeout(ctx context.Context, tx pgx.Tx) error {
 }
 
 // lockCheckpointRow locks projection name's checkpoint row, if it has one,
-// and returns its position.
-func lockCheckpointRow(ctx context.Context, tx pgx.Tx, name string) (domain.Position, bool, error) {
+// and returns its position (domain.Start when it has none).
+func lockCheckpointRow(ctx context.Context, tx pgx.Tx, name string) (domain.Position, error) {
 	var commit, prepare int64
 	err := tx.QueryRow(ctx, `SELECT commit_pos, prepare_pos FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).Scan(&commit, &prepare)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return domain.Start, false, nil
+		return domain.Start, nil
 	case err != nil:
-		return domain.Position{}, false, err
+		return domain.Position{}, err
 	}
-	return domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, true, nil
+	return domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
 }
 
 func (r *ChatLogRebuild) swapOnce(ctx context.Context, catchUp func(ctx context.Context, upTo domain.Position) error) (SwapResult, error) {
@@ -518,17 +518,16 @@ func (r *ChatLogRebuild) swapOnce(ctx context.Context, catchUp func(ctx context.
 	// 2. Stop the live projection: its Apply locks this row first. The
 	// row is created when the live projection has never run, so that a
 	// runner starting now waits too.
-	var commit, prepare int64
-	if err := tx.QueryRow(ctx, lockCheckpointSQL, DefaultChatLogName).Scan(&commit, &prepare); err != nil {
+	res.Live, err = lockCheckpoint(ctx, tx, DefaultChatLogName)
+	if err != nil {
 		return res, fmt.Errorf("lock the live checkpoint: %w", err)
 	}
-	res.Live = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
 	// 3. The shadow gets everything the live tables have.
 	if err := catchUp(ctx, res.Live); err != nil {
 		return res, fmt.Errorf("catch %s up to the live checkpoint %s: %w", r.cfg.Shadow.Name, res.Live, err)
 	}
 	// 4.
-	shadow, _, err := lockCheckpointRow(ctx, tx, r.cfg.Shadow.Name)
+	shadow, err := lockCheckpointRow(ctx, tx, r.cfg.Shadow.Name)
 	if err != nil {
 		return res, fmt.Errorf("lock the shadow's checkpoint: %w", err)
 	}

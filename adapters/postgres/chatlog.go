@@ -83,12 +83,12 @@ func (c *ChatLog) Checkpoint(ctx context.Context) (domain.Position, error) {
 
 // RecordError implements projections.ErrorRecorder.
 func (c *ChatLog) RecordError(ctx context.Context, msg string) error {
-	return recordCheckpointError(ctx, c.pool, c.name, msg)
+	return recordCheckpointError(ctx, c.pool, c.name, msg, nil)
 }
 
 // RecordFailure implements projections.FailureRecorder.
 func (c *ChatLog) RecordFailure(ctx context.Context, at domain.Position, msg string) error {
-	return recordCheckpointFailure(ctx, c.pool, c.name, at, msg)
+	return recordCheckpointError(ctx, c.pool, c.name, msg, &at)
 }
 
 // chatLogSQL holds the statements, with the table names filled in.

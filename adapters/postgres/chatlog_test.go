@@ -602,6 +602,42 @@ func TestChatLogStopsOnAnUndecodableEvent(t *testing.T) {
 	}
 }
 
+// TestChatLogRecordsErrorsAndFailures checks the checkpoint row's error
+// columns: a failure stops the projection at its position, a later error
+// that may pass clears the stop, and neither moves the position.
+func TestChatLogRecordsErrorsAndFailures(t *testing.T) {
+	t.Parallel()
+	e := newChatEnv(t, 0)
+	at := domain.Position{Commit: 7, Prepare: 3}
+	checkpoint := func() postgres.Checkpoint {
+		t.Helper()
+		cps, err := postgres.ListCheckpoints(t.Context(), e.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cps) != 1 {
+			t.Fatalf("checkpoints = %+v, want one", cps)
+		}
+		return cps[0]
+	}
+
+	if err := e.log.RecordFailure(t.Context(), at, "cannot decode"); err != nil {
+		t.Fatal(err)
+	}
+	cp := checkpoint()
+	if !cp.Stopped || cp.StoppedAt != at || cp.LastError != "cannot decode" || cp.LastErrorAt.IsZero() || cp.Position != domain.Start {
+		t.Errorf("after RecordFailure: %+v, want stopped at %s with its error, at the start", cp, at)
+	}
+
+	if err := e.log.RecordError(t.Context(), "connection lost"); err != nil {
+		t.Fatal(err)
+	}
+	cp = checkpoint()
+	if cp.Stopped || cp.LastError != "connection lost" || cp.Position != domain.Start {
+		t.Errorf("after RecordError: %+v, want not stopped, with the new error, at the start", cp)
+	}
+}
+
 func TestChatLogAppendsAnAnswersChunksOncePerBatch(t *testing.T) {
 	t.Parallel()
 	e := newChatEnv(t, 0)

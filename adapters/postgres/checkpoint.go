@@ -110,29 +110,22 @@ func readCheckpoint(ctx context.Context, q querier, name string) (domain.Positio
 }
 
 // recordCheckpointError stores msg as projection name's last error,
-// leaving its position alone: a failure that may pass, so the projection
-// is not stopped.
-func recordCheckpointError(ctx context.Context, q querier, name, msg string) error {
-	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error, last_error_at)
-		VALUES ($1, 0, 0, $2, now())
-		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = EXCLUDED.last_error_at,
-			stopped_commit = NULL, stopped_prepare = NULL`, name, msg)
-	if err != nil {
-		return fmt.Errorf("postgres: record the error of projection %s: %w", name, err)
+// leaving its position alone. With stoppedAt nil it is a failure that may
+// pass, and the projection is not stopped; otherwise the runner stopped on
+// the event at *stoppedAt.
+func recordCheckpointError(ctx context.Context, q querier, name, msg string, stoppedAt *domain.Position) error {
+	var stoppedC, stoppedP *int64
+	if stoppedAt != nil {
+		c, p := int64(stoppedAt.Commit), int64(stoppedAt.Prepare)
+		stoppedC, stoppedP = &c, &p
 	}
-	return nil
-}
-
-// recordCheckpointFailure stores that projection name stopped on the
-// event at position at, because of msg, leaving its position alone.
-func recordCheckpointFailure(ctx context.Context, q querier, name string, at domain.Position, msg string) error {
 	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, commit_pos, prepare_pos, last_error, last_error_at, stopped_commit, stopped_prepare)
 		VALUES ($1, 0, 0, $2, now(), $3, $4)
 		ON CONFLICT (name) DO UPDATE SET last_error = EXCLUDED.last_error, last_error_at = EXCLUDED.last_error_at,
 			stopped_commit = EXCLUDED.stopped_commit, stopped_prepare = EXCLUDED.stopped_prepare`,
-		name, msg, int64(at.Commit), int64(at.Prepare))
+		name, msg, stoppedC, stoppedP)
 	if err != nil {
-		return fmt.Errorf("postgres: record where projection %s stopped: %w", name, err)
+		return fmt.Errorf("postgres: record the error of projection %s: %w", name, err)
 	}
 	return nil
 }

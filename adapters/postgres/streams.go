@@ -3,7 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // streamsSQL lists the distinct stream names by skipping through the
@@ -25,18 +26,8 @@ func (s *Store) Streams(ctx context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list streams starting with %q: %w", prefix, err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, fmt.Errorf("postgres: list streams starting with %q: %w", prefix, err)
-		}
-		if strings.HasPrefix(name, prefix) {
-			out = append(out, name)
-		}
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		return nil, fmt.Errorf("postgres: list streams starting with %q: %w", prefix, err)
 	}
 	return out, nil

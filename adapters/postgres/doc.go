@@ -3,8 +3,9 @@
 // the migrations package.
 //
 // The event store's global order is (writer transaction id, sequence), and
-// readers of the global log stop below the oldest running transaction, so
-// a slow writer that commits late is never skipped. LISTEN/NOTIFY is only a
+// readers of the global log stop below the oldest transaction not proven
+// harmless, one that might still commit events (see visibleBoundSQL), so a
+// slow writer that commits late is never skipped. LISTEN/NOTIFY is only a
 // wake-up hint: subscriptions poll behind it, and a dropped listener loses
 // nothing.
 package postgres

@@ -481,7 +481,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 // writer. pg_locks is read once (a MATERIALIZED CTE) and before any status
 // check (CASE fixes the order). A transaction that wrote elsewhere first
 // and appended events later could commit events below the bound: nothing
-// writes events that way (see Append).
+// writes events that way (appendSQL and batchSQL are single statements).
 //
 // The bound is cautious, so it can fall back: a transaction of the snapshot
 // that ends while the bound is worked out, or one proven harmless that

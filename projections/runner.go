@@ -150,7 +150,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if errors.As(err, &stop) {
 			failure = stop.err
 			log.Error("projection stopped: an event cannot be applied", "error", failure)
-			r.record(ctx, log, failure)
+			recordError(ctx, log, r.Projection, failure)
 			return fmt.Errorf("projection %s: %w", name, failure)
 		}
 		if err == nil {
@@ -236,18 +236,13 @@ func (r *Runner) retry(ctx context.Context, log *slog.Logger, bo *backoff, err e
 	r.st.LastError, r.st.LastErrorAt = err.Error(), time.Now()
 	r.notifyLocked()
 	r.mu.Unlock()
-	r.record(ctx, log, err)
+	recordError(ctx, log, r.Projection, err)
 	return sleep(ctx, d)
 }
 
-// record hands err to the projection when it keeps errors (best effort):
-// an *EventError that stops the runner to a FailureRecorder with its
-// position, any other error to an ErrorRecorder.
-func (r *Runner) record(ctx context.Context, log *slog.Logger, err error) {
-	recordError(ctx, log, r.Projection, err)
-}
-
-// recordError is Runner.record for any driver of a projection.
+// recordError hands err to projection p when it keeps errors (best
+// effort): an *EventError that stops its driver to a FailureRecorder with
+// its position, any other error to an ErrorRecorder.
 func recordError(ctx context.Context, log *slog.Logger, p Projection, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()

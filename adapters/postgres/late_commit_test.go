@@ -71,15 +71,7 @@ func TestLateCommitIsNeverSkipped(t *testing.T) {
 			t.Cleanup(func() { cancel(); <-done })
 
 			// The slow writer: appends to "slow" inside an open transaction.
-			conn, err := pgx.Connect(t.Context(), pool.Config().ConnConfig.ConnString())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(context.Background())
-			tx, err := conn.Begin(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
+			tx := beginOwnConn(t, pool.Config().ConnConfig.ConnString())
 			slow := domaintest.Events(t, "Slow", 1)[0]
 			if _, err := tx.Exec(t.Context(), `INSERT INTO events (txid, stream, version, id, type, data)
 				VALUES (pg_current_xact_id()::text::bigint, $1, 0, $2, $3, $4)`,
@@ -195,16 +187,7 @@ func TestOtherWritersDoNotHoldBack(t *testing.T) {
 		{"another database", other, `CREATE TABLE IF NOT EXISTS busy (n int); INSERT INTO busy VALUES (1)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, err := pgx.Connect(t.Context(), tc.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(context.Background())
-			tx, err := conn.Begin(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(context.Background())
+			tx := beginOwnConn(t, tc.url)
 			if _, err := tx.Exec(t.Context(), tc.stmt); err != nil {
 				t.Fatal(err)
 			}
@@ -269,4 +252,22 @@ func TestAsyncPoolCarriesOnlyAsyncTypes(t *testing.T) {
 	if err != nil || len(got) != 6 {
 		t.Fatalf("read back %d events, %v; want 6", len(got), err)
 	}
+}
+
+// beginOwnConn opens a connection of its own to url, outside any pool, and
+// begins a transaction on it; both end when the test does (a rollback
+// after a commit does nothing).
+func beginOwnConn(t *testing.T, url string) pgx.Tx {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
+	return tx
 }

@@ -64,15 +64,7 @@ func (e *rebuildEnv) build(t *testing.T) {
 // tables lists the tables of the public schema.
 func tables(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'rooms%' OR tablename LIKE 'chat_logs%' OR tablename = 'projection_checkpoints') ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return pgtest.Strings(t, pool, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'rooms%' OR tablename LIKE 'chat_logs%' OR tablename = 'projection_checkpoints') ORDER BY 1`)
 }
 
 func TestApplyLocksTheCheckpointBeforeTheTables(t *testing.T) {

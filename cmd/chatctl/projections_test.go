@@ -145,18 +145,10 @@ func (e *pgEnv) waitFor(t *testing.T, r *projections.Runner) {
 // order, and their checkpoint's position.
 func (e *pgEnv) dump(t *testing.T, suffix string) []string {
 	t.Helper()
-	rows, err := e.pool.Query(t.Context(), fmt.Sprintf(`
+	return pgtest.Strings(t, e.pool, fmt.Sprintf(`
 		SELECT 'rooms ' || to_jsonb(r)::text FROM (SELECT * FROM rooms%[1]s ORDER BY id) r
 		UNION ALL
 		SELECT 'chat_logs ' || to_jsonb(c)::text FROM (SELECT * FROM chat_logs%[1]s ORDER BY room_id, seq, id) c`, suffix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // reference builds the ChatLog from scratch up to the head into tables
@@ -268,12 +260,7 @@ func TestRebuildEqualsTheLiveProjection(t *testing.T) {
 		t.Errorf("old checkpoint = %s, %t; want %s", cp, ok, liveCP)
 	}
 	// The swapped tables have the live index names and work for chatd.
-	var idx []string
-	rows, _ := e.pool.Query(t.Context(), `SELECT indexname FROM pg_indexes WHERE tablename IN ('rooms', 'chat_logs') ORDER BY 1`)
-	idx, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
+	idx := pgtest.Strings(t, e.pool, `SELECT indexname FROM pg_indexes WHERE tablename IN ('rooms', 'chat_logs') ORDER BY 1`)
 	if diff := cmp.Diff(idx, []string{"chat_logs_pkey", "chat_logs_room_seq", "chat_logs_streaming", "rooms_owner_created", "rooms_pkey"}); diff != "" {
 		t.Errorf("indexes of the live tables after the swap (-got +want):\n%s", diff)
 	}

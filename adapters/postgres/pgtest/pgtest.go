@@ -110,6 +110,21 @@ func NewPool(t testing.TB, maxConns int32) *pgxpool.Pool {
 	return pool
 }
 
+// Strings runs a query whose rows are one text column on pool and returns
+// them, failing t on any error.
+func Strings(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), sql, args...)
+	if err != nil {
+		t.Fatalf("pgtest: query %q: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("pgtest: query %q: %v", sql, err)
+	}
+	return out
+}
+
 // ensureTemplate returns the name of a migrated template database for the
 // current migrations, building it if needed.
 func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {

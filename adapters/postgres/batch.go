@@ -26,7 +26,10 @@ import (
 // another process for a version, a lost connection) sends every append of
 // the batch through appendOne alone, where it gets its own answer;
 // idempotent retries make that safe even when the failed statement had
-// committed.
+// committed. That follow-up work, and the reads that explain a failed
+// expectation, run on the callers' goroutines, not the worker's: a worker
+// only ever runs batch statements, so the appends queued behind one never
+// wait for another batch's aftermath.
 
 // batchSQL appends to several streams in one statement. $1 and $2 are the
 // appends' streams and encoded expectations; $3 to $8 their events: the
@@ -91,9 +94,17 @@ type appendReq struct {
 	done     chan appendOutcome // buffered: a worker never waits for the caller
 }
 
+// appendOutcome is what a worker hands an append's caller: its result or
+// error, or what the caller has still to do itself (see batcher.finish).
 type appendOutcome struct {
 	res domain.AppendResult
 	err error
+	// alone: the batch statement failed; the caller appends alone.
+	alone bool
+	// failed: the expectation did not hold with the stream at version
+	// actual; the caller works out what that means (failedExpectation).
+	failed bool
+	actual int64
 }
 
 // batcher batches the appends of one pool.
@@ -124,7 +135,7 @@ func (b *batcher) append(ctx context.Context, stream string, expected domain.Exp
 	}
 	select {
 	case o := <-r.done:
-		return o.res, o.err
+		return b.finish(r, o)
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 			return domain.AppendResult{}, fmt.Errorf("postgres: append to %s: nothing written: %w", stream, ctx.Err())
@@ -137,8 +148,20 @@ func (b *batcher) append(ctx context.Context, stream string, expected domain.Exp
 			return b.s.appendOne(ctx, b.pool, stream, expected, enc)
 		}
 		o := <-r.done // its worker finishes the batch before it stops
-		return o.res, o.err
+		return b.finish(r, o)
 	}
+}
+
+// finish turns a worker's outcome into the append's answer, doing on the
+// caller's goroutine whatever the worker left to it.
+func (b *batcher) finish(r *appendReq, o appendOutcome) (domain.AppendResult, error) {
+	switch {
+	case o.alone:
+		return b.s.appendOne(r.ctx, b.pool, r.stream, r.expected, r.enc)
+	case o.failed:
+		return b.s.failedExpectation(r.ctx, r.stream, r.expected, r.enc.ids, o.actual)
+	}
+	return o.res, o.err
 }
 
 // work takes batches off the queue until ctx ends. Appends it cannot take
@@ -193,20 +216,21 @@ func (b *batcher) work(ctx context.Context) {
 	}
 }
 
-// run writes a batch and hands every append its outcome.
+// run writes a batch and hands every append its outcome. A batch of one is
+// its append's own statement (appendOne); a batch whose statement fails
+// tells every caller to append alone.
 func (b *batcher) run(batch []*appendReq) {
 	if len(batch) == 1 {
 		r := batch[0]
 		res, err := b.s.appendOne(r.ctx, b.pool, r.stream, r.expected, r.enc)
-		r.done <- appendOutcome{res, err}
+		r.done <- appendOutcome{res: res, err: err}
 		return
 	}
 	outs, err := b.s.appendMany(b.pool, batch)
 	if err != nil {
-		b.s.log.Debug("batched append failed; writing its appends one by one", "appends", len(batch), "error", err)
+		b.s.log.Debug("batched append failed; its appends go again one by one", "appends", len(batch), "error", err)
 		for _, r := range batch {
-			res, err := b.s.appendOne(r.ctx, b.pool, r.stream, r.expected, r.enc)
-			r.done <- appendOutcome{res, err}
+			r.done <- appendOutcome{alone: true}
 		}
 		return
 	}
@@ -217,8 +241,8 @@ func (b *batcher) run(batch []*appendReq) {
 
 // appendMany runs batchSQL for batch, whose streams are distinct. An error
 // means the statement failed and wrote nothing; otherwise every append
-// has its outcome: its result, or what a failed expectation means (see
-// failedExpectation).
+// has its outcome: its result, or that its expectation failed and at what
+// version (for its caller to explain, see batcher.finish).
 func (s *Store) appendMany(pool *pgxpool.Pool, batch []*appendReq) ([]appendOutcome, error) {
 	streams := make([]string, len(batch))
 	expected := make([]int64, len(batch))
@@ -275,19 +299,15 @@ func (s *Store) appendMany(pool *pgxpool.Pool, batch []*appendReq) ([]appendOutc
 	outs := make([]appendOutcome, len(batch))
 	wrote := false
 	for i, g := range got {
-		if g.last != nil {
-			wrote = true
-			outs[i].res = domain.AppendResult{Version: *g.last, Position: domain.Position{Commit: uint64(*g.commit), Prepare: uint64(*g.pr)}}
+		if g.last == nil {
+			outs[i] = appendOutcome{failed: true, actual: g.actual}
+			continue
 		}
+		wrote = true
+		outs[i].res = domain.AppendResult{Version: *g.last, Position: domain.Position{Commit: uint64(*g.commit), Prepare: uint64(*g.pr)}}
 	}
 	if wrote {
 		s.appended()
-	}
-	for i, g := range got {
-		if g.last == nil {
-			r := batch[i]
-			outs[i].res, outs[i].err = s.failedExpectation(r.ctx, r.stream, r.expected, r.enc.ids, g.actual)
-		}
 	}
 	return outs, nil
 }

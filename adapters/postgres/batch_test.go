@@ -73,7 +73,10 @@ func TestBatchOutcomesAreEachAppends(t *testing.T) {
 		for i, c := range cases {
 			appends[i] = c.a
 		}
-		res, errs := postgres.AppendTogether(ctx, s, appends)
+		res, errs, byWorker := postgres.AppendTogether(ctx, s, appends)
+		if byWorker != 1 {
+			t.Errorf("the worker ran %d statements, want only the batch's: its callers do the rest", byWorker)
+		}
 		for i, c := range cases {
 			var ce *domain.ConflictError
 			switch {
@@ -104,7 +107,7 @@ func TestBatchOutcomesAreEachAppends(t *testing.T) {
 			{"before", postgres.BatchAppend{Stream: p + "b1", Expected: domain.NoStream(), Events: evs(2)}, want{version: 1, actual: -9}},
 			{"ID used elsewhere", postgres.BatchAppend{Stream: p + "thief", Expected: domain.Any(), Events: elsewhere}, want{actual: -1, reason: "already used in stream " + p + "owner"}},
 			{"after", postgres.BatchAppend{Stream: p + "b2", Expected: domain.NoStream(), Events: evs(1)}, want{version: 0, actual: -9}},
-		}, 4) // the failed batch, then each alone
+		}, 4) // the failed batch, then each alone (by its caller)
 	})
 
 	// The streams hold what the outcomes say, and the global log has each

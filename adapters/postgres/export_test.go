@@ -18,19 +18,23 @@ type BatchAppend struct {
 }
 
 // AppendTogether writes appends to distinct streams as one batch, the way
-// an append worker does, and returns each one's outcome.
-func AppendTogether(ctx context.Context, s *Store, appends []BatchAppend) ([]domain.AppendResult, []error) {
+// an append worker does, finishes each the way its caller would, and
+// returns each one's outcome and how many statements the worker's part
+// ran.
+func AppendTogether(ctx context.Context, s *Store, appends []BatchAppend) (res []domain.AppendResult, errs []error, workerStatements uint64) {
 	batch := make([]*appendReq, len(appends))
 	for i, a := range appends {
 		batch[i] = &appendReq{ctx: ctx, stream: a.Stream, expected: a.Expected, enc: encodeEvents(a.Events), done: make(chan appendOutcome, 1)}
 		batch[i].state.Store(reqTaken)
 	}
-	(&batcher{s: s, pool: s.pool}).run(batch)
-	res := make([]domain.AppendResult, len(batch))
-	errs := make([]error, len(batch))
+	b := &batcher{s: s, pool: s.pool}
+	before := s.stats.statements.Load()
+	b.run(batch)
+	workerStatements = s.stats.statements.Load() - before
+	res = make([]domain.AppendResult, len(batch))
+	errs = make([]error, len(batch))
 	for i, r := range batch {
-		o := <-r.done
-		res[i], errs[i] = o.res, o.err
+		res[i], errs[i] = b.finish(r, <-r.done)
 	}
-	return res, errs
+	return res, errs, workerStatements
 }

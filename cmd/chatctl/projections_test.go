@@ -142,7 +142,7 @@ func (e *pgEnv) waitFor(t *testing.T, r *projections.Runner) {
 }
 
 // dump returns the ChatLog tables with suffix, a row per line, in key
-// order, and their checkpoint's position.
+// order.
 func (e *pgEnv) dump(t *testing.T, suffix string) []string {
 	t.Helper()
 	return pgtest.Strings(t, e.pool, fmt.Sprintf(`

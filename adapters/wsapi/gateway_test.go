@@ -22,6 +22,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/room"
 )
 
 // auth accepts "user-<id>" tokens; "short-<id>" tokens expire in 300ms.
@@ -501,8 +502,15 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	read(t, c) // history
 
 	// The subscription is held: the question and the answer's start wait,
-	// so the first chunk, appended meanwhile, must wait too.
+	// so the first chunk, appended meanwhile, must wait too. A failing
+	// test lets the hub go, or its cleanup would wait for it forever.
+	held := true
 	store.gate.Lock()
+	t.Cleanup(func() {
+		if held {
+			store.gate.Unlock()
+		}
+	})
 	if _, err := svc.Post(t.Context(), r.ID, "42", "How much?", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +520,11 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 		t.Fatalf("got %s before the events it follows", data)
 	}
 	c.Close()
+	held = false
 	store.gate.Unlock()
+	// The next socket's history must hold that first chunk: the tap
+	// sends a chunk only to sockets that have what it follows.
+	waitForChunk(t, e.store, room.Stream(r.ID))
 
 	c, _, err = dial(t, e.url+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
 	if err != nil {
@@ -520,10 +532,12 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	}
 	h := read(t, c)
 	// Held again: the next chunks arrive anyway, from the tap.
+	held = true
 	store.gate.Lock()
 	g.gate <- struct{}{}
 	g.gate <- struct{}{}
 	got := []map[string]any{read(t, c), read(t, c)}
+	held = false
 	store.gate.Unlock()
 	g.gate <- struct{}{}
 	got = append(got, read(t, c), read(t, c))
@@ -539,6 +553,27 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	send(t, c, map[string]any{"type": "ping"})
 	if f := read(t, c); f["type"] != "pong" {
 		t.Errorf("after the answer: %v, want no duplicate, only the pong", f)
+	}
+}
+
+// waitForChunk waits until stream holds an answer chunk.
+func waitForChunk(t *testing.T, store *inmem.Store, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, err := store.ReadStream(t.Context(), stream, domain.ReadStreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Type == room.TypeAnswerChunk {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer chunk in %s after 5s", stream)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

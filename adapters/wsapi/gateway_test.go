@@ -471,6 +471,25 @@ func TestSlowClientIsClosed(t *testing.T) {
 type gatedStore struct {
 	*inmem.Store
 	gate sync.Mutex
+	held atomic.Bool
+}
+
+// hold stops deliveries until release. A test that fails while holding
+// them lets them go, or the hub would never stop and the env's cleanup
+// would wait for it forever.
+func (g *gatedStore) hold(t *testing.T) {
+	g.gate.Lock()
+	g.held.Store(true)
+	t.Cleanup(func() {
+		if g.held.CompareAndSwap(true, false) {
+			g.gate.Unlock()
+		}
+	})
+}
+
+func (g *gatedStore) release() {
+	g.held.Store(false)
+	g.gate.Unlock()
 }
 
 func (g *gatedStore) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
@@ -502,15 +521,8 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	read(t, c) // history
 
 	// The subscription is held: the question and the answer's start wait,
-	// so the first chunk, appended meanwhile, must wait too. A failing
-	// test lets the hub go, or its cleanup would wait for it forever.
-	held := true
-	store.gate.Lock()
-	t.Cleanup(func() {
-		if held {
-			store.gate.Unlock()
-		}
-	})
+	// so the first chunk, appended meanwhile, must wait too.
+	store.hold(t)
 	if _, err := svc.Post(t.Context(), r.ID, "42", "How much?", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -520,8 +532,7 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 		t.Fatalf("got %s before the events it follows", data)
 	}
 	c.Close()
-	held = false
-	store.gate.Unlock()
+	store.release()
 	// The next socket's history must hold that first chunk: the tap
 	// sends a chunk only to sockets that have what it follows.
 	waitForChunk(t, e.store, room.Stream(r.ID))
@@ -532,13 +543,11 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	}
 	h := read(t, c)
 	// Held again: the next chunks arrive anyway, from the tap.
-	held = true
-	store.gate.Lock()
+	store.hold(t)
 	g.gate <- struct{}{}
 	g.gate <- struct{}{}
 	got := []map[string]any{read(t, c), read(t, c)}
-	held = false
-	store.gate.Unlock()
+	store.release()
 	g.gate <- struct{}{}
 	got = append(got, read(t, c), read(t, c))
 	want := int(h["version"].(float64)) + 1
@@ -586,7 +595,7 @@ func TestResumeSkipsWhatTheClientHas(t *testing.T) {
 		return store
 	})
 	id := e.room(t, "42")
-	store.gate.Lock() // the subscription has not delivered the question yet
+	store.hold(t) // the subscription has not delivered the question yet
 	res, err := e.svc.Post(t.Context(), id, "42", "How much?", "")
 	if err != nil {
 		t.Fatal(err)
@@ -599,7 +608,7 @@ func TestResumeSkipsWhatTheClientHas(t *testing.T) {
 	if f := read(t, c); f["type"] != "pong" {
 		t.Fatalf("first frame %v, want the pong", f)
 	}
-	store.gate.Unlock() // now it delivers the question, which the client has
+	store.release() // now it delivers the question, which the client has
 	send(t, c, map[string]any{"type": "ping"})
 	if f := read(t, c); f["type"] != "pong" {
 		t.Errorf("after the subscription caught up: %v, want only the pong", f)

@@ -18,6 +18,10 @@ type Principal struct {
 	ExpiresAt time.Time
 }
 
+// AuditorRole is the token role that may read any room, read-only, when
+// an adapter's configuration names no other.
+const AuditorRole = "auditor"
+
 // HasRole reports whether the principal holds role. Comparison is exact and
 // case-sensitive.
 func (p Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }

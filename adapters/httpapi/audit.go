@@ -8,9 +8,6 @@ import (
 	"github.com/parleychat/parley/domain/room"
 )
 
-// DefaultAuditorRole is Config.AuditorRole's default.
-const DefaultAuditorRole = "auditor"
-
 // RoomAuditor opens any room for an auditor and records the read in the
 // room's stream as room.AuditAccessed through iface; chat.Service
 // implements it. A missing or deleted room is an error with code

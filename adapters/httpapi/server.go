@@ -61,7 +61,7 @@ func (c *Config) setDefaults() {
 		c.MaxRooms = DefaultMaxRooms
 	}
 	if c.AuditorRole == "" {
-		c.AuditorRole = DefaultAuditorRole
+		c.AuditorRole = domain.AuditorRole
 	}
 	if c.RequestsPerMinute <= 0 {
 		c.RequestsPerMinute = DefaultRequestsPerMinute

@@ -9,9 +9,6 @@ import (
 	"github.com/parleychat/parley/domain/room"
 )
 
-// DefaultAuditorRole is Config.AuditorRole's default.
-const DefaultAuditorRole = "auditor"
-
 // kindAudit is the connection kind (and metrics label) of audit sockets.
 const kindAudit = "audit"
 

@@ -86,7 +86,7 @@ func (c *Config) setDefaults() {
 		c.CallTimeout = 10 * time.Second
 	}
 	if c.AuditorRole == "" {
-		c.AuditorRole = DefaultAuditorRole
+		c.AuditorRole = domain.AuditorRole
 	}
 	t := &c.Timing
 	if t.PingPeriod <= 0 {

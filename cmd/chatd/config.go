@@ -16,9 +16,9 @@ import (
 	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
-	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
+	"github.com/parleychat/parley/domain"
 )
 
 // defaultDatabaseURL is the database .ci/services creates.
@@ -127,7 +127,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
 		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
 		RoleClaim:         env("PARLEY_JWT_ROLE_CLAIM", "roles"),
-		AuditorRole:       env("PARLEY_AUDITOR_ROLE", wsapi.DefaultAuditorRole),
+		AuditorRole:       env("PARLEY_AUDITOR_ROLE", domain.AuditorRole),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
 		APIPerMinute:      number("PARLEY_API_REQUESTS_PER_MINUTE", httpapi.DefaultRequestsPerMinute),

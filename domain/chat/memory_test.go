@@ -7,24 +7,30 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
 
 // reader is a MemoryReader that returns m and err, or blocks until its
-// context ends when block is set.
+// context ends when block is set; it counts its calls in loads when set.
 type reader struct {
 	m     *memory.Conversation
 	err   error
 	block bool
+	loads *atomic.Int32
 }
 
 func (r reader) Load(ctx context.Context, _ int64, _ string) (*memory.Conversation, error) {
+	if r.loads != nil {
+		r.loads.Add(1)
+	}
 	if r.block {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -118,6 +124,32 @@ func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
 				t.Errorf("%d warnings logged, want 1; logs:\n%s", n, logs.String())
 			}
 		})
+	}
+}
+
+// TestBadPostReadsNoMemory: a message the room would refuse on its text
+// alone is refused before the memory read, so a hanging read model does
+// not delay the error.
+func TestBadPostReadsNoMemory(t *testing.T) {
+	var loads atomic.Int32
+	store := inmem.New(nil)
+	svc := startFixture(t, store, chat.Config{MemoryReadTimeout: 50 * time.Millisecond},
+		chat.Deps{Generator: &gen{tokens: []string{"fine"}}, MemoryReader: reader{block: true, loads: &loads}}).svc
+	r, err := svc.CreateRoom(t.Context(), "42", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"", "   ", "a\x00b", string([]byte{0xff}), strings.Repeat("x", room.MaxMessageBytes+1)} {
+		_, err := svc.Post(t.Context(), r.ID, "42", text, "")
+		if code := domain.ErrorCode(err); code != domain.EINVALID && code != domain.ETOOLARGE {
+			t.Errorf("Post(%.20q) = %v, want an invalid or too-large error", text, err)
+		}
+	}
+	if n := loads.Load(); n != 0 {
+		t.Errorf("%d memory reads for refused posts, want 0", n)
+	}
+	if n := countType(t, store, r.ID, room.TypeMessagePosted); n != 0 {
+		t.Errorf("%d messages appended, want 0", n)
 	}
 }
 

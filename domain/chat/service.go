@@ -383,6 +383,11 @@ type PostResult struct {
 // clientID, the message ID derives from it, so a retried send is stored
 // once and answered once.
 func (s *Service) Post(ctx context.Context, id int64, user, text, clientID string) (PostResult, error) {
+	// The text needs no room to check, so a bad one costs no memory read
+	// (which may wait up to MemoryReadTimeout) and no stream read.
+	if err := room.ValidateMessage(text); err != nil {
+		return PostResult{}, err
+	}
 	var msgID domain.UUID
 	var err error
 	if clientID != "" {

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxUsers is how many users' buckets Limits keeps before it forgets
+// maxUsers is how many users' buckets Limits keeps before it first forgets
 // those whose burst is back, which are the same as a new bucket.
 const maxUsers = 10000
 
@@ -21,8 +21,9 @@ type Limits struct {
 	burst int
 	now   func() time.Time
 
-	mu    sync.Mutex
-	users map[string]*rate.Limiter
+	mu      sync.Mutex
+	users   map[string]*rate.Limiter
+	sweepAt int // how many buckets make Take forget the full ones
 }
 
 // New returns Limits of perMinute with bursts of burst, on the clock now
@@ -31,7 +32,7 @@ func New(perMinute float64, burst int, now func() time.Time) *Limits {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limits{every: rate.Limit(perMinute / 60), burst: burst, now: now, users: map[string]*rate.Limiter{}}
+	return &Limits{every: rate.Limit(perMinute / 60), burst: burst, now: now, users: map[string]*rate.Limiter{}, sweepAt: maxUsers}
 }
 
 // Take spends one of user's tokens. When there is none it spends nothing
@@ -40,12 +41,16 @@ func (l *Limits) Take(user string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if len(l.users) >= maxUsers {
+	if len(l.users) >= l.sweepAt {
 		for u, lim := range l.users {
 			if lim.TokensAt(now) >= float64(l.burst) {
 				delete(l.users, u)
 			}
 		}
+		// The next sweep waits until the map has doubled: when most users
+		// are short of tokens a sweep frees few, and sweeping again on
+		// every Take would scan them all, under the lock, each time.
+		l.sweepAt = max(maxUsers, 2*len(l.users))
 	}
 	lim := l.users[user]
 	if lim == nil {

@@ -52,3 +52,20 @@ func TestForgetsIdleUsers(t *testing.T) {
 		t.Errorf("busy again: ok=%v wait=%s, want refused for 1s: the sweep must keep its bucket", ok, wait)
 	}
 }
+
+// TestSweepWaitsForGrowth: a sweep that frees little is not repeated on
+// the next Take, which would scan every bucket each time; the next one
+// waits until the buckets have doubled.
+func TestSweepWaitsForGrowth(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := New(60, 1, func() time.Time { return now })
+	for i := range maxUsers {
+		l.Take("user-" + strconv.Itoa(i)) // each out of tokens
+	}
+	l.Take("newcomer")         // sweeps, and frees nothing
+	now = now.Add(time.Second) // every bucket is full again
+	l.Take("another")
+	if n := len(l.users); n != maxUsers+2 {
+		t.Errorf("%d buckets, want %d: the take right after a sweep must not sweep again", n, maxUsers+2)
+	}
+}

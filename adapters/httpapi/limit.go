@@ -17,7 +17,7 @@ func (s *Server) limit(next http.Handler) http.Handler {
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			writeError(w, r, domain.Errorf(domain.ERATELIMITED,
-				"too many requests: at most %g a minute (bursts of %d); retry in %d s", s.limits.PerMinute(), s.limits.Burst(), secs))
+				"too many requests: at most %g a minute (bursts of %d); retry in %d s", s.cfg.RequestsPerMinute, s.cfg.RequestBurst, secs))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -14,8 +14,8 @@ import (
 // those whose burst is back, which are the same as a new bucket.
 const maxUsers = 10000
 
-// Limits allows each user Burst events at once and PerMinute a minute
-// after that. It is safe for concurrent use.
+// Limits allows each user a burst of events at once and perMinute a
+// minute after that (see New). It is safe for concurrent use.
 type Limits struct {
 	every rate.Limit
 	burst int
@@ -64,9 +64,3 @@ func (l *Limits) Take(user string) (bool, time.Duration) {
 	}
 	return true, 0
 }
-
-// PerMinute is how many events a minute a user may have after the burst.
-func (l *Limits) PerMinute() float64 { return float64(l.every) * 60 }
-
-// Burst is how many events a user may have at once.
-func (l *Limits) Burst() int { return l.burst }

@@ -225,18 +225,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	g.mu.Unlock()
 	defer g.wg.Done()
 
-	// An audit socket refuses tickets before redeeming them: a ticket is
-	// single-use, so redeeming it would spend the owner's chat ticket (and
-	// a store round trip) only to refuse the socket anyway.
-	var principal domain.Principal
-	var authErr error
-	if kind == kindAudit && r.URL.Query().Get("ticket") != "" {
-		authErr = errAuditTicket
-	} else {
-		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
-		principal, authErr = g.authenticate(ctx, r, roomID)
-		cancel()
-	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
+	principal, authErr := g.authenticate(ctx, r, kind, roomID)
+	cancel()
 
 	ws, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
@@ -257,7 +248,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		return
 	}
 	log := g.log.With("room_id", roomID, "user_id", principal.UserID)
-	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
+	ctx, cancel = context.WithTimeout(g.ctx, g.cfg.CallTimeout)
 	err = g.openRoom(ctx, kind, roomID, principal.UserID)
 	cancel()
 	if err != nil {
@@ -460,10 +451,16 @@ func (g *Gateway) replyError(c *conn, err error, clientID string, log *slog.Logg
 }
 
 // authenticate finds the caller's credentials: a ticket, a Bearer header,
-// a bearer.<token> subprotocol, or ?token= (the forerunner's way).
-func (g *Gateway) authenticate(ctx context.Context, r *http.Request, roomID int64) (domain.Principal, error) {
+// a bearer.<token> subprotocol, or ?token= (the forerunner's way). A
+// socket of kind audit refuses tickets before redeeming them: a ticket is
+// single-use, so redeeming it would spend the owner's chat ticket (and a
+// store round trip) only to refuse the socket anyway.
+func (g *Gateway) authenticate(ctx context.Context, r *http.Request, kind string, roomID int64) (domain.Principal, error) {
 	q := r.URL.Query()
 	if t := q.Get("ticket"); t != "" {
+		if kind == kindAudit {
+			return domain.Principal{}, errAuditTicket
+		}
 		if g.d.Tickets == nil {
 			return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "tickets are not enabled")
 		}

@@ -51,6 +51,10 @@ func TestHTML(t *testing.T) {
 	if title != "Only heading" {
 		t.Errorf("title without <title> = %q, want the first h1", title)
 	}
+	title, _, _ = htmlText(`<body><svg><title>icon</title></svg><h1>Heading</h1></body>`)
+	if title != "Heading" {
+		t.Errorf("title with an SVG <title> = %q, want the first h1: an SVG title names the drawing", title)
+	}
 }
 
 func TestMarkdownTitle(t *testing.T) {

@@ -87,9 +87,10 @@ func htmlText(src string) (title, text string, err error) {
 		}
 	}
 	// The <title> lives in <head>, which is skipped: look for it first.
+	// An SVG <title> (namespace "svg") names a drawing, not the document.
 	var findTitle func(n *html.Node)
 	findTitle = func(n *html.Node) {
-		if n.Type == html.ElementNode && n.DataAtom == atom.Title && title == "" {
+		if n.Type == html.ElementNode && n.DataAtom == atom.Title && n.Namespace == "" && title == "" {
 			title = collapse(textOf(n))
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {

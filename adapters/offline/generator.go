@@ -154,8 +154,9 @@ var (
 	}
 )
 
-// languageOf picks Korean phrases for a question written mostly in Hangul
-// (text.IsKorean) and English phrases otherwise.
+// languageOf picks Korean phrases for a question text.IsKorean calls
+// Korean (a fifth of its letters Hangul is enough: it may name English
+// terms) and English phrases otherwise.
 func languageOf(question string) phrases {
 	if text.IsKorean(question) {
 		return korean

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -535,7 +536,7 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	store.release()
 	// The next socket's history must hold that first chunk: the tap
 	// sends a chunk only to sockets that have what it follows.
-	waitForChunk(t, e.store, room.Stream(r.ID))
+	e.waitForChunk(t, r.ID)
 
 	c, _, err = dial(t, e.url+"/ws/chat/"+strconv.FormatInt(r.ID, 10)+"/?token=user-42", nil)
 	if err != nil {
@@ -565,22 +566,12 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	}
 }
 
-// waitForChunk waits until stream holds an answer chunk.
-func waitForChunk(t *testing.T, store *inmem.Store, stream string) {
+// waitForChunk waits until room id's stream holds an answer chunk.
+func (e *env) waitForChunk(t *testing.T, id int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs, err := store.ReadStream(t.Context(), stream, domain.ReadStreamOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range evs {
-			if ev.Type == room.TypeAnswerChunk {
-				return
-			}
-		}
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(e.streamTypes(t, id), room.TypeAnswerChunk); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no answer chunk in %s after 5s", stream)
+			t.Fatalf("no answer chunk in room %d after 5s", id)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

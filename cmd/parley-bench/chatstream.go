@@ -401,21 +401,31 @@ func readCPU() cpuSample {
 	c := cpuSample{at: time.Now()}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-		var busy int64
-		for i, x := range f[1:] {
-			n, _ := strconv.ParseInt(x, 10, 64)
-			if i != 3 && i != 4 { // not idle, not iowait
-				busy += n
-			}
-		}
-		c.busy = time.Duration(busy) * time.Second / 100 // USER_HZ
+		c.busy = statBusy(line)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		c.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return c
+}
+
+// statBusy returns the busy time of /proc/stat's "cpu" line: user, nice,
+// system, irq, softirq and steal. Idle and iowait are not busy; guest and
+// guest_nice, which follow steal, are counted in user and nice already.
+func statBusy(line string) time.Duration {
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal guest guest_nice
+	if len(f) < 2 {
+		return 0
+	}
+	var busy int64
+	for i, x := range f[1:min(len(f), 9)] {
+		n, _ := strconv.ParseInt(x, 10, 64)
+		if i != 3 && i != 4 { // not idle, not iowait
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
 
 // since returns the cores in use between o and c: the machine's and this

@@ -129,10 +129,18 @@ func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.So
 	rec := room.RetrievalRecorded{AnswerID: p.answerID, Query: prompt.Question, Embedder: r.Embedder, Index: r.Index, Model: p.s.gen.Name()}
 	var notice string
 	if err != nil {
-		p.s.log.Warn("answer: retrieval failed; answering without documents", "room_id", p.room, "answer_id", p.answerID, "error", err)
+		if log, n := p.s.retOutage.failed(p.s.now()); log {
+			p.s.log.Warn("answer: retrieval failed; answering without documents until it works again",
+				"room_id", p.room, "answer_id", p.answerID, "error", err, "failures_not_logged", n, "next_warning_in", outageLogEvery)
+		}
 		r.Passages = nil
 		rec.Error = err.Error()
 		notice = noSourcesNotice(prompt.Question)
+	}
+	if err == nil {
+		if back, n := p.s.retOutage.ok(); back {
+			p.s.log.Info("answer: retrieval works again", "failures_not_logged", n)
+		}
 	}
 	prompt.Context = r.Passages
 	rec.Hits = hits(r.Passages)

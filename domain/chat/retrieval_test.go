@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -211,6 +213,53 @@ func TestRetrievalFailureAnswersWithoutSources(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestRetrievalOutageLogsOnce: with the index down every answer goes
+// without documents, but only the first failure of a minute is logged,
+// and the recovery once.
+func TestRetrievalOutageLogsOnce(t *testing.T) {
+	var logs syncBuffer
+	idx := &switchIndex{MemoryIndex: ragtest.NewMemoryIndex()}
+	idx.down.Store(true)
+	f := startFixture(t, nil, chat.Config{Instance: "a"}, chat.Deps{Generator: &gen{tokens: []string{"ok"}},
+		Retriever: newRetriever(t, idx, rag.RetrieverConfig{}), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rm, err := f.svc.CreateRoom(t.Context(), "42", "Policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(n int) {
+		t.Helper()
+		if _, err := f.svc.Post(t.Context(), rm.ID, "42", "How much rent support can I get?", ""); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return countType(t, f.store, rm.ID, room.TypeAnswerCompleted) == n })
+	}
+	for i := range 3 {
+		ask(i + 1)
+	}
+	if n := strings.Count(logs.String(), "retrieval failed"); n != 1 {
+		t.Errorf("%d warnings for 3 failed retrievals within a minute, want 1; logs:\n%s", n, logs.String())
+	}
+	idx.down.Store(false)
+	ask(4)
+	ask(5)
+	if n := strings.Count(logs.String(), "retrieval works again"); n != 1 || !strings.Contains(logs.String(), "failures_not_logged=2") {
+		t.Errorf("want one recovery line counting the 2 failures not logged; logs:\n%s", logs.String())
+	}
+}
+
+// switchIndex fails every search while down is set.
+type switchIndex struct {
+	*ragtest.MemoryIndex
+	down atomic.Bool
+}
+
+func (x *switchIndex) Search(ctx context.Context, v []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
+	if x.down.Load() {
+		return nil, errors.New("dial tcp 10.0.0.9:6334: connection refused")
+	}
+	return x.MemoryIndex.Search(ctx, v, opts)
 }
 
 func TestCancelWhileRetrieving(t *testing.T) {

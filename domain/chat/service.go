@@ -128,8 +128,10 @@ type Service struct {
 	memory  Memory
 	reader  MemoryReader
 	opens   OpenAnswerFinder
-	// memOutage rate-limits the warnings while the memory read model fails.
+	// memOutage and retOutage rate-limit the warnings while the memory
+	// read model or retrieval fails.
 	memOutage outage
+	retOutage outage
 
 	mu      sync.Mutex
 	rooms   map[int64]*cachedRoom

@@ -10,6 +10,7 @@ import (
 // included, and is not an error.
 func TestHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{
+		{"migrate", "-h"}, {"migrate", "up", "-h"}, {"migrate", "status", "-h"},
 		{"token", "-h"}, {"chat", "-h"}, {"replay", "-h"}, {"export", "-h"}, {"ingest", "-h"},
 		{"audit", "verify", "-h"}, {"audit", "head", "-h"}, {"audit", "keygen", "-h"},
 		{"projections", "run", "-h"}, {"projections", "status", "-h"},

@@ -48,8 +48,17 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return &exitError{code: 2, err: fmt.Errorf("migrate: say up or status")}
 	}
 	sub := args[0]
+	switch sub {
+	case "up", "status":
+	case "-h", "-help", "--help", "help":
+		fs.Usage()
+		return nil
+	default:
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("migrate: unknown subcommand %q (want up or status)", sub)}
+	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
+		return parseFailure("migrate "+sub, err, stderr)
 	}
 	if *dbURL == "" {
 		*dbURL = databaseURL(getenv)
@@ -67,11 +76,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		fmt.Fprintln(stdout, "schema is up to date")
 		return printStatus(ctx, pool, stdout)
-	case "status":
+	default: // status
 		return printStatus(ctx, pool, stdout)
-	default:
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("migrate: unknown subcommand %q (want up or status)", sub)}
 	}
 }
 

@@ -173,8 +173,8 @@ func TestMemoryRebuildEqualsTheLiveProjection(t *testing.T) {
 	if err != nil || !strings.Contains(out, "memory ("+gen+")") || !strings.Contains(out, "memory_old") {
 		t.Errorf("status = %v, want the live memory and its old copy", err)
 	}
-	if _, _, err := e.chatctl(t.Context(), "projections", "rebuild", "memory"); err == nil || !strings.Contains(err.Error(), "drop-old") {
-		t.Errorf("a rebuild over the old copy = %v, want a refusal naming drop-old", err)
+	if _, _, err := e.chatctl(t.Context(), "projections", "rebuild", "memory"); err == nil || !strings.Contains(err.Error(), "or pass --drop-old") {
+		t.Errorf("a rebuild over the old copy = %v, want a refusal naming --drop-old", err)
 	}
 	if out, _, err := e.chatctl(t.Context(), "projections", "drop-old", "memory"); err != nil || !strings.Contains(out, "dropped") {
 		t.Fatalf("drop-old = %q, %v", out, err)

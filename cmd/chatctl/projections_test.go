@@ -273,8 +273,8 @@ func TestRebuildEqualsTheLiveProjection(t *testing.T) {
 		t.Errorf("status does not show the live projection caught up and the old copy:\n%s", out)
 	}
 	// A second rebuild refuses to run over the old copy...
-	if _, _, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog"); err == nil || !strings.Contains(err.Error(), "drop-old") {
-		t.Errorf("a rebuild over the old copy = %v, want a refusal naming drop-old", err)
+	if _, _, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog"); err == nil || !strings.Contains(err.Error(), "or pass --drop-old") {
+		t.Errorf("a rebuild over the old copy = %v, want a refusal naming --drop-old", err)
 	}
 	// ...unless told to drop it, and then drops the new old copy too.
 	if out, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog", "--drop-old"); err != nil {

@@ -97,29 +97,30 @@ func (SectionSplitter) Split(text string) ([]string, error) {
 	return sections, nil
 }
 
-// RAGDocument is doc as ragtest reads it, for an Ingester: its source,
-// title and text, with its "lang" and "topic" as metadata when known.
-func RAGDocument(doc Document) rag.Document {
-	meta := map[string]string{}
-	if doc.Lang != "" {
-		meta["lang"] = doc.Lang
+// RAGDocuments is docs as ragtest reads them, for an Ingester: each one's
+// source, title and text, with its "lang" and "topic" as metadata when
+// known.
+func RAGDocuments(docs []Document) []rag.Document {
+	out := make([]rag.Document, len(docs))
+	for i, doc := range docs {
+		meta := map[string]string{}
+		if doc.Lang != "" {
+			meta["lang"] = doc.Lang
+		}
+		if doc.Topic != "" {
+			meta["topic"] = doc.Topic
+		}
+		out[i] = rag.Document{Source: doc.Source, Title: doc.Title, Text: doc.Text, Metadata: meta}
 	}
-	if doc.Topic != "" {
-		meta["topic"] = doc.Topic
-	}
-	return rag.Document{Source: doc.Source, Title: doc.Title, Text: doc.Text, Metadata: meta}
+	return out
 }
 
 // Ingest brings idx in step with docs through a rag.Ingester with emb and
 // SectionSplitter, and returns how many chunks it wrote (none for a
 // document indexed already with the same chunks).
 func Ingest(ctx context.Context, emb rag.Embedder, idx rag.Index, docs []Document) (int, error) {
-	rds := make([]rag.Document, len(docs))
-	for i, d := range docs {
-		rds[i] = RAGDocument(d)
-	}
 	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: SectionSplitter{}}
-	rep, err := in.Sync(ctx, rds, rag.SyncOptions{})
+	rep, err := in.Sync(ctx, RAGDocuments(docs), rag.SyncOptions{})
 	return rep.Chunks, err
 }
 

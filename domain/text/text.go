@@ -90,7 +90,9 @@ func IsUnspaced(r rune) bool {
 // another script. Hangul weighs four times a Latin letter because a
 // syllable carries what several letters do, and so that a Korean sentence
 // keeps its language when it names English terms (a URL, a product, a
-// programme) while an English one that quotes a Korean word keeps its own.
+// programme), while an English one that quotes a Korean word keeps its own
+// unless it is very short: "What is 월세?" has two Hangul among eight
+// letters, and reads as Korean.
 func Language(s string) string {
 	var letters, hangul, latin int
 	for _, r := range s {

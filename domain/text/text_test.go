@@ -38,6 +38,7 @@ func TestLanguage(t *testing.T) {
 		{"Youth rent support", "en"},
 		{"청년 rent support 신청", "ko"}, // 4 syllables of 15 letters: over a fifth
 		{"What does 청년월세 mean in Seoul's rent policy?", "en"},
+		{"What is 월세?", "ko"}, // 2 syllables of 8 letters: too short to stay English
 		{"1234 !!!", ""},
 		{"東京都の家賃補助", ""},
 		{"", ""},

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -226,6 +228,11 @@ func (b *batcher) run(batch []*appendReq) {
 		r.done <- appendOutcome{res: res, err: err}
 		return
 	}
+	// Every batch writes its streams in the same order, so two batches
+	// that share streams (two workers, or two stores) wait for one another
+	// rather than deadlock, which PostgreSQL breaks only after
+	// deadlock_timeout.
+	slices.SortFunc(batch, func(x, y *appendReq) int { return strings.Compare(x.stream, y.stream) })
 	outs, err := b.s.appendMany(b.pool, batch)
 	if err != nil {
 		b.s.log.Debug("batched append failed; its appends go again one by one", "appends", len(batch), "error", err)

@@ -1,9 +1,11 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +136,76 @@ func TestBatchOutcomesAreEachAppends(t *testing.T) {
 		}
 		next[ev.Stream] = ev.Version + 1
 	}
+}
+
+// TestBatchesSharingStreamsDoNotDeadlock: two batch statements that
+// append to the same streams, each listing them in its own order, run at
+// once. They must not deadlock (PostgreSQL would break the cycle only
+// after deadlock_timeout, a second by default, stalling both batches); one
+// may still fail the whole statement on the other's versions, and its
+// appends go again one by one.
+func TestBatchesSharingStreamsDoNotDeadlock(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	var logs syncBuffer
+	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() { s.Close() })
+	p := domaintest.UniquePrefix(t)
+	for round := range 3 {
+		// Hold both statements at the events table, then let them go
+		// together.
+		tx, err := pool.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, order := range [][]string{{"x", "y"}, {"y", "x"}} {
+			wg.Go(func() {
+				var appends []postgres.BatchAppend
+				for _, stream := range order {
+					appends = append(appends, postgres.BatchAppend{Stream: fmt.Sprintf("%s%s%d", p, stream, round), Expected: domain.Any(), Events: domaintest.Events(t, "E", 1000)})
+				}
+				_, errs, _ := postgres.AppendTogether(t.Context(), s, appends)
+				for _, err := range errs {
+					if err != nil {
+						t.Errorf("round %d: %v", round, err)
+					}
+				}
+			})
+		}
+		waitFor(t, func() bool {
+			var n int
+			err := pool.QueryRow(t.Context(), "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass AND NOT granted").Scan(&n)
+			return err == nil && n >= 2
+		})
+		if err := tx.Rollback(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+	}
+	if strings.Contains(logs.String(), "40P01") {
+		t.Errorf("batch statements deadlocked:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestConcurrentAppendsShareStatements: writers to many streams at once,

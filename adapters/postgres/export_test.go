@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"slices"
 
 	"github.com/parleychat/parley/domain"
 )
@@ -29,7 +30,7 @@ func AppendTogether(ctx context.Context, s *Store, appends []BatchAppend) (res [
 	}
 	b := &batcher{s: s, pool: s.pool}
 	before := s.stats.statements.Load()
-	b.run(batch)
+	b.run(slices.Clone(batch)) // run may reorder its batch
 	workerStatements = s.stats.statements.Load() - before
 	res = make([]domain.AppendResult, len(batch))
 	errs = make([]error, len(batch))

@@ -24,14 +24,15 @@ import (
 //
 // Each append of a batch keeps its own expectation and result: one whose
 // expectation fails writes nothing while the others land. Anything that
-// fails the whole statement (an event ID stored elsewhere, a race with
-// another process for a version, a lost connection) sends every append of
-// the batch through appendOne alone, where it gets its own answer;
-// idempotent retries make that safe even when the failed statement had
-// committed. That follow-up work, and the reads that explain a failed
-// expectation, run on the callers' goroutines, not the worker's: a worker
-// only ever runs batch statements, so the appends queued behind one never
-// wait for another batch's aftermath.
+// fails the whole statement (an event ID stored elsewhere, a race for a
+// version with another worker or process, a lost connection) sends every
+// append of the batch through appendOne alone, where it gets its own
+// answer; idempotent retries make that safe even when the failed statement
+// had committed. That follow-up work, and the reads that explain a failed
+// expectation, run on the callers' goroutines, not the worker's, so the
+// appends queued behind a batch never wait for its aftermath. A batch of
+// one is the exception: the worker runs it as appendOne, follow-up
+// included, as the append would have run without batching.
 
 // batchSQL appends to several streams in one statement. $1 and $2 are the
 // appends' streams and encoded expectations; $3 to $8 their events: the

@@ -248,9 +248,11 @@ func (b *batcher) run(batch []*appendReq) {
 }
 
 // appendMany runs batchSQL for batch, whose streams are distinct. An error
-// means the statement failed and wrote nothing; otherwise every append
-// has its outcome: its result, or that its expectation failed and at what
-// version (for its caller to explain, see batcher.finish).
+// means the statement failed or its answer could not be read (so it may
+// have committed; each caller's appendOne then finds its append a retry);
+// otherwise every append has its outcome: its result, or that its
+// expectation failed and at what version (for its caller to explain, see
+// batcher.finish).
 func (s *Store) appendMany(pool *pgxpool.Pool, batch []*appendReq) ([]appendOutcome, error) {
 	streams := make([]string, len(batch))
 	expected := make([]int64, len(batch))

@@ -26,7 +26,7 @@ func TestContract(t *testing.T) {
 // TestReadIntervalGathersAppends: a live subscription reads at most once
 // per ReadInterval, so appends that land within it arrive in one batch.
 func TestReadIntervalGathersAppends(t *testing.T) {
-	s := postgres.NewStore(pgtest.NewPool(t, 0), postgres.StoreConfig{ReadInterval: 300 * time.Millisecond})
+	s := postgres.NewStore(pgtest.NewPool(t, 0), postgres.StoreConfig{ReadInterval: time.Second})
 	t.Cleanup(func() { s.Close() })
 	stream := domaintest.UniquePrefix(t) + "s"
 	ctx, cancel := context.WithCancel(t.Context())
@@ -45,7 +45,7 @@ func TestReadIntervalGathersAppends(t *testing.T) {
 	if n := <-batches; n != 1 {
 		t.Fatalf("first batch: %d events, want 1", n)
 	}
-	// The read that brought it began less than 300ms ago: the next may
+	// The read that brought it began less than a second ago: the next may
 	// not start before these three are stored.
 	for i := range 3 {
 		if _, err := s.Append(t.Context(), stream, domain.Exact(int64(i)), domaintest.Events(t, "E", 1)...); err != nil {

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/parleychat/parley/docs"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -213,22 +213,7 @@ func (m *fakeMetrics) seen() []string {
 
 // logBuffer collects JSON log lines; the server writes its access line
 // after the response is sent, so readers wait for the server to close.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ domaintest.SyncBuffer }
 
 // lines returns the log's lines decoded.
 func (b *logBuffer) lines(t *testing.T) []map[string]any {

@@ -1,7 +1,6 @@
 package kurrentdb
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -164,7 +163,7 @@ func TestAppendTooLargeForTheServer(t *testing.T) {
 
 func TestSubscriptionsSurviveAServerDrop(t *testing.T) {
 	f, url := startFakeServer(t, mib)
-	var logs lockedBuffer
+	var logs domaintest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s := fakeStoreOver(t, url, Options{Logger: logger, MinRetryDelay: 10 * time.Millisecond})
 
@@ -242,22 +241,4 @@ func TestSubscriptionsSurviveAServerDrop(t *testing.T) {
 			t.Errorf("no resubscribe logged with %q; logs:\n%s", want, logs.String())
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -146,7 +145,7 @@ func TestBatchOutcomesAreEachAppends(t *testing.T) {
 // appends go again one by one.
 func TestBatchesSharingStreamsDoNotDeadlock(t *testing.T) {
 	pool := pgtest.NewPool(t, 0)
-	var logs syncBuffer
+	var logs domaintest.SyncBuffer
 	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	t.Cleanup(func() { s.Close() })
 	p := domaintest.UniquePrefix(t)
@@ -188,24 +187,6 @@ func TestBatchesSharingStreamsDoNotDeadlock(t *testing.T) {
 	if strings.Contains(logs.String(), "40P01") {
 		t.Errorf("batch statements deadlocked:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestConcurrentAppendsShareStatements: writers to many streams at once,

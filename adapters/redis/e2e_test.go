@@ -1,7 +1,6 @@
 package redis_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
@@ -432,7 +432,7 @@ func TestRedisDownAnswersStillComplete(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = down.Close() })
 	mem := newMemory(t, down, "unused:", "")
-	var logs syncBuffer
+	var logs domaintest.SyncBuffer
 	st := newStack(t, inmem.New(nil), mem, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	r, err := st.svc.CreateRoom(t.Context(), "42", "Youth policies")
 	if err != nil {
@@ -561,22 +561,4 @@ func (b *barrier) Summarize(ctx context.Context, prev string, turns []memory.Tur
 		}
 	})
 	return b.Summarizer.Summarize(ctx, prev, turns)
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -126,26 +127,8 @@ func mint(t *testing.T, secret, user string) string {
 	return tok
 }
 
-// syncBuffer is a bytes.Buffer that a test may read while runChat writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitFor waits until b holds want.
-func waitFor(t *testing.T, b *syncBuffer, want string) {
+func waitFor(t *testing.T, b *domaintest.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), want) {
@@ -159,7 +142,7 @@ func waitFor(t *testing.T, b *syncBuffer, want string) {
 // chatRun is a runChat in progress, its stdin a pipe the test writes.
 type chatRun struct {
 	stdin          *io.PipeWriter
-	stdout, stderr *syncBuffer
+	stdout, stderr *domaintest.SyncBuffer
 	done           chan error
 }
 
@@ -169,7 +152,7 @@ func startChat(t *testing.T, args []string, vars map[string]string, stdin io.Rea
 	if stdin == nil {
 		stdin = pr
 	}
-	r := &chatRun{stdin: pw, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	r := &chatRun{stdin: pw, stdout: &domaintest.SyncBuffer{}, stderr: &domaintest.SyncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	go func() { r.done <- runChat(ctx, args, env(vars), stdin, r.stdout, r.stderr) }()
 	t.Cleanup(func() {
@@ -462,7 +445,7 @@ func TestChatInterrupt(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	var stdout, stderr syncBuffer
+	var stdout, stderr domaintest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runChat(ctx, []string{"--server", e.url, "--room", strconv.FormatInt(id, 10), "--token", mint(t, testJWTSecret, "42")},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/room"
 )
@@ -39,7 +38,7 @@ type chatd struct {
 	base   string // http://127.0.0.1:port
 	dbURL  string
 	stop   func() error // shuts chatd down and returns serve's error
-	logBuf *syncBuffer
+	logBuf *domaintest.SyncBuffer
 }
 
 // startChatd starts chatd on dbURL with env on top of the test defaults.
@@ -63,7 +62,7 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &domaintest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := newServer(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
@@ -107,23 +106,6 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 		}
 	})
 	return c
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func token(t *testing.T, user string, ttl time.Duration) string {

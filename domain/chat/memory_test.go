@@ -1,7 +1,6 @@
 package chat_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
@@ -66,24 +66,6 @@ func (c *compactor) count() int {
 	return c.calls
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestMemoryReaderOutageDoesNotFailAnswers: a read model that fails or
 // hangs degrades the prompt to the stream's memory, with a warning.
 func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
@@ -95,7 +77,7 @@ func TestMemoryReaderOutageDoesNotFailAnswers(t *testing.T) {
 		{"hangs", reader{block: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs domaintest.SyncBuffer
 			store := inmem.New(nil)
 			g := &gen{tokens: []string{"fine"}}
 			svc := startFixture(t, store, chat.Config{MemoryReadTimeout: 20 * time.Millisecond},

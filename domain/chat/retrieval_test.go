@@ -16,6 +16,7 @@ import (
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
 	"github.com/parleychat/parley/domain/room"
@@ -219,7 +220,7 @@ func TestRetrievalFailureAnswersWithoutSources(t *testing.T) {
 // without documents, but only the first failure of a minute is logged,
 // and the recovery once.
 func TestRetrievalOutageLogsOnce(t *testing.T) {
-	var logs syncBuffer
+	var logs domaintest.SyncBuffer
 	idx := &switchIndex{MemoryIndex: ragtest.NewMemoryIndex()}
 	idx.down.Store(true)
 	f := startFixture(t, nil, chat.Config{Instance: "a"}, chat.Deps{Generator: &gen{tokens: []string{"ok"}},

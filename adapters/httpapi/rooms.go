@@ -5,8 +5,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
+	"github.com/parleychat/parley/adapters/wire"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
@@ -17,12 +17,6 @@ const (
 	defaultPageLimit = 50
 	maxPageLimit     = 200
 )
-
-// timeFormat is RFC 3339 in UTC with milliseconds, as the protocol shows
-// times: 2025-11-24T20:47:03.512Z.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
 
 // errRoomNotFound answers every room the caller may not see: missing,
 // deleted or someone else's, so that room ids cannot be probed.
@@ -59,7 +53,7 @@ type roomJSON struct {
 }
 
 func roomInfoJSON(ri chat.RoomInfo) roomJSON {
-	return roomJSON{ID: ri.ID, Title: ri.Title, OwnerID: ri.Owner, CreatedAt: formatTime(ri.CreatedAt), Version: ri.Version}
+	return roomJSON{ID: ri.ID, Title: ri.Title, OwnerID: ri.Owner, CreatedAt: wire.Time(ri.CreatedAt), Version: ri.Version}
 }
 
 // handleCreateRoom serves POST /api/rooms: {"title"} creates a room owned
@@ -97,7 +91,7 @@ func handleListRooms(lister RoomLister, limit int) http.Handler {
 		}
 		out := response{Rooms: make([]roomJSON, len(list))}
 		for i, rs := range list {
-			out.Rooms[i] = roomJSON{ID: rs.ID, Title: rs.Title, OwnerID: rs.OwnerID, CreatedAt: formatTime(rs.CreatedAt), Version: rs.Version}
+			out.Rooms[i] = roomJSON{ID: rs.ID, Title: rs.Title, OwnerID: rs.OwnerID, CreatedAt: wire.Time(rs.CreatedAt), Version: rs.Version}
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
@@ -138,27 +132,6 @@ func handleDeleteRoom(rooms Rooms) http.Handler {
 	})
 }
 
-// messageJSON is a message as the API (and the WebSocket history frame)
-// shows it.
-type messageJSON struct {
-	ID        string        `json:"id"`
-	Role      string        `json:"role"`
-	Message   string        `json:"message"`
-	Status    string        `json:"status"`
-	Sources   []room.Source `json:"sources"`
-	CreatedAt string        `json:"created_at"`
-	Version   int64         `json:"version"`
-}
-
-func messageOf(m room.Message) messageJSON {
-	sources := m.Sources
-	if sources == nil || m.Status != room.StatusComplete {
-		sources = []room.Source{}
-	}
-	return messageJSON{ID: m.ID.String(), Role: m.Role, Message: m.Text, Status: m.Status, Sources: sources,
-		CreatedAt: formatTime(m.CreatedAt), Version: m.Version}
-}
-
 // handleListMessages serves GET /api/rooms/{id}/messages?before=&limit=:
 // a page of the room's messages, newest first, whose version is less than
 // before (all when absent); limit 1-200, default 50. next_before is the
@@ -166,8 +139,8 @@ func messageOf(m room.Message) messageJSON {
 // null: pass it as before for the next page.
 func handleListMessages(rooms Rooms, pager MessagePager) http.Handler {
 	type response struct {
-		Messages   []messageJSON `json:"messages"`
-		NextBefore *int64        `json:"next_before"`
+		Messages   []wire.Message `json:"messages"`
+		NextBefore *int64         `json:"next_before"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := roomID(r)
@@ -207,10 +180,7 @@ func handleListMessages(rooms Rooms, pager MessagePager) http.Handler {
 			next := msgs[limit-1].Version
 			out.NextBefore = &next
 		}
-		out.Messages = make([]messageJSON, len(msgs))
-		for i, m := range msgs {
-			out.Messages[i] = messageOf(m)
-		}
+		out.Messages = wire.Messages(msgs) // the objects of the WebSocket history frame
 		writeJSON(w, http.StatusOK, out)
 	})
 }
@@ -238,6 +208,6 @@ func handleCreateTicket(rooms Rooms, tickets TicketIssuer) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, response{Ticket: ticket, ExpiresAt: formatTime(expires)})
+		writeJSON(w, http.StatusCreated, response{Ticket: ticket, ExpiresAt: wire.Time(expires)})
 	})
 }

@@ -2,8 +2,8 @@ package wsapi
 
 import (
 	"encoding/json"
-	"time"
 
+	"github.com/parleychat/parley/adapters/wire"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
 )
@@ -42,19 +42,9 @@ type (
 		Version     int64  `json:"version"`
 	}
 	historyFrame struct {
-		Type     string           `json:"type"`
-		Messages []historyMessage `json:"messages"`
-		Version  int64            `json:"version"`
-	}
-	historyMessage struct {
-		ID        string        `json:"id"`
-		Role      string        `json:"role"`
-		Message   string        `json:"message"`
-		Status    string        `json:"status"`
-		Sources   []room.Source `json:"sources"`
-		ClientID  string        `json:"client_id,omitempty"`
-		CreatedAt time.Time     `json:"created_at"`
-		Version   int64         `json:"version"`
+		Type     string         `json:"type"`
+		Messages []wire.Message `json:"messages"` // the objects of GET /api/rooms/{id}/messages
+		Version  int64          `json:"version"`
 	}
 	errorFrame struct {
 		Type     string `json:"type"`
@@ -121,16 +111,7 @@ func frameKind(v any) string {
 }
 
 func encodeHistory(h *room.History) (frame, error) {
-	msgs := make([]historyMessage, len(h.Messages))
-	for i, m := range h.Messages {
-		src := m.Sources
-		if src == nil {
-			src = []room.Source{}
-		}
-		msgs[i] = historyMessage{ID: m.ID.String(), Role: m.Role, Message: m.Text, Status: m.Status, Sources: src,
-			ClientID: m.ClientID, CreatedAt: m.CreatedAt, Version: m.Version}
-	}
-	b, err := json.Marshal(historyFrame{Type: "history", Messages: msgs, Version: h.Version})
+	b, err := json.Marshal(historyFrame{Type: "history", Messages: wire.Messages(h.Messages), Version: h.Version})
 	return frame{version: h.Version, kind: "history", data: b}, err
 }
 

@@ -114,7 +114,7 @@ func TestUnmatched(t *testing.T) {
 		{"GET", "/nope", 404, ""},
 		{"GET", "/api/rooms/1/nope", 404, ""},
 		{"GET", "/ws/chat/42/extra", 404, ""},
-		{"PUT", "/api/rooms", 405, "GET, HEAD, POST"},
+		{"PUT", "/api/rooms", 405, "GET, HEAD, OPTIONS, POST"},
 		{"POST", "/ws/chat/42/", 405, "GET, HEAD"},
 	}
 	for _, tc := range tests {

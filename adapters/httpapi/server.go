@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/parleychat/parley/adapters/origins"
 	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
@@ -48,6 +49,10 @@ type Config struct {
 	// (GET /api/rooms/{id} and /messages) when Deps.Audit is set; each
 	// such read is recorded in the room's stream. Default "auditor".
 	AuditorRole string
+	// AllowedOrigins are the other sites whose pages may call /api (CORS);
+	// the WebSocket gateway checks Origin against the same list. A page
+	// this server served itself always may. Zero: no other site.
+	AllowedOrigins origins.List
 }
 
 func (c *Config) setDefaults() {
@@ -150,8 +155,8 @@ type Metrics interface {
 
 // Deps are the Server's collaborators. Verifier, Rooms, RoomLister,
 // Messages and Tickets are required. The others may be nil: Logger discards,
-// no Checks means /readyz is always ready, and a nil Metrics, Docs, ChatWS
-// or AuditWS makes its routes answer 404.
+// no Checks means /readyz is always ready, and a nil Metrics, Docs, ChatWS,
+// AuditWS, DevTokens or Web makes its routes answer 404.
 type Deps struct {
 	// Logger receives one access-log line per request.
 	Logger *slog.Logger
@@ -181,6 +186,13 @@ type Deps struct {
 	Audit RoomAuditor
 	// Now is the clock of the request limits. Default time.Now.
 	Now func() time.Time
+	// DevTokens, set only on a server running on the public development
+	// secret, serves POST /api/dev/token (the chat page's development
+	// login). Nil: that endpoint does not exist.
+	DevTokens DevTokenIssuer
+	// Web serves the chat page: GET / and the assets under GET /web/
+	// (webui.Handler). Nil: both are 404.
+	Web http.Handler
 }
 
 // Server is Parley's HTTP handler. Create it with NewServer and serve

@@ -1,6 +1,7 @@
 package jwtauth
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -68,4 +69,34 @@ func userIDClaimValue(id string) any {
 		return n
 	}
 	return id
+}
+
+// DefaultDevTokenTTL is how long a DevIssuer's tokens last by default.
+const DefaultDevTokenTTL = 12 * time.Hour
+
+// DevIssuer mints tokens signed with DevJWTSecret for anyone who asks: the
+// chat page's development login. Wire it only into a server that verifies
+// with DevJWTSecret, where anyone can mint tokens anyway.
+type DevIssuer struct {
+	// TTL is each token's lifetime; default DefaultDevTokenTTL.
+	TTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// DevToken returns a token for userID and when it expires.
+func (d DevIssuer) DevToken(_ context.Context, userID string) (string, time.Time, error) {
+	ttl, now := d.TTL, time.Now
+	if ttl <= 0 {
+		ttl = DefaultDevTokenTTL
+	}
+	if d.Now != nil {
+		now = d.Now
+	}
+	at := now()
+	tok, err := Mint([]byte(DevJWTSecret), userID, ttl, at, nil)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return tok, time.Unix(at.Add(ttl).Unix(), 0), nil // exp is whole seconds
 }

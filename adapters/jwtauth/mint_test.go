@@ -145,3 +145,37 @@ func TestMintErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDevIssuer: the development login's tokens verify against the
+// development secret, for the user asked for, with the expiry it reports.
+func TestDevIssuer(t *testing.T) {
+	v, err := jwtauth.New(t.Context(), jwtauth.Config{Secret: []byte(jwtauth.DevJWTSecret), Leeway: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return time.Now().Add(-time.Minute).Truncate(time.Second).Add(700 * time.Millisecond) }
+	for _, d := range []jwtauth.DevIssuer{{Now: clock}, {Now: clock, TTL: 2 * time.Minute}} {
+		tok, exp, err := d.DevToken(t.Context(), "민지")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := v.Verify(t.Context(), tok)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		ttl := d.TTL
+		if ttl == 0 {
+			ttl = jwtauth.DefaultDevTokenTTL
+		}
+		want := domain.Principal{UserID: "민지", ExpiresAt: clock().Add(ttl).Truncate(time.Second)}
+		if diff := cmp.Diff(want, p); diff != "" {
+			t.Errorf("principal (-want +got):\n%s", diff)
+		}
+		if !exp.Equal(p.ExpiresAt) {
+			t.Errorf("DevToken says it expires at %v, the token says %v", exp, p.ExpiresAt)
+		}
+	}
+	if _, _, err := (jwtauth.DevIssuer{}).DevToken(t.Context(), " "); domain.ErrorCode(err) != domain.EINVALID {
+		t.Errorf("DevToken for a blank user: %v, want invalid", err)
+	}
+}

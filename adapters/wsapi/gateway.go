@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/parleychat/parley/adapters/origins"
 	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
@@ -35,10 +35,11 @@ type Timing struct {
 
 // Config configures the Gateway. Zero values take the documented defaults.
 type Config struct {
-	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
-	// may connect; a request without Origin (not a browser) is always
-	// allowed, and "*" allows every origin. Others get HTTP 403.
-	AllowedOrigins []string
+	// AllowedOrigins lists the browser origins that may connect from other
+	// sites (origins.List.Check: a request without Origin, not a browser,
+	// and a page this server served itself always may). Others get HTTP
+	// 403. The REST API's CORS answers use the same list.
+	AllowedOrigins origins.List
 	// MaxFrameBytes is the largest client frame; bigger closes with 1009.
 	// Default 64 KiB.
 	MaxFrameBytes int64
@@ -199,7 +200,7 @@ func (g *Gateway) Chat() http.Handler {
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
-	if !g.originAllowed(r.Header.Get("Origin")) {
+	if !g.cfg.AllowedOrigins.Check(r.Header.Get("Origin"), r.Host) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -492,23 +493,6 @@ func (g *Gateway) authenticate(ctx context.Context, r *http.Request, kind string
 		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "missing token")
 	}
 	return g.d.Auth.Verify(ctx, token)
-}
-
-func (g *Gateway) originAllowed(origin string) bool {
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	norm := strings.ToLower(u.Scheme + "://" + u.Host)
-	for _, a := range g.cfg.AllowedOrigins {
-		if a == "*" || strings.ToLower(strings.TrimRight(a, "/")) == norm {
-			return true
-		}
-	}
-	return false
 }
 
 func (g *Gateway) admit(c *conn, user string) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/parleychat/parley/adapters/inmem"
+	"github.com/parleychat/parley/adapters/origins"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
@@ -183,7 +184,7 @@ func send(t *testing.T, c *websocket.Conn, v any) {
 }
 
 func TestCloseCodes(t *testing.T) {
-	e := newEnv(t, wsapi.Config{AllowedOrigins: []string{"https://app.example"}, MaxConnsPerUser: 100, MaxViolations: 3})
+	e := newEnv(t, wsapi.Config{AllowedOrigins: origins.MustParse("https://app.example"), MaxConnsPerUser: 100, MaxViolations: 3})
 	id := e.room(t, "42")
 	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/"
 	tests := []struct {
@@ -225,6 +226,16 @@ func TestCloseCodes(t *testing.T) {
 		c, _, err := dial(t, url+"?token=user-42", http.Header{"Origin": {"https://app.example"}})
 		if err != nil {
 			t.Fatalf("allowed origin refused: %v", err)
+		}
+		if f := read(t, c); f["type"] != "history" {
+			t.Errorf("first frame %v, want history", f)
+		}
+		// A page the server served itself (chatd's chat page) connects
+		// whatever the list says.
+		own := "http://" + strings.TrimPrefix(e.url, "ws://")
+		c, _, err = dial(t, url+"?token=user-42", http.Header{"Origin": {own}})
+		if err != nil {
+			t.Fatalf("the server's own origin %s refused: %v", own, err)
 		}
 		if f := read(t, c); f["type"] != "history" {
 			t.Errorf("first frame %v, want history", f)

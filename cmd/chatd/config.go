@@ -16,6 +16,7 @@ import (
 	"github.com/parleychat/parley/adapters/httpapi"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/adapters/origins"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
@@ -43,10 +44,10 @@ type Config struct {
 	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
 	devSecret   bool   // JWTSecret is the public development secret
 
-	AllowedOrigins    []string // PARLEY_ALLOWED_ORIGINS, comma-separated
-	MaxConnsPerUser   int      // PARLEY_MAX_CONNS_PER_USER
-	MessagesPerMinute float64  // PARLEY_MESSAGES_PER_MINUTE
-	APIPerMinute      float64  // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
+	AllowedOrigins    origins.List // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
+	MaxConnsPerUser   int          // PARLEY_MAX_CONNS_PER_USER
+	MessagesPerMinute float64      // PARLEY_MESSAGES_PER_MINUTE
+	APIPerMinute      float64      // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
 
 	LLMProvider string        // PARLEY_LLM_PROVIDER: "" (offline), ollama, openai
 	LLMURL      string        // PARLEY_LLM_URL
@@ -161,12 +162,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if u, err := url.Parse(cfg.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		problems = append(problems, errors.New("PARLEY_REDIS_URL must be a redis:// or rediss:// URL"))
 	}
-	if o := env("PARLEY_ALLOWED_ORIGINS", ""); o != "" {
-		for _, s := range strings.Split(o, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				cfg.AllowedOrigins = append(cfg.AllowedOrigins, s)
-			}
-		}
+	if list, err := origins.Parse(strings.Split(env("PARLEY_ALLOWED_ORIGINS", ""), ",")); err != nil {
+		problems = append(problems, fmt.Errorf("PARLEY_ALLOWED_ORIGINS: %w", err))
+	} else {
+		cfg.AllowedOrigins = list
 	}
 
 	fs := flag.NewFlagSet("chatd", flag.ContinueOnError)
@@ -257,7 +256,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chatlog_interval", c.ChatLogInterval.String()),
 		slog.String("redis", redactURL(c.RedisURL)),
 		slog.String("rag_index", c.RAG.IndexKind()),
-		slog.Any("allowed_origins", c.AllowedOrigins),
+		slog.String("allowed_origins", c.AllowedOrigins.String()),
 	)
 }
 

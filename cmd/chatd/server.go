@@ -169,7 +169,11 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
 		Stream:  s.store, Metrics: s.metrics, Logger: log,
 	})
-	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute}, httpapi.Deps{
+	var devTokens httpapi.DevTokenIssuer
+	if cfg.devSecret { // the chat page's development login: anyone can mint these tokens anyway
+		devTokens = jwtauth.DevIssuer{}
+	}
+	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
@@ -183,8 +187,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 				}
 			}),
 		},
-		ChatWS:  s.gateway.Chat(),
-		AuditWS: s.gateway.Audit(),
+		ChatWS:    s.gateway.Chat(),
+		AuditWS:   s.gateway.Audit(),
+		DevTokens: devTokens,
 	})
 	s.http = &http.Server{
 		Handler:           api.Handler(),

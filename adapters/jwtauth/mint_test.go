@@ -153,7 +153,9 @@ func TestDevIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := func() time.Time { return time.Now().Add(-time.Minute).Truncate(time.Second).Add(700 * time.Millisecond) }
+	clock := func() time.Time {
+		return time.Now().Add(-time.Minute).Truncate(time.Second).Add(700 * time.Millisecond)
+	}
 	for _, d := range []jwtauth.DevIssuer{{Now: clock}, {Now: clock, TTL: 2 * time.Minute}} {
 		tok, exp, err := d.DevToken(t.Context(), "민지")
 		if err != nil {

@@ -153,9 +153,8 @@ func TestDevIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := func() time.Time {
-		return time.Now().Add(-time.Minute).Truncate(time.Second).Add(700 * time.Millisecond)
-	}
+	at := time.Now().Add(-time.Minute).Truncate(time.Second).Add(700 * time.Millisecond)
+	clock := func() time.Time { return at }
 	for _, d := range []jwtauth.DevIssuer{{Now: clock}, {Now: clock, TTL: 2 * time.Minute}} {
 		tok, exp, err := d.DevToken(t.Context(), "민지")
 		if err != nil {

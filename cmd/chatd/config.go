@@ -69,6 +69,7 @@ type Config struct {
 	RAG              ragenv.Config // PARLEY_EMBEDDER, PARLEY_QDRANT_URL, ... (see cmd/internal/ragenv)
 	RAGTimeout       time.Duration // PARLEY_RAG_TIMEOUT: one retrieval's bound
 	LogLevel         string        // PARLEY_LOG_LEVEL: debug, info, warn, error
+	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
 }
 
 // parseConfig reads the configuration. Every problem is reported, one per
@@ -148,6 +149,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		RedisPrefix:       env("PARLEY_REDIS_PREFIX", "parley:"),
 		MemoryTokenLimit:  int(number("PARLEY_MEMORY_TOKEN_LIMIT", 200)),
 		RAGTimeout:        dur("PARLEY_RAG_TIMEOUT", 2*time.Second),
+		Web:               boolean("PARLEY_WEB", true),
 	}
 	if sc, err := storeenv.FromEnv(getenv); err != nil {
 		problems = append(problems, err)
@@ -253,6 +255,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),
 		slog.Bool("projections", c.Projections),
+		slog.Bool("web", c.Web),
 		slog.String("chatlog_interval", c.ChatLogInterval.String()),
 		slog.String("redis", redactURL(c.RedisURL)),
 		slog.String("rag_index", c.RAG.IndexKind()),

@@ -25,6 +25,7 @@ import (
 	"github.com/parleychat/parley/adapters/prom"
 	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/adapters/tokens"
+	"github.com/parleychat/parley/adapters/webui"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/docs"
@@ -173,6 +174,15 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	if cfg.devSecret { // the chat page's development login: anyone can mint these tokens anyway
 		devTokens = jwtauth.DevIssuer{}
 	}
+	var web http.Handler
+	if cfg.Web {
+		page, err := webui.New(webui.Config{DevLogin: cfg.devSecret})
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		web = page
+	}
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
@@ -190,6 +200,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		ChatWS:    s.gateway.Chat(),
 		AuditWS:   s.gateway.Audit(),
 		DevTokens: devTokens,
+		Web:       web,
 	})
 	s.http = &http.Server{
 		Handler:           api.Handler(),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/parleychat/parley/adapters/jwtauth"
@@ -147,14 +150,14 @@ func TestBrowser(t *testing.T) {
 			el.dispatchEvent(new CompositionEvent("compositionend", {data: "안녕하세요"}));
 			key({keyCode: 229});
 			return true; })()`)
-		tb.do("Shift+Enter", chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierShift)))
+		tb.do("Shift+Enter", pressEnter(shift))
 		if v := eval[string](tb, `document.getElementById("input").value`); v != "안녕하세요\n" {
 			t.Errorf("input %q, want the composed text and a new line", v)
 		}
 		if n := len(tb.messages()); n != 0 {
 			t.Fatalf("%d messages shown: the composition's Enter must not send", n)
 		}
-		tb.do("Enter", chromedp.KeyEvent("\r"))
+		tb.do("Enter", pressEnter(0))
 		waitAnswer(tb, "complete")
 		// The echo of this send came after any earlier send would have gone
 		// out: one message frame in all means the composition sent nothing.
@@ -342,7 +345,27 @@ func createRoom(tb *tab, title string) int64 {
 // ask types a question and presses Enter.
 func ask(tb *tab, text string) {
 	tb.t.Helper()
-	tb.do("ask "+text, chromedp.SetValue(chromedp.CSS("#input"), text), chromedp.Focus(chromedp.CSS("#input")), chromedp.KeyEvent("\r"))
+	tb.do("ask "+text, chromedp.SetValue(chromedp.CSS("#input"), text), chromedp.Focus(chromedp.CSS("#input")), pressEnter(0))
+}
+
+// shift is the Shift modifier of a key event.
+const shift = 8
+
+// pressEnter presses Enter as a keyboard does: one keyDown that carries
+// its text (so a handler that prevents the default stops the new line,
+// which chromedp.KeyEvent's separate char event would not), then keyUp.
+func pressEnter(modifiers int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: "Enter", Code: "Enter",
+			WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13, Text: "\r", UnmodifiedText: "\r", Modifiers: modifiers}
+		if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, down); err != nil {
+			return err
+		}
+		up := down
+		up.Type, up.Text, up.UnmodifiedText = input.DispatchKeyEventTypeKeyUp, "", ""
+		_, err := cdp.Call(ctx, t, input.DispatchKeyEvent, up)
+		return err
+	})
 }
 
 // waitAnswer waits until the last message is an answer with status.
@@ -414,8 +437,11 @@ func checkStream(t *testing.T, socks []wsRecord) {
 	nextSeq := -1.0
 	for i, s := range socks {
 		if h := s.history(); h != nil && i == 0 {
-			msgs := h["messages"].([]any)
-			text.WriteString(msgs[len(msgs)-1].(map[string]any)["message"].(string))
+			if msgs := h["messages"].([]any); len(msgs) > 0 {
+				if m := msgs[len(msgs)-1].(map[string]any); m["role"] == "assistant" {
+					text.WriteString(m["message"].(string))
+				}
+			}
 		}
 		for _, f := range s.eventFrames() {
 			v := f["version"].(float64)

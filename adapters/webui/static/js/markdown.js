@@ -136,7 +136,7 @@ const inlineRules = [
   [/^~~(?=\S)([\s\S]*?\S)~~/, (m, out) => out.append(nested("del", m[1]))],
   [/^\*(?=[^\s*])([\s\S]*?[^\s*])\*(?!\*)/, (m, out) => out.append(nested("em", m[1]))],
   [/^_(?=[^\s_])([\s\S]*?[^\s_])_(?!\w)/, (m, out, prev) => (/\w/.test(prev) ? false : out.append(nested("em", m[1])))],
-  [/^!?\[([^\]\n]*)\]\(\s*<?([^\s)>]*)>?(?:\s+"[^"\n]*")?\s*\)/, (m, out) => out.append(link(m[2], m[1] || m[2]))],
+  [/^!?\[([^\]\n]*)\]\(\s*<?((?:[^\s()<>]|\([^\s()<>]*\))*)>?(?:\s+"[^"\n]*")?\s*\)/, (m, out) => out.append(link(m[2], m[1] || m[2]))],
   [/^<((?:https?:\/\/|mailto:)[^\s<>]+)>/i, (m, out) => out.append(link(m[1], m[1]))],
   [/^https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"*_~]/i, (m, out, prev) => (/\w/.test(prev) ? false : out.append(link(m[0], m[0])))],
 ];

@@ -1,19 +1,17 @@
 package docs
 
 import (
-	"cmp"
 	"encoding/json"
-	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/parleychat/parley/docs/docstest"
 )
 
 // The protocol's names, from the specification. The documents must name
@@ -37,6 +35,7 @@ var (
 		"/api/rooms/{id}":          {"delete", "get"},
 		"/api/rooms/{id}/messages": {"get"},
 		"/api/rooms/{id}/ticket":   {"post"},
+		"/api/dev/token":           {"post"},
 		"/livez":                   {"get"},
 		"/readyz":                  {"get"},
 		"/metrics":                 {"get"},
@@ -82,34 +81,6 @@ func str(v any, keys ...string) string {
 	return s
 }
 
-// pointer resolves a local JSON reference such as "#/components/schemas/X".
-func pointer(doc any, ref string) (any, error) {
-	if !strings.HasPrefix(ref, "#/") {
-		return nil, fmt.Errorf("%q is not a local reference", ref)
-	}
-	v := doc
-	for _, tok := range strings.Split(ref[2:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := v.(type) {
-		case map[string]any:
-			next, ok := c[tok]
-			if !ok {
-				return nil, fmt.Errorf("%q: no %q", ref, tok)
-			}
-			v = next
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, fmt.Errorf("%q: no index %q", ref, tok)
-			}
-			v = c[i]
-		default:
-			return nil, fmt.Errorf("%q: %q is inside a scalar", ref, tok)
-		}
-	}
-	return v, nil
-}
-
 // deref follows $ref until it reaches an object without one.
 func deref(t *testing.T, doc, v any) any {
 	t.Helper()
@@ -118,7 +89,7 @@ func deref(t *testing.T, doc, v any) any {
 		if ref == "" {
 			return v
 		}
-		next, err := pointer(doc, ref)
+		next, err := docstest.Resolve(doc, ref)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +140,7 @@ func TestRefsResolve(t *testing.T) {
 				t.Errorf("%s %s: $ref is %T, want a string", name, at, ref)
 				return
 			}
-			target, err := pointer(doc, s)
+			target, err := docstest.Resolve(doc, s)
 			if err != nil {
 				t.Errorf("%s %s: %v", name, at, err)
 				return
@@ -435,7 +406,7 @@ func TestExamples(t *testing.T) {
 		}
 		for i, ex := range examples {
 			n++
-			for _, err := range validate(async, payload, get(ex, "payload"), "") {
+			for _, err := range docstest.Validate(async, payload, get(ex, "payload"), "") {
 				t.Errorf("asyncapi message %s example %d: %v", name, i, err)
 			}
 		}
@@ -448,7 +419,7 @@ func TestExamples(t *testing.T) {
 			return
 		}
 		n++
-		for _, err := range validate(open, m["schema"], ex, "") {
+		for _, err := range docstest.Validate(open, m["schema"], ex, "") {
 			t.Errorf("openapi %s example: %v", at, err)
 		}
 	})
@@ -495,178 +466,11 @@ func TestExamples(t *testing.T) {
 			t.Errorf("protocol.md:%d: no schema for %s frame type %q", i+1, dir, typ)
 			continue
 		}
-		for _, err := range validate(async, schema, fromJSON(v), "") {
+		for _, err := range docstest.Validate(async, schema, docstest.FromJSON(v), "") {
 			t.Errorf("protocol.md:%d: %v", i+1, err)
 		}
 	}
 	if n == 0 || frames < 10 {
 		t.Errorf("checked %d examples and %d session frames; the scan is broken", n, frames)
 	}
-}
-
-// fromJSON turns encoding/json's float64 numbers into ints where they are
-// whole, as the YAML decoder produces them.
-func fromJSON(v any) any {
-	switch c := v.(type) {
-	case map[string]any:
-		for k, e := range c {
-			c[k] = fromJSON(e)
-		}
-	case []any:
-		for i, e := range c {
-			c[i] = fromJSON(e)
-		}
-	case float64:
-		if c == float64(int(c)) {
-			return int(c)
-		}
-	}
-	return v
-}
-
-var (
-	uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-)
-
-// validate checks v against the subset of JSON Schema the documents use:
-// $ref, allOf, type, const, enum, required, properties,
-// additionalProperties, items, minimum, maximum, minLength, maxLength,
-// pattern and the uuid and date-time formats.
-func validate(doc, schema, v any, at string) []error {
-	var errs []error
-	fail := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", cmp.Or(at, "/"), fmt.Sprintf(format, args...)))
-	}
-	for range 10 {
-		ref := str(schema, "$ref")
-		if ref == "" {
-			break
-		}
-		target, err := pointer(doc, ref)
-		if err != nil {
-			return []error{err}
-		}
-		// Sibling keywords of $ref (allowed in OpenAPI 3.1) are ignored but
-		// description-only, which is what these documents use.
-		schema = target
-	}
-	s, ok := schema.(map[string]any)
-	if !ok {
-		return []error{fmt.Errorf("%s: schema is %T", at, schema)}
-	}
-	for _, sub := range anyList(s["allOf"]) {
-		errs = append(errs, validate(doc, sub, v, at)...)
-	}
-	if want, ok := s["type"]; ok {
-		types := anyList(want)
-		if types == nil {
-			types = []any{want}
-		}
-		if !slices.ContainsFunc(types, func(t any) bool { return hasType(v, t.(string)) }) {
-			fail("%v (%T) is not of type %v", v, v, want)
-			return errs
-		}
-	}
-	if c, ok := s["const"]; ok && v != c {
-		fail("%v is not the const %v", v, c)
-	}
-	if e, ok := s["enum"]; ok && !slices.Contains(anyList(e), v) {
-		fail("%v is not one of %v", v, e)
-	}
-	switch c := v.(type) {
-	case map[string]any:
-		for _, r := range anyList(s["required"]) {
-			if _, ok := c[r.(string)]; !ok {
-				fail("required field %v is missing", r)
-			}
-		}
-		props, _ := s["properties"].(map[string]any)
-		for k, e := range c {
-			if p, ok := props[k]; ok {
-				errs = append(errs, validate(doc, p, e, at+"/"+k)...)
-			} else if ap, ok := s["additionalProperties"]; ok && ap != true {
-				if ap == false {
-					fail("unexpected field %s", k)
-				} else {
-					errs = append(errs, validate(doc, ap, e, at+"/"+k)...)
-				}
-			}
-		}
-	case []any:
-		if items, ok := s["items"]; ok {
-			for i, e := range c {
-				errs = append(errs, validate(doc, items, e, at+"/"+strconv.Itoa(i))...)
-			}
-		}
-	case string:
-		n := len([]rune(c))
-		if m, ok := s["minLength"].(int); ok && n < m {
-			fail("%q is shorter than %d", c, m)
-		}
-		if m, ok := s["maxLength"].(int); ok && n > m {
-			fail("%q is longer than %d", c, m)
-		}
-		if p, ok := s["pattern"].(string); ok && !regexp.MustCompile(p).MatchString(c) {
-			fail("%q does not match %s", c, p)
-		}
-		switch s["format"] {
-		case "uuid":
-			if !uuidRE.MatchString(c) {
-				fail("%q is not a UUID", c)
-			}
-		case "date-time":
-			if _, err := time.Parse(time.RFC3339Nano, c); err != nil {
-				fail("%q is not an RFC 3339 time", c)
-			}
-		}
-	case int, float64:
-		f := toFloat(c)
-		if m, ok := s["minimum"]; ok && f < toFloat(m) {
-			fail("%v is below the minimum %v", c, m)
-		}
-		if m, ok := s["maximum"]; ok && f > toFloat(m) {
-			fail("%v is above the maximum %v", c, m)
-		}
-	}
-	return errs
-}
-
-func anyList(v any) []any { l, _ := v.([]any); return l }
-
-func toFloat(v any) float64 {
-	switch c := v.(type) {
-	case int:
-		return float64(c)
-	case float64:
-		return c
-	}
-	return 0
-}
-
-func hasType(v any, typ string) bool {
-	switch typ {
-	case "object":
-		_, ok := v.(map[string]any)
-		return ok
-	case "array":
-		_, ok := v.([]any)
-		return ok
-	case "string":
-		_, ok := v.(string)
-		return ok
-	case "boolean":
-		_, ok := v.(bool)
-		return ok
-	case "integer":
-		_, ok := v.(int)
-		return ok
-	case "number":
-		switch v.(type) {
-		case int, float64:
-			return true
-		}
-	case "null":
-		return v == nil
-	}
-	return false
 }

@@ -152,3 +152,17 @@ func contentType(name string) string {
 	}
 	return "application/octet-stream"
 }
+
+// Files returns the embedded files by path under static/ ("index.html",
+// "js/app.js"), unrendered, for tests that inspect the sources.
+func Files() map[string][]byte {
+	out := map[string][]byte{}
+	_ = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := fs.ReadFile(static, p)
+			out[strings.TrimPrefix(p, "static/")] = b
+		}
+		return nil
+	})
+	return out
+}

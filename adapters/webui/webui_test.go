@@ -157,4 +157,3 @@ func TestSources(t *testing.T) {
 		}
 	}
 }
-

@@ -60,16 +60,7 @@ func load(t *testing.T, name string) map[string]any {
 }
 
 // get walks doc along keys; it returns nil when a key is missing.
-func get(v any, keys ...string) any {
-	for _, k := range keys {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
-}
+var get = docstest.Get
 
 func mapAt(v any, keys ...string) map[string]any {
 	m, _ := get(v, keys...).(map[string]any)

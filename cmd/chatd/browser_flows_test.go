@@ -58,10 +58,7 @@ func TestBrowser(t *testing.T) {
 	proxy := newCutProxy(t, strings.TrimPrefix(model.base, "http://"))
 
 	t.Run("dev login, create a room, ask, streamed answer with sources", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, offline.base)
-		devLogin(tb, "alice")
-		createRoom(tb, "Youth housing")
+		tb, _ := roomTab(t, browser, offline.base, "alice", "Youth housing")
 		watchStatuses(tb)
 		ask(tb, "How much youth monthly rent support can young people receive?")
 		waitAnswer(tb, "complete")
@@ -111,10 +108,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("a model answer with HTML shows as text, Markdown rendered", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, model.base)
-		devLogin(tb, "bob")
-		createRoom(tb, "HTML")
+		tb, _ := roomTab(t, browser, model.base, "bob", "HTML")
 		ask(tb, "[[script]] Show me some markup")
 		waitAnswer(tb, "complete")
 		a := tb.messages()[1]
@@ -132,10 +126,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("Enter during an IME composition does not send; Shift+Enter is a new line", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, model.base)
-		devLogin(tb, "minji")
-		createRoom(tb, "입력기")
+		tb, _ := roomTab(t, browser, model.base, "minji", "입력기")
 		tb.do("focus the input", chromedp.Focus(chromedp.CSS("#input")))
 		// Chrome's order (keydown with isComposing inside the composition),
 		// an Enter inside it without the flag, and Safari's (keyCode 229 just
@@ -171,10 +162,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("reload mid-answer continues without gap or duplicate", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, model.base)
-		devLogin(tb, "carol")
-		createRoom(tb, "Reload")
+		tb, _ := roomTab(t, browser, model.base, "carol", "Reload")
 		ask(tb, "[[hold:reload]] Tell me a long story")
 		waitText(tb, "Part 09.")
 		tb.do("reload", chromedp.Reload())
@@ -195,10 +183,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("a dropped connection resumes with ?after=, no gap or duplicate", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, proxy.base())
-		devLogin(tb, "dave")
-		createRoom(tb, "Outage")
+		tb, _ := roomTab(t, browser, proxy.base(), "dave", "Outage")
 		ask(tb, "[[hold:cut]] Tell me a long story")
 		waitText(tb, "Part 09.")
 		proxy.cut()
@@ -218,10 +203,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("busy is shown, the draft kept; Stop cancels", func(t *testing.T) {
-		tb := newTab(t, browser, nil, "")
-		open(tb, model.base)
-		devLogin(tb, "erin")
-		createRoom(tb, "Cancel")
+		tb, _ := roomTab(t, browser, model.base, "erin", "Cancel")
 		ask(tb, "[[hold:cancel]] Tell me a long story")
 		waitText(tb, "Part 09.")
 		ask(tb, "And another thing?")
@@ -240,10 +222,7 @@ func TestBrowser(t *testing.T) {
 	})
 
 	t.Run("two tabs on one room see the same frames", func(t *testing.T) {
-		a := newTab(t, browser, nil, "")
-		open(a, model.base)
-		devLogin(a, "frank")
-		id := createRoom(a, "Two tabs")
+		a, id := roomTab(t, browser, model.base, "frank", "Two tabs")
 		b := newTab(t, browser, a, "") // same browser profile: already signed in
 		open(b, model.base+"/#room="+strconv.FormatInt(id, 10))
 		b.waitFor("the second tab live", `document.getElementById("conn").dataset.state === "live"`)
@@ -310,6 +289,16 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("from a foreign site: %v; want the browser to refuse (the preflight is 403)", got)
 		}
 	})
+}
+
+// roomTab opens the page at base in a new tab, signs in as user with the
+// development login and creates a room, open and live.
+func roomTab(t *testing.T, browser context.Context, base, user, title string) (*tab, int64) {
+	t.Helper()
+	tb := newTab(t, browser, nil, "")
+	open(tb, base)
+	devLogin(tb, user)
+	return tb, createRoom(tb, title)
 }
 
 func open(tb *tab, url string) {

@@ -605,6 +605,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"listen address", "PARLEY_ANSWER_TIMEOUT", "PARLEY_LLM_PROVIDER"}},
 		{"bad database URL", map[string]string{"PARLEY_DATABASE_URL": "mysql://x"}, []string{"PARLEY_DATABASE_URL"}},
 		{"ollama without a model", map[string]string{"PARLEY_LLM_PROVIDER": "ollama"}, []string{"LLM settings"}},
+		{"an origin with a path, and a bad PARLEY_WEB", map[string]string{"PARLEY_ALLOWED_ORIGINS": "https://ok.example, https://app.example/chat", "PARLEY_WEB": "maybe"},
+			[]string{`PARLEY_ALLOWED_ORIGINS: "https://app.example/chat"`, `PARLEY_WEB="maybe"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -623,7 +625,7 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.devSecret || !cfg.Projections {
+	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.devSecret || !cfg.Projections || !cfg.Web {
 		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +74,48 @@ func TestMessageShape(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPageSwitches: the page is served unless PARLEY_WEB=false, and the
+// development login's endpoint exists only on the development secret.
+func TestPageSwitches(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	for _, tc := range []struct {
+		name               string
+		env                map[string]string
+		wantPage, wantDev  int
+		wantDevLoginOnPage bool
+	}{
+		{"a real secret", nil, 200, 404, false},
+		{"the development secret", map[string]string{"PARLEY_JWT_SECRET": ""}, 200, 201, true},
+		{"PARLEY_WEB=false", map[string]string{"PARLEY_WEB": "false", "PARLEY_JWT_SECRET": ""}, 404, 201, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startChatd(t, db, tc.env)
+			resp, err := http.Get(c.base + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantPage {
+				t.Errorf("GET / = %d, want %d", resp.StatusCode, tc.wantPage)
+			}
+			if got := strings.Contains(string(page), `content="true"`); got != tc.wantDevLoginOnPage {
+				t.Errorf("the page offers the development login: %v, want %v", got, tc.wantDevLoginOnPage)
+			}
+			var tok struct {
+				Token string `json:"token"`
+			}
+			if code := c.api(t, "POST", "/api/dev/token", "", `{"user_id":"42"}`, &tok); code != tc.wantDev {
+				t.Errorf("POST /api/dev/token = %d, want %d", code, tc.wantDev)
+			}
+			if tc.wantDev == 201 {
+				if code := c.api(t, "GET", "/api/rooms", tok.Token, "", nil); code != http.StatusOK {
+					t.Errorf("GET /api/rooms with the development token = %d, want 200", code)
+				}
+			}
+		})
 	}
 }

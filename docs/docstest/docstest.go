@@ -30,8 +30,9 @@ func Load(fsys fs.FS, name string) (map[string]any, error) {
 	return doc, nil
 }
 
-// get walks v along keys; it returns nil when a key is missing.
-func get(v any, keys ...string) any {
+// Get walks v, a parsed document, along keys; it returns nil when a key
+// is missing.
+func Get(v any, keys ...string) any {
 	for _, k := range keys {
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -105,7 +106,7 @@ func Validate(doc, schema, v any, at string) []error {
 		errs = append(errs, fmt.Errorf("%s: %s", cmp.Or(at, "/"), fmt.Sprintf(format, args...)))
 	}
 	for range 10 {
-		ref, _ := get(schema, "$ref").(string)
+		ref, _ := Get(schema, "$ref").(string)
 		if ref == "" {
 			break
 		}

@@ -168,6 +168,7 @@ func TestBrowser(t *testing.T) {
 		tb.do("reload", chromedp.Reload())
 		tb.waitFor("the room after the reload", `document.getElementById("conn").dataset.state === "live"`)
 		waitText(tb, "Part 09.")
+		waitUntil(t, "the reloaded page's history frame", func() bool { s := tb.ws.snapshot(); return len(s) == 2 && s[1].history() != nil })
 		socks := tb.ws.snapshot()
 		h := socks[len(socks)-1].history()
 		if h == nil {
@@ -178,6 +179,7 @@ func TestBrowser(t *testing.T) {
 		}
 		fake.release("reload")
 		waitAnswer(tb, "complete")
+		waitFrame(t, tb, "answer")
 		checkAnswerText(t, tb)
 		checkStream(t, tb.ws.snapshot()[len(socks)-1:])
 	})
@@ -197,6 +199,7 @@ func TestBrowser(t *testing.T) {
 		}
 		fake.release("cut")
 		waitAnswer(tb, "complete")
+		waitFrame(t, tb, "answer")
 		checkAnswerText(t, tb)
 		checkStream(t, tb.ws.snapshot())
 		checkNoJWTInURLs(t, tb.ws)
@@ -230,6 +233,8 @@ func TestBrowser(t *testing.T) {
 		ask(a, "Hello from tab A")
 		waitAnswer(a, "complete")
 		waitAnswer(b, "complete")
+		waitFrame(t, a, "answer")
+		waitFrame(t, b, "answer")
 		ma, mb := a.messages(), b.messages()
 		if fmt.Sprint(ma) != fmt.Sprint(mb) || len(ma) != 2 {
 			t.Errorf("tab A shows %+v, tab B %+v; want the same question and answer", ma, mb)
@@ -243,7 +248,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("an expired token closes 4401 and the page asks for a new one", func(t *testing.T) {
 		tb := newTab(t, browser, nil, "")
 		open(tb, model.base)
-		short, err := jwtauth.Mint([]byte(jwtauth.DevJWTSecret), "grace", 3*time.Second, time.Now(), nil)
+		short, err := jwtauth.Mint([]byte(jwtauth.DevJWTSecret), "grace", 6*time.Second, time.Now(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -379,6 +384,24 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+// waitFrame waits until the tab's last socket has received a frame of
+// type typ: the DevTools events that record frames may trail the page.
+func waitFrame(t *testing.T, tb *tab, typ string) {
+	t.Helper()
+	waitUntil(t, "a "+typ+" frame", func() bool {
+		socks := tb.ws.snapshot()
+		if len(socks) == 0 {
+			return false
+		}
+		for _, f := range socks[len(socks)-1].received {
+			if f["type"] == typ {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // watchStatuses records every status the page gives its answers.

@@ -245,6 +245,23 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("deleting a room closes it in every tab", func(t *testing.T) {
+		a, doomed := roomTab(t, browser, model.base, "ivan", "Doomed")
+		createRoom(a, "Kept")
+		b := newTab(t, browser, a, "")
+		open(b, model.base+"/#room="+strconv.FormatInt(doomed, 10))
+		b.waitFor("the doomed room, live", `document.getElementById("conn").dataset.state === "live"`)
+		del := chromedp.CSS(fmt.Sprintf(`#room-list li[data-id="%d"] button.delete`, doomed))
+		a.do("delete the room", chromedp.Click(del))
+		a.waitFor("the confirmation", fmt.Sprintf(`document.querySelector('#room-list li[data-id="%d"] button.delete').classList.contains("confirm")`, doomed))
+		a.do("confirm", chromedp.Click(del))
+		a.waitFor("the room gone from the list", fmt.Sprintf(`!document.querySelector('#room-list li[data-id="%d"]') && document.querySelectorAll("#room-list li").length === 1`, doomed))
+		b.waitFor("the other tab told", `document.getElementById("notice").dataset.code === "gone" && document.getElementById("room").hidden`)
+		if code := model.api(t, "GET", "/api/rooms/"+strconv.FormatInt(doomed, 10), mustDevToken(t, "ivan"), "", nil); code != http.StatusNotFound {
+			t.Errorf("GET the deleted room = %d, want 404", code)
+		}
+	})
+
 	t.Run("an expired token closes 4401 and the page asks for a new one", func(t *testing.T) {
 		tb := newTab(t, browser, nil, "")
 		open(tb, model.base)

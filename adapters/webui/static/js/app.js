@@ -246,7 +246,6 @@ function closeRoom() {
   ui.messages.replaceChildren();
   ui.room.hidden = true;
   ui.noRoom.hidden = false;
-  hideNotice();
   setConn("idle");
   renderRooms();
 }

@@ -205,7 +205,7 @@ func TestBrowser(t *testing.T) {
 		checkNoJWTInURLs(t, tb.ws)
 	})
 
-	t.Run("busy is shown, the draft kept; Stop cancels", func(t *testing.T) {
+	t.Run("busy and the rate limit are shown, the draft kept; Stop cancels", func(t *testing.T) {
 		tb, _ := roomTab(t, browser, model.base, "erin", "Cancel")
 		ask(tb, "[[hold:cancel]] Tell me a long story")
 		waitText(tb, "Part 09.")
@@ -213,6 +213,22 @@ func TestBrowser(t *testing.T) {
 		tb.waitFor("the busy notice", `document.getElementById("notice").dataset.code === "busy" && !document.getElementById("notice").hidden`)
 		if v := eval[string](tb, `document.getElementById("input").value`); v != "And another thing?" {
 			t.Errorf("input %q after busy: the refused message must stay in the input", v)
+		}
+		// Sending on while refused runs into the message rate limit (a
+		// burst of 5), which is shown too.
+		for i := 0; ; i++ {
+			code := eval[string](tb, `(() => { const n = document.getElementById("notice"); const c = n.dataset.code; n.dataset.code = ""; return c; })()`)
+			if code == "rate_limited" {
+				break
+			}
+			if i == 15 {
+				t.Fatalf("no rate_limited notice after %d refused sends (last %q)", i, code)
+			}
+			tb.do("send again", pressEnter(0))
+			tb.waitFor("the refusal", `document.getElementById("notice").dataset.code !== "" && !document.getElementById("send").disabled`)
+		}
+		if v := eval[string](tb, `document.getElementById("notice").textContent`); !strings.Contains(v, "too fast") {
+			t.Errorf("rate limit notice %q", v)
 		}
 		tb.do("stop", chromedp.Click(chromedp.CSS("#stop")))
 		waitAnswer(tb, "cancelled")

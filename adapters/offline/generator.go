@@ -130,9 +130,12 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 type phrases struct {
 	quoting   string // header of an answer quoting matching passages
 	noOverlap string // header when passages exist but none shares a word with the question
-	noMatch   string // the whole answer's first line when there are no passages
+	noMatch   string // the whole answer's first line when retrieval found nothing relevant
 	earlier   string // introduces a quoted earlier sentence; %s is the quote
 	sources   string // introduces the list of cited passages
+	// legacy are first lines earlier versions wrote, so that ownAnswer
+	// still knows them in a conversation's history.
+	legacy []string
 }
 
 // english and korean are the languages an answer is written in; the
@@ -141,16 +144,18 @@ var (
 	english = phrases{
 		quoting:   "No language model is configured, so this answer quotes the retrieved passages that best match the question.",
 		noOverlap: "No language model is configured, and no retrieved passage shares words with the question. The top passage begins:",
-		noMatch:   "No documents matched this question, and no language model is configured to answer without them.",
+		noMatch:   "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.",
 		earlier:   "Earlier in this conversation: \"%s\"",
 		sources:   "Sources: ",
+		legacy:    []string{"No documents matched this question, and no language model is configured to answer without them."},
 	}
 	korean = phrases{
 		quoting:   "언어 모델이 설정되어 있지 않아, 질문과 가장 관련 있는 검색 문서의 문장을 인용합니다.",
 		noOverlap: "언어 모델이 설정되어 있지 않으며, 질문과 겹치는 단어가 있는 검색 문서가 없습니다. 가장 상위 문서의 첫 부분입니다:",
-		noMatch:   "질문과 일치하는 문서가 없으며, 문서 없이 답변할 언어 모델이 설정되어 있지 않습니다.",
+		noMatch:   "질문과 관련된 문서를 찾지 못했습니다. 문서 없이 답변할 언어 모델도 설정되어 있지 않습니다.",
 		earlier:   "이전 대화에서: \"%s\"",
 		sources:   "출처: ",
+		legacy:    []string{"질문과 일치하는 문서가 없으며, 문서 없이 답변할 언어 모델이 설정되어 있지 않습니다."},
 	}
 )
 
@@ -173,7 +178,7 @@ func ownAnswer(content string) bool {
 		content = strings.TrimLeftFunc(strings.TrimPrefix(content, notice), unicode.IsSpace)
 	}
 	for _, l := range []phrases{english, korean} {
-		for _, prefix := range []string{l.quoting, l.noOverlap, l.noMatch} {
+		for _, prefix := range append([]string{l.quoting, l.noOverlap, l.noMatch}, l.legacy...) {
 			if strings.HasPrefix(content, prefix) {
 				return true
 			}
@@ -191,13 +196,14 @@ type candidate struct {
 	score  float64
 }
 
-// candidates splits texts into sentences, dropping repeats (overlapping
-// chunks often share sentences), and scores them against question.
+// candidates splits texts into sentences, leaving out headings and
+// dropping repeats (overlapping chunks often share sentences), and scores
+// them against question.
 func candidates(question string, texts []string) []candidate {
 	var cs []candidate
 	seen := make(map[string]bool)
 	for i, t := range texts {
-		for _, s := range text.Sentences(t) {
+		for _, s := range text.Sentences(withoutHeadings(t)) {
 			key := normalize(s)
 			if seen[key] {
 				continue
@@ -219,13 +225,17 @@ func candidates(question string, texts []string) []candidate {
 
 // Answer returns the full text Generate streams for p. It is deterministic.
 //
-// With passages, it quotes up to MaxSentences sentences scoring at least
-// half as well as the best one, in reading order, each followed by its
-// passage's citation ([1] for p.Context[0]), then lists the cited sources.
-// If no sentence shares a feature with the question, it quotes the first
-// sentence of the top passage and says so. Without passages, it says that no
-// documents matched and quotes the earlier sentence of p.Summary or
-// p.History most relevant to the question, if any is.
+// With passages, it quotes up to MaxSentences content sentences (never a
+// heading) scoring at least half as well as the best one, in reading
+// order, each followed by its passage's citation ([1] for p.Context[0]),
+// then lists the cited sources: only passages with a quoted sentence are
+// cited. If no sentence shares a term with the question (a passage a
+// dense retriever found by meaning), it quotes the first content sentence
+// of the top passage and says so. Without passages, which is what
+// retrieval gives when nothing is relevant enough, it says, in the
+// question's language, that it found nothing relevant, cites nothing, and
+// quotes the earlier sentence of p.Summary or p.History most relevant to
+// the question, if any is.
 //
 // Passages are untrusted: the answer never carries their Markdown images
 // or links, HTML tags or URLs (chat.StripMarkup removes them), so a reader's

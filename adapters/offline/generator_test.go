@@ -106,7 +106,7 @@ func TestAnswer(t *testing.T) {
 		{
 			name:   "no passages quotes the relevant earlier sentence",
 			prompt: historyPrompt,
-			want: "No documents matched this question, and no language model is configured to answer without them.\n\n" +
+			want: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.\n\n" +
 				"Earlier in this conversation: \"Refunds are possible within 14 days of purchase, according to the policy page.\"",
 		},
 		{
@@ -115,7 +115,7 @@ func TestAnswer(t *testing.T) {
 				Question: "What about Kubernetes?",
 				History:  []chat.Turn{{Role: chat.RoleUser, Content: "Hi there."}},
 			},
-			want: "No documents matched this question, and no language model is configured to answer without them.",
+			want: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.",
 		},
 		{
 			name: "own earlier answers are not quoted back",
@@ -124,7 +124,7 @@ func TestAnswer(t *testing.T) {
 				History: []chat.Turn{{Role: chat.RoleAssistant, Content: "No documents matched this question, " +
 					"and no language model is configured to answer without them."}},
 			},
-			want: "No documents matched this question, and no language model is configured to answer without them.",
+			want: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.",
 		},
 		{
 			name: "Korean without passages quotes the summary",
@@ -132,8 +132,29 @@ func TestAnswer(t *testing.T) {
 				Question: "회의 일정이 언제였지?",
 				Summary:  "사용자는 다음 주 화요일 오후 3시 회의 일정을 확인했다. 장소는 본사 2층이다.",
 			},
-			want: "질문과 일치하는 문서가 없으며, 문서 없이 답변할 언어 모델이 설정되어 있지 않습니다.\n\n" +
+			want: "질문과 관련된 문서를 찾지 못했습니다. 문서 없이 답변할 언어 모델도 설정되어 있지 않습니다.\n\n" +
 				"이전 대화에서: \"사용자는 다음 주 화요일 오후 3시 회의 일정을 확인했다.\"",
+		},
+		{
+			name: "own answers in today's words are not quoted back either",
+			prompt: chat.Prompt{
+				Question: "Which documents did you find?",
+				History:  []chat.Turn{{Role: chat.RoleAssistant, Content: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them."}},
+			},
+			want: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.",
+		},
+		{
+			name: "headings are never quoted, only content sentences",
+			prompt: chat.Prompt{
+				Question: "청년 월세 지원은 누가 받을 수 있나요?",
+				Context: []chat.Passage{
+					{Document: "jobs/allowance.ko.md", Text: "## 누가 받을 수 있나요\n\n만 18세부터 34세까지 구직 중인 청년이 받을 수 있습니다."},
+					{Document: "housing/rent.ko.md", Title: "청년 월세 특별지원", Text: "# 청년 월세 특별지원\n\n월세를 내는 만 19세부터 34세까지의 무주택 청년이 대상입니다.\nSetext\n------\n"},
+				},
+			},
+			want: "언어 모델이 설정되어 있지 않아, 질문과 가장 관련 있는 검색 문서의 문장을 인용합니다.\n\n" +
+				"만 18세부터 34세까지 구직 중인 청년이 받을 수 있습니다. [1] 월세를 내는 만 19세부터 34세까지의 무주택 청년이 대상입니다. [2]\n\n" +
+				"출처: [1] jobs/allowance.ko.md, [2] 청년 월세 특별지원 (housing/rent.ko.md)",
 		},
 		{
 			name: "long sentences are clipped at a space",
@@ -184,7 +205,7 @@ func TestAnswer(t *testing.T) {
 					{Role: chat.RoleAssistant, Content: chat.NoSourcesNotice + "\n\nNo documents matched this question, and no language model is configured to answer without them."},
 				},
 			},
-			want: "No documents matched this question, and no language model is configured to answer without them.\n\n" +
+			want: "I found nothing relevant to this question in the documents, and no language model is configured to answer without them.\n\n" +
 				"Earlier in this conversation: \"Tell me about refunds.\"",
 		},
 	}

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"math"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -63,65 +64,35 @@ func canCutBetween(prev, next rune) bool {
 	return !unicode.In(next, unicode.Mn, unicode.Me, unicode.Mc, unicode.Variation_Selector)
 }
 
-// Feature weights: a shared word counts twice as much as a shared bigram.
+// Term weights: a shared word counts twice as much as a shared syllable
+// pair.
 const (
-	wordWeight   = 1.0
-	bigramWeight = 0.5
+	wordWeight = 1.0
+	gramWeight = 0.5
 )
 
-// stopWords are English words too common to say anything about relevance.
-var stopWords = map[string]bool{
-	"a": true, "about": true, "an": true, "and": true, "are": true, "as": true, "at": true,
-	"be": true, "by": true, "can": true, "could": true, "did": true, "do": true, "does": true,
-	"for": true, "from": true, "has": true, "have": true, "how": true, "i": true, "in": true,
-	"is": true, "it": true, "its": true, "me": true, "my": true, "of": true, "on": true,
-	"or": true, "our": true, "should": true, "so": true, "that": true, "the": true,
-	"their": true, "there": true, "these": true, "this": true, "to": true, "was": true,
-	"we": true, "were": true, "what": true, "when": true, "where": true, "which": true,
-	"who": true, "why": true, "will": true, "with": true, "would": true, "you": true,
-	"your": true,
-}
-
-// stopBigrams are Korean verb endings shared by nearly every formal
-// sentence; matching them says nothing about the topic.
-var stopBigrams = map[string]bool{
-	"니다": true, "습니": true, "입니": true, "합니": true, "니까": true,
-	"세요": true, "어요": true, "아요": true, "이다": true, "한다": true, "있다": true,
-}
-
-// features returns the distinct match features of s with their weights:
-// lower-cased words (English plurals folded, stop words dropped) and, inside
-// words of unspaced scripts, character bigrams.
+// features returns the distinct match terms of s (text.Terms, the ones
+// retrieval indexes) with their weights.
 func features(s string) map[string]float64 {
 	f := make(map[string]float64)
-	for _, w := range strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !text.IsWordRune(r) }) {
-		rs := []rune(w)
-		if len(rs) == 1 && !text.IsUnspaced(rs[0]) || stopWords[w] {
-			continue
+	text.Terms(s, func(k text.TermKind, t string) {
+		if k == text.Gram {
+			f["g:"+t] = gramWeight
+		} else {
+			f["w:"+t] = wordWeight
 		}
-		f["w:"+stem(w)] = wordWeight
-		for i := 1; i < len(rs); i++ {
-			if text.IsUnspaced(rs[i-1]) && text.IsUnspaced(rs[i]) {
-				if b := string(rs[i-1 : i+1]); !stopBigrams[b] {
-					f["b:"+b] = bigramWeight
-				}
-			}
-		}
-	}
+	})
 	return f
 }
 
-// stem folds the plural of a plain ASCII word: "documents" → "document".
-func stem(w string) string {
-	if len(w) > 3 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") {
-		for _, r := range w {
-			if r > unicode.MaxASCII {
-				return w
-			}
-		}
-		return w[:len(w)-1]
-	}
-	return w
+// headingLine matches a Markdown heading or a setext heading's underline.
+var headingLine = regexp.MustCompile(`(?m)^ {0,3}(?:#{1,6}(?:[ \t].*)?|=+[ \t]*|-{2,}[ \t]*)$`)
+
+// withoutHeadings blanks the Markdown heading lines of a passage, which
+// are titles, not statements to quote: a heading like "Who can apply" says
+// nothing about who can.
+func withoutHeadings(s string) string {
+	return headingLine.ReplaceAllString(s, "")
 }
 
 // scorer ranks sentences of one pool against a question: the score of a

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tmc/langchaingo/textsplitter"
+
+	"github.com/parleychat/parley/domain/rag"
 )
 
 // Splitter defaults, in characters (runes): about 250-400 words of
@@ -47,10 +49,15 @@ type SplitterConfig struct {
 // Splitter cuts documents into chunks for embedding with langchaingo's
 // RecursiveCharacter splitter: at paragraph breaks first, then line
 // breaks, then sentence ends, then spaces, and inside a word only when one
-// word exceeds ChunkSize. Lengths are counted in runes, so Korean and
-// English chunks hold similar amounts of text, and sentence separators are
-// kept with the sentence they end (langchaingo would otherwise drop them,
-// or move them to the next chunk's start). Safe for concurrent use.
+// word exceeds ChunkSize. Lengths are counted in runes, and sentence
+// separators are kept with the sentence they end (langchaingo would
+// otherwise drop them, or move them to the next chunk's start). Its
+// sections have no heading. Safe for concurrent use.
+//
+// Ingest no longer uses it: adapters/document's Splitter cuts at Markdown
+// headings and sizes chunks in tokens, which treats Korean (about three
+// times the information per character) and English alike. parley-bench
+// keeps it to measure retrieval as it was.
 type Splitter struct {
 	rc textsplitter.RecursiveCharacter
 }
@@ -87,17 +94,17 @@ func runeLen(s string) int {
 
 // Split returns text's chunks, trimmed of surrounding space; none for a
 // text of spaces only.
-func (s *Splitter) Split(text string) ([]string, error) {
+func (s *Splitter) Split(text string) ([]rag.Section, error) {
 	text = strings.ReplaceAll(text, "\r\n", "\n")
 	text = sentenceEnds.Replace(strings.ReplaceAll(text, boundary, ""))
 	parts, err := s.rc.SplitText(text)
 	if err != nil {
 		return nil, fmt.Errorf("split: %w", err)
 	}
-	out := parts[:0]
+	var out []rag.Section
 	for _, p := range parts {
 		if p = strings.TrimSpace(strings.ReplaceAll(p, boundary, "")); p != "" {
-			out = append(out, p)
+			out = append(out, rag.Section{Text: p})
 		}
 	}
 	return out, nil

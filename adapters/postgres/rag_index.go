@@ -33,16 +33,16 @@ const ragCheckTimeout = 2 * time.Second
 
 var collectionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// RAGIndexConfig configures a RAGIndex. Collection and Dimension are
-// required; the zero values of the other fields are their documented
-// defaults.
+// RAGIndexConfig configures a RAGIndex. Collection is required; the zero
+// values of the other fields are their documented defaults.
 type RAGIndexConfig struct {
 	// Collection names the set of chunks, one per embedder (vectors of
 	// different embedders must not be mixed): 1 to 128 letters, digits,
 	// '.', '_' or '-', starting with a letter or digit. It is created on
 	// first use.
 	Collection string
-	// Dimension is the embedder's vector dimension. Opening an existing
+	// Dimension is the embedder's vector dimension; 0 for a collection
+	// without one, searched by its term vectors only. Opening an existing
 	// collection with another dimension fails.
 	Dimension int
 	// RefreshInterval is how often, at most, Run or a search checks (one
@@ -62,8 +62,8 @@ func (c RAGIndexConfig) Validate() error {
 	if !collectionName.MatchString(c.Collection) {
 		errs = append(errs, fmt.Errorf("rag index: Collection %q must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Collection))
 	}
-	if c.Dimension <= 0 {
-		errs = append(errs, fmt.Errorf("rag index: Dimension %d must be positive (the embedder's dimension)", c.Dimension))
+	if c.Dimension < 0 {
+		errs = append(errs, fmt.Errorf("rag index: Dimension %d is negative (the embedder's dimension, or 0 for none)", c.Dimension))
 	}
 	if c.Rescore < 0 {
 		errs = append(errs, fmt.Errorf("rag index: Rescore %d is negative", c.Rescore))
@@ -71,10 +71,19 @@ func (c RAGIndexConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// RAGIndex is the embedded retrieval index: a rag.Index whose chunks and
-// vectors are stored in Postgres (tables rag_collections and rag_chunks)
-// and searched in memory, in a vecindex.Index loaded when it opens. It
-// needs no server besides Postgres and is safe for concurrent use.
+// RAGIndex is the embedded retrieval index: a rag.Index whose chunks, term
+// vectors and dense vectors are stored in Postgres (tables rag_collections
+// and rag_chunks) and searched in memory, in a vecindex.Index loaded when
+// it opens. It needs no server besides Postgres and is safe for concurrent
+// use. BM25's statistics are those of the copy in memory, which follows
+// every write: this process's at once, other processes' at the next
+// refresh.
+//
+// A collection records the sparse encoding of its term vectors
+// (rag.SparseEncoding). One written before term vectors existed gets the
+// current encoding when opened, and its chunks, which have none, are left
+// out of Sources, so the next ingest writes them again; opening a
+// collection of another encoding fails.
 //
 // Consistency. Every write is one transaction that also bumps the
 // collection's generation; once it commits, the same change is applied to
@@ -129,18 +138,29 @@ func OpenRAGIndex(ctx context.Context, pool *pgxpool.Pool, cfg RAGIndexConfig) (
 	if x.interval == 0 {
 		x.interval = DefaultRAGRefreshInterval
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO rag_collections (name, dimension) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
-		cfg.Collection, cfg.Dimension); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO rag_collections (name, dimension, sparse) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+		cfg.Collection, cfg.Dimension, rag.SparseEncoding); err != nil {
 		return nil, fmt.Errorf("rag index %s: create collection: %w (is the schema migrated? `chatctl migrate up`)", cfg.Collection, err)
 	}
+	// A collection from before term vectors gets today's encoding; its
+	// chunks have none until the next ingest writes them.
+	if _, err := pool.Exec(ctx, `UPDATE rag_collections SET sparse = $2 WHERE name = $1 AND sparse IS NULL`, cfg.Collection, rag.SparseEncoding); err != nil {
+		return nil, fmt.Errorf("rag index %s: record the sparse encoding: %w", cfg.Collection, err)
+	}
 	var dim int
-	if err := pool.QueryRow(ctx, `SELECT dimension FROM rag_collections WHERE name = $1`, cfg.Collection).Scan(&dim); err != nil {
+	var enc string
+	if err := pool.QueryRow(ctx, `SELECT dimension, sparse FROM rag_collections WHERE name = $1`, cfg.Collection).Scan(&dim, &enc); err != nil {
 		return nil, fmt.Errorf("rag index %s: read collection: %w", cfg.Collection, err)
 	}
 	if dim != cfg.Dimension {
 		return nil, domain.Errorf(domain.EINVALID,
-			"rag index %s: the collection holds %d-dimensional vectors but the embedder makes %d: use another collection for this embedder, or delete this one",
-			cfg.Collection, dim, cfg.Dimension)
+			"rag index %s: the collection holds %s but the embedder makes %s: use another collection for this embedder, or delete this one",
+			cfg.Collection, dimensions(dim), dimensions(cfg.Dimension))
+	}
+	if enc != rag.SparseEncoding {
+		return nil, domain.Errorf(domain.EINVALID,
+			"rag index %s: the collection's term vectors are encoded as %s, this version encodes them as %s: ingest into another collection (PARLEY_RAG_COLLECTION), or delete this one",
+			cfg.Collection, enc, rag.SparseEncoding)
 	}
 	if err := x.Reload(ctx); err != nil {
 		return nil, err
@@ -182,14 +202,14 @@ func (x *RAGIndex) reloadLocked(ctx context.Context) error {
 	if err := tx.QueryRow(ctx, `SELECT generation FROM rag_collections WHERE name = $1`, x.cfg.Collection).Scan(&gen); err != nil {
 		return fmt.Errorf("rag index %s: load generation: %w", x.cfg.Collection, err)
 	}
-	rows, err := tx.Query(ctx, `SELECT id::text, source, title, chunk_index, text, hash, metadata::text, vector
+	rows, err := tx.Query(ctx, `SELECT id::text, source, title, chunk_index, text, hash, metadata::text, vector, terms
 		FROM rag_chunks WHERE collection = $1`, x.cfg.Collection)
 	if err != nil {
 		return fmt.Errorf("rag index %s: load chunks: %w", x.cfg.Collection, err)
 	}
 	defer rows.Close()
 	chunks := make([]rag.Chunk, 0, ragWriteBatch)
-	vectors := make([][]float32, 0, ragWriteBatch)
+	vectors := make([]rag.Vectors, 0, ragWriteBatch)
 	flush := func() error {
 		if err := mem.Upsert(ctx, chunks, vectors); err != nil {
 			return fmt.Errorf("rag index %s: load: stored chunk is invalid: %w", x.cfg.Collection, err)
@@ -200,15 +220,20 @@ func (x *RAGIndex) reloadLocked(ctx context.Context) error {
 	for rows.Next() {
 		var c rag.Chunk
 		var meta string
-		var raw []byte
-		if err := rows.Scan(&c.ID, &c.Source, &c.Title, &c.Index, &c.Text, &c.Hash, &meta, &raw); err != nil {
+		var raw, terms []byte
+		if err := rows.Scan(&c.ID, &c.Source, &c.Title, &c.Index, &c.Text, &c.Hash, &meta, &raw, &terms); err != nil {
 			return fmt.Errorf("rag index %s: load chunks: %w", x.cfg.Collection, err)
 		}
 		if err := json.Unmarshal([]byte(meta), &c.Metadata); err != nil {
 			return fmt.Errorf("rag index %s: chunk %s: metadata: %w", x.cfg.Collection, c.ID, err)
 		}
-		v, err := decodeVector(raw, x.cfg.Dimension)
-		if err != nil {
+		var v rag.Vectors
+		if x.cfg.Dimension > 0 {
+			if v.Dense, err = decodeVector(raw, x.cfg.Dimension); err != nil {
+				return fmt.Errorf("rag index %s: chunk %s: %w", x.cfg.Collection, c.ID, err)
+			}
+		}
+		if v.Sparse, err = decodeTerms(terms); err != nil {
 			return fmt.Errorf("rag index %s: chunk %s: %w", x.cfg.Collection, c.ID, err)
 		}
 		chunks, vectors = append(chunks, c), append(vectors, v)
@@ -232,7 +257,7 @@ func (x *RAGIndex) reloadLocked(ctx context.Context) error {
 }
 
 // Upsert implements rag.Index.
-func (x *RAGIndex) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *RAGIndex) Upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckUpsert(chunks, vectors, x.cfg.Dimension); err != nil {
 		return err
 	}
@@ -245,7 +270,7 @@ func (x *RAGIndex) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]f
 }
 
 // ReplaceSource implements rag.SourceReplacer in one transaction.
-func (x *RAGIndex) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *RAGIndex) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckReplace(source, chunks, vectors, x.cfg.Dimension); err != nil {
 		return err
 	}
@@ -322,14 +347,14 @@ func (x *RAGIndex) write(ctx context.Context, what string, change func(pgx.Tx, i
 }
 
 // insert writes chunks and vectors at generation gen, in batches.
-func (x *RAGIndex) insert(ctx context.Context, tx pgx.Tx, gen int64, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *RAGIndex) insert(ctx context.Context, tx pgx.Tx, gen int64, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	for start := 0; start < len(chunks); start += ragWriteBatch {
 		end := min(start+ragWriteBatch, len(chunks))
 		n := end - start
 		var (
 			ids, sources, titles, texts, hashes, metas = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			indexes                                    = make([]int32, n)
-			vecs                                       = make([][]byte, n)
+			vecs, terms                                = make([][]byte, n), make([][]byte, n)
 		)
 		for i, c := range chunks[start:end] {
 			meta := c.Metadata
@@ -345,17 +370,20 @@ func (x *RAGIndex) insert(ctx context.Context, tx pgx.Tx, gen int64, chunks []ra
 				return domain.Errorf(domain.EINVALID, "chunk %s: Index %d out of range", c.ID, c.Index)
 			}
 			indexes[i] = int32(c.Index)
-			vecs[i] = encodeVector(rag.Normalize(vectors[start+i]))
+			if d := vectors[start+i].Dense; d != nil {
+				vecs[i] = encodeVector(rag.Normalize(d))
+			}
+			terms[i] = encodeTerms(vectors[start+i].Sparse)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO rag_chunks (collection, id, source, title, chunk_index, text, hash, metadata, vector, generation)
-			SELECT $1, u.id, u.source, u.title, u.chunk_index, u.text, u.hash, u.metadata::jsonb, u.vector, $2
-			FROM unnest($3::uuid[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::bytea[])
-				AS u (id, source, title, chunk_index, text, hash, metadata, vector)
+		_, err := tx.Exec(ctx, `INSERT INTO rag_chunks (collection, id, source, title, chunk_index, text, hash, metadata, vector, terms, generation)
+			SELECT $1, u.id, u.source, u.title, u.chunk_index, u.text, u.hash, u.metadata::jsonb, u.vector, u.terms, $2
+			FROM unnest($3::uuid[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])
+				AS u (id, source, title, chunk_index, text, hash, metadata, vector, terms)
 			ON CONFLICT (collection, id) DO UPDATE SET
 				source = EXCLUDED.source, title = EXCLUDED.title, chunk_index = EXCLUDED.chunk_index,
 				text = EXCLUDED.text, hash = EXCLUDED.hash, metadata = EXCLUDED.metadata,
-				vector = EXCLUDED.vector, generation = EXCLUDED.generation`,
-			x.cfg.Collection, gen, ids, sources, titles, indexes, texts, hashes, metas, vecs)
+				vector = EXCLUDED.vector, terms = EXCLUDED.terms, generation = EXCLUDED.generation`,
+			x.cfg.Collection, gen, ids, sources, titles, indexes, texts, hashes, metas, vecs, terms)
 		if err != nil {
 			return err
 		}
@@ -364,9 +392,11 @@ func (x *RAGIndex) insert(ctx context.Context, tx pgx.Tx, gen int64, chunks []ra
 }
 
 // Sources implements rag.Index, reading the stored collection (not the
-// in-memory copy), so that ingest diffs against what is durable.
+// in-memory copy), so that ingest diffs against what is durable. Chunks
+// without term vectors (written before there were any) are left out, so
+// that ingest writes them again.
 func (x *RAGIndex) Sources(ctx context.Context) (map[string][]string, error) {
-	rows, err := x.pool.Query(ctx, `SELECT source, id::text FROM rag_chunks WHERE collection = $1`, x.cfg.Collection)
+	rows, err := x.pool.Query(ctx, `SELECT source, id::text FROM rag_chunks WHERE collection = $1 AND terms IS NOT NULL`, x.cfg.Collection)
 	if err != nil {
 		return nil, fmt.Errorf("rag index %s: sources: %w", x.cfg.Collection, err)
 	}
@@ -387,11 +417,11 @@ func (x *RAGIndex) Sources(ctx context.Context) (map[string][]string, error) {
 
 // Search implements rag.Index over the in-memory copy, after a generation
 // check when one is due and Run is not running.
-func (x *RAGIndex) Search(ctx context.Context, vector []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
+func (x *RAGIndex) Search(ctx context.Context, q rag.Query, opts rag.SearchOptions) (rag.Result, error) {
 	if !x.running.Load() {
 		x.refresh(ctx, false)
 	}
-	return x.mem.Load().Search(ctx, vector, opts)
+	return x.mem.Load().Search(ctx, q, opts)
 }
 
 // Run checks for other processes' writes every RefreshInterval, and at
@@ -462,6 +492,39 @@ func encodeVector(v []float32) []byte {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
 	}
 	return b
+}
+
+// dimensions describes a collection's dense vectors for errors.
+func dimensions(dim int) string {
+	if dim == 0 {
+		return "no dense vectors"
+	}
+	return fmt.Sprintf("%d-dimensional vectors", dim)
+}
+
+// encodeTerms stores a sparse vector as its index (uint32) and value
+// (float32) pairs, little-endian.
+func encodeTerms(v rag.SparseVector) []byte {
+	b := make([]byte, 8*v.Len())
+	for i, t := range v.Indices {
+		binary.LittleEndian.PutUint32(b[8*i:], t)
+		binary.LittleEndian.PutUint32(b[8*i+4:], math.Float32bits(v.Values[i]))
+	}
+	return b
+}
+
+// decodeTerms reads what encodeTerms wrote; nil (a chunk written before
+// term vectors) is the empty vector.
+func decodeTerms(b []byte) (rag.SparseVector, error) {
+	if len(b)%8 != 0 {
+		return rag.SparseVector{}, fmt.Errorf("stored terms have %d bytes, not a multiple of 8", len(b))
+	}
+	v := rag.SparseVector{Indices: make([]uint32, len(b)/8), Values: make([]float32, len(b)/8)}
+	for i := range v.Indices {
+		v.Indices[i] = binary.LittleEndian.Uint32(b[8*i:])
+		v.Values[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8*i+4:]))
+	}
+	return v, nil
 }
 
 func decodeVector(b []byte, dim int) ([]float32, error) {

@@ -5,27 +5,31 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley/adapters/document"
-	"github.com/parleychat/parley/adapters/langchain"
-	"github.com/parleychat/parley/adapters/lexical"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
 )
 
-// lexicalRecallFloor is the recall@4 the default pairing (the built-in
-// lexical embedder and the embedded index), fed as `chatctl ingest` feeds
-// it, must keep on the labelled questions of docs/corpus. Measured at
-// 0.879 (51 of 58) when it was set; embedding chunk text without its
-// document's title gave 0.845 (49 of 58). The floor leaves room for one
-// more miss, not for that regression.
-const lexicalRecallFloor = 0.86
+// Floors of the default pairing (BM25 over the embedded index, no model),
+// fed as `chatctl ingest` feeds it, on the sample corpus's question sets:
+// same-language recall@4 and MRR (for the off-topic set, the share
+// answered with no passage). Each sits just under what was measured when
+// it was set (docs/corpus/README.md, the README's retrieval figures), so
+// that one more miss fails.
+var recallFloors = map[string]ragtest.Floor{
+	ragtest.SetLabelled:       {Recall: 0.98, MRR: 0.93},
+	ragtest.SetParaphrasesDev: {Recall: 0.90, MRR: 0.85},
+	ragtest.SetOffTopicDev:    {Recall: 0.10},
+}
 
-// TestRecallLexicalEmbeddedIndex measures retrieval quality of what chatd
-// uses by default, on the sample corpus and its labelled questions, through
-// the production ingest path: document.Load, the langchain splitter at its
-// defaults and rag.Ingester, as `chatctl ingest docs/corpus` runs them.
-func TestRecallLexicalEmbeddedIndex(t *testing.T) {
+// TestRecallDefaultPairing measures retrieval quality of what chatd uses
+// by default, on the sample corpus, through the production ingest path:
+// document.Load, document.Splitter sizing sections with the offline token
+// counter, and rag.Ingester, as `chatctl ingest docs/corpus` runs them,
+// then the Retriever as chatd configures it by default.
+func TestRecallDefaultPairing(t *testing.T) {
 	s := ragtest.LoadSample(t)
 	docs := make([]rag.Document, len(s.Docs))
 	for i, d := range s.Docs {
@@ -35,20 +39,22 @@ func TestRecallLexicalEmbeddedIndex(t *testing.T) {
 		}
 		docs[i] = doc
 	}
-	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{})
+	counter, err := tokens.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb, err := lexical.New(lexical.Config{})
+	splitter, err := document.NewSplitter(counter, document.SplitterConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx, err := postgres.OpenRAGIndex(t.Context(), pgtest.NewPool(t, 0), postgres.RAGIndexConfig{
-		Collection: "recall", Dimension: emb.Dimension(),
-	})
+	idx, err := postgres.OpenRAGIndex(t.Context(), pgtest.NewPool(t, 0), postgres.RAGIndexConfig{Collection: "recall"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter}
-	ragtest.RunRecall(t, in, docs, s.Questions, lexicalRecallFloor)
+	in := &rag.Ingester{Index: idx, Splitter: splitter}
+	for _, set := range []string{ragtest.SetLabelled, ragtest.SetParaphrasesDev, ragtest.SetOffTopicDev} {
+		t.Run(set, func(t *testing.T) {
+			ragtest.RunRecall(t, in, docs, s.Load(t, set), recallFloors[set])
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package qdrant
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"net"
@@ -17,10 +18,28 @@ import (
 )
 
 // fakeServer is an in-memory Qdrant speaking the gRPC API, implementing
-// the calls the adapter makes with Qdrant's semantics for them: cosine
-// scores of normalised vectors, score_threshold as a lower bound, keyword
-// and has_id filters, scrolling by ascending ID. It lets the contract
-// suite check the requests the adapter builds where no server runs.
+// the calls the adapter makes with Qdrant's semantics for them (read in
+// qdrant/qdrant's source):
+//
+//   - collections of named dense vectors (cosine: stored normalised) and
+//     named sparse vectors, optionally with the idf modifier; a point may
+//     lack any of them, and an unknown name or a wrong kind is refused;
+//   - sparse vectors with repeated indices or mismatched lengths refused;
+//   - nearest queries on the vector named by `using`: cosine for dense,
+//     the dot product over shared indices for sparse (only points sharing
+//     one are found), the query's weights first multiplied by
+//     ln(1 + (n − df + 0.5)/(df + 0.5)) under the idf modifier, n being the
+//     points holding the sparse vector and df those holding the index,
+//     over the whole collection whatever the filter;
+//   - a search's score_threshold keeps scores strictly above it (Qdrant's
+//     check_threshold), a fusion's keeps those at or above it;
+//   - prefetches fused by Reciprocal Rank Fusion: each adds
+//     1/(position + k) (positions from 0, k 2 unless given) to its points;
+//   - limits defaulting to 10, keyword, has_id, has_vector and range
+//     filters, scrolling by ascending ID, exact counts.
+//
+// It lets the contract suite check the requests the adapter builds where
+// no server runs.
 type fakeServer struct {
 	qc.UnimplementedQdrantServer
 
@@ -43,12 +62,14 @@ type fakePoints struct {
 }
 
 type fakeCollection struct {
-	params *qc.VectorParams
-	points map[string]*fakePoint
+	vectors *qc.VectorsConfig
+	sparse  map[string]*qc.SparseVectorParams
+	points  map[string]*fakePoint
 }
 
 type fakePoint struct {
-	vector  []float32
+	dense   map[string][]float32
+	sparse  map[string]*qc.SparseVector
 	payload map[string]*qc.Value
 }
 
@@ -93,12 +114,31 @@ func (f fakeCollections) Create(_ context.Context, r *qc.CreateCollection) (*qc.
 	if _, ok := f.collections[r.GetCollectionName()]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "collection %s already exists", r.GetCollectionName())
 	}
-	p := r.GetVectorsConfig().GetParams()
-	if p == nil || p.GetSize() == 0 {
-		return nil, status.Error(codes.InvalidArgument, "vectors config required")
+	if p := r.GetVectorsConfig().GetParams(); p != nil && p.GetSize() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "vector size must be positive")
 	}
-	f.collections[r.GetCollectionName()] = &fakeCollection{params: proto.Clone(p).(*qc.VectorParams), points: map[string]*fakePoint{}}
+	for name, p := range r.GetVectorsConfig().GetParamsMap().GetMap() {
+		if p.GetSize() == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "vector %s: size must be positive", name)
+		}
+	}
+	c := &fakeCollection{sparse: map[string]*qc.SparseVectorParams{}, points: map[string]*fakePoint{}}
+	if r.GetVectorsConfig() != nil {
+		c.vectors = proto.Clone(r.GetVectorsConfig()).(*qc.VectorsConfig)
+	}
+	for name, p := range r.GetSparseVectorsConfig().GetMap() {
+		c.sparse[name] = proto.Clone(p).(*qc.SparseVectorParams)
+	}
+	f.collections[r.GetCollectionName()] = c
 	return &qc.CollectionOperationResponse{Result: true}, nil
+}
+
+func (f fakeCollections) Delete(_ context.Context, r *qc.DeleteCollection) (*qc.CollectionOperationResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.collections[r.GetCollectionName()]
+	delete(f.collections, r.GetCollectionName())
+	return &qc.CollectionOperationResponse{Result: ok}, nil
 }
 
 func (f fakeCollections) Get(_ context.Context, r *qc.GetCollectionInfoRequest) (*qc.GetCollectionInfoResponse, error) {
@@ -108,9 +148,11 @@ func (f fakeCollections) Get(_ context.Context, r *qc.GetCollectionInfoRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &qc.GetCollectionInfoResponse{Result: &qc.CollectionInfo{Config: &qc.CollectionConfig{
-		Params: &qc.CollectionParams{VectorsConfig: qc.NewVectorsConfig(c.params)},
-	}}}, nil
+	params := &qc.CollectionParams{VectorsConfig: c.vectors}
+	if len(c.sparse) > 0 {
+		params.SparseVectorsConfig = &qc.SparseVectorConfig{Map: c.sparse}
+	}
+	return &qc.GetCollectionInfoResponse{Result: &qc.CollectionInfo{Config: &qc.CollectionConfig{Params: params}}}, nil
 }
 
 func (f *fakeServer) collection(name string) (*fakeCollection, error) {
@@ -119,6 +161,17 @@ func (f *fakeServer) collection(name string) (*fakeCollection, error) {
 		return nil, status.Errorf(codes.NotFound, "Collection `%s` doesn't exist!", name)
 	}
 	return c, nil
+}
+
+// denseParams returns the dense vector named name ("" for the unnamed one).
+func (c *fakeCollection) denseParams(name string) *qc.VectorParams {
+	if p := c.vectors.GetParams(); p != nil {
+		if name == "" {
+			return p
+		}
+		return nil
+	}
+	return c.vectors.GetParamsMap().GetMap()[name]
 }
 
 func (f fakePoints) CreateFieldIndex(_ context.Context, r *qc.CreateFieldIndexCollection) (*qc.PointsOperationResponse, error) {
@@ -142,17 +195,67 @@ func (f fakePoints) Upsert(_ context.Context, r *qc.UpsertPoints) (*qc.PointsOpe
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range r.GetPoints() {
-		v := p.GetVectors().GetVector().GetDense().GetData()
-		if uint64(len(v)) != c.params.GetSize() {
-			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", c.params.GetSize(), len(v))
-		}
+	points := map[string]*fakePoint{}
+	for _, p := range r.GetPoints() { // all checked before any is written
 		if p.GetId().GetUuid() == "" {
 			return nil, status.Error(codes.InvalidArgument, "point ID must be a UUID here")
 		}
-		c.points[p.GetId().GetUuid()] = &fakePoint{vector: normalise(v), payload: p.GetPayload()}
+		fp := &fakePoint{dense: map[string][]float32{}, sparse: map[string]*qc.SparseVector{}, payload: p.GetPayload()}
+		vs := map[string]*qc.Vector{}
+		if v := p.GetVectors().GetVector(); v != nil {
+			vs[""] = v
+		}
+		for name, v := range p.GetVectors().GetVectors().GetVectors() {
+			vs[name] = v
+		}
+		for name, v := range vs {
+			if s := v.GetSparse(); s != nil {
+				if _, ok := c.sparse[name]; !ok {
+					return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
+				}
+				if len(s.GetIndices()) != len(s.GetValues()) {
+					return nil, status.Error(codes.InvalidArgument, "Validation error in JSON body: [indices: must be the same length as values array]")
+				}
+				sorted := slices.Clone(s.GetIndices())
+				slices.Sort(sorted)
+				if len(slices.Compact(sorted)) != len(s.GetIndices()) {
+					return nil, status.Error(codes.InvalidArgument, "Validation error in JSON body: [indices: must be unique]")
+				}
+				fp.sparse[name] = sortSparse(s)
+				continue
+			}
+			params := c.denseParams(name)
+			if params == nil {
+				return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", name)
+			}
+			d := v.GetDense().GetData()
+			if d == nil {
+				d = v.GetData() //nolint:staticcheck // the deprecated form
+			}
+			if uint64(len(d)) != params.GetSize() {
+				return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", params.GetSize(), len(d))
+			}
+			fp.dense[name] = normalise(d)
+		}
+		points[p.GetId().GetUuid()] = fp
+	}
+	for id, p := range points {
+		c.points[id] = p
 	}
 	return done(), nil
+}
+
+func sortSparse(s *qc.SparseVector) *qc.SparseVector {
+	idx := make([]int, len(s.GetIndices()))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return s.GetIndices()[idx[a]] < s.GetIndices()[idx[b]] })
+	out := &qc.SparseVector{Indices: make([]uint32, len(idx)), Values: make([]float32, len(idx))}
+	for i, j := range idx {
+		out.Indices[i], out.Values[i] = s.GetIndices()[j], s.GetValues()[j]
+	}
+	return out
 }
 
 func (f fakePoints) Delete(_ context.Context, r *qc.DeletePoints) (*qc.PointsOperationResponse, error) {
@@ -172,6 +275,22 @@ func (f fakePoints) Delete(_ context.Context, r *qc.DeletePoints) (*qc.PointsOpe
 		}
 	}
 	return done(), nil
+}
+
+func (f fakePoints) Count(_ context.Context, r *qc.CountPoints) (*qc.CountResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.collection(r.GetCollectionName())
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for id, p := range c.points {
+		if r.GetFilter() == nil || matches(r.GetFilter(), id, p) {
+			n++
+		}
+	}
+	return &qc.CountResponse{Result: &qc.CountResult{Count: uint64(n)}}, nil
 }
 
 func (f fakePoints) Scroll(_ context.Context, r *qc.ScrollPoints) (*qc.ScrollResponse, error) {
@@ -198,7 +317,9 @@ func (f fakePoints) Scroll(_ context.Context, r *qc.ScrollPoints) (*qc.ScrollRes
 		ids = ids[:limit]
 	}
 	for _, id := range ids {
-		resp.Result = append(resp.Result, &qc.RetrievedPoint{Id: qc.NewIDUUID(id), Payload: selectPayload(r.GetWithPayload(), c.points[id].payload)})
+		p := c.points[id]
+		resp.Result = append(resp.Result, &qc.RetrievedPoint{Id: qc.NewIDUUID(id), Payload: selectPayload(r.GetWithPayload(), p.payload),
+			Vectors: selectVectors(r.GetWithVectors(), p)})
 	}
 	return resp, nil
 }
@@ -210,42 +331,176 @@ func (f fakePoints) Query(_ context.Context, r *qc.QueryPoints) (*qc.QueryRespon
 	if err != nil {
 		return nil, err
 	}
-	q := r.GetQuery().GetNearest().GetDense().GetData()
-	if uint64(len(q)) != c.params.GetSize() {
-		return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", c.params.GetSize(), len(q))
+	out, err := c.query(r.GetPrefetch(), r.GetQuery(), r.GetUsing(), r.GetFilter(), r.ScoreThreshold, r.Limit)
+	if err != nil {
+		return nil, err
 	}
-	q = normalise(q)
-	var out []*qc.ScoredPoint
+	return &qc.QueryResponse{Result: c.present(out, r.GetWithPayload(), r.GetWithVectors())}, nil
+}
+
+func (f fakePoints) QueryBatch(_ context.Context, r *qc.QueryBatchPoints) (*qc.QueryBatchResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.collection(r.GetCollectionName())
+	if err != nil {
+		return nil, err
+	}
+	resp := &qc.QueryBatchResponse{}
+	for _, q := range r.GetQueryPoints() {
+		out, err := c.query(q.GetPrefetch(), q.GetQuery(), q.GetUsing(), q.GetFilter(), q.ScoreThreshold, q.Limit)
+		if err != nil {
+			return nil, err
+		}
+		resp.Result = append(resp.Result, &qc.BatchResult{Result: c.present(out, q.GetWithPayload(), q.GetWithVectors())})
+	}
+	return resp, nil
+}
+
+// scored is a point found by a query.
+type scored struct {
+	id    string
+	score float32
+}
+
+// query runs one query of the Query API, with its prefetches if any.
+func (c *fakeCollection) query(prefetch []*qc.PrefetchQuery, q *qc.Query, using string, filter *qc.Filter, threshold *float32, limit *uint64) ([]scored, error) {
+	n := 10
+	if limit != nil {
+		n = int(*limit)
+	}
+	k, fusion := 2, false
+	switch v := q.GetVariant().(type) {
+	case *qc.Query_Rrf:
+		fusion = true
+		if v.Rrf.K != nil {
+			k = int(v.Rrf.GetK())
+		}
+	case *qc.Query_Fusion:
+		if v.Fusion != qc.Fusion_RRF {
+			return nil, status.Error(codes.Unimplemented, "fake: RRF fusion only")
+		}
+		fusion = true
+	}
+	if fusion {
+		if len(prefetch) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "Fusion queries need prefetches")
+		}
+		sums := map[string]float32{}
+		for _, p := range prefetch {
+			pf := p.GetFilter()
+			if filter != nil {
+				pf = &qc.Filter{Must: []*qc.Condition{qc.NewFilterAsCondition(filter)}}
+				if p.GetFilter() != nil {
+					pf.Must = append(pf.Must, qc.NewFilterAsCondition(p.GetFilter()))
+				}
+			}
+			list, err := c.query(p.GetPrefetch(), p.GetQuery(), p.GetUsing(), pf, p.ScoreThreshold, p.Limit)
+			if err != nil {
+				return nil, err
+			}
+			for pos, s := range list {
+				sums[s.id] += 1 / float32(pos+k)
+			}
+		}
+		var out []scored
+		for id, s := range sums {
+			if threshold == nil || s >= *threshold { // a fusion's threshold is inclusive
+				out = append(out, scored{id, s})
+			}
+		}
+		return top(out, n), nil
+	}
+	if len(prefetch) > 0 {
+		return nil, status.Error(codes.Unimplemented, "fake: prefetches only with fusion")
+	}
+	nearest := q.GetNearest()
+	if nearest == nil {
+		return nil, status.Error(codes.Unimplemented, "fake: nearest and fusion queries only")
+	}
+	var score func(p *fakePoint) (float32, bool)
+	if sq := nearest.GetSparse(); sq != nil {
+		params, ok := c.sparse[using]
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", using)
+		}
+		weights := slices.Clone(sq.GetValues())
+		if params.GetModifier() == qc.Modifier_Idf {
+			docs, df := 0, map[uint32]int{}
+			for _, p := range c.points {
+				if s := p.sparse[using]; s != nil {
+					docs++
+					for _, i := range s.GetIndices() {
+						df[i]++
+					}
+				}
+			}
+			for j, i := range sq.GetIndices() {
+				d := float64(df[i])
+				weights[j] *= float32(math.Log((float64(docs)-d+0.5)/(d+0.5) + 1))
+			}
+		}
+		score = func(p *fakePoint) (float32, bool) {
+			s := p.sparse[using]
+			var sum float32
+			shared := false
+			for j, i := range sq.GetIndices() {
+				if k, ok := slices.BinarySearch(s.GetIndices(), i); ok {
+					shared = true
+					sum += weights[j] * s.GetValues()[k]
+				}
+			}
+			return sum, shared
+		}
+	} else {
+		params := c.denseParams(using)
+		if params == nil {
+			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Not existing vector name error: %s", using)
+		}
+		dq := nearest.GetDense().GetData()
+		if uint64(len(dq)) != params.GetSize() {
+			return nil, status.Errorf(codes.InvalidArgument, "Wrong input: Vector dimension error: expected dim: %d, got %d", params.GetSize(), len(dq))
+		}
+		dq = normalise(dq)
+		score = func(p *fakePoint) (float32, bool) {
+			v, ok := p.dense[using]
+			if !ok {
+				return 0, false
+			}
+			var dot float32
+			for i := range dq {
+				dot += dq[i] * v[i]
+			}
+			return dot, true
+		}
+	}
+	var out []scored
 	for id, p := range c.points {
-		if r.GetFilter() != nil && !matches(r.GetFilter(), id, p) {
+		if filter != nil && !matches(filter, id, p) {
 			continue
 		}
-		var dot float32
-		for i := range q {
-			dot += q[i] * p.vector[i]
-		}
-		if r.ScoreThreshold != nil && dot < r.GetScoreThreshold() {
+		s, ok := score(p)
+		if !ok || threshold != nil && s <= *threshold { // a search's threshold is exclusive
 			continue
 		}
-		out = append(out, &qc.ScoredPoint{Id: qc.NewIDUUID(id), Score: dot, Payload: selectPayload(r.GetWithPayload(), p.payload)})
+		out = append(out, scored{id, s})
 	}
-	slices.SortFunc(out, func(a, b *qc.ScoredPoint) int {
-		switch {
-		case a.Score > b.Score:
-			return -1
-		case a.Score < b.Score:
-			return 1
-		}
-		return 0
-	})
-	limit := int(r.GetLimit())
-	if r.Limit == nil {
-		limit = 10
+	return top(out, n), nil
+}
+
+// top sorts by descending score (ties by ID, where Qdrant's order is
+// arbitrary) and keeps n.
+func top(out []scored, n int) []scored {
+	slices.SortFunc(out, func(a, b scored) int { return cmp.Or(cmp.Compare(b.score, a.score), cmp.Compare(a.id, b.id)) })
+	return out[:min(len(out), n)]
+}
+
+func (c *fakeCollection) present(out []scored, payload *qc.WithPayloadSelector, vectors *qc.WithVectorsSelector) []*qc.ScoredPoint {
+	res := make([]*qc.ScoredPoint, len(out))
+	for i, s := range out {
+		p := c.points[s.id]
+		res[i] = &qc.ScoredPoint{Id: qc.NewIDUUID(s.id), Score: s.score, Payload: selectPayload(payload, p.payload), Vectors: selectVectors(vectors, p)}
 	}
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return &qc.QueryResponse{Result: out}, nil
+	return res
 }
 
 func selectPayload(sel *qc.WithPayloadSelector, p map[string]*qc.Value) map[string]*qc.Value {
@@ -264,8 +519,31 @@ func selectPayload(sel *qc.WithPayloadSelector, p map[string]*qc.Value) map[stri
 	return nil
 }
 
-// matches evaluates the filter conditions the adapter uses: keyword and
-// keywords matches on a field, and has_id.
+// selectVectors returns a point's vectors as the server sends them: the
+// oneof form, named.
+func selectVectors(sel *qc.WithVectorsSelector, p *fakePoint) *qc.VectorsOutput {
+	want := func(string) bool { return sel.GetEnable() }
+	if names := sel.GetInclude().GetNames(); len(names) > 0 {
+		want = func(n string) bool { return slices.Contains(names, n) }
+	}
+	out := map[string]*qc.VectorOutput{}
+	for name, d := range p.dense {
+		if want(name) {
+			out[name] = &qc.VectorOutput{Vector: &qc.VectorOutput_Dense{Dense: &qc.DenseVector{Data: d}}}
+		}
+	}
+	for name, s := range p.sparse {
+		if want(name) {
+			out[name] = &qc.VectorOutput{Vector: &qc.VectorOutput_Sparse{Sparse: s}}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return &qc.VectorsOutput{VectorsOptions: &qc.VectorsOutput_Vectors{Vectors: &qc.NamedVectorsOutput{Vectors: out}}}
+}
+
+// matches evaluates the filter conditions the adapter uses.
 func matches(f *qc.Filter, id string, p *fakePoint) bool {
 	for _, c := range f.GetMust() {
 		if !cond(c, id, p) {
@@ -297,11 +575,33 @@ func cond(c *qc.Condition, id string, p *fakePoint) bool {
 		}
 		return false
 	}
+	if name := c.GetHasVector(); name != nil {
+		_, dense := p.dense[name.GetHasVector()]
+		_, sparse := p.sparse[name.GetHasVector()]
+		return dense || sparse
+	}
+	if f := c.GetFilter(); f != nil {
+		return matches(f, id, p)
+	}
 	fc := c.GetField()
 	if fc == nil {
 		panic("fake qdrant: unsupported condition " + c.String())
 	}
-	got := p.payload[fc.GetKey()].GetStringValue()
+	v := p.payload[fc.GetKey()]
+	if r := fc.GetRange(); r != nil {
+		var x float64
+		switch k := v.GetKind().(type) {
+		case *qc.Value_DoubleValue:
+			x = k.DoubleValue
+		case *qc.Value_IntegerValue:
+			x = float64(k.IntegerValue)
+		default:
+			return false // not a number: no range matches
+		}
+		return (r.Lt == nil || x < r.GetLt()) && (r.Gt == nil || x > r.GetGt()) &&
+			(r.Lte == nil || x <= r.GetLte()) && (r.Gte == nil || x >= r.GetGte())
+	}
+	got := v.GetStringValue()
 	if kws := fc.GetMatch().GetKeywords(); kws != nil {
 		return slices.Contains(kws.GetStrings(), got)
 	}

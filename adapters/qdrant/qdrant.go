@@ -40,11 +40,23 @@ const (
 	fieldText     = "text"
 	fieldHash     = "hash"
 	fieldMetadata = "metadata"
+	// fieldTokens is the chunk's length for BM25 (its term count), and
+	// fieldAvgTokens the collection's average length its sparse weights
+	// were computed with.
+	fieldTokens    = "tokens"
+	fieldAvgTokens = "avg_tokens"
 )
 
-// Config says which server and collection to use. URL, Collection and
-// Dimension are required; the zero values of the rest are their
-// documented defaults.
+// Named vectors of a point: the embedder's dense vector, when the
+// collection has one, and the BM25 weights of its terms, which the server
+// multiplies by their IDF (the idf modifier).
+const (
+	vectorDense  = "dense"
+	vectorSparse = "bm25"
+)
+
+// Config says which server and collection to use. URL and Collection are
+// required; the zero values of the rest are their documented defaults.
 type Config struct {
 	// URL is the server's gRPC endpoint, e.g. "http://localhost:6334";
 	// https means TLS. The port defaults to DefaultPort (6334; 6333 is the
@@ -55,7 +67,8 @@ type Config struct {
 	APIKey string
 	// Collection is the collection's name, one per embedder.
 	Collection string
-	// Dimension is the embedder's vector dimension.
+	// Dimension is the embedder's vector dimension; 0 for a collection
+	// without one, searched by its sparse vectors only.
 	Dimension int
 	// BatchSize is how many points one upsert request carries; 0 means
 	// DefaultBatchSize.
@@ -73,8 +86,8 @@ func (c Config) Validate() error {
 	if c.Collection == "" {
 		errs = append(errs, errors.New("qdrant: Collection is required"))
 	}
-	if c.Dimension <= 0 {
-		errs = append(errs, fmt.Errorf("qdrant: Dimension %d must be positive (the embedder's dimension)", c.Dimension))
+	if c.Dimension < 0 {
+		errs = append(errs, fmt.Errorf("qdrant: Dimension %d is negative (the embedder's dimension, or 0 for none)", c.Dimension))
 	}
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("qdrant: BatchSize %d is negative", c.BatchSize))
@@ -124,16 +137,19 @@ func redact(raw string) string {
 type Index struct {
 	client *qc.Client
 	cfg    Config
+	stats  lengthStats // for writes: the collection's chunk lengths
 }
 
 var (
 	_ rag.Index          = (*Index)(nil)
 	_ rag.SourceReplacer = (*Index)(nil)
+	_ rag.Reweigher      = (*Index)(nil)
 )
 
 // Open connects to the server, checks it answers, and makes sure the
-// collection exists with cfg.Dimension and cosine distance. Close the
-// Index when done.
+// collection exists with its named vectors: "bm25", sparse with the idf
+// modifier, and "dense" of cfg.Dimension with cosine distance unless that
+// is 0. Close the Index when done.
 func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -185,13 +201,18 @@ func (x *Index) ensureCollection(ctx context.Context) error {
 		return x.fail("check collection", err)
 	}
 	if !exists {
-		err := x.client.CreateCollection(cctx, &qc.CreateCollection{
+		create := &qc.CreateCollection{
 			CollectionName: x.cfg.Collection,
-			VectorsConfig: qc.NewVectorsConfig(&qc.VectorParams{
-				Size:     uint64(x.cfg.Dimension),
-				Distance: qc.Distance_Cosine,
+			SparseVectorsConfig: qc.NewSparseVectorsConfig(map[string]*qc.SparseVectorParams{
+				vectorSparse: {Modifier: qc.Modifier_Idf.Enum()},
 			}),
-		})
+		}
+		if x.cfg.Dimension > 0 {
+			create.VectorsConfig = qc.NewVectorsConfigMap(map[string]*qc.VectorParams{
+				vectorDense: {Size: uint64(x.cfg.Dimension), Distance: qc.Distance_Cosine},
+			})
+		}
+		err := x.client.CreateCollection(cctx, create)
 		if err != nil && status.Code(errors.Unwrap(err)) != codes.AlreadyExists {
 			return x.fail("create collection", err)
 		}
@@ -200,49 +221,92 @@ func (x *Index) ensureCollection(ctx context.Context) error {
 	if err != nil {
 		return x.fail("read collection", err)
 	}
-	params := info.GetConfig().GetParams().GetVectorsConfig().GetParams()
-	if params == nil {
-		return domain.Errorf(domain.EINVALID, "qdrant collection %s has named or no vectors; Parley needs one unnamed dense vector: use another collection", x.cfg.Collection)
+	if err := x.checkLayout(info.GetConfig().GetParams()); err != nil {
+		return err
 	}
-	if params.GetSize() != uint64(x.cfg.Dimension) || params.GetDistance() != qc.Distance_Cosine {
-		return domain.Errorf(domain.EINVALID,
-			"qdrant collection %s holds %d-dimensional vectors with %s distance, the embedder needs %d with Cosine: use another collection for this embedder, or delete this one",
-			x.cfg.Collection, params.GetSize(), params.GetDistance(), x.cfg.Dimension)
-	}
-	_, err = x.client.CreateFieldIndex(cctx, &qc.CreateFieldIndexCollection{
-		CollectionName: x.cfg.Collection,
-		Wait:           qc.PtrOf(true),
-		FieldName:      fieldSource,
-		FieldType:      qc.FieldType_FieldTypeKeyword.Enum(),
-	})
-	if err != nil {
-		return x.fail("create payload index on source", err)
+	for field, typ := range map[string]qc.FieldType{fieldSource: qc.FieldType_FieldTypeKeyword, fieldAvgTokens: qc.FieldType_FieldTypeFloat} {
+		_, err = x.client.CreateFieldIndex(cctx, &qc.CreateFieldIndexCollection{
+			CollectionName: x.cfg.Collection,
+			Wait:           qc.PtrOf(true),
+			FieldName:      field,
+			FieldType:      typ.Enum(),
+		})
+		if err != nil {
+			return x.fail("create payload index on "+field, err)
+		}
 	}
 	return nil
 }
 
-// Upsert implements rag.Index.
-func (x *Index) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]float32) error {
+// checkLayout refuses a collection whose vectors are not the ones Open
+// creates: one written before sparse retrieval (an unnamed dense vector),
+// or for another embedder.
+func (x *Index) checkLayout(p *qc.CollectionParams) error {
+	vectors := p.GetVectorsConfig()
+	if vectors.GetParams() != nil {
+		return domain.Errorf(domain.EINVALID,
+			"qdrant collection %s has one unnamed dense vector, as Parley made them before sparse retrieval: ingest into another collection (PARLEY_RAG_COLLECTION), or delete this one and ingest again",
+			x.cfg.Collection)
+	}
+	named := vectors.GetParamsMap().GetMap()
+	dense, ok := named[vectorDense]
+	switch {
+	case x.cfg.Dimension == 0 && len(named) > 0, x.cfg.Dimension > 0 && (!ok || len(named) != 1):
+		return domain.Errorf(domain.EINVALID, "qdrant collection %s has dense vectors %v, the embedder needs %s: use another collection for this embedder, or delete this one",
+			x.cfg.Collection, vectorNames(named), wantDense(x.cfg.Dimension))
+	case ok && (dense.GetSize() != uint64(x.cfg.Dimension) || dense.GetDistance() != qc.Distance_Cosine):
+		return domain.Errorf(domain.EINVALID,
+			"qdrant collection %s holds %d-dimensional vectors with %s distance, the embedder needs %d with Cosine: use another collection for this embedder, or delete this one",
+			x.cfg.Collection, dense.GetSize(), dense.GetDistance(), x.cfg.Dimension)
+	}
+	sparse, ok := p.GetSparseVectorsConfig().GetMap()[vectorSparse]
+	if !ok || sparse.GetModifier() != qc.Modifier_Idf {
+		return domain.Errorf(domain.EINVALID, "qdrant collection %s has no sparse vector %q with the idf modifier: use another collection, or delete this one",
+			x.cfg.Collection, vectorSparse)
+	}
+	return nil
+}
+
+func vectorNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func wantDense(dim int) string {
+	if dim == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%q of %d dimensions", vectorDense, dim)
+}
+
+// Upsert implements rag.Index. Sparse weights are computed with the
+// collection's average chunk length including these chunks; Reweigh
+// brings them up to date once the collection has settled.
+func (x *Index) Upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckUpsert(chunks, vectors, x.cfg.Dimension); err != nil {
 		return err
 	}
 	return x.upsert(ctx, chunks, vectors)
 }
 
-func (x *Index) upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *Index) upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Vectors) error {
+	avg, err := x.stats.averageWith(ctx, x, vectors)
+	if err != nil {
+		return err
+	}
 	for start := 0; start < len(chunks); start += x.cfg.BatchSize {
 		end := min(start+x.cfg.BatchSize, len(chunks))
 		points := make([]*qc.PointStruct, 0, end-start)
 		for i := start; i < end; i++ {
-			payload, err := toPayload(chunks[i])
+			p, err := point(chunks[i], vectors[i], avg)
 			if err != nil {
 				return domain.Errorf(domain.EINVALID, "qdrant upsert: chunk %s: %v", chunks[i].ID, err)
 			}
-			points = append(points, &qc.PointStruct{
-				Id:      qc.NewIDUUID(chunks[i].ID),
-				Vectors: qc.NewVectorsDense(rag.Normalize(vectors[i])),
-				Payload: payload,
-			})
+			points = append(points, p)
 		}
 		cctx, cancel := x.call(ctx)
 		_, err := x.client.Upsert(cctx, &qc.UpsertPoints{
@@ -261,7 +325,7 @@ func (x *Index) upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]floa
 // ReplaceSource implements rag.SourceReplacer: it upserts the new chunks,
 // then deletes the source's points that are not among them, so searches
 // never see the source without chunks.
-func (x *Index) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *Index) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckReplace(source, chunks, vectors, x.cfg.Dimension); err != nil {
 		return err
 	}
@@ -328,59 +392,22 @@ func (x *Index) Sources(ctx context.Context) (map[string][]string, error) {
 	}
 }
 
-// Search implements rag.Index.
-func (x *Index) Search(ctx context.Context, vector []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
-	opts, err := rag.CheckSearch(vector, x.cfg.Dimension, opts)
-	if err != nil {
-		return nil, err
-	}
-	req := &qc.QueryPoints{
-		CollectionName: x.cfg.Collection,
-		Query:          qc.NewQueryDense(rag.Normalize(vector)),
-		Limit:          qc.PtrOf(uint64(opts.K)),
-		WithPayload:    qc.NewWithPayload(true),
-	}
-	// The threshold goes to the server only where it removes something:
-	// cosine scores are never below -1.
-	if opts.MinScore > -1 {
-		req.ScoreThreshold = qc.PtrOf(float32(opts.MinScore))
-	}
-	if len(opts.Sources) > 0 {
-		req.Filter = &qc.Filter{Must: []*qc.Condition{qc.NewMatchKeywords(fieldSource, slices.Clone(opts.Sources)...)}}
-	}
-	cctx, cancel := x.call(ctx)
-	defer cancel()
-	points, err := x.client.Query(cctx, req)
-	if err != nil {
-		return nil, x.fail("search", err)
-	}
-	hits := make([]rag.Hit, 0, len(points))
-	for _, p := range points {
-		score := float64(p.GetScore())
-		if score < opts.MinScore { // float32 rounding at the threshold
-			continue
-		}
-		c, err := fromPayload(p.GetId().GetUuid(), p.GetPayload())
-		if err != nil {
-			return nil, fmt.Errorf("qdrant %s: search: point %s: %w", x.cfg.Collection, p.GetId().GetUuid(), err)
-		}
-		hits = append(hits, rag.Hit{Chunk: c, Score: score})
-	}
-	return hits, nil
-}
-
-func toPayload(c rag.Chunk) (map[string]*qc.Value, error) {
+// toPayload is c's payload, with its length and the average length its
+// sparse weights were computed with.
+func toPayload(c rag.Chunk, tokens, avg float64) (map[string]*qc.Value, error) {
 	meta := make(map[string]any, len(c.Metadata))
 	for k, v := range c.Metadata {
 		meta[k] = v
 	}
 	return qc.TryValueMap(map[string]any{
-		fieldSource:   c.Source,
-		fieldTitle:    c.Title,
-		fieldIndex:    c.Index,
-		fieldText:     c.Text,
-		fieldHash:     c.Hash,
-		fieldMetadata: meta,
+		fieldSource:    c.Source,
+		fieldTitle:     c.Title,
+		fieldIndex:     c.Index,
+		fieldText:      c.Text,
+		fieldHash:      c.Hash,
+		fieldMetadata:  meta,
+		fieldTokens:    tokens,
+		fieldAvgTokens: avg,
 	})
 }
 

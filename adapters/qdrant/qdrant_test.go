@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
 
+	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -61,24 +63,60 @@ func openTemp(t *testing.T, url, apiKey string, dim, batch int) *Index {
 
 func TestOpenChecksTheCollection(t *testing.T) {
 	f, url := startFake(t)
-	x, err := Open(t.Context(), Config{URL: url, Collection: "docs", Dimension: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x.Close()
-	if got := f.collections["docs"].params; got.GetSize() != 8 || got.GetDistance().String() != "Cosine" {
-		t.Errorf("created collection params %v, want size 8, Cosine", got)
-	}
-	// Reopening with the same settings is fine; another dimension is not.
-	if x, err = Open(t.Context(), Config{URL: url, Collection: "docs", Dimension: 8}); err != nil {
-		t.Errorf("reopen: %v", err)
-	} else {
+	for _, dim := range []int{8, 0} {
+		name := fmt.Sprint("docs-", dim)
+		x, err := Open(t.Context(), Config{URL: url, Collection: name, Dimension: dim})
+		if err != nil {
+			t.Fatal(err)
+		}
 		x.Close()
+		c := f.collections[name]
+		if dense := c.denseParams(vectorDense); (dim > 0) != (dense != nil) || dim > 0 && (dense.GetSize() != 8 || dense.GetDistance().String() != "Cosine") {
+			t.Errorf("dimension %d: created dense vector %v, want size 8, Cosine, or none", dim, dense)
+		}
+		if sp := c.sparse[vectorSparse]; sp == nil || sp.GetModifier() != qc.Modifier_Idf {
+			t.Errorf("dimension %d: created sparse vector %v, want %q with the idf modifier", dim, sp, vectorSparse)
+		}
+		// Reopening with the same settings is fine; another dimension is not.
+		if x, err = Open(t.Context(), Config{URL: url, Collection: name, Dimension: dim}); err != nil {
+			t.Errorf("reopen: %v", err)
+		} else {
+			x.Close()
+		}
 	}
-	_, err = Open(t.Context(), Config{URL: url, Collection: "docs", Dimension: 16})
-	if code := domain.ErrorCode(err); code != domain.EINVALID || !strings.Contains(err.Error(), "8-dimensional") {
-		t.Errorf("open with another dimension: %v (code %q), want %q naming the stored dimension", err, code, domain.EINVALID)
+	for _, tt := range []struct {
+		collection string
+		dim        int
+		want       string
+	}{
+		{"docs-8", 16, "8-dimensional"},
+		{"docs-8", 0, "the embedder needs none"},
+		{"docs-0", 8, `the embedder needs "dense" of 8 dimensions`},
+	} {
+		_, err := Open(t.Context(), Config{URL: url, Collection: tt.collection, Dimension: tt.dim})
+		if code := domain.ErrorCode(err); code != domain.EINVALID || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("open %s with dimension %d: %v (code %q), want %q saying %q", tt.collection, tt.dim, err, code, domain.EINVALID, tt.want)
+		}
 	}
+	// A collection as Parley made them before sparse vectors: refused, with what to do.
+	f.collections["old"] = &fakeCollection{vectors: qc.NewVectorsConfig(&qc.VectorParams{Size: 8, Distance: qc.Distance_Cosine}), points: map[string]*fakePoint{}}
+	_, err := Open(t.Context(), Config{URL: url, Collection: "old", Dimension: 8})
+	if code := domain.ErrorCode(err); code != domain.EINVALID || !strings.Contains(err.Error(), "PARLEY_RAG_COLLECTION") {
+		t.Errorf("open an old collection: %v (code %q), want %q saying what to do", err, code, domain.EINVALID)
+	}
+}
+
+// vectorsFor are the vectors the Ingester would give chunks, with dense
+// vectors (nil for none).
+func vectorsFor(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
+	out := make([]rag.Vectors, len(chunks))
+	for i, c := range chunks {
+		out[i].Sparse = rag.TermCounts(rag.IndexText(c))
+		if dense != nil {
+			out[i].Dense = dense[i]
+		}
+	}
+	return out
 }
 
 func TestUpsertBatches(t *testing.T) {
@@ -91,7 +129,7 @@ func TestUpsertBatches(t *testing.T) {
 		vectors = append(vectors, []float32{1, float32(i), 0, 0})
 	}
 	f.requests = 0
-	if err := x.Upsert(t.Context(), chunks, vectors); err != nil {
+	if err := x.Upsert(t.Context(), chunks, vectorsFor(chunks, vectors)); err != nil {
 		t.Fatal(err)
 	}
 	if f.requests != 4 {
@@ -103,11 +141,57 @@ func TestUpsertBatches(t *testing.T) {
 	}
 }
 
+// TestReweigh: points written while the collection was smaller carry
+// weights for its old average length; Reweigh rewrites exactly those, and
+// nothing once the average holds.
+func TestReweigh(t *testing.T) {
+	f, url := startFake(t)
+	x := openTemp(t, url, "", 0, 0)
+	write := func(source string, texts ...string) {
+		t.Helper()
+		var chunks []rag.Chunk
+		for i, text := range texts {
+			chunks = append(chunks, rag.NewChunk(source, "", i, text, nil))
+		}
+		if err := x.Upsert(t.Context(), chunks, vectorsFor(chunks, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reweigh := func(want int) {
+		t.Helper()
+		f.requests = 0
+		n, err := x.Reweigh(t.Context())
+		if err != nil || n != want {
+			t.Fatalf("Reweigh = %d, %v; want %d rewritten", n, err, want)
+		}
+	}
+	write("a.md", "rent", "loan")             // average 1
+	reweigh(0)                                // written with it
+	write("b.md", "rent grant lease deposit") // average 6/3 = 2, as b.md was written
+	reweigh(2)                                // a.md's two
+	reweigh(0)
+	if f.requests != 0 {
+		t.Errorf("a Reweigh with nothing to do wrote %d times", f.requests)
+	}
+	// The rewritten weights are those of the new average: rent in a.md
+	// (length 1 of 2) outweighs rent in b.md (length 4).
+	res, err := x.Search(t.Context(), rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms("rent")}}, rag.SearchOptions{K: 2})
+	if err != nil || len(res.Lists[0].Hits) != 2 {
+		t.Fatalf("search: %+v, %v", res, err)
+	}
+	want := map[string]float64{"a.md": rag.DefaultBM25.Weight(1, 1, 2) / 2.2, "b.md": rag.DefaultBM25.Weight(1, 4, 2) / 2.2}
+	for _, h := range res.Lists[0].Hits {
+		if math.Abs(h.Score-want[h.Source]) > 1e-5 {
+			t.Errorf("%s scores %v for rent, want %v", h.Source, h.Score, want[h.Source])
+		}
+	}
+}
+
 func TestUnreachableServerIsUnavailable(t *testing.T) {
 	f, url := startFake(t)
 	x := openTemp(t, url, "", 4, 0)
 	f.stop()
-	_, err := x.Search(t.Context(), []float32{1, 0, 0, 0}, rag.SearchOptions{})
+	_, err := x.Search(t.Context(), rag.Query{Dense: [][]float32{{1, 0, 0, 0}}}, rag.SearchOptions{})
 	if code := domain.ErrorCode(err); code != domain.EUNAVAILABLE || !strings.Contains(err.Error(), "qdrant parley_test_") {
 		t.Errorf("Search with the server gone: %v (code %q), want %q naming the collection", err, code, domain.EUNAVAILABLE)
 	}
@@ -127,7 +211,8 @@ func TestConfig(t *testing.T) {
 		{Config{URL: "localhost:6334", Collection: "c", Dimension: 4}, "not an http(s)://host[:port] URL"},
 		{Config{URL: "http://localhost:99999", Collection: "c", Dimension: 4}, "bad port"},
 		{Config{URL: "http://localhost", Dimension: 4}, "Collection is required"},
-		{Config{URL: "http://localhost", Collection: "c"}, "Dimension 0"},
+		{Config{URL: "http://localhost", Collection: "c"}, ""},
+		{Config{URL: "http://localhost", Collection: "c", Dimension: -1}, "Dimension -1"},
 	} {
 		err := tt.cfg.Validate()
 		switch {
@@ -148,7 +233,7 @@ func TestConfig(t *testing.T) {
 
 func TestPayloadRoundTrip(t *testing.T) {
 	c := rag.NewChunk("housing/youth-rent-support.md", "청년 월세", 3, "본문", map[string]string{"lang": "ko", "topic": "housing"})
-	p, err := toPayload(c)
+	p, err := toPayload(c, 12, 10.5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +244,9 @@ func TestPayloadRoundTrip(t *testing.T) {
 	if got.ID != c.ID || got.Source != c.Source || got.Title != c.Title || got.Index != 3 || got.Text != c.Text || got.Hash != c.Hash ||
 		got.Metadata["lang"] != "ko" || got.Metadata["topic"] != "housing" || len(got.Metadata) != 2 {
 		t.Errorf("round trip = %+v, want %+v", got, c)
+	}
+	if number(p[fieldTokens]) != 12 || number(p[fieldAvgTokens]) != 10.5 {
+		t.Errorf("payload lengths %v, %v; want 12 and 10.5", p[fieldTokens], p[fieldAvgTokens])
 	}
 	if _, err := fromPayload(c.ID, nil); err == nil {
 		t.Errorf("fromPayload of a foreign point: nil error")

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/parleychat/parley/domain/rag"
@@ -26,10 +25,11 @@ const minCandidates = 16
 // stay in L1 between the scan and the candidate selection.
 const blockSize = 1024
 
-// Config configures an Index. Dimension is required; the zero values of
-// the other fields are their documented defaults.
+// Config configures an Index. The zero values of the fields are their
+// documented defaults.
 type Config struct {
-	// Dimension is the number of components of every vector. Required.
+	// Dimension is the number of components of every dense vector; 0 for
+	// a collection without a dense embedder (sparse vectors only).
 	Dimension int
 	// Rescore is how many quantised candidates per requested hit are
 	// rescored in float32 (at least 16 in all). 0 means DefaultRescore;
@@ -42,8 +42,8 @@ type Config struct {
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
-	if c.Dimension <= 0 {
-		return fmt.Errorf("vecindex: Dimension %d must be positive (the embedder's dimension)", c.Dimension)
+	if c.Dimension < 0 {
+		return fmt.Errorf("vecindex: Dimension %d is negative (the embedder's dimension, or 0 for none)", c.Dimension)
 	}
 	if c.Rescore < 0 {
 		return fmt.Errorf("vecindex: Rescore %d is negative (0 means %d)", c.Rescore, DefaultRescore)
@@ -60,13 +60,18 @@ type Index struct {
 	quantised bool
 
 	mu     sync.RWMutex
-	f32    []float32 // n×dim, unit length
-	q8     []int8    // n×stride, f32 / scale rounded, zero padded
-	scale  []float32 // n
 	chunks []rag.Chunk
 	src    []int32 // source number of each slot
 	srcNum map[string]int32
 	slot   map[string]int // chunk ID -> slot
+
+	// Dense vectors, when dim > 0.
+	f32   []float32 // n×dim, unit length
+	q8    []int8    // n×stride, f32 / scale rounded, zero padded
+	scale []float32 // n
+
+	// Sparse vectors: each slot's terms and length, and the postings.
+	sparse
 }
 
 var (
@@ -89,17 +94,19 @@ func New(cfg Config) (*Index, error) {
 		quantised: hasInt8Kernel && !cfg.Exact,
 		srcNum:    map[string]int32{},
 		slot:      map[string]int{},
+		sparse:    newSparse(),
 	}, nil
 }
 
 // Name returns "memory".
 func (x *Index) Name() string { return "memory" }
 
-// Dimension returns the number of components of the index's vectors.
+// Dimension returns the number of components of the index's dense
+// vectors; 0 if it has none.
 func (x *Index) Dimension() int { return x.dim }
 
-// Quantised reports whether searches scan int8 vectors (true) or only
-// float32 ones.
+// Quantised reports whether dense searches scan int8 vectors (true) or
+// only float32 ones.
 func (x *Index) Quantised() bool { return x.quantised }
 
 // Len returns the number of chunks held.
@@ -110,7 +117,7 @@ func (x *Index) Len() int {
 }
 
 // Upsert implements rag.Index.
-func (x *Index) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *Index) Upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckUpsert(chunks, vectors, x.dim); err != nil {
 		return err
 	}
@@ -121,7 +128,7 @@ func (x *Index) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]floa
 }
 
 // ReplaceSource implements rag.SourceReplacer: it is atomic for searches.
-func (x *Index) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors [][]float32) error {
+func (x *Index) ReplaceSource(ctx context.Context, source string, chunks []rag.Chunk, vectors []rag.Vectors) error {
 	if err := rag.CheckReplace(source, chunks, vectors, x.dim); err != nil {
 		return err
 	}
@@ -155,17 +162,22 @@ func (x *Index) Sources(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
-func (x *Index) upsertLocked(chunks []rag.Chunk, vectors [][]float32) {
+func (x *Index) upsertLocked(chunks []rag.Chunk, vectors []rag.Vectors) {
 	for i, c := range chunks {
 		s, ok := x.slot[c.ID]
-		if !ok {
+		if ok {
+			x.removeTerms(int32(s))
+		} else {
 			s = len(x.chunks)
 			x.slot[c.ID] = s
 			x.chunks = append(x.chunks, rag.Chunk{})
 			x.src = append(x.src, 0)
-			x.scale = append(x.scale, 0)
-			x.f32 = slices.Grow(x.f32, x.dim)[:len(x.f32)+x.dim]
-			x.q8 = slices.Grow(x.q8, x.stride)[:len(x.q8)+x.stride]
+			x.addSlot()
+			if x.dim > 0 {
+				x.scale = append(x.scale, 0)
+				x.f32 = slices.Grow(x.f32, x.dim)[:len(x.f32)+x.dim]
+				x.q8 = slices.Grow(x.q8, x.stride)[:len(x.q8)+x.stride]
+			}
 		}
 		c.Metadata = maps.Clone(c.Metadata)
 		x.chunks[s] = c
@@ -175,7 +187,10 @@ func (x *Index) upsertLocked(chunks []rag.Chunk, vectors [][]float32) {
 			x.srcNum[c.Source] = n
 		}
 		x.src[s] = n
-		x.setVector(s, vectors[i])
+		if x.dim > 0 {
+			x.setVector(s, vectors[i].Dense)
+		}
+		x.addTerms(int32(s), vectors[i].Sparse)
 	}
 }
 
@@ -214,70 +229,65 @@ func (x *Index) deleteLocked(source string, keep map[string]bool) {
 			continue
 		}
 		delete(x.slot, x.chunks[s].ID)
+		x.removeTerms(int32(s))
 		last := len(x.chunks) - 1
 		if s != last {
 			x.chunks[s] = x.chunks[last]
 			x.src[s] = x.src[last]
-			x.scale[s] = x.scale[last]
-			copy(x.f32[s*x.dim:(s+1)*x.dim], x.f32[last*x.dim:])
-			copy(x.q8[s*x.stride:(s+1)*x.stride], x.q8[last*x.stride:])
+			x.moveSlot(int32(last), int32(s))
+			if x.dim > 0 {
+				x.scale[s] = x.scale[last]
+				copy(x.f32[s*x.dim:(s+1)*x.dim], x.f32[last*x.dim:])
+				copy(x.q8[s*x.stride:(s+1)*x.stride], x.q8[last*x.stride:])
+			}
 			x.slot[x.chunks[s].ID] = s
 		}
 		x.chunks[last] = rag.Chunk{}
 		x.chunks = x.chunks[:last]
 		x.src = x.src[:last]
-		x.scale = x.scale[:last]
-		x.f32 = x.f32[:last*x.dim]
-		x.q8 = x.q8[:last*x.stride]
+		x.dropLastSlot()
+		if x.dim > 0 {
+			x.scale = x.scale[:last]
+			x.f32 = x.f32[:last*x.dim]
+			x.q8 = x.q8[:last*x.stride]
+		}
 	}
 }
 
-// Search implements rag.Index.
-func (x *Index) Search(ctx context.Context, vector []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
-	opts, err := rag.CheckSearch(vector, x.dim, opts)
+// Search implements rag.Index: each sparse and dense vector of q is one
+// list, fused by Reciprocal Rank Fusion.
+func (x *Index) Search(ctx context.Context, q rag.Query, opts rag.SearchOptions) (rag.Result, error) {
+	opts, err := rag.CheckSearch(q, x.dim, opts)
 	if err != nil {
-		return nil, err
+		return rag.Result{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("search: %w", err)
+		return rag.Result{}, fmt.Errorf("search: %w", err)
 	}
-	q := rag.Normalize(vector)
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	allowed := x.allowed(opts.Sources)
-	if allowed != nil && !slices.Contains(allowed, true) {
-		return []rag.Hit{}, nil
-	}
-	var cands []candidate
-	if x.quantised {
-		cands = x.scanInt8(q, max(opts.K*x.rescore, minCandidates), allowed)
-	} else {
-		cands = x.scanF32(q, opts.K, allowed)
-	}
-	hits := make([]rag.Hit, 0, min(len(cands), opts.K))
-	for _, c := range cands {
-		score := float64(dotF32(q, x.f32[int(c.slot)*x.dim:]))
-		if score < opts.MinScore {
-			continue
+	none := allowed != nil && !slices.Contains(allowed, true)
+	lists := make([]rag.List, 0, len(q.Sparse)+len(q.Dense))
+	for _, v := range q.Sparse {
+		l := rag.List{Kind: rag.KindSparse}
+		if !none {
+			l.Hits = x.searchSparse(v, opts, allowed)
 		}
-		hits = append(hits, rag.Hit{Chunk: x.chunks[c.slot], Score: score})
+		lists = append(lists, l)
 	}
-	slices.SortFunc(hits, func(a, b rag.Hit) int {
-		if a.Score != b.Score {
-			if a.Score > b.Score {
-				return -1
-			}
-			return 1
+	for _, v := range q.Dense {
+		l := rag.List{Kind: rag.KindDense}
+		if !none {
+			l.Hits = x.searchDense(v, opts, allowed)
 		}
-		return strings.Compare(a.Chunk.ID, b.Chunk.ID)
-	})
-	if len(hits) > opts.K {
-		hits = hits[:opts.K]
+		lists = append(lists, l)
 	}
-	for i := range hits {
-		hits[i].Chunk.Metadata = maps.Clone(hits[i].Chunk.Metadata)
-	}
-	return hits, nil
+	return rag.FuseLists(lists, opts, func(id string) rag.Chunk {
+		c := x.chunks[x.slot[id]]
+		c.Metadata = maps.Clone(c.Metadata)
+		return c
+	}), nil
 }
 
 // allowed returns which source numbers a search may return, or nil for all.
@@ -292,93 +302,4 @@ func (x *Index) allowed(sources []string) []bool {
 		}
 	}
 	return ok
-}
-
-// scanInt8 returns the n best slots by quantised score.
-func (x *Index) scanInt8(q []float32, n int, allowed []bool) []candidate {
-	var maxAbs float32
-	for _, c := range q {
-		maxAbs = max(maxAbs, abs32(c))
-	}
-	// The int32 sum of stride products of at most 127×limit must not
-	// overflow: limit is 4095 (12 bits) unless the dimension is huge.
-	limit := min(4095, math.MaxInt32/(127*x.stride))
-	qq := make([]int16, x.stride)
-	for i, c := range q {
-		qq[i] = int16(math.Round(float64(c / maxAbs * float32(limit))))
-	}
-	top := topN{n: n}
-	var dots [blockSize]int32
-	total := len(x.chunks)
-	for start := 0; start < total; start += blockSize {
-		end := min(start+blockSize, total)
-		out := dots[:end-start]
-		dotsInt8(qq, x.q8[start*x.stride:end*x.stride], out)
-		for i, d := range out {
-			s := start + i
-			if allowed != nil && !allowed[x.src[s]] {
-				continue
-			}
-			top.push(float32(d)*x.scale[s], int32(s))
-		}
-	}
-	return top.h
-}
-
-// scanF32 returns the n best slots by exact score.
-func (x *Index) scanF32(q []float32, n int, allowed []bool) []candidate {
-	top := topN{n: n}
-	for s := range x.chunks {
-		if allowed != nil && !allowed[x.src[s]] {
-			continue
-		}
-		top.push(dotF32(q, x.f32[s*x.dim:]), int32(s))
-	}
-	return top.h
-}
-
-func abs32(f float32) float32 { return math.Float32frombits(math.Float32bits(f) &^ (1 << 31)) }
-
-type candidate struct {
-	score float32
-	slot  int32
-}
-
-// topN keeps the n highest-scoring candidates in a min-heap.
-type topN struct {
-	n int
-	h []candidate
-}
-
-func (t *topN) push(score float32, slot int32) {
-	if len(t.h) < t.n {
-		t.h = append(t.h, candidate{score, slot})
-		for i := len(t.h) - 1; i > 0; {
-			p := (i - 1) / 2
-			if t.h[p].score <= t.h[i].score {
-				break
-			}
-			t.h[p], t.h[i] = t.h[i], t.h[p]
-			i = p
-		}
-		return
-	}
-	if score <= t.h[0].score {
-		return
-	}
-	t.h[0] = candidate{score, slot}
-	for i := 0; ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(t.h) && t.h[l].score < t.h[m].score {
-			m = l
-		}
-		if r < len(t.h) && t.h[r].score < t.h[m].score {
-			m = r
-		}
-		if m == i {
-			return
-		}
-		t.h[i], t.h[m] = t.h[m], t.h[i]
-		i = m
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -60,7 +61,12 @@ func TestDeleteKeepsArraysConsistent(t *testing.T) {
 	for i := range vectors {
 		chunks = append(chunks, rag.NewChunk(fmt.Sprintf("s%d", i%3), "", i, fmt.Sprint(i), nil))
 	}
-	if err := x.Upsert(t.Context(), chunks, vectors); err != nil {
+	vs := make([]rag.Vectors, len(chunks))
+	for i, c := range chunks {
+		vs[i] = rag.Vectors{Dense: vectors[i], Sparse: rag.TermCounts(word(i) + " shared")}
+		_ = c
+	}
+	if err := x.Upsert(t.Context(), chunks, vs); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.DeleteSource(t.Context(), "s1"); err != nil {
@@ -69,24 +75,34 @@ func TestDeleteKeepsArraysConsistent(t *testing.T) {
 	if got, want := x.Len(), 20; got != want {
 		t.Fatalf("Len after delete = %d, want %d", got, want)
 	}
-	// Every remaining chunk is still found first by its own vector, which
-	// it would not be if a moved slot had kept another's vector.
+	// Every remaining chunk is still found first by its own vector and its
+	// own word, which it would not be if a moved slot had kept another's.
 	for i, c := range chunks {
-		if c.Source == "s1" {
-			continue
-		}
-		hits, err := x.Search(t.Context(), vectors[i], rag.SearchOptions{K: 1})
+		q := rag.Query{Dense: [][]float32{vectors[i]}, Sparse: []rag.SparseVector{rag.QueryTerms(word(i))}}
+		res, err := x.Search(t.Context(), q, rag.SearchOptions{K: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hits) != 1 || hits[0].Chunk.ID != c.ID {
-			t.Errorf("chunk %d: own vector finds %v", i, hits)
+		if c.Source == "s1" {
+			if len(res.Lists[0].Hits) != 0 {
+				t.Errorf("chunk %d was deleted, its word finds %v", i, res.Lists[0].Hits)
+			}
+			continue
 		}
+		if len(res.Hits) != 1 || res.Hits[0].Chunk.ID != c.ID || res.Lists[0].Hits[0].ChunkID != c.ID || res.Lists[1].Hits[0].ChunkID != c.ID {
+			t.Errorf("chunk %d: own vector and word find %+v", i, res)
+		}
+	}
+	if x.docs != 20 || len(x.post[rag.QueryTerms("shared").Indices[0]].slots) != 20 {
+		t.Errorf("statistics after delete: %d chunks with terms, shared in %d; want 20 and 20", x.docs, len(x.post[rag.QueryTerms("shared").Indices[0]].slots))
 	}
 }
 
+// word returns a word of its own for each i.
+func word(i int) string { return "x" + strings.Repeat("z", i) + "q" }
+
 func TestConfigValidate(t *testing.T) {
-	for _, cfg := range []Config{{}, {Dimension: -1}, {Dimension: 8, Rescore: -1}} {
+	for _, cfg := range []Config{{Dimension: -1}, {Dimension: 8, Rescore: -1}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v): nil error", cfg)
 		}

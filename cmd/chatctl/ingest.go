@@ -17,12 +17,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/document"
-	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain/rag"
 )
 
-const ingestUsage = `usage: chatctl ingest <path>... [--prune] [--chunk-size 800] [--overlap 100] [--prefix P]
+const ingestUsage = `usage: chatctl ingest <path>... [--prune] [--max-tokens 400] [--prefix P]
 
 Adds Markdown (.md), plain-text (.txt) and HTML (.html) documents to the
 retrieval index, or brings it up to date. A directory is searched
@@ -30,7 +30,9 @@ recursively (names starting with '.' are skipped); each document is named
 by its path below the directory given, e.g. housing/youth-rent-support.md
 (a file given directly is named by its file name). Unchanged documents are
 recognised by their chunk IDs and cost nothing; changed ones replace their
-old chunks. PDF is not read: convert it to text first (pdftotext -layout).
+old chunks. Documents are cut at their Markdown headings (HTML headings
+count), each section at most --max-tokens tokens. PDF is not read: convert
+it to text first (pdftotext -layout).
 
 With --prune, indexed documents (under --prefix, if given) that this run
 did not find are removed: give every root of the collection in one run.
@@ -39,10 +41,11 @@ Environment:
   PARLEY_QDRANT_URL      when set, index into Qdrant (its gRPC URL);
                          otherwise into Postgres at PARLEY_DATABASE_URL
   PARLEY_DATABASE_URL    Postgres URL (default the local development database)
-  PARLEY_EMBEDDER        lexical (default, built in), ollama or openai
+  PARLEY_EMBEDDER        none (default: BM25 over the chunks' terms only), ollama or openai
+                         (a dense embedder too, fused with BM25), or lexical (the old hashing one)
   PARLEY_EMBED_MODEL     embedding model for ollama or openai
   PARLEY_OLLAMA_URL, PARLEY_OPENAI_URL, PARLEY_OPENAI_API_KEY, PARLEY_QDRANT_API_KEY
-  PARLEY_RAG_COLLECTION  collection name (default parley-<embedder name>)
+  PARLEY_RAG_COLLECTION  collection name (default parley-terms-ko-en-1[-<embedder name>])
 
 Flags:
 `
@@ -61,8 +64,13 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	prune := fs.Bool("prune", false, "remove indexed documents that were not found (under --prefix, if given)")
-	chunkSize := fs.Int("chunk-size", langchain.DefaultChunkSize, "most characters (runes) per chunk")
-	overlap := fs.Int("overlap", langchain.DefaultChunkOverlap, "characters repeated between consecutive chunks (0 for none)")
+	maxTokens := fs.Int("max-tokens", document.DefaultMaxTokens, "most tokens per chunk; longer sections are cut between paragraphs, then sentences")
+	fs.Func("chunk-size", "replaced by --max-tokens", func(string) error {
+		return errors.New("chunks are now sized in tokens, not characters: use --max-tokens (default 400)")
+	})
+	fs.Func("overlap", "no longer used", func(string) error {
+		return errors.New("chunks are now whole sections, without overlap: drop --overlap")
+	})
 	prefix := fs.String("prefix", "", "prepended to every document name, e.g. \"faq/\"; also limits --prune")
 	batch := fs.Int("batch", rag.DefaultEmbedBatch, "chunks per embedding call")
 	fs.Usage = func() { fmt.Fprint(stderr, ingestUsage); fs.PrintDefaults() }
@@ -75,18 +83,18 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("ingest: name at least one file or directory")}
 	}
-	if *chunkSize < 1 || *overlap < 0 || *overlap >= *chunkSize || *batch < 1 {
-		return &exitError{code: 2, err: fmt.Errorf("ingest: need --chunk-size ≥ 1, 0 ≤ --overlap < --chunk-size and --batch ≥ 1 (got %d, %d, %d)", *chunkSize, *overlap, *batch)}
+	if *maxTokens < 16 || *batch < 1 {
+		return &exitError{code: 2, err: fmt.Errorf("ingest: need --max-tokens ≥ 16 and --batch ≥ 1 (got %d, %d)", *maxTokens, *batch)}
 	}
 	cfg, err := ragenv.FromEnv(getenv)
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
 	}
-	ov := *overlap
-	if ov == 0 {
-		ov = -1 // SplitterConfig: negative means none, zero the default
+	counter, err := tokens.New("")
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
 	}
-	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{ChunkSize: *chunkSize, ChunkOverlap: ov})
+	splitter, err := document.NewSplitter(counter, document.SplitterConfig{MaxTokens: *maxTokens})
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
 	}
@@ -125,8 +133,12 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	defer closeIndex()
 	collection := cfg.CollectionFor(emb)
-	fmt.Fprintf(stderr, "ingest: %d documents found, %d files skipped; embedder %s, %s collection %s\n",
-		len(docs), len(skipped), emb.Name(), idx.Name(), collection)
+	embName := "none"
+	if emb != nil {
+		embName = emb.Name()
+	}
+	fmt.Fprintf(stderr, "ingest: %d documents found, %d files skipped; terms %s, embedder %s, %s collection %s\n",
+		len(docs), len(skipped), rag.SparseEncoding, embName, idx.Name(), collection)
 
 	bar := newProgressBar(stderr, isTerminal(stderr), time.Now)
 	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter, BatchSize: *batch, Progress: bar.update}
@@ -213,8 +225,11 @@ func printReport(w io.Writer, rep rag.Report, skipped []skippedFile, took time.D
 	if s := took.Seconds(); s > 0 {
 		rate = float64(rep.Chunks) / s
 	}
-	fmt.Fprintf(w, "added %d, updated %d, removed %d, unchanged %d documents; %d chunks embedded in %s (%.0f chunks/s)\n",
+	fmt.Fprintf(w, "added %d, updated %d, removed %d, unchanged %d documents; %d chunks written in %s (%.0f chunks/s)\n",
 		len(rep.Added), len(rep.Updated), len(rep.Removed), len(rep.Unchanged), rep.Chunks, took.Round(time.Millisecond), rate)
+	if rep.Reweighed > 0 {
+		fmt.Fprintf(w, "%d chunks reweighed for the collection's new average length\n", rep.Reweighed)
+	}
 	list := func(mark string, sources []string) {
 		const most = 20
 		for i, s := range sources {

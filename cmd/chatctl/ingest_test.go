@@ -12,13 +12,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/parleychat/parley/adapters/lexical"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/domain/rag"
 )
 
-const collection = "parley-lexical-hash-384"
+const collection = "parley-terms-ko-en-1"
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -96,8 +95,8 @@ func TestIngest(t *testing.T) {
 		t.Errorf("first ingest does not report the skipped PDF:\n%s", out)
 	}
 	first, gen := stored(t, pool)
-	if got := strings.Join(first["jobs/work.html"], " "); got != "# Job seekers\n\nJob seekers get training vouchers." {
-		t.Errorf("HTML stored as %q: want its text without tags or script", got)
+	if got := strings.Join(first["jobs/work.html"], " "); got != "Job seekers get training vouchers." {
+		t.Errorf("HTML stored as %q: want its text without tags, script or title heading", got)
 	}
 	if len(first) != 3 {
 		t.Errorf("stored sources %v, want 3", first)
@@ -141,15 +140,51 @@ func TestIngest(t *testing.T) {
 	}
 
 	// What was ingested is what a search finds.
-	emb, _ := lexical.New(lexical.Config{})
-	idx, err := postgres.OpenRAGIndex(t.Context(), pool, postgres.RAGIndexConfig{Collection: collection, Dimension: emb.Dimension()})
+	idx, err := postgres.OpenRAGIndex(t.Context(), pool, postgres.RAGIndexConfig{Collection: collection})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _ := emb.Embed(t.Context(), []string{"청년 월세 지원 신청"})
-	hits, err := idx.Search(t.Context(), q[0], rag.SearchOptions{K: 1})
-	if err != nil || len(hits) != 1 || hits[0].Chunk.Source != "housing/rent.md" || hits[0].Chunk.Metadata["lang"] != "ko" {
-		t.Errorf("search for 청년 월세 지원 신청 = %+v, %v; want a Korean chunk of housing/rent.md", hits, err)
+	res, err := idx.Search(t.Context(), rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms("청년 월세 지원 신청")}}, rag.SearchOptions{K: 1})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].Chunk.Source != "housing/rent.md" || res.Hits[0].Chunk.Metadata["lang"] != "ko" {
+		t.Errorf("search for 청년 월세 지원 신청 = %+v, %v; want a Korean chunk of housing/rent.md", res.Hits, err)
+	}
+}
+
+// TestIngestCutsAtHeadingsInTokens: sections become chunks with their
+// heading, and --max-tokens cuts a long one.
+func TestIngestCutsAtHeadingsInTokens(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	dir := t.TempDir()
+	long := strings.Repeat("Young people who rent a home on their own may receive monthly support. ", 20)
+	writeFile(t, filepath.Join(dir, "rent.en.md"), "# Rent\n\nIntro.\n\n## Who can apply\n\nAged 19 to 34.\n\n## Details\n\n"+long+"\n")
+	out := ingest(t, env(map[string]string{"PARLEY_DATABASE_URL": dbURL}), dir, "--max-tokens", "100")
+	if !strings.Contains(out, "5 chunks written") {
+		t.Errorf("ingest output %q: want 5 chunks (intro, one section, a long one cut in three)", out)
+	}
+	rows, err := pool.Query(t.Context(), `SELECT metadata->>'section', count(*) FROM rag_chunks GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var sec *string
+		var n int
+		if err := rows.Scan(&sec, &n); err != nil {
+			t.Fatal(err)
+		}
+		key := ""
+		if sec != nil {
+			key = *sec
+		}
+		got[key] = n
+	}
+	if diff := cmp.Diff(map[string]int{"": 1, "Who can apply": 1, "Details": 3}, got); diff != "" {
+		t.Errorf("chunks by section (-want +got):\n%s", diff)
 	}
 }
 
@@ -181,9 +216,11 @@ func TestIngestBadInput(t *testing.T) {
 	}{
 		{nil, nil, "name at least one file"},
 		{[]string{filepath.Join(dir, "missing")}, nil, "no such file"},
-		{[]string{dir, "--chunk-size", "100", "--overlap", "100"}, nil, "--overlap < --chunk-size"},
+		{[]string{dir, "--max-tokens", "8"}, nil, "--max-tokens ≥ 16"},
+		{[]string{dir, "--chunk-size", "800"}, nil, "use --max-tokens"},
+		{[]string{dir, "--overlap", "100"}, nil, "drop --overlap"},
 		{[]string{dir, "--bogus"}, nil, "flag provided but not defined"},
-		{[]string{dir}, map[string]string{"PARLEY_EMBEDDER": "bert"}, "not lexical, ollama or openai"},
+		{[]string{dir}, map[string]string{"PARLEY_EMBEDDER": "bert"}, "not none, ollama, openai or lexical"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), append([]string{"ingest"}, tt.args...), env(tt.env), nil, &stdout, &stderr)

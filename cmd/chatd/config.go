@@ -20,6 +20,7 @@ import (
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/rag"
 )
 
 // defaultDatabaseURL is the database .ci/services creates.
@@ -68,6 +69,10 @@ type Config struct {
 	MemoryTokenLimit int           // PARLEY_MEMORY_TOKEN_LIMIT: ConversationSummaryBufferMemory's max_token_limit
 	RAG              ragenv.Config // PARLEY_EMBEDDER, PARLEY_QDRANT_URL, ... (see cmd/internal/ragenv)
 	RAGTimeout       time.Duration // PARLEY_RAG_TIMEOUT: one retrieval's bound
+	RAGMinRelevance  float64       // PARLEY_RAG_MIN_RELEVANCE: the BM25 floor, a share of a question's attainable score
+	RAGMinSimilarity float64       // PARLEY_RAG_MIN_SIMILARITY: the dense floor, a cosine similarity
+	RAGRewrite       bool          // PARLEY_RAG_REWRITE: rewrite questions into the corpus languages with the LLM, when one is configured
+	RAGRewriteTime   time.Duration // PARLEY_RAG_REWRITE_TIMEOUT: the rewrite's bound
 	LogLevel         string        // PARLEY_LOG_LEVEL: debug, info, warn, error
 	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
 }
@@ -150,7 +155,23 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		MemoryTokenLimit:  int(number("PARLEY_MEMORY_TOKEN_LIMIT", 200)),
 		RAGTimeout:        dur("PARLEY_RAG_TIMEOUT", 2*time.Second),
 		Web:               boolean("PARLEY_WEB", true),
+		RAGRewrite:        boolean("PARLEY_RAG_REWRITE", true),
+		RAGRewriteTime:    dur("PARLEY_RAG_REWRITE_TIMEOUT", rag.DefaultRewriteTimeout),
 	}
+	between := func(name string, def, lo, hi float64) float64 {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f > hi {
+			problems = append(problems, fmt.Errorf("%s=%q must be a number from %v to %v", name, v, lo, hi))
+			return def
+		}
+		return f
+	}
+	cfg.RAGMinRelevance = between("PARLEY_RAG_MIN_RELEVANCE", rag.DefaultMinRelevance, 0, 1)
+	cfg.RAGMinSimilarity = between("PARLEY_RAG_MIN_SIMILARITY", 0, -1, 1)
 	if sc, err := storeenv.FromEnv(getenv); err != nil {
 		problems = append(problems, err)
 	} else {
@@ -259,6 +280,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chatlog_interval", c.ChatLogInterval.String()),
 		slog.String("redis", redactURL(c.RedisURL)),
 		slog.String("rag_index", c.RAG.IndexKind()),
+		slog.String("rag_embedder", c.RAG.Embedder),
+		slog.Bool("rag_rewrite", c.RAGRewrite && c.LLMProvider != ""),
 		slog.String("allowed_origins", c.AllowedOrigins.String()),
 	)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,15 +18,18 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parleychat/parley/adapters/document"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/adapters/redis/redistest"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/rag"
+	"github.com/parleychat/parley/domain/rag/ragtest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -760,6 +764,17 @@ func TestGroundedAnswerEndToEnd(t *testing.T) {
 // ingest does with the default settings.
 func ingestDoc(t *testing.T, db, source, text string) {
 	t.Helper()
+	doc, err := document.Parse(document.Markdown, source, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingestDocs(t, db, []rag.Document{doc})
+}
+
+// ingestDocs brings the embedded index of db in step with docs through
+// the components and settings chatctl ingest uses by default.
+func ingestDocs(t *testing.T, db string, docs []rag.Document) {
+	t.Helper()
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, db)
 	if err != nil {
@@ -779,13 +794,87 @@ func ingestDoc(t *testing.T, db, source, text string) {
 		t.Fatal(err)
 	}
 	defer closeIdx()
-	title, body, _ := strings.Cut(text, "\n\n")
-	chunk := rag.NewChunk(source, strings.TrimPrefix(title, "# "), 0, body, nil)
-	vecs, err := emb.Embed(ctx, []string{chunk.Text})
+	counter, err := tokens.New("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := idx.Upsert(ctx, []rag.Chunk{chunk}, vecs); err != nil {
+	splitter, err := document.NewSplitter(counter, document.SplitterConfig{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter}
+	if _, err := in.Sync(ctx, docs, rag.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ingestSample ingests the sample corpus into db as `make run` does:
+// each topic folder under its name.
+func ingestSample(t *testing.T, db string) {
+	t.Helper()
+	s := ragtest.LoadSample(t)
+	docs := make([]rag.Document, len(s.Docs))
+	for i, d := range s.Docs {
+		doc, err := document.Load(filepath.Join(s.Dir, filepath.FromSlash(d.Source)), d.Source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[i] = doc
+	}
+	ingestDocs(t, db, docs)
+}
+
+// TestSampleCorpusEndToEnd asks chatd on its defaults (no model), over
+// WebSocket, what a new user asks first about the sample corpus, and a
+// question the corpus has nothing on.
+func TestSampleCorpusEndToEnd(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ingestSample(t, db)
+	c := startChatd(t, db, nil)
+	tok := token(t, "42", time.Hour)
+	id := c.createRoom(t, tok)
+	ws := connect(t, c.wsURL(id, "token="+tok))
+	readFrame(t, ws)
+
+	send(t, ws, map[string]any{"message": "청년 월세 지원은 누가 받을 수 있나요?"})
+	fs := readAnswer(t, ws)
+	last := fs[len(fs)-1]
+	srcs, _ := last["sources"].([]any)
+	if len(srcs) == 0 || !strings.Contains(mustJSON(srcs[0]), `"document":"housing/youth-rent-support.ko.md"`) {
+		t.Fatalf("sources %s; want housing/youth-rent-support.ko.md first", mustJSON(srcs))
+	}
+	msg, _ := last["message"].(string)
+	// It quotes the document's content sentences, never a heading (the
+	// job-seeker document's "## 누가 받을 수 있나요" was quoted once).
+	if !strings.Contains(msg, "청년 월세 특별지원은") && !strings.Contains(msg, "월세") || strings.Contains(msg, "누가 받을 수 있나요") || strings.Contains(msg, "##") {
+		t.Errorf("answer %q; want sentences of the rent document quoted, and no heading", msg)
+	}
+	if !strings.Contains(msg, "[1] 청년 월세 특별지원") {
+		t.Errorf("answer %q does not cite the rent support document first", msg)
+	}
+
+	send(t, ws, map[string]any{"message": "내일 서울 날씨 어때요?"})
+	fs = readAnswer(t, ws)
+	last = fs[len(fs)-1]
+	if srcs, _ := last["sources"].([]any); len(srcs) != 0 {
+		t.Errorf("an off-topic question cited %s", mustJSON(srcs))
+	}
+	if msg, _ := last["message"].(string); !strings.Contains(msg, "관련된 문서를 찾지 못했습니다") {
+		t.Errorf("answer to an off-topic question %q; want it to say, in Korean, that nothing relevant was found", msg)
+	}
+	// The record says how the rent question's passages were found.
+	for _, ev := range readStream(t, c, id) {
+		if ev.Type != room.TypeRetrievalRecorded {
+			continue
+		}
+		p, err := room.Decode(ev, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := p.(room.RetrievalRecorded)
+		if len(rec.Retrievers) != 1 || rec.Retrievers[0].Kind != "sparse" || len(rec.Fused) == 0 && len(rec.Hits) > 0 {
+			t.Errorf("RetrievalRecorded %+v: want the sparse list and the fused order", rec)
+		}
+		break
 	}
 }

@@ -402,7 +402,20 @@ func (s *server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger
 	if r, ok := idx.(interface{ Run(context.Context) error }); ok {
 		s.index = r.Run
 	}
-	ret, err := rag.NewRetriever(emb, idx, rag.RetrieverConfig{Timeout: cfg.RAGTimeout})
+	deps := rag.RetrieverDeps{Index: idx, Embedder: emb, Logger: log}
+	if cfg.LLMProvider != "" && cfg.RAGRewrite {
+		if deps.Rewriter, err = langchain.NewRewriter(cfg.llm(), langchain.RewriterConfig{}); err != nil {
+			return nil, fmt.Errorf("query rewriter (PARLEY_LLM_*): %w", err)
+		}
+	}
+	// A zero floor in the configuration means none; the Retriever's zero
+	// means its default, which the configuration has already applied.
+	minRel := cfg.RAGMinRelevance
+	if minRel == 0 {
+		minRel = -1
+	}
+	ret, err := rag.NewRetriever(deps, rag.RetrieverConfig{Timeout: cfg.RAGTimeout, RewriteTimeout: cfg.RAGRewriteTime,
+		MinRelevance: minRel, MinSimilarity: cfg.RAGMinSimilarity})
 	if err != nil {
 		return nil, fmt.Errorf("retriever: %w", err)
 	}

@@ -40,17 +40,26 @@ benchmarks:
   chat    WebSocket chat: chunk latency persisted vs relay-only, connect-to-history vs a bare
           upgrader, server memory per idle connection vs a bare upgrader (flags before names:
           parley-bench -rooms 50 -conns 1000 chat)
-  rag     embedded retrieval index, 100,000 × 384: search p50/p99 and recall@4 beside a naive float32 loop; ingestion chunks/s
+  rag     retrieval quality on docs/corpus (recall@4 and MRR by question set and language: hashing as
+          before, BM25, and dense and hybrid when PARLEY_EMBEDDER names a model), chunk sizes by
+          language, and the embedded index over 100,000 chunks: BM25, dense and hybrid search
+          p50/p99 beside a naive float32 loop, dense recall@4, ingestion chunks/s
   rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll
   all     every benchmark above
 
 Environment:
   PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped);
   PARLEY_DATABASE_URL        used when the former is unset
+  PARLEY_BENCH_RAG_SETS      rag: the question sets to score (labelled,dev,test,off-dev,off-test; default all)
+  PARLEY_EMBEDDER, PARLEY_EMBED_MODEL, PARLEY_OLLAMA_URL, PARLEY_OPENAI_URL, PARLEY_OPENAI_API_KEY
+                             rag: a dense embedder to score alone and fused with BM25 (see README)
+  PARLEY_LLM_PROVIDER, PARLEY_LLM_URL, PARLEY_LLM_MODEL, PARLEY_LLM_API_KEY
+                             rag: a model to score the query rewrite with
 `
 
 type config struct {
 	adminURL string
+	getenv   func(string) string
 	duration time.Duration
 	rounds   int
 	chat     chatConfig
@@ -71,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.getenv = getenv
 	cfg.adminURL = cmp.Or(getenv("PARLEY_TEST_POSTGRES_URL"), getenv("PARLEY_DATABASE_URL"),
 		"postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable")
 	if cfg.rounds < 1 || cfg.duration <= 0 {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/document"
-	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/lexical"
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/adapters/vecindex"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
@@ -35,22 +33,27 @@ const (
 	ragIngestDocs   = 500 // documents in the end-to-end Sync measurement
 )
 
-// benchRAG measures the embedded retrieval index (Postgres-backed, searched
-// in memory over int8 vectors with float32 rescoring) on 100,000 chunks of
-// 384 dimensions, beside a naive float32 brute-force loop over the same
-// vectors in the same run: search latency, recall@4 against that exact
-// search, and ingestion throughput.
+// benchRAG measures retrieval: its quality on the sample corpus
+// (benchQuality), then the embedded retrieval index (Postgres-backed,
+// searched in memory) on 100,000 chunks, beside a naive float32
+// brute-force loop over the same chunks' 384-dimension vectors in the same
+// run: BM25 search latency (the default), dense search latency and recall
+// against exact search (int8 scan, float32 rescoring), hybrid latency, and
+// ingestion throughput.
 //
-// Two data sets: generated bilingual (Korean/English) topical text embedded
-// with the built-in lexical embedder, and clustered Gaussian vectors (1,000
-// centres; within a cluster cosine ≈ 0.6), the shape model embeddings of
-// topical text have.
+// Two data sets: generated bilingual (Korean/English) topical text, its
+// terms for BM25 and its hashing-embedder vectors for the dense search, and
+// clustered Gaussian vectors (1,000 centres; within a cluster cosine ≈
+// 0.6), the shape model embeddings of topical text have.
 func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 	pool, closePool, err := scratchPool(ctx, cfg.adminURL, 4)
 	if err != nil {
 		return err
 	}
 	defer closePool()
+	if err := benchQuality(ctx, pool, cfg.getenv, out); err != nil {
+		return err
+	}
 	emb, err := lexical.New(lexical.Config{Dimension: ragDim})
 	if err != nil {
 		return err
@@ -63,11 +66,8 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 	if !probe.Quantised() {
 		scan = "float32 scan (no AVX2 here)"
 	}
-	if err := benchLabelledRecall(ctx, pool, emb, out); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\n== RAG embedded index: %d chunks × %d dimensions, K=%d; %s\n", ragChunks, ragDim, ragK, scan)
-	fmt.Fprintf(out, "   %d queries × %d rounds; each query timed on the index, then on an exact float32 loop over the same vectors (the recall reference)\n\n", ragQueries, cfg.rounds)
+	fmt.Fprintf(out, "\n== RAG embedded index: %d chunks, K=%d; dense: %d dimensions, %s\n", ragChunks, ragK, ragDim, scan)
+	fmt.Fprintf(out, "   %d queries × %d rounds; each query timed on the index, then on an exact float32 loop over the same chunks' vectors (the baseline, and the dense recall reference)\n\n", ragQueries, cfg.rounds)
 
 	gen := newTextGen(1)
 	t0 := time.Now()
@@ -84,6 +84,12 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	embedRate := float64(ragChunks) / time.Since(t0).Seconds()
+	t0 = time.Now()
+	terms := make([]rag.SparseVector, ragChunks)
+	for i, t := range texts {
+		terms[i] = rag.TermCounts(t)
+	}
+	termRate := float64(ragChunks) / time.Since(t0).Seconds()
 	queryTexts := make([]string, ragQueries)
 	for i := range queryTexts {
 		queryTexts[i] = gen.query(i * 7 % gen.topics())
@@ -100,7 +106,7 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 	clustered := ragtest.Clustered(2, ragChunks+ragQueries, ragDim, 1000, 0.8)
 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "data set\tindex p50\tindex p90\tindex p99\tfloat32 loop p50\tfloat32 loop p99\tspeed-up p50\trecall@4\t")
+	fmt.Fprintln(tw, "search\tindex p50\tindex p90\tindex p99\tfloat32 loop p50\tfloat32 loop p99\tspeed-up p50\tdense recall@4\t")
 	var writeRate float64
 	var reload time.Duration
 	for _, set := range []struct {
@@ -117,7 +123,11 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 		}
 		t0 := time.Now()
 		for i := 0; i < ragChunks; i += ragWriteBatch {
-			if err := x.Upsert(ctx, chunks[i:i+ragWriteBatch], set.vectors[i:i+ragWriteBatch]); err != nil {
+			vs := make([]rag.Vectors, ragWriteBatch)
+			for j := range vs {
+				vs[j] = rag.Vectors{Dense: set.vectors[i+j], Sparse: terms[i+j]}
+			}
+			if err := x.Upsert(ctx, chunks[i:i+ragWriteBatch], vs); err != nil {
 				return err
 			}
 		}
@@ -129,26 +139,38 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 			}
 			reload = time.Since(t0)
 		}
-		runtime.GC() // start the timed part without the set-up's garbage
-		r, err := measureSearch(ctx, x, set.vectors, set.queries, cfg.rounds)
-		if err != nil {
-			return err
+		kinds := []string{"dense"}
+		if set.name == "lexical text" {
+			kinds = []string{"BM25", "dense", "hybrid"}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.1f×\t%.4f\t\n", set.name, pct(r.index, 50), pct(r.index, 90), pct(r.index, 99), pct(r.naive, 50), pct(r.naive, 99),
-			float64(quantile(r.naive, 50))/float64(quantile(r.index, 50)), r.recall)
+		for _, kind := range kinds {
+			runtime.GC() // start the timed part without the set-up's garbage
+			r, err := measureSearch(ctx, x, kind, set.vectors, set.queries, queryTexts, cfg.rounds)
+			if err != nil {
+				return err
+			}
+			recall := "-"
+			if kind == "dense" {
+				recall = fmt.Sprintf("%.4f", r.recall)
+			}
+			fmt.Fprintf(tw, "%s, %s\t%s\t%s\t%s\t%s\t%s\t%.1f×\t%s\t\n", kind, set.name, pct(r.index, 50), pct(r.index, 90), pct(r.index, 99), pct(r.naive, 50), pct(r.naive, 99),
+				float64(quantile(r.naive, 50))/float64(quantile(r.index, 50)), recall)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 
-	syncRate, resyncRate, syncChunks, err := measureIngest(ctx, pool, emb, gen)
+	syncRate, resyncRate, syncChunks, err := measureIngest(ctx, pool, gen)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\n   lexical text: %d generated chunks of %d-%d words over %d topics (in %s), ~%d runes each\n",
-		ragChunks, textMinWords, textMaxWords, gen.topics(), genTook.Round(time.Millisecond), avgRunes(texts))
-	fmt.Fprintf(out, "   ingestion: lexical embedding %.0f chunks/s; index writes (Postgres + memory, batches of %d) %.0f chunks/s;\n", embedRate, ragWriteBatch, writeRate)
-	fmt.Fprintf(out, "              end-to-end Sync (split + embed + write, %d documents, %d chunks) %.0f chunks/s; re-Sync unchanged %.0f documents/s\n",
+	fmt.Fprintf(out, "\n   lexical text: %d generated chunks of %d-%d words over %d topics (in %s), ~%d runes and ~%d distinct terms each\n",
+		ragChunks, textMinWords, textMaxWords, gen.topics(), genTook.Round(time.Millisecond), avgRunes(texts), avgTerms(terms))
+	fmt.Fprintf(out, "   BM25 queries: %d-%d words of a topic; hybrid: BM25 and dense lists of %d, fused by RRF\n", 4, 8, ragK)
+	fmt.Fprintf(out, "   ingestion: term counting %.0f chunks/s; hashing embedding %.0f chunks/s; index writes (Postgres + memory, batches of %d) %.0f chunks/s;\n",
+		termRate, embedRate, ragWriteBatch, writeRate)
+	fmt.Fprintf(out, "              end-to-end Sync as chatctl ingest runs it (split in tokens + terms + write, %d documents, %d chunks) %.0f chunks/s; re-Sync unchanged %.0f documents/s\n",
 		ragIngestDocs, syncChunks, syncRate, resyncRate)
 	fmt.Fprintf(out, "   reload of %d chunks from Postgres into memory (another process's write): %s\n", ragChunks, reload.Round(time.Millisecond))
 	return nil
@@ -159,9 +181,11 @@ type searchResult struct {
 	recall       float64
 }
 
-// measureSearch times x.Search and a naive exact loop on each query,
-// interleaved, for rounds rounds, and computes recall@K of x against it.
-func measureSearch(ctx context.Context, x rag.Index, vectors, queries [][]float32, rounds int) (searchResult, error) {
+// measureSearch times x.Search of kind (BM25: the query's terms; dense:
+// its vector; hybrid: both, fused) and a naive exact float32 loop on each
+// query, interleaved, for rounds rounds, and computes recall@K of dense
+// search against the loop.
+func measureSearch(ctx context.Context, x rag.Index, kind string, vectors, queries [][]float32, queryTexts []string, rounds int) (searchResult, error) {
 	flat := make([]float32, 0, len(vectors)*ragDim)
 	for _, v := range vectors {
 		flat = append(flat, rag.Normalize(v)...)
@@ -169,9 +193,16 @@ func measureSearch(ctx context.Context, x rag.Index, vectors, queries [][]float3
 	var r searchResult
 	found := 0
 	for round := range rounds {
-		for _, q := range queries {
+		for i, q := range queries {
+			var query rag.Query
+			if kind != "dense" {
+				query.Sparse = []rag.SparseVector{rag.QueryTerms(queryTexts[i])}
+			}
+			if kind != "BM25" {
+				query.Dense = [][]float32{q}
+			}
 			t0 := time.Now()
-			hits, err := x.Search(ctx, q, rag.SearchOptions{K: ragK, MinScore: -1})
+			res, err := x.Search(ctx, query, rag.SearchOptions{K: ragK, MinSimilarity: -1})
 			if err != nil {
 				return r, err
 			}
@@ -179,8 +210,8 @@ func measureSearch(ctx context.Context, x rag.Index, vectors, queries [][]float3
 			t0 = time.Now()
 			exact := naiveTopK(flat, rag.Normalize(q), ragK)
 			r.naive = append(r.naive, time.Since(t0))
-			if round == 0 {
-				for _, h := range hits {
+			if round == 0 && kind == "dense" {
+				for _, h := range res.Hits {
 					idx := h.Chunk.Index + ragChunksPerDoc*docNumber(h.Chunk.Source)
 					if slices.Contains(exact, idx) {
 						found++
@@ -241,27 +272,32 @@ func naiveTopK(flat, q []float32, k int) []int {
 	return out
 }
 
-// measureIngest runs the Ingester end to end on generated documents into
-// a fresh collection, then again with nothing changed.
-func measureIngest(ctx context.Context, pool *pgxpool.Pool, emb *lexical.Embedder, gen *textGen) (rate, resyncRate float64, chunks int, err error) {
-	x, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: "bench-ingest", Dimension: emb.Dimension()})
+// measureIngest runs the Ingester end to end as chatctl ingest does by
+// default (sections sized in tokens, term counts, no embedder) on
+// generated documents into a fresh collection, then again with nothing
+// changed.
+func measureIngest(ctx context.Context, pool *pgxpool.Pool, gen *textGen) (rate, resyncRate float64, chunks int, err error) {
+	x, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: "bench-ingest"})
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{})
+	counter, err := tokens.New("")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	splitter, err := document.NewSplitter(counter, document.SplitterConfig{})
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	docs := make([]rag.Document, ragIngestDocs)
 	for i := range docs {
 		var b strings.Builder
-		for range ragChunksPerDoc {
-			b.WriteString(gen.chunk(i % gen.topics()))
-			b.WriteString("\n\n")
+		for j := range ragChunksPerDoc {
+			fmt.Fprintf(&b, "## Section %d\n\n%s\n\n", j, gen.chunk(i%gen.topics()))
 		}
 		docs[i] = rag.Document{Source: fmt.Sprintf("ingest/doc-%04d.md", i), Title: fmt.Sprint(i), Text: b.String()}
 	}
-	in := &rag.Ingester{Index: x, Embedder: emb, Splitter: splitter}
+	in := &rag.Ingester{Index: x, Splitter: splitter}
 	t0 := time.Now()
 	rep, err := in.Sync(ctx, docs, rag.SyncOptions{})
 	if err != nil {
@@ -277,6 +313,14 @@ func measureIngest(ctx context.Context, pool *pgxpool.Pool, emb *lexical.Embedde
 		return 0, 0, 0, fmt.Errorf("re-Sync of unchanged documents wrote %d chunks", again.Chunks)
 	}
 	return rate, float64(len(docs)) / time.Since(t0).Seconds(), rep.Chunks, nil
+}
+
+func avgTerms(vs []rag.SparseVector) int {
+	n := 0
+	for _, v := range vs {
+		n += v.Len()
+	}
+	return n / len(vs)
 }
 
 func avgRunes(texts []string) int {
@@ -387,48 +431,4 @@ func (g *textGen) query(topic int) string {
 		words[i] = g.pick(topic)
 	}
 	return strings.Join(words, " ")
-}
-
-// benchLabelledRecall prints recall@4 of the default pairing (lexical
-// embedder, embedded index) on the labelled questions of docs/corpus, as
-// adapters/postgres's TestRecallLexicalEmbeddedIndex checks it.
-func benchLabelledRecall(ctx context.Context, pool *pgxpool.Pool, emb rag.Embedder, out io.Writer) error {
-	const dir = "docs/corpus"
-	corpus := os.DirFS(dir)
-	listed, err := ragtest.LoadCorpus(corpus)
-	if err != nil {
-		return fmt.Errorf("labelled recall: %w (run from the repository root)", err)
-	}
-	qs, err := ragtest.LoadQuestions(corpus, "questions.jsonl")
-	if err != nil {
-		return fmt.Errorf("labelled recall: %w", err)
-	}
-	// As chatctl ingest feeds the index: each file read by document.Load,
-	// split by the langchain splitter at its defaults, through rag.Ingester.
-	docs := make([]rag.Document, len(listed))
-	for i, d := range listed {
-		if docs[i], err = document.Load(filepath.Join(dir, filepath.FromSlash(d.Source)), d.Source); err != nil {
-			return fmt.Errorf("labelled recall: %w", err)
-		}
-	}
-	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{})
-	if err != nil {
-		return err
-	}
-	idx, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: "labelled-recall", Dimension: emb.Dimension()})
-	if err != nil {
-		return err
-	}
-	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter}
-	rep, err := in.Sync(ctx, docs, rag.SyncOptions{})
-	if err != nil {
-		return fmt.Errorf("labelled recall: ingest the corpus: %w", err)
-	}
-	res, err := ragtest.Recall(ctx, emb, idx, qs, ragtest.RecallK)
-	if err != nil {
-		return fmt.Errorf("labelled recall: %w", err)
-	}
-	fmt.Fprintf(out, "\n== RAG retrieval quality: recall@%d = %.3f (%d of %d labelled questions found their document; %d documents in %d chunks as chatctl ingest splits them; embedder %s, embedded index)\n",
-		res.K, float64(res.Found)/float64(res.Total), res.Found, res.Total, len(docs), rep.Chunks, emb.Name())
-	return nil
 }

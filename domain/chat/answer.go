@@ -126,7 +126,8 @@ func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.So
 		// generator stops at once and the answer ends as it says.
 		return prompt, []room.Source{}, nil
 	}
-	rec := room.RetrievalRecorded{AnswerID: p.answerID, Query: prompt.Question, Embedder: r.Embedder, Index: r.Index, Model: p.s.gen.Name()}
+	rec := room.RetrievalRecorded{AnswerID: p.answerID, Query: prompt.Question, Embedder: r.Embedder, Index: r.Index, Model: p.s.gen.Name(),
+		Rewrite: r.Rewrite, Retrievers: r.Retrievers, Fused: r.Fused}
 	var notice string
 	if err != nil {
 		if log, n := p.s.retOutage.failed(p.s.now()); log {

@@ -28,8 +28,14 @@ type Retriever interface {
 // Retrieval is what one Retrieve found, and with what.
 type Retrieval struct {
 	Passages []Passage // best first
-	Embedder string    // the embedder's name, e.g. "lexical/hash-1024"
-	Index    string    // the index's name, e.g. "postgres/rag_chunks"
+	Embedder string    // how it retrieved, e.g. "terms-ko-en-1/bm25+ollama-nomic-embed-text"
+	Index    string    // the index's name, e.g. "postgres"
+	// The record of how the passages were found, copied into
+	// RetrievalRecorded: the query rewrite if one ran, each retriever's
+	// ranked list, and the fused order before diversification. Optional.
+	Rewrite    *room.QueryRewrite
+	Retrievers []room.RetrieverRun
+	Fused      []room.RetrievalHit
 }
 
 // Notices the pipeline streams as an answer's first line when retrieval

@@ -35,13 +35,12 @@ var retrievalCorpus = []ragtest.Document{
 
 func newRetriever(t *testing.T, idx rag.Index, cfg rag.RetrieverConfig) *rag.Retriever {
 	t.Helper()
-	emb := ragtest.HashEmbedder{}
 	if mem, ok := idx.(*ragtest.MemoryIndex); ok {
-		if _, err := ragtest.Ingest(t.Context(), emb, mem, retrievalCorpus); err != nil {
+		if _, err := ragtest.Ingest(t.Context(), nil, mem, retrievalCorpus); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r, err := rag.NewRetriever(emb, idx, cfg)
+	r, err := rag.NewRetriever(rag.RetrieverDeps{Index: idx}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,17 +52,17 @@ func newRetriever(t *testing.T, idx rag.Index, cfg rag.RetrieverConfig) *rag.Ret
 type stuckIndex struct{ *ragtest.MemoryIndex }
 
 func (stuckIndex) Name() string { return "stuck" }
-func (stuckIndex) Search(ctx context.Context, _ []float32, _ rag.SearchOptions) ([]rag.Hit, error) {
+func (stuckIndex) Search(ctx context.Context, _ rag.Query, _ rag.SearchOptions) (rag.Result, error) {
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return rag.Result{}, ctx.Err()
 }
 
 // downIndex fails every search at once.
 type downIndex struct{ *ragtest.MemoryIndex }
 
 func (downIndex) Name() string { return "down" }
-func (downIndex) Search(context.Context, []float32, rag.SearchOptions) ([]rag.Hit, error) {
-	return nil, errors.New("dial tcp 10.0.0.9:6334: connection refused")
+func (downIndex) Search(context.Context, rag.Query, rag.SearchOptions) (rag.Result, error) {
+	return rag.Result{}, errors.New("dial tcp 10.0.0.9:6334: connection refused")
 }
 
 // newRetrievalFixture runs a Service retrieving with r and returns it with
@@ -109,7 +108,7 @@ func sha256Hex(b []byte) string {
 
 func TestAnswerIsGroundedInRetrievedPassages(t *testing.T) {
 	g := &gen{tokens: []string{"Up to ", "200,000 won [1]."}}
-	f, id := newRetrievalFixture(t, g, newRetriever(t, ragtest.NewMemoryIndex(), rag.RetrieverConfig{K: 2}))
+	f, id := newRetrievalFixture(t, g, newRetriever(t, ragtest.NewMemoryIndex(0), rag.RetrieverConfig{K: 2}))
 	res, err := f.svc.Post(t.Context(), id, "42", "How much rent support can I get each month?", "")
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +137,14 @@ func TestAnswerIsGroundedInRetrievedPassages(t *testing.T) {
 		wantHits = append(wantHits, room.RetrievalHit{ChunkID: p.ChunkID, Source: p.Document, Score: p.Score})
 		wantSources = append(wantSources, room.Source{Document: p.Document, Title: p.Title, ChunkID: p.ChunkID, Score: p.Score})
 	}
+	// How the hits were found: the one sparse list, fused.
+	if len(rec.Retrievers) != 1 || rec.Retrievers[0].Kind != rag.KindSparse || rec.Retrievers[0].Query != rec.Query ||
+		len(rec.Fused) < len(rec.Hits) || rec.Fused[0] != rec.Hits[0] {
+		t.Errorf("RetrievalRecorded lists %+v, fused %+v; want one sparse list for the question, fused, the first hit first", rec.Retrievers, rec.Fused)
+	}
+	rec.Retrievers, rec.Fused = nil, nil
 	wantRec := room.RetrievalRecorded{AnswerID: res.AnswerID, Query: "How much rent support can I get each month?", Hits: wantHits,
-		Embedder: "ragtest/hash-1024", Index: "memory", Model: "test/gen", PromptHash: sha256Hex(chat.CanonicalPrompt(prompt))}
+		Embedder: rag.SparseEncoding + "/bm25", Index: "memory", Model: "test/gen", PromptHash: sha256Hex(chat.CanonicalPrompt(prompt))}
 	if diff := cmp.Diff(rec, wantRec); diff != "" {
 		t.Errorf("RetrievalRecorded (-got +want):\n%s", diff)
 	}
@@ -221,7 +226,7 @@ func TestRetrievalFailureAnswersWithoutSources(t *testing.T) {
 // and the recovery once.
 func TestRetrievalOutageLogsOnce(t *testing.T) {
 	var logs domaintest.SyncBuffer
-	idx := &switchIndex{MemoryIndex: ragtest.NewMemoryIndex()}
+	idx := &switchIndex{MemoryIndex: ragtest.NewMemoryIndex(0)}
 	idx.down.Store(true)
 	f := startFixture(t, nil, chat.Config{Instance: "a"}, chat.Deps{Generator: &gen{tokens: []string{"ok"}},
 		Retriever: newRetriever(t, idx, rag.RetrieverConfig{}), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -256,18 +261,18 @@ type switchIndex struct {
 	down atomic.Bool
 }
 
-func (x *switchIndex) Search(ctx context.Context, v []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
+func (x *switchIndex) Search(ctx context.Context, q rag.Query, opts rag.SearchOptions) (rag.Result, error) {
 	if x.down.Load() {
-		return nil, errors.New("dial tcp 10.0.0.9:6334: connection refused")
+		return rag.Result{}, errors.New("dial tcp 10.0.0.9:6334: connection refused")
 	}
-	return x.MemoryIndex.Search(ctx, v, opts)
+	return x.MemoryIndex.Search(ctx, q, opts)
 }
 
 func TestCancelWhileRetrieving(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := &gen{tokens: []string{"never"}}
 		f, id := newRetrievalFixture(t, g, newRetriever(t, stuckIndex{}, rag.RetrieverConfig{}))
-		if _, err := f.svc.Post(t.Context(), id, "42", "q", ""); err != nil {
+		if _, err := f.svc.Post(t.Context(), id, "42", "rent support", ""); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait() // the answer is waiting on the index

@@ -19,8 +19,8 @@ type Document struct {
 	// Source names the document in the index, e.g. its path below the
 	// ingested root. Required and unique within a Sync.
 	Source string
-	// Title is copied into every chunk and embedded with its text
-	// (EmbeddingText).
+	// Title is copied into every chunk and indexed with its text
+	// (IndexText).
 	Title string
 	// Text is split into chunks.
 	Text string
@@ -29,9 +29,19 @@ type Document struct {
 	Metadata map[string]string
 }
 
-// Splitter cuts a document's text into chunk texts, in order.
+// Section is one piece of a document as a Splitter cuts it.
+type Section struct {
+	// Heading is the heading path of the part of the document the piece
+	// comes from, joined by SectionSeparator; "" before the first heading
+	// or in a document without headings.
+	Heading string
+	// Text is the piece's text, without the heading lines.
+	Text string
+}
+
+// Splitter cuts a document's text into chunk-sized sections, in order.
 type Splitter interface {
-	Split(text string) ([]string, error)
+	Split(text string) ([]Section, error)
 }
 
 // Progress tells how far a Sync is: Done of Total chunks are embedded
@@ -60,15 +70,23 @@ type Report struct {
 	Unchanged []string // same chunk IDs as indexed: nothing written
 	Empty     []string // documents with no text, not indexed
 	Chunks    int      // chunks embedded and written
+	// Reweighed is how many chunks the index rewrote because the
+	// collection's statistics moved (Reweigher).
+	Reweighed int
 }
 
 // Ingester keeps an Index in step with a set of documents: Sync splits
-// each document, compares its chunk IDs with the index's, and embeds and
+// each document, compares its chunk IDs with the index's, and encodes and
 // writes only documents that are new or changed. Because chunk IDs are
 // derived from source, position and content, an unchanged document is
-// recognised without embedding it, and re-ingesting it writes nothing.
+// recognised without encoding it, and re-ingesting it writes nothing.
+//
+// Every chunk gets its term counts (TermCounts of IndexText), and a dense
+// vector when an Embedder is set.
 type Ingester struct {
-	Index    Index
+	Index Index
+	// Embedder, if set, gives every chunk a dense vector too; the index's
+	// collection must have its dimension.
 	Embedder Embedder
 	Splitter Splitter
 	// BatchSize is the most texts per Embed call; 0 means
@@ -91,8 +109,8 @@ type planned struct {
 // again finishes the job.
 func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions) (Report, error) {
 	var rep Report
-	if in.Index == nil || in.Embedder == nil || in.Splitter == nil {
-		return rep, fmt.Errorf("ingest: Ingester needs an Index, an Embedder and a Splitter")
+	if in.Index == nil || in.Splitter == nil {
+		return rep, fmt.Errorf("ingest: Ingester needs an Index and a Splitter")
 	}
 	batch := in.BatchSize
 	if batch <= 0 {
@@ -154,7 +172,7 @@ func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions)
 			end++
 		}
 		group := todo[start:end]
-		vectors, err := in.embed(ctx, group, batch)
+		vectors, err := in.encode(ctx, group, batch)
 		if err != nil {
 			return rep, err
 		}
@@ -183,41 +201,61 @@ func (in *Ingester) Sync(ctx context.Context, docs []Document, opts SyncOptions)
 		}
 		rep.Removed = append(rep.Removed, src)
 	}
+	if r, ok := in.Index.(Reweigher); ok && rep.Chunks+len(rep.Removed) > 0 {
+		n, err := r.Reweigh(ctx)
+		rep.Reweighed = n
+		if err != nil {
+			return rep, fmt.Errorf("ingest: reweigh chunks for the collection's new statistics: %w", err)
+		}
+	}
 	return rep, nil
 }
 
 // chunk splits d into chunks with IDs, titles and metadata.
 func (in *Ingester) chunk(d Document) ([]Chunk, error) {
-	texts, err := in.Splitter.Split(d.Text)
+	sections, err := in.Splitter.Split(d.Text)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: split %s: %w", d.Source, err)
 	}
-	chunks := make([]Chunk, 0, len(texts))
-	for _, t := range texts {
+	chunks := make([]Chunk, 0, len(sections))
+	for _, s := range sections {
 		meta := maps.Clone(d.Metadata)
+		set := func(k, v string) {
+			if meta == nil {
+				meta = map[string]string{}
+			}
+			meta[k] = v
+		}
 		if _, ok := meta["lang"]; !ok {
-			if lang := text.Language(t); lang != "" {
-				if meta == nil {
-					meta = map[string]string{}
-				}
-				meta["lang"] = lang
+			if lang := text.Language(s.Text); lang != "" {
+				set("lang", lang)
 			}
 		}
-		chunks = append(chunks, NewChunk(d.Source, d.Title, len(chunks), t, meta))
+		if s.Heading != "" {
+			set(MetaSection, s.Heading)
+		}
+		chunks = append(chunks, NewChunk(d.Source, d.Title, len(chunks), s.Text, meta))
 	}
 	return chunks, nil
 }
 
-// embed returns the vectors of every chunk of group, in order, in calls
-// of at most batch texts.
-func (in *Ingester) embed(ctx context.Context, group []planned, batch int) ([][]float32, error) {
+// encode returns the vectors of every chunk of group, in order: term
+// counts, and dense vectors from calls of at most batch texts when there
+// is an Embedder.
+func (in *Ingester) encode(ctx context.Context, group []planned, batch int) ([]Vectors, error) {
 	var texts []string
 	for _, p := range group {
 		for _, c := range p.chunks {
-			texts = append(texts, EmbeddingText(c.Title, c.Text))
+			texts = append(texts, IndexText(c))
 		}
 	}
-	out := make([][]float32, 0, len(texts))
+	out := make([]Vectors, len(texts))
+	for i, t := range texts {
+		out[i].Sparse = TermCounts(t)
+	}
+	if in.Embedder == nil {
+		return out, nil
+	}
 	for start := 0; start < len(texts); start += batch {
 		end := min(start+batch, len(texts))
 		vs, err := in.Embedder.Embed(ctx, texts[start:end])
@@ -227,14 +265,16 @@ func (in *Ingester) embed(ctx context.Context, group []planned, batch int) ([][]
 		if len(vs) != end-start {
 			return nil, fmt.Errorf("ingest: embedder %s returned %d vectors for %d texts", in.Embedder.Name(), len(vs), end-start)
 		}
-		out = append(out, vs...)
+		for i, v := range vs {
+			out[start+i].Dense = v
+		}
 	}
 	return out, nil
 }
 
 // write stores one planned document: replacing its old chunks if it had
 // any, atomically where the index can.
-func (in *Ingester) write(ctx context.Context, p planned, vectors [][]float32) error {
+func (in *Ingester) write(ctx context.Context, p planned, vectors []Vectors) error {
 	src := p.doc.Source
 	if p.replace {
 		if r, ok := in.Index.(SourceReplacer); ok {

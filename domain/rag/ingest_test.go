@@ -16,20 +16,25 @@ import (
 
 // fakeIndex is a map-backed rag.Index that counts writes.
 type fakeIndex struct {
+	dim      int // 2, or 0 without an embedder
 	chunks   map[string]rag.Chunk
+	vectors  map[string]rag.Vectors
 	writes   []string // "upsert src", "delete src", "replace src"
 	replacer bool
 }
 
-func newFakeIndex() *fakeIndex { return &fakeIndex{chunks: map[string]rag.Chunk{}, replacer: true} }
+func newFakeIndex() *fakeIndex {
+	return &fakeIndex{dim: 2, chunks: map[string]rag.Chunk{}, vectors: map[string]rag.Vectors{}, replacer: true}
+}
 
 func (f *fakeIndex) Name() string { return "fake" }
-func (f *fakeIndex) Upsert(_ context.Context, cs []rag.Chunk, vs [][]float32) error {
-	if err := rag.CheckUpsert(cs, vs, 2); err != nil {
+func (f *fakeIndex) Upsert(_ context.Context, cs []rag.Chunk, vs []rag.Vectors) error {
+	if err := rag.CheckUpsert(cs, vs, f.dim); err != nil {
 		return err
 	}
-	for _, c := range cs {
+	for i, c := range cs {
 		f.chunks[c.ID] = c
+		f.vectors[c.ID] = vs[i]
 	}
 	if len(cs) > 0 {
 		f.writes = append(f.writes, "upsert "+cs[0].Source)
@@ -52,15 +57,15 @@ func (f *fakeIndex) Sources(context.Context) (map[string][]string, error) {
 	}
 	return out, nil
 }
-func (f *fakeIndex) Search(context.Context, []float32, rag.SearchOptions) ([]rag.Hit, error) {
-	return nil, errors.New("not used")
+func (f *fakeIndex) Search(context.Context, rag.Query, rag.SearchOptions) (rag.Result, error) {
+	return rag.Result{}, errors.New("not used")
 }
 
 // replacingIndex adds ReplaceSource to fakeIndex.
 type replacingIndex struct{ *fakeIndex }
 
-func (r replacingIndex) ReplaceSource(ctx context.Context, src string, cs []rag.Chunk, vs [][]float32) error {
-	if err := rag.CheckReplace(src, cs, vs, 2); err != nil {
+func (r replacingIndex) ReplaceSource(ctx context.Context, src string, cs []rag.Chunk, vs []rag.Vectors) error {
+	if err := rag.CheckReplace(src, cs, vs, r.dim); err != nil {
 		return err
 	}
 	for id, c := range r.chunks {
@@ -68,8 +73,9 @@ func (r replacingIndex) ReplaceSource(ctx context.Context, src string, cs []rag.
 			delete(r.chunks, id)
 		}
 	}
-	for _, c := range cs {
+	for i, c := range cs {
 		r.chunks[c.ID] = c
+		r.vectors[c.ID] = vs[i]
 	}
 	r.writes = append(r.writes, "replace "+src)
 	return nil
@@ -89,14 +95,21 @@ func (e *fakeEmbedder) Embed(_ context.Context, texts []string) ([][]float32, er
 	return out, nil
 }
 
-// paragraphs splits on blank lines.
+// paragraphs splits on blank lines; a paragraph starting with "## " is
+// the heading of the ones after it.
 type paragraphs struct{}
 
-func (paragraphs) Split(text string) ([]string, error) {
-	var out []string
+func (paragraphs) Split(text string) ([]rag.Section, error) {
+	var out []rag.Section
+	heading := ""
 	for _, p := range strings.Split(text, "\n\n") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+		p = strings.TrimSpace(p)
+		if h, ok := strings.CutPrefix(p, "## "); ok {
+			heading = h
+			continue
+		}
+		if p != "" {
+			out = append(out, rag.Section{Heading: heading, Text: p})
 		}
 	}
 	return out, nil
@@ -266,7 +279,7 @@ func TestChunkID(t *testing.T) {
 	if c := rag.NewChunk("a.md", "", 0, "x", nil); c.ID != id || c.Hash != rag.TextHash("x") {
 		t.Errorf("NewChunk without a title = %+v, want ID %s", c, id)
 	}
-	// The title is embedded with the text, so it is part of the ID.
+	// The title and section are indexed with the text, so they are part of the ID.
 	c := rag.NewChunk("a.md", "A", 0, "x", nil)
 	if want := rag.ChunkID("a.md", 0, rag.TextHash("A\n\nx")); c.ID != want || c.Hash != rag.TextHash("x") {
 		t.Errorf("NewChunk = %+v, want ID %s and the hash of its text", c, want)
@@ -274,15 +287,77 @@ func TestChunkID(t *testing.T) {
 	if other := rag.NewChunk("a.md", "B", 0, "x", nil); other.ID == c.ID {
 		t.Errorf("NewChunk gives a retitled chunk the same ID %s", c.ID)
 	}
+	s := rag.NewChunk("a.md", "A", 0, "x", map[string]string{rag.MetaSection: "S"})
+	if want := rag.ChunkID("a.md", 0, rag.TextHash("A\n\nS\n\nx")); s.ID != want {
+		t.Errorf("NewChunk in section S has ID %s, want %s", s.ID, want)
+	}
 }
 
 func TestSyncEmbedsTitleWithText(t *testing.T) {
 	idx := newFakeIndex()
 	emb := &recordingEmbedder{}
 	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: paragraphs{}}
-	sync(t, in, []rag.Document{{Source: "a.md", Title: "Rent", Text: "One.\n\nTwo."}, {Source: "b.txt", Text: "Three."}}, rag.SyncOptions{})
-	if diff := cmp.Diff([]string{"Rent\n\nOne.", "Rent\n\nTwo.", "Three."}, emb.texts); diff != "" {
+	sync(t, in, []rag.Document{{Source: "a.md", Title: "Rent", Text: "One.\n\n## Who\n\nTwo."}, {Source: "b.txt", Text: "Three."}}, rag.SyncOptions{})
+	if diff := cmp.Diff([]string{"Rent\n\nOne.", "Rent\n\nWho\n\nTwo.", "Three."}, emb.texts); diff != "" {
 		t.Errorf("embedded texts (-want +got):\n%s", diff)
+	}
+	// Each chunk is indexed by the terms of the same text, and keeps its section.
+	for id, c := range idx.chunks {
+		v := idx.vectors[id]
+		if diff := cmp.Diff(rag.TermCounts(rag.IndexText(c)), v.Sparse); diff != "" {
+			t.Errorf("chunk %q: sparse vector (-want +got):\n%s", c.Text, diff)
+		}
+		if v.Dense == nil {
+			t.Errorf("chunk %q has no dense vector", c.Text)
+		}
+		if want := map[string]string{"Two.": "Who"}[c.Text]; c.Metadata[rag.MetaSection] != want {
+			t.Errorf("chunk %q: section %q, want %q", c.Text, c.Metadata[rag.MetaSection], want)
+		}
+	}
+}
+
+func TestSyncWithoutEmbedderIndexesTerms(t *testing.T) {
+	idx := newFakeIndex()
+	idx.dim = 0
+	in := &rag.Ingester{Index: idx, Splitter: paragraphs{}}
+	rep := sync(t, in, corpus, rag.SyncOptions{})
+	if rep.Chunks != 5 {
+		t.Fatalf("Sync wrote %d chunks, want 5", rep.Chunks)
+	}
+	for id, v := range idx.vectors {
+		if v.Dense != nil || v.Sparse.Len() == 0 {
+			t.Errorf("chunk %s: vectors %+v, want term counts and no dense vector", id, v)
+		}
+	}
+}
+
+// reweighingIndex counts Reweigh calls.
+type reweighingIndex struct {
+	*fakeIndex
+	calls int
+}
+
+func (r *reweighingIndex) Reweigh(context.Context) (int, error) {
+	r.calls++
+	return 7, nil
+}
+
+func TestSyncReweighsAfterChanges(t *testing.T) {
+	idx := &reweighingIndex{fakeIndex: newFakeIndex()}
+	in, _ := newIngester(idx)
+	for i, tt := range []struct {
+		docs  []rag.Document
+		calls int
+	}{
+		{corpus, 1},     // added
+		{corpus, 1},     // unchanged: nothing written, no reweigh
+		{corpus[:2], 1}, // without Prune, nothing removed
+		{corpus[:2], 2}, // pruned (below)
+	} {
+		rep := sync(t, in, tt.docs, rag.SyncOptions{Prune: i == 3})
+		if idx.calls != tt.calls || (rep.Reweighed != 0) != (i == 0 || i == 3) {
+			t.Errorf("sync %d: %d Reweigh calls, report %+v; want %d calls", i, idx.calls, rep, tt.calls)
+		}
 	}
 }
 

@@ -102,12 +102,16 @@ type AnswerCompleted struct {
 
 // RetrievalRecorded records the document retrieval an answer was given,
 // before its first chunk: what was asked, which chunks were found, by which
-// embedder and index, for which model, and the hash of the whole prompt the
+// method and index, for which model, and the hash of the whole prompt the
 // generator received. Error is set when retrieval failed or timed out and
 // the answer went ahead without documents.
+//
+// Rewrite, Retrievers and Fused say how the hits were found; events
+// recorded before they existed have none.
 type RetrievalRecorded struct {
-	AnswerID domain.UUID    `json:"answer_id"`
-	Query    string         `json:"query"`
+	AnswerID domain.UUID `json:"answer_id"`
+	Query    string      `json:"query"`
+	// Hits are the passages the generator was given, best first.
 	Hits     []RetrievalHit `json:"hits"`
 	Embedder string         `json:"embedder"`
 	Index    string         `json:"index"`
@@ -116,6 +120,14 @@ type RetrievalRecorded struct {
 	// (chat.CanonicalPrompt).
 	PromptHash string `json:"prompt_hash"`
 	Error      string `json:"error,omitempty"`
+	// Rewrite is the query rewrite, when a model ran one.
+	Rewrite *QueryRewrite `json:"rewrite,omitempty"`
+	// Retrievers are the ranked lists that were fused, one per retriever
+	// and query text.
+	Retrievers []RetrieverRun `json:"retrievers,omitempty"`
+	// Fused is the fused order, before it was diversified into Hits; its
+	// scores are Reciprocal Rank Fusion sums.
+	Fused []RetrievalHit `json:"fused,omitempty"`
 }
 
 // RetrievalHit is one chunk a retrieval found.
@@ -123,6 +135,27 @@ type RetrievalHit struct {
 	ChunkID string  `json:"chunk_id"`
 	Source  string  `json:"source"`
 	Score   float64 `json:"score"`
+}
+
+// QueryRewrite is a language model's rewrite of a question into search
+// queries in the corpus languages. Error says why it was skipped (a
+// timeout, a failure); the question was then searched as asked.
+type QueryRewrite struct {
+	Model   string   `json:"model"`
+	Queries []string `json:"queries,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// RetrieverRun is one retriever's ranked list: Kind "sparse" (BM25; a
+// hit's score is the share of its query's attainable score it reached) or
+// "dense" (an embedder; a hit's score is its cosine similarity), the model
+// that encoded Query, and its hits, best first: a hit's rank is its
+// position plus one.
+type RetrieverRun struct {
+	Kind  string         `json:"kind"`
+	Model string         `json:"model"`
+	Query string         `json:"query"`
+	Hits  []RetrievalHit `json:"hits"`
 }
 
 // Reasons an answer ends without completing.

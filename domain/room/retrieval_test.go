@@ -42,3 +42,25 @@ func TestRetrievalRecordedFoldsHarmlessly(t *testing.T) {
 		t.Errorf("history %+v", h.Messages)
 	}
 }
+
+// TestRetrievalRecordedDetails: the rewrite, the lists and the fused order
+// round-trip, and a record written before they existed still decodes.
+func TestRetrievalRecordedDetails(t *testing.T) {
+	rec := room.RetrievalRecorded{AnswerID: ans1, Query: "debt help?", Embedder: "terms-ko-en-1/bm25", Index: "postgres", Model: "m", PromptHash: "ab",
+		Hits:       []room.RetrievalHit{{ChunkID: "c-1", Source: "finance/credit-recovery.ko.md", Score: 0.5}},
+		Rewrite:    &room.QueryRewrite{Model: "ollama/llama3.2", Queries: []string{"청년 채무 조정"}},
+		Retrievers: []room.RetrieverRun{{Kind: "sparse", Model: "terms-ko-en-1/bm25", Query: "청년 채무 조정", Hits: []room.RetrievalHit{{ChunkID: "c-1", Source: "finance/credit-recovery.ko.md", Score: 0.42}}}},
+		Fused:      []room.RetrievalHit{{ChunkID: "c-1", Source: "finance/credit-recovery.ko.md", Score: 0.5}}}
+	_, recs := given(t, created, room.MessagePosted{MessageID: msg1, UserID: "42", Text: "debt help?"}, room.AnswerStarted{AnswerID: ans1, QuestionID: msg1}, rec)
+	if got, err := room.Decode(recs[3], false); err != nil || !cmp.Equal(got, room.Event(rec)) {
+		t.Errorf("Decode = %+v, %v; want %+v", got, err, rec)
+	}
+	old := recs[3]
+	old.Data = []byte(`{"answer_id":"` + ans1.String() + `","query":"rent?","hits":[{"chunk_id":"c-1","source":"a.md","score":0.9}],"embedder":"lexical-hash-384","index":"postgres","model":"m","prompt_hash":"ab"}`)
+	got, err := room.Decode(old, false)
+	want := room.RetrievalRecorded{AnswerID: ans1, Query: "rent?", Hits: []room.RetrievalHit{{ChunkID: "c-1", Source: "a.md", Score: 0.9}},
+		Embedder: "lexical-hash-384", Index: "postgres", Model: "m", PromptHash: "ab"}
+	if err != nil || !cmp.Equal(got, room.Event(want)) {
+		t.Errorf("Decode of a record from before the details = %+v, %v; want %+v", got, err, want)
+	}
+}

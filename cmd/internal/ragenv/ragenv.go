@@ -3,7 +3,12 @@
 // both use it, so the server searches the collection the operator
 // ingested into, with the same embedder.
 //
-//	PARLEY_EMBEDDER        lexical (default), ollama or openai
+// Every collection is searched by BM25 over its chunks' terms
+// (rag.SparseEncoding); a dense embedder adds a second retriever, fused
+// with the first (hybrid retrieval).
+//
+//	PARLEY_EMBEDDER        none (default: BM25 only), ollama, openai, or
+//	                       lexical (the hashing embedder, kept to compare)
 //	PARLEY_EMBED_MODEL     the embedding model (ollama: nomic-embed-text,
 //	                       openai: text-embedding-3-small by default)
 //	PARLEY_OLLAMA_URL      Ollama's URL (default http://localhost:11434)
@@ -12,9 +17,11 @@
 //	PARLEY_QDRANT_URL      Qdrant's gRPC URL; when set the index is Qdrant,
 //	                       else the embedded index in Postgres
 //	PARLEY_QDRANT_API_KEY  Qdrant's API key, if it needs one
-//	PARLEY_RAG_COLLECTION  the collection (default: "parley-" and the
-//	                       embedder's name, e.g. parley-lexical-hash-384,
-//	                       so vectors of different embedders never mix)
+//	PARLEY_RAG_COLLECTION  the collection (default: "parley-", the sparse
+//	                       encoding, and the embedder's name if any, e.g.
+//	                       parley-terms-ko-en-1 or
+//	                       parley-terms-ko-en-1-ollama-nomic-embed-text, so
+//	                       vectors of different encoders never mix)
 package ragenv
 
 import (
@@ -36,6 +43,7 @@ import (
 
 // Embedder names PARLEY_EMBEDDER accepts.
 const (
+	EmbedderNone    = "none"
 	EmbedderLexical = "lexical"
 	EmbedderOllama  = "ollama"
 	EmbedderOpenAI  = "openai"
@@ -69,24 +77,27 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	var errs []error
 	switch c.Embedder {
 	case "":
-		c.Embedder = EmbedderLexical
-	case EmbedderLexical, EmbedderOllama, EmbedderOpenAI:
+		c.Embedder = EmbedderNone
+	case EmbedderNone, EmbedderLexical, EmbedderOllama, EmbedderOpenAI:
 	default:
-		errs = append(errs, fmt.Errorf("PARLEY_EMBEDDER %q is not lexical, ollama or openai", c.Embedder))
+		errs = append(errs, fmt.Errorf("PARLEY_EMBEDDER %q is not none, ollama, openai or lexical", c.Embedder))
 	}
 	if c.Embedder == EmbedderOpenAI && c.OpenAIKey == "" {
 		errs = append(errs, errors.New("PARLEY_EMBEDDER=openai needs PARLEY_OPENAI_API_KEY"))
 	}
-	if c.Embedder == EmbedderLexical && c.EmbedModel != "" {
-		errs = append(errs, fmt.Errorf("PARLEY_EMBED_MODEL %q has no effect with the lexical embedder: set PARLEY_EMBEDDER too", c.EmbedModel))
+	if (c.Embedder == EmbedderNone || c.Embedder == EmbedderLexical) && c.EmbedModel != "" {
+		errs = append(errs, fmt.Errorf("PARLEY_EMBED_MODEL %q has no effect with the %s embedder: set PARLEY_EMBEDDER to ollama or openai too", c.EmbedModel, c.Embedder))
 	}
 	return c, errors.Join(errs...)
 }
 
-// OpenEmbedder returns the configured embedder. Model embedders are
-// probed once for their dimension, so the server must be up.
+// OpenEmbedder returns the configured dense embedder, or nil for none.
+// Model embedders are probed once for their dimension, so the server must
+// be up.
 func (c Config) OpenEmbedder(ctx context.Context) (rag.Embedder, error) {
 	switch c.Embedder {
+	case EmbedderNone, "":
+		return nil, nil
 	case EmbedderOllama:
 		model := c.EmbedModel
 		if model == "" {
@@ -104,16 +115,26 @@ func (c Config) OpenEmbedder(ctx context.Context) (rag.Embedder, error) {
 	}
 }
 
+// encoders names what encodes chunks with embedder e (nil for none): the sparse
+// encoding, and e's name when there is one.
+func encoders(e rag.Embedder) string {
+	if e == nil {
+		return rag.SparseEncoding
+	}
+	return rag.SparseEncoding + "-" + e.Name()
+}
+
 var unsafeName = regexp.MustCompile(`[^a-z0-9._-]+`)
 
-// CollectionFor returns the collection for embedder e: Config.Collection
-// if set, else "parley-" and e's name made safe (lower case; runs of other
-// characters than letters, digits, '.', '_' and '-' become '-').
+// CollectionFor returns the collection for embedder e (nil for none):
+// Config.Collection if set, else "parley-" and encoders(e) made safe (lower
+// case; runs of other characters than letters, digits, '.', '_' and '-'
+// become '-').
 func (c Config) CollectionFor(e rag.Embedder) string {
 	if c.Collection != "" {
 		return c.Collection
 	}
-	return "parley-" + strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(e.Name()), "-"), "-")
+	return "parley-" + strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(encoders(e)), "-"), "-")
 }
 
 // IndexKind returns "qdrant" when PARLEY_QDRANT_URL is set, else
@@ -125,13 +146,18 @@ func (c Config) IndexKind() string {
 	return "postgres"
 }
 
-// OpenIndex opens the configured index for e's vectors: Qdrant, or the
-// embedded index in the database behind pool (which must then be non-nil
-// and migrated). The returned function releases it.
+// OpenIndex opens the configured index for e's vectors (nil: no dense
+// vectors): Qdrant, or the embedded index in the database behind pool
+// (which must then be non-nil and migrated). The returned function
+// releases it.
 func (c Config) OpenIndex(ctx context.Context, e rag.Embedder, pool *pgxpool.Pool, log *slog.Logger) (rag.Index, func(), error) {
 	collection := c.CollectionFor(e)
+	dim := 0
+	if e != nil {
+		dim = e.Dimension()
+	}
 	if c.QdrantURL != "" {
-		x, err := qdrant.Open(ctx, qdrant.Config{URL: c.QdrantURL, APIKey: c.QdrantAPIKey, Collection: collection, Dimension: e.Dimension()})
+		x, err := qdrant.Open(ctx, qdrant.Config{URL: c.QdrantURL, APIKey: c.QdrantAPIKey, Collection: collection, Dimension: dim})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -140,7 +166,7 @@ func (c Config) OpenIndex(ctx context.Context, e rag.Embedder, pool *pgxpool.Poo
 	if pool == nil {
 		return nil, nil, errors.New("ragenv: the embedded index needs a Postgres pool")
 	}
-	x, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: collection, Dimension: e.Dimension(), Logger: log})
+	x, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: collection, Dimension: dim, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

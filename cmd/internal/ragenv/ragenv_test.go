@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/parleychat/parley/adapters/lexical"
+	"github.com/parleychat/parley/domain/rag"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -17,8 +18,9 @@ func TestFromEnv(t *testing.T) {
 		{map[string]string{}, ""},
 		{map[string]string{"PARLEY_EMBEDDER": "Ollama"}, ""},
 		{map[string]string{"PARLEY_EMBEDDER": "openai"}, "PARLEY_OPENAI_API_KEY"},
-		{map[string]string{"PARLEY_EMBEDDER": "bert"}, "not lexical, ollama or openai"},
-		{map[string]string{"PARLEY_EMBED_MODEL": "all-minilm"}, "no effect"},
+		{map[string]string{"PARLEY_EMBEDDER": "bert"}, "not none, ollama, openai or lexical"},
+		{map[string]string{"PARLEY_EMBED_MODEL": "all-minilm"}, "no effect with the none embedder"},
+		{map[string]string{"PARLEY_EMBEDDER": "lexical", "PARLEY_EMBED_MODEL": "x"}, "no effect with the lexical embedder"},
 	} {
 		_, err := FromEnv(func(k string) string { return tt.env[k] })
 		switch {
@@ -32,14 +34,29 @@ func TestFromEnv(t *testing.T) {
 
 func TestCollectionFor(t *testing.T) {
 	e, _ := lexical.New(lexical.Config{})
-	if got := (Config{}).CollectionFor(e); got != "parley-lexical-hash-384" {
-		t.Errorf("default collection = %q", got)
+	for _, tt := range []struct {
+		cfg  Config
+		emb  rag.Embedder
+		want string
+	}{
+		{Config{}, nil, "parley-terms-ko-en-1"},
+		{Config{}, e, "parley-terms-ko-en-1-lexical-hash-384"},
+		{Config{Collection: "mine"}, e, "mine"},
+		{Config{}, named("ollama-nomic-embed-text:latest"), "parley-terms-ko-en-1-ollama-nomic-embed-text-latest"},
+	} {
+		if got := tt.cfg.CollectionFor(tt.emb); got != tt.want {
+			t.Errorf("CollectionFor(%v) with %+v = %q, want %q", tt.emb, tt.cfg, got, tt.want)
+		}
 	}
-	if got := (Config{Collection: "mine"}).CollectionFor(e); got != "mine" {
-		t.Errorf("collection with PARLEY_RAG_COLLECTION = %q", got)
+}
+
+func TestOpenEmbedder(t *testing.T) {
+	c, err := FromEnv(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := (Config{}).CollectionFor(named("ollama-nomic-embed-text:latest")); got != "parley-ollama-nomic-embed-text-latest" {
-		t.Errorf("collection for a model with a tag = %q", got)
+	if e, err := c.OpenEmbedder(t.Context()); err != nil || e != nil || c.Embedder != EmbedderNone {
+		t.Errorf("default embedder %q opens %v, %v; want none", c.Embedder, e, err)
 	}
 }
 

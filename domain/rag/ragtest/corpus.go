@@ -67,20 +67,22 @@ func LoadCorpus(fsys fs.FS) ([]Document, error) {
 }
 
 // SectionSplitter is a rag.Splitter for Markdown written like the sample
-// corpus: one chunk per section, the text between the title and the first
-// "## " heading, then each "## " heading with the text up to the next.
-// "# " title lines are left out, since the Ingester embeds the title with
-// every chunk, and empty sections are skipped. It stands in, in tests that
-// may import only domain packages, for the production splitter in
-// adapters/langchain.
+// corpus: one section for the text between the title and the first "## "
+// heading, then one for each "## " heading with the text up to the next,
+// the heading's text as the section's Heading. "# " title lines are left
+// out, since the Ingester indexes the title with every chunk, and empty
+// sections are skipped. It stands in, in tests that may import only domain
+// packages, for the production splitter in adapters/document.
 type SectionSplitter struct{}
 
 // Split returns text's sections.
-func (SectionSplitter) Split(text string) ([]string, error) {
-	var sections, cur []string
+func (SectionSplitter) Split(text string) ([]rag.Section, error) {
+	var sections []rag.Section
+	var heading string
+	var cur []string
 	flush := func() {
 		if s := strings.TrimSpace(strings.Join(cur, "\n")); s != "" {
-			sections = append(sections, s)
+			sections = append(sections, rag.Section{Heading: heading, Text: s})
 		}
 		cur = cur[:0]
 	}
@@ -90,6 +92,8 @@ func (SectionSplitter) Split(text string) ([]string, error) {
 			continue
 		case strings.HasPrefix(line, "## "):
 			flush()
+			heading = strings.TrimSpace(strings.TrimPrefix(line, "## "))
+			continue
 		}
 		cur = append(cur, line)
 	}
@@ -115,25 +119,47 @@ func RAGDocuments(docs []Document) []rag.Document {
 	return out
 }
 
-// Ingest brings idx in step with docs through a rag.Ingester with emb and
-// SectionSplitter, and returns how many chunks it wrote (none for a
-// document indexed already with the same chunks).
+// Ingest brings idx in step with docs through a rag.Ingester with emb
+// (nil for none) and SectionSplitter, and returns how many chunks it wrote
+// (none for a document indexed already with the same chunks).
 func Ingest(ctx context.Context, emb rag.Embedder, idx rag.Index, docs []Document) (int, error) {
 	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: SectionSplitter{}}
 	rep, err := in.Sync(ctx, RAGDocuments(docs), rag.SyncOptions{})
 	return rep.Chunks, err
 }
 
-// Question is a labelled question: Source is the document that answers it.
+// Question kinds.
+const (
+	KindSame  = "same"  // a document in the question's language answers it
+	KindCross = "cross" // only documents in another language answer it
+	KindNone  = "none"  // no document answers it
+)
+
+// Question is an evaluation question and the documents that answer it.
 type Question struct {
-	ID       string `json:"id"`
-	Lang     string `json:"lang"`
+	ID   string `json:"id"`
+	Lang string `json:"lang"`
+	// Kind is KindSame (the default), KindCross or KindNone.
+	Kind     string `json:"kind,omitempty"`
 	Question string `json:"question"`
-	Source   string `json:"source"`
+	// Source is the one document that answers a labelled question.
+	Source string `json:"source,omitempty"`
+	// Sources are every document that answers a paraphrased question.
+	Sources []string `json:"sources,omitempty"`
 }
 
-// LoadQuestions reads labelled questions, one JSON object a line (blank
-// lines skipped), from the file name of fsys.
+// Answers returns the documents that answer q: Sources, or Source.
+func (q Question) Answers() []string {
+	if len(q.Sources) > 0 || q.Source == "" {
+		return q.Sources
+	}
+	return []string{q.Source}
+}
+
+// LoadQuestions reads questions, one JSON object a line (blank lines and
+// lines starting with '#' skipped), from the file name of fsys. A question
+// needs a "source" or "sources" unless its kind is "none", and then must
+// have neither.
 func LoadQuestions(fsys fs.FS, name string) ([]Question, error) {
 	b, err := fs.ReadFile(fsys, name)
 	if err != nil {
@@ -142,7 +168,7 @@ func LoadQuestions(fsys fs.FS, name string) ([]Question, error) {
 	var qs []Question
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for line := 1; sc.Scan(); line++ {
-		if strings.TrimSpace(sc.Text()) == "" {
+		if l := strings.TrimSpace(sc.Text()); l == "" || strings.HasPrefix(l, "#") {
 			continue
 		}
 		dec := json.NewDecoder(strings.NewReader(sc.Text()))
@@ -151,8 +177,18 @@ func LoadQuestions(fsys fs.FS, name string) ([]Question, error) {
 		if err := dec.Decode(&q); err != nil {
 			return nil, fmt.Errorf("load questions: %s line %d: %w", name, line, err)
 		}
-		if strings.TrimSpace(q.Question) == "" || q.Source == "" {
-			return nil, fmt.Errorf("load questions: %s line %d: needs a \"question\" and a \"source\"", name, line)
+		if q.Kind == "" {
+			q.Kind = KindSame
+		}
+		switch {
+		case strings.TrimSpace(q.Question) == "":
+			return nil, fmt.Errorf("load questions: %s line %d: needs a \"question\"", name, line)
+		case q.Kind != KindSame && q.Kind != KindCross && q.Kind != KindNone:
+			return nil, fmt.Errorf("load questions: %s line %d: kind %q is not same, cross or none", name, line, q.Kind)
+		case q.Source != "" && len(q.Sources) > 0:
+			return nil, fmt.Errorf("load questions: %s line %d: give a \"source\" or \"sources\", not both", name, line)
+		case (q.Kind == KindNone) != (len(q.Answers()) == 0):
+			return nil, fmt.Errorf("load questions: %s line %d: needs a \"source\" or \"sources\", unless (and only if) its kind is none", name, line)
 		}
 		qs = append(qs, q)
 	}
@@ -169,30 +205,60 @@ type Sample struct {
 	Questions []Question
 }
 
-// LoadSample reads the sample corpus and its questions.jsonl, and fails t
-// if either does not load or a question expects a document that is not in
-// the corpus.
+// Question sets of the sample corpus, by file name: the labelled
+// questions, and the paraphrased and off-topic ones in a dev half that may
+// be tuned on and a held-out test half (docs/corpus/README.md).
+const (
+	SetLabelled        = "questions.jsonl"
+	SetParaphrasesDev  = "paraphrases.dev.jsonl"
+	SetParaphrasesTest = "paraphrases.test.jsonl"
+	SetOffTopicDev     = "offtopic.dev.jsonl"
+	SetOffTopicTest    = "offtopic.test.jsonl"
+)
+
+// LoadSample reads the sample corpus and its labelled questions, and
+// fails t if either does not load or a question expects a document that
+// is not in the corpus.
 func LoadSample(t testing.TB) Sample {
 	t.Helper()
 	s := Sample{Dir: CorpusDir(t)}
-	fsys := os.DirFS(s.Dir)
 	var err error
-	if s.Docs, err = LoadCorpus(fsys); err != nil {
+	if s.Docs, err = LoadCorpus(os.DirFS(s.Dir)); err != nil {
 		t.Fatal(err)
 	}
-	if s.Questions, err = LoadQuestions(fsys, "questions.jsonl"); err != nil {
+	s.Questions = s.Load(t, SetLabelled)
+	return s
+}
+
+// Load reads the question set name of the sample corpus and fails t if it
+// does not load or a question expects a document that is not in the
+// corpus.
+func (s Sample) Load(t testing.TB, name string) []Question {
+	t.Helper()
+	qs, err := LoadQuestions(os.DirFS(s.Dir), name)
+	if err != nil {
 		t.Fatal(err)
 	}
-	known := make(map[string]bool, len(s.Docs))
-	for _, d := range s.Docs {
+	if err := CheckAnswers(s.Docs, qs); err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}
+
+// CheckAnswers reports a question that expects a document not in docs.
+func CheckAnswers(docs []Document, qs []Question) error {
+	known := make(map[string]bool, len(docs))
+	for _, d := range docs {
 		known[d.Source] = true
 	}
-	for _, q := range s.Questions {
-		if !known[q.Source] {
-			t.Fatalf("question %s expects %s, which is not in the corpus", q.ID, q.Source)
+	for _, q := range qs {
+		for _, src := range q.Answers() {
+			if !known[src] {
+				return fmt.Errorf("question %s expects %s, which is not in the corpus", q.ID, src)
+			}
 		}
 	}
-	return s
+	return nil
 }
 
 // CorpusDir returns the sample corpus's directory, docs/corpus at the root

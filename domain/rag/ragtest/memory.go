@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -13,57 +14,59 @@ import (
 
 var _ rag.Index = (*MemoryIndex)(nil)
 
-// MemoryIndex is a rag.Index in memory that searches exactly: it compares
-// the query with every stored vector by cosine similarity. It is safe for
-// concurrent use.
+// MemoryIndex is a rag.Index in memory that searches exactly and simply:
+// it scores every stored chunk for every list, BM25 in float64 with the
+// statistics of what it holds, and cosine similarity in float64. It is the
+// reference the faster indexes are compared with, and safe for concurrent
+// use.
 type MemoryIndex struct {
+	dim int
+
 	mu     sync.RWMutex
-	dim    int // of the first vector stored; 0 while empty
 	chunks map[string]stored
 }
 
 type stored struct {
-	chunk rag.Chunk
-	vec   []float64 // unit length, or all zeros
+	chunk  rag.Chunk
+	dense  []float64 // unit length; nil without a dense embedder
+	sparse map[uint32]float64
+	length float64
 }
 
-// NewMemoryIndex returns an empty MemoryIndex.
-func NewMemoryIndex() *MemoryIndex { return &MemoryIndex{chunks: map[string]stored{}} }
+// NewMemoryIndex returns an empty MemoryIndex for dense vectors of dim
+// components; 0 for a collection without a dense embedder.
+func NewMemoryIndex(dim int) *MemoryIndex {
+	return &MemoryIndex{dim: dim, chunks: map[string]stored{}}
+}
 
 // Name returns "memory".
 func (m *MemoryIndex) Name() string { return "memory" }
 
-// Upsert stores chunks with their vectors, replacing chunks with the same
-// ID. Every vector must have the dimension of the first one ever stored.
-func (m *MemoryIndex) Upsert(ctx context.Context, chunks []rag.Chunk, vectors [][]float32) error {
+// Upsert implements rag.Index.
+func (m *MemoryIndex) Upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Vectors) error {
+	if err := rag.CheckUpsert(chunks, vectors, m.dim); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if len(chunks) != len(vectors) {
-		return fmt.Errorf("memory index: upsert %d chunks with %d vectors", len(chunks), len(vectors))
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	dim := m.dim
 	for i, c := range chunks {
-		if c.ID == "" {
-			return fmt.Errorf("memory index: chunk %d of %q has no ID", c.Index, c.Source)
+		s := stored{chunk: c, sparse: map[uint32]float64{}, length: vectors[i].Sparse.Length()}
+		s.chunk.Metadata = maps.Clone(c.Metadata)
+		if vectors[i].Dense != nil {
+			s.dense = unit(vectors[i].Dense)
 		}
-		if dim == 0 {
-			dim = len(vectors[i])
+		for j, t := range vectors[i].Sparse.Indices {
+			s.sparse[t] = float64(vectors[i].Sparse.Values[j])
 		}
-		if len(vectors[i]) != dim || dim == 0 {
-			return fmt.Errorf("memory index: chunk %s has %d dimensions, the index has %d", c.ID, len(vectors[i]), dim)
-		}
-	}
-	m.dim = dim
-	for i, c := range chunks {
-		m.chunks[c.ID] = stored{chunk: c, vec: unit(vectors[i])}
+		m.chunks[c.ID] = s
 	}
 	return nil
 }
 
-// DeleteSource removes every chunk of source.
+// DeleteSource implements rag.Index.
 func (m *MemoryIndex) DeleteSource(ctx context.Context, source string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -78,7 +81,7 @@ func (m *MemoryIndex) DeleteSource(ctx context.Context, source string) error {
 	return nil
 }
 
-// Sources returns the chunk IDs of every source, sorted.
+// Sources implements rag.Index, with each source's IDs sorted.
 func (m *MemoryIndex) Sources(ctx context.Context) (map[string][]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -95,39 +98,92 @@ func (m *MemoryIndex) Sources(ctx context.Context) (map[string][]string, error) 
 	return out, nil
 }
 
-// Search returns the opts.K chunks most similar to vector with a score of
-// at least opts.MinScore, best first, ties by chunk ID; only chunks of
-// opts.Sources when it is not empty.
-func (m *MemoryIndex) Search(ctx context.Context, vector []float32, opts rag.SearchOptions) ([]rag.Hit, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// Search implements rag.Index.
+func (m *MemoryIndex) Search(ctx context.Context, q rag.Query, opts rag.SearchOptions) (rag.Result, error) {
+	opts, err := rag.CheckSearch(q, m.dim, opts)
+	if err != nil {
+		return rag.Result{}, err
 	}
-	if opts.K <= 0 {
-		return nil, fmt.Errorf("memory index: search needs K > 0, got %d", opts.K)
+	if err := ctx.Err(); err != nil {
+		return rag.Result{}, fmt.Errorf("search: %w", err)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.dim != 0 && len(vector) != m.dim {
-		return nil, fmt.Errorf("memory index: query has %d dimensions, the index has %d", len(vector), m.dim)
-	}
-	q := unit(vector)
-	var hits []rag.Hit
+	// Statistics of the whole collection, whatever the filter.
+	var n int
+	var total float64
+	df := map[uint32]int{}
 	for _, s := range m.chunks {
-		if len(opts.Sources) > 0 && !slices.Contains(opts.Sources, s.chunk.Source) {
+		if len(s.sparse) == 0 {
 			continue
 		}
-		var dot float64
-		for i, x := range q {
-			dot += x * s.vec[i]
-		}
-		if dot >= opts.MinScore {
-			hits = append(hits, rag.Hit{Chunk: s.chunk, Score: dot})
+		n++
+		total += s.length
+		for t := range s.sparse {
+			df[t]++
 		}
 	}
-	slices.SortFunc(hits, func(a, b rag.Hit) int {
-		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.Chunk.ID, b.Chunk.ID))
+	avg := 0.0
+	if n > 0 {
+		avg = total / float64(n)
+	}
+	allowed := func(s stored) bool { return len(opts.Sources) == 0 || slices.Contains(opts.Sources, s.chunk.Source) }
+	var lists []rag.List
+	for _, v := range q.Sparse {
+		idf := make([]float64, v.Len())
+		for i, t := range v.Indices {
+			idf[i] = rag.IDF(n, df[t])
+		}
+		maxScore := rag.DefaultBM25.MaxScore(v.Values, idf)
+		var hits []rag.ListHit
+		for _, s := range m.chunks {
+			if !allowed(s) {
+				continue
+			}
+			var score float64
+			shared := false
+			for i, t := range v.Indices {
+				if tf, ok := s.sparse[t]; ok {
+					shared = true
+					score += float64(v.Values[i]) * idf[i] * rag.DefaultBM25.Weight(tf, s.length, avg)
+				}
+			}
+			if shared && score/maxScore >= opts.MinRelevance {
+				hits = append(hits, rag.ListHit{ChunkID: s.chunk.ID, Source: s.chunk.Source, Score: score / maxScore})
+			}
+		}
+		lists = append(lists, rag.List{Kind: rag.KindSparse, Hits: best(hits, opts.Candidates)})
+	}
+	for _, v := range q.Dense {
+		u := unit(v)
+		var hits []rag.ListHit
+		for _, s := range m.chunks {
+			if !allowed(s) {
+				continue
+			}
+			var dot float64
+			for i, x := range u {
+				dot += x * s.dense[i]
+			}
+			if dot >= opts.MinSimilarity {
+				hits = append(hits, rag.ListHit{ChunkID: s.chunk.ID, Source: s.chunk.Source, Score: dot})
+			}
+		}
+		lists = append(lists, rag.List{Kind: rag.KindDense, Hits: best(hits, opts.Candidates)})
+	}
+	return rag.FuseLists(lists, opts, func(id string) rag.Chunk {
+		c := m.chunks[id].chunk
+		c.Metadata = maps.Clone(c.Metadata)
+		return c
+	}), nil
+}
+
+// best returns the n best hits, ties by chunk ID.
+func best(hits []rag.ListHit, n int) []rag.ListHit {
+	slices.SortFunc(hits, func(a, b rag.ListHit) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ChunkID, b.ChunkID))
 	})
-	return hits[:min(len(hits), opts.K)], nil
+	return hits[:min(len(hits), n)]
 }
 
 // unit returns v scaled to length 1, in float64; a zero vector stays zero.
@@ -138,9 +194,10 @@ func unit(v []float32) []float64 {
 		out[i] = float64(x)
 		n += out[i] * out[i]
 	}
-	if n = math.Sqrt(n); n > 0 {
+	if n > 0 {
+		n = 1 / math.Sqrt(n)
 		for i := range out {
-			out[i] /= n
+			out[i] *= n
 		}
 	}
 	return out

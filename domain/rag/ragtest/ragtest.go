@@ -28,8 +28,9 @@ const scoreTolerance = 1e-3
 const MinRecall = 0.95
 
 // RunIndexTests runs the rag.Index contract. newIndex must return a new,
-// empty index for vectors of dim components each time it is called, and
-// release it in t.Cleanup.
+// empty index for collections with dense vectors of dim components (0: no
+// dense vectors, sparse only) each time it is called, and release it in
+// t.Cleanup.
 func RunIndexTests(t *testing.T, newIndex func(t *testing.T, dim int) rag.Index) {
 	tests := []struct {
 		name string
@@ -39,7 +40,7 @@ func RunIndexTests(t *testing.T, newIndex func(t *testing.T, dim int) rag.Index)
 		{"RoundTrip", testRoundTrip},
 		{"ScoresAreCosine", testScores},
 		{"K", testK},
-		{"MinScore", testMinScore},
+		{"MinSimilarity", testMinSimilarity},
 		{"SourcesFilter", testSourcesFilter},
 		{"UpsertReplacesByID", testUpsertReplaces},
 		{"DeleteSource", testDeleteSource},
@@ -49,6 +50,16 @@ func RunIndexTests(t *testing.T, newIndex func(t *testing.T, dim int) rag.Index)
 		{"ReplaceSource", testReplaceSource},
 		{"RecallAgainstExact", testRecall},
 		{"ConcurrentSearchAndUpsert", testConcurrent},
+		{"SparseOnlyCollection", testSparseOnly},
+		{"SparseScoresAreBM25", testSparseBM25},
+		{"SparseNeedsASharedTerm", testSparseShared},
+		{"SparseLengthNormalisation", testSparseLength},
+		{"SparseMinRelevance", testSparseMinRelevance},
+		{"SparseFilterKeepsCollectionStatistics", testSparseFilterStats},
+		{"IDFFollowsAddsAndDeletes", testSparseIDFUpdates},
+		{"HybridFusesByRRF", testHybridRRF},
+		{"SeveralQueriesFuse", testSeveralQueries},
+		{"CandidatesCutEachList", testCandidates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newIndex) })
@@ -60,28 +71,117 @@ func chunk(source string, i int, text string) rag.Chunk {
 	return rag.NewChunk(source, "Title of "+source, i, text, map[string]string{"lang": "en", "topic": "test"})
 }
 
-func upsert(t *testing.T, x rag.Index, chunks []rag.Chunk, vectors [][]float32) {
+// vectorsOf returns the vectors of chunks as the Ingester makes them: the
+// term counts of their IndexText, and dense[i] (none if dense is nil).
+func vectorsOf(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
+	out := make([]rag.Vectors, len(chunks))
+	for i, c := range chunks {
+		out[i].Sparse = rag.TermCounts(rag.IndexText(c))
+		if dense != nil {
+			out[i].Dense = dense[i]
+		}
+	}
+	return out
+}
+
+// upsert writes chunks with dense vectors (nil for none) and their term
+// counts, then settles the index (settle).
+func upsert(t *testing.T, x rag.Index, chunks []rag.Chunk, dense [][]float32) {
 	t.Helper()
-	if err := x.Upsert(t.Context(), chunks, vectors); err != nil {
+	if err := x.Upsert(t.Context(), chunks, vectorsOf(chunks, dense)); err != nil {
 		t.Fatalf("Upsert %d chunks: %v", len(chunks), err)
+	}
+	settle(t, x)
+}
+
+// settle brings the BM25 weights of an index that stores them (a
+// rag.Reweigher) up to date with its statistics, as the Ingester does
+// after every Sync that changed something.
+func settle(t *testing.T, x rag.Index) {
+	t.Helper()
+	if r, ok := x.(rag.Reweigher); ok {
+		if _, err := r.Reweigh(t.Context()); err != nil {
+			t.Fatalf("Reweigh: %v", err)
+		}
 	}
 }
 
-func search(t *testing.T, x rag.Index, v []float32, opts rag.SearchOptions) []rag.Hit {
+// find runs x.Search and checks what every result must satisfy: fused
+// hits best first, at most K; as many lists as query vectors, sparse
+// first, each best first and at most Candidates long; and fused scores
+// that are the RRF sums of the lists.
+func find(t *testing.T, x rag.Index, q rag.Query, opts rag.SearchOptions) rag.Result {
 	t.Helper()
-	hits, err := x.Search(t.Context(), v, opts)
+	res, err := x.Search(t.Context(), q, opts)
 	if err != nil {
 		t.Fatalf("Search(%+v): %v", opts, err)
 	}
-	for i := 1; i < len(hits); i++ {
-		if hits[i].Score > hits[i-1].Score+1e-9 {
-			t.Fatalf("Search(%+v): hit %d scores %v above hit %d's %v: want descending scores", opts, i, hits[i].Score, i-1, hits[i-1].Score)
+	k, cands, rrfK := cmpOr(opts.K, rag.DefaultK), 0, cmpOr(opts.RRFK, rag.DefaultRRFK)
+	cands = cmpOr(opts.Candidates, k)
+	if len(res.Hits) > k {
+		t.Fatalf("Search(%+v): %d hits, want at most %d", opts, len(res.Hits), k)
+	}
+	if len(res.Lists) != len(q.Sparse)+len(q.Dense) {
+		t.Fatalf("Search: %d lists for %d sparse and %d dense queries", len(res.Lists), len(q.Sparse), len(q.Dense))
+	}
+	want := map[string]float64{}
+	for i, l := range res.Lists {
+		kind := rag.KindSparse
+		if i >= len(q.Sparse) {
+			kind = rag.KindDense
+		}
+		if l.Kind != kind || len(l.Hits) > cands {
+			t.Fatalf("Search: list %d is %q with %d hits, want %q with at most %d", i, l.Kind, len(l.Hits), kind, cands)
+		}
+		for j, h := range l.Hits {
+			if j > 0 && h.Score > l.Hits[j-1].Score+1e-6 {
+				t.Fatalf("Search: list %d hit %d scores %v above hit %d's %v: want descending scores", i, j, h.Score, j-1, l.Hits[j-1].Score)
+			}
+			want[h.ChunkID] += rag.RRFScore(j, rrfK)
 		}
 	}
-	return hits
+	for i, h := range res.Hits {
+		if i > 0 && h.Score > res.Hits[i-1].Score+1e-6 {
+			t.Fatalf("Search: fused hit %d scores %v above hit %d's %v: want descending scores", i, h.Score, i-1, res.Hits[i-1].Score)
+		}
+		if math.Abs(h.Score-want[h.Chunk.ID]) > 1e-4 {
+			t.Errorf("Search: fused hit %s scores %v, its lists' RRF sum is %v", h.Chunk.ID, h.Score, want[h.Chunk.ID])
+		}
+	}
+	return res
 }
 
-func ids(hits []rag.Hit) []string {
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// search runs a dense search for v and returns its list.
+func search(t *testing.T, x rag.Index, v []float32, opts rag.SearchOptions) []rag.ListHit {
+	t.Helper()
+	res := find(t, x, rag.Query{Dense: [][]float32{v}}, opts)
+	if len(res.Hits) != min(len(res.Lists[0].Hits), cmpOr(opts.K, rag.DefaultK)) {
+		t.Fatalf("Search: %d fused hits from one list of %d", len(res.Hits), len(res.Lists[0].Hits))
+	}
+	for i, h := range res.Hits {
+		if h.Chunk.ID != res.Lists[0].Hits[i].ChunkID {
+			t.Fatalf("Search: fused hit %d is %s, the only list's is %s", i, h.Chunk.ID, res.Lists[0].Hits[i].ChunkID)
+		}
+	}
+	return res.Lists[0].Hits
+}
+
+func ids(hits []rag.ListHit) []string {
+	out := make([]string, len(hits))
+	for i, h := range hits {
+		out[i] = h.ChunkID
+	}
+	return out
+}
+
+func hitIDs(hits []rag.Hit) []string {
 	out := make([]string, len(hits))
 	for i, h := range hits {
 		out[i] = h.Chunk.ID
@@ -122,8 +222,9 @@ func testEmpty(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	if x.Name() == "" {
 		t.Errorf("Name() is empty")
 	}
-	if hits := search(t, x, axis(8, 0, 1), rag.SearchOptions{}); len(hits) != 0 {
-		t.Errorf("Search on an empty index = %v, want no hits", ids(hits))
+	res := find(t, x, rag.Query{Dense: [][]float32{axis(8, 0, 1)}, Sparse: []rag.SparseVector{rag.QueryTerms("rent support")}}, rag.SearchOptions{})
+	if len(res.Hits) != 0 || len(res.Lists[0].Hits) != 0 || len(res.Lists[1].Hits) != 0 {
+		t.Errorf("Search on an empty index = %+v, want no hits", res)
 	}
 	if got := sortedSources(t, x); len(got) != 0 {
 		t.Errorf("Sources on an empty index = %v, want none", got)
@@ -136,22 +237,27 @@ func testEmpty(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 func testRoundTrip(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 8)
 	chunks := []rag.Chunk{
-		rag.NewChunk("housing/youth-rent-support.md", "청년 월세 지원", 0, "청년 월세 특별지원은 월 최대 20만 원을 지원합니다.", map[string]string{"lang": "ko", "topic": "housing"}),
+		rag.NewChunk("housing/youth-rent-support.md", "청년 월세 지원", 0, "청년 월세 특별지원은 월 최대 20만 원을 지원합니다.", map[string]string{"lang": "ko", "topic": "housing", rag.MetaSection: "지원 내용"}),
 		rag.NewChunk("housing/youth-rent-support.md", "청년 월세 지원", 1, "신청은 복지로에서 합니다.", map[string]string{"lang": "ko", "topic": "housing"}),
 		rag.NewChunk("faq/en.txt", "en", 0, "Plain English text, no metadata.", nil),
 	}
 	vectors := [][]float32{axis(8, 0, 1), axis(8, 1, 2), axis(8, 2, 0.5)}
 	upsert(t, x, chunks, vectors)
 	for i, c := range chunks {
-		hits := search(t, x, vectors[i], rag.SearchOptions{K: 1})
-		if len(hits) != 1 {
-			t.Fatalf("Search for chunk %d's own vector: %d hits, want 1", i, len(hits))
+		res := find(t, x, rag.Query{Dense: [][]float32{vectors[i]}}, rag.SearchOptions{K: 1})
+		if len(res.Hits) != 1 {
+			t.Fatalf("Search for chunk %d's own vector: %d hits, want 1", i, len(res.Hits))
 		}
-		if diff := chunkDiff(c, hits[0].Chunk); diff != "" {
+		if diff := chunkDiff(c, res.Hits[0].Chunk); diff != "" {
 			t.Errorf("chunk %d came back changed (-stored +returned):\n%s", i, diff)
 		}
-		if math.Abs(hits[0].Score-1) > scoreTolerance {
-			t.Errorf("chunk %d: score for its own vector = %v, want 1", i, hits[0].Score)
+		if got := res.Lists[0].Hits[0].Score; math.Abs(got-1) > scoreTolerance {
+			t.Errorf("chunk %d: score for its own vector = %v, want 1", i, got)
+		}
+		// Its own text finds it too, and first.
+		res = find(t, x, rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms(rag.IndexText(c))}}, rag.SearchOptions{K: 1})
+		if len(res.Hits) != 1 || res.Hits[0].Chunk.ID != c.ID {
+			t.Errorf("sparse search for chunk %d's own text = %v, want [%s]", i, hitIDs(res.Hits), c.ID)
 		}
 	}
 }
@@ -161,14 +267,14 @@ func testScores(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	a, b, c, d := chunk("s.md", 0, "a"), chunk("s.md", 1, "b"), chunk("s.md", 2, "c"), chunk("s.md", 3, "d")
 	// Lengths differ on purpose: scores are cosines, not dot products.
 	upsert(t, x, []rag.Chunk{a, b, c, d}, [][]float32{{3, 0, 0, 0}, {1, 1, 0, 0}, {0, 0.2, 0, 0}, {-5, 0, 0, 0}})
-	hits := search(t, x, []float32{2, 0, 0, 0}, rag.SearchOptions{K: 10, MinScore: -1})
+	hits := search(t, x, []float32{2, 0, 0, 0}, rag.SearchOptions{K: 10, MinSimilarity: -1})
 	type scored struct {
 		ID    string
 		Score float64
 	}
 	var got []scored
 	for _, h := range hits {
-		got = append(got, scored{h.Chunk.ID, h.Score})
+		got = append(got, scored{h.ChunkID, h.Score})
 	}
 	want := []scored{{a.ID, 1}, {b.ID, math.Sqrt2 / 2}, {c.ID, 0}, {d.ID, -1}}
 	ok := len(got) == len(want)
@@ -220,7 +326,7 @@ func testK(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	}
 }
 
-func testMinScore(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
+func testMinSimilarity(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 4)
 	a, b, c := chunk("m.md", 0, "a"), chunk("m.md", 1, "b"), chunk("m.md", 2, "c")
 	upsert(t, x, []rag.Chunk{a, b, c}, [][]float32{{1, 0, 0, 0}, {1, 1, 0, 0}, {-1, 0.1, 0, 0}})
@@ -235,9 +341,9 @@ func testMinScore(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 		{-1, []string{a.ID, b.ID, c.ID}},
 		{1.5, nil},
 	} {
-		got := ids(search(t, x, q, rag.SearchOptions{K: 10, MinScore: tt.min}))
+		got := ids(search(t, x, q, rag.SearchOptions{K: 10, MinSimilarity: tt.min}))
 		if diff := idsDiff(tt.want, got); diff != "" {
-			t.Errorf("MinScore=%v: hit IDs (-want +got):\n%s", tt.min, diff)
+			t.Errorf("MinSimilarity=%v: hit IDs (-want +got):\n%s", tt.min, diff)
 		}
 	}
 }
@@ -247,7 +353,6 @@ func testSourcesFilter(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	a := spread(t, x, 4, 3, "a.md")
 	b := spread(t, x, 4, 3, "b.md")
 	c := spread(t, x, 4, 3, "c.md")
-	q := axis(4, 0, 1)
 	for _, tt := range []struct {
 		sources []string
 		want    []string
@@ -257,10 +362,20 @@ func testSourcesFilter(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 		{[]string{"missing.md"}, nil},
 		{nil, idsOf(append(append(slices.Clone(a), b...), c...)...)},
 	} {
-		got := ids(search(t, x, q, rag.SearchOptions{K: 20, Sources: tt.sources}))
+		// Both kinds of list: every chunk's text has "chunk" and "of".
+		res := find(t, x, rag.Query{Dense: [][]float32{axis(4, 0, 1)}, Sparse: []rag.SparseVector{rag.QueryTerms("chunk")}},
+			rag.SearchOptions{K: 20, Candidates: 20, MinRelevance: 0, Sources: tt.sources})
+		for i, l := range res.Lists {
+			got := ids(l.Hits)
+			sort.Strings(got)
+			if diff := idsDiff(tt.want, got); diff != "" {
+				t.Errorf("Sources=%q, %s list: hit IDs (-want +got):\n%s", tt.sources, res.Lists[i].Kind, diff)
+			}
+		}
+		got := hitIDs(res.Hits)
 		sort.Strings(got)
 		if diff := idsDiff(tt.want, got); diff != "" {
-			t.Errorf("Sources=%q: hit IDs (-want +got):\n%s", tt.sources, diff)
+			t.Errorf("Sources=%q: fused hit IDs (-want +got):\n%s", tt.sources, diff)
 		}
 	}
 }
@@ -271,18 +386,29 @@ func testUpsertReplaces(t *testing.T, newIndex func(*testing.T, int) rag.Index) 
 	other := chunk("u.md", 1, "other")
 	upsert(t, x, []rag.Chunk{old, other}, [][]float32{{1, 0, 0, 0}, {0, 0, 1, 0}})
 	updated := old
-	updated.Text, updated.Title, updated.Metadata = "new text", "New title", map[string]string{"lang": "ko"}
+	updated.Text, updated.Title, updated.Metadata = "new wording", "New title", map[string]string{"lang": "ko"}
 	upsert(t, x, []rag.Chunk{updated}, [][]float32{{0, 1, 0, 0}})
 
-	hits := search(t, x, []float32{0, 1, 0, 0}, rag.SearchOptions{K: 10, MinScore: -1})
+	hits := search(t, x, []float32{0, 1, 0, 0}, rag.SearchOptions{K: 10, MinSimilarity: -1})
 	if len(hits) != 2 {
 		t.Fatalf("after replacing a chunk by ID: %d hits, want 2 (no duplicate)", len(hits))
 	}
-	if diff := chunkDiff(updated, hits[0].Chunk); diff != "" {
+	res := find(t, x, rag.Query{Dense: [][]float32{{0, 1, 0, 0}}}, rag.SearchOptions{K: 1})
+	if diff := chunkDiff(updated, res.Hits[0].Chunk); diff != "" {
 		t.Errorf("best hit is not the replaced chunk (-want +got):\n%s", diff)
 	}
 	if math.Abs(hits[0].Score-1) > scoreTolerance {
 		t.Errorf("replaced chunk scores %v against its new vector, want 1 (old vector kept?)", hits[0].Score)
+	}
+	// Its old terms are gone, its new ones found.
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{{"old", nil}, {"wording", []string{updated.ID}}} {
+		res := find(t, x, rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms(tt.query)}}, rag.SearchOptions{K: 10})
+		if diff := idsDiff(tt.want, hitIDs(res.Hits)); diff != "" {
+			t.Errorf("sparse search for %q after the replace (-want +got):\n%s", tt.query, diff)
+		}
 	}
 }
 
@@ -297,6 +423,10 @@ func testDeleteSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	sort.Strings(got)
 	if diff := idsDiff(idsOf(kept...), got); diff != "" {
 		t.Errorf("hits after DeleteSource (-want +got):\n%s", diff)
+	}
+	res := find(t, x, rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms("gone")}}, rag.SearchOptions{K: 10})
+	if len(res.Hits) != 0 {
+		t.Errorf("sparse search for the deleted source's words = %v, want nothing", hitIDs(res.Hits))
 	}
 	if diff := sourcesDiff(map[string][]string{"kept.md": idsOf(kept...)}, sortedSources(t, x)); diff != "" {
 		t.Errorf("Sources after DeleteSource (-want +got):\n%s", diff)
@@ -320,22 +450,29 @@ func testBadInput(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 4)
 	good := chunk("bad.md", 0, "text")
 	v := []float32{1, 0, 0, 0}
+	sp := rag.TermCounts("text")
 	notUUID := good
 	notUUID.ID = "chunk-1"
 	noSource := chunk("", 0, "text")
+	vec := func(d []float32, s rag.SparseVector) []rag.Vectors { return []rag.Vectors{{Dense: d, Sparse: s}} }
 	upserts := []struct {
 		name    string
 		chunks  []rag.Chunk
-		vectors [][]float32
+		vectors []rag.Vectors
 	}{
 		{"more chunks than vectors", []rag.Chunk{good}, nil},
-		{"wrong dimension", []rag.Chunk{good}, [][]float32{{1, 0, 0}}},
-		{"ID not a UUID", []rag.Chunk{notUUID}, [][]float32{v}},
-		{"duplicate ID", []rag.Chunk{good, good}, [][]float32{v, v}},
-		{"no source", []rag.Chunk{noSource}, [][]float32{v}},
-		{"zero vector", []rag.Chunk{good}, [][]float32{{0, 0, 0, 0}}},
-		{"NaN", []rag.Chunk{good}, [][]float32{{float32(math.NaN()), 0, 0, 0}}},
-		{"infinity", []rag.Chunk{good}, [][]float32{{float32(math.Inf(1)), 0, 0, 0}}},
+		{"wrong dimension", []rag.Chunk{good}, vec([]float32{1, 0, 0}, sp)},
+		{"no dense vector", []rag.Chunk{good}, vec(nil, sp)},
+		{"ID not a UUID", []rag.Chunk{notUUID}, vec(v, sp)},
+		{"duplicate ID", []rag.Chunk{good, good}, append(vec(v, sp), vec(v, sp)...)},
+		{"no source", []rag.Chunk{noSource}, vec(v, sp)},
+		{"zero vector", []rag.Chunk{good}, vec([]float32{0, 0, 0, 0}, sp)},
+		{"NaN", []rag.Chunk{good}, vec([]float32{float32(math.NaN()), 0, 0, 0}, sp)},
+		{"infinity", []rag.Chunk{good}, vec([]float32{float32(math.Inf(1)), 0, 0, 0}, sp)},
+		{"sparse indices out of order", []rag.Chunk{good}, vec(v, rag.SparseVector{Indices: []uint32{5, 2}, Values: []float32{1, 1}})},
+		{"sparse index repeated", []rag.Chunk{good}, vec(v, rag.SparseVector{Indices: []uint32{5, 5}, Values: []float32{1, 1}})},
+		{"sparse lengths differ", []rag.Chunk{good}, vec(v, rag.SparseVector{Indices: []uint32{5}, Values: []float32{1, 2}})},
+		{"sparse value not positive", []rag.Chunk{good}, vec(v, rag.SparseVector{Indices: []uint32{5}, Values: []float32{0}})},
 	}
 	for _, tt := range upserts {
 		err := x.Upsert(t.Context(), tt.chunks, tt.vectors)
@@ -345,16 +482,20 @@ func testBadInput(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	}
 	searches := []struct {
 		name string
-		v    []float32
+		q    rag.Query
 		opts rag.SearchOptions
 	}{
-		{"wrong dimension", []float32{1, 0}, rag.SearchOptions{}},
-		{"zero vector", []float32{0, 0, 0, 0}, rag.SearchOptions{}},
-		{"negative K", v, rag.SearchOptions{K: -1}},
-		{"NaN MinScore", v, rag.SearchOptions{MinScore: math.NaN()}},
+		{"no vector", rag.Query{}, rag.SearchOptions{}},
+		{"wrong dimension", rag.Query{Dense: [][]float32{{1, 0}}}, rag.SearchOptions{}},
+		{"zero vector", rag.Query{Dense: [][]float32{{0, 0, 0, 0}}}, rag.SearchOptions{}},
+		{"bad sparse query", rag.Query{Sparse: []rag.SparseVector{{Indices: []uint32{3, 1}, Values: []float32{1, 1}}}}, rag.SearchOptions{}},
+		{"negative K", rag.Query{Dense: [][]float32{v}}, rag.SearchOptions{K: -1}},
+		{"negative Candidates", rag.Query{Dense: [][]float32{v}}, rag.SearchOptions{Candidates: -1}},
+		{"NaN MinSimilarity", rag.Query{Dense: [][]float32{v}}, rag.SearchOptions{MinSimilarity: math.NaN()}},
+		{"MinRelevance over 1", rag.Query{Sparse: []rag.SparseVector{sp}}, rag.SearchOptions{MinRelevance: 1.5}},
 	}
 	for _, tt := range searches {
-		_, err := x.Search(t.Context(), tt.v, tt.opts)
+		_, err := x.Search(t.Context(), tt.q, tt.opts)
 		if code := domain.ErrorCode(err); code != domain.EINVALID {
 			t.Errorf("Search with %s: error %v (code %q), want code %q", tt.name, err, code, domain.EINVALID)
 		}
@@ -367,14 +508,14 @@ func testBadInput(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 func testAllOrNothing(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 4)
 	chunks := []rag.Chunk{chunk("n.md", 0, "a"), chunk("n.md", 1, "b"), chunk("n.md", 2, "c")}
-	err := x.Upsert(t.Context(), chunks, [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}})
+	err := x.Upsert(t.Context(), chunks, vectorsOf(chunks, [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}}))
 	if err == nil {
 		t.Fatalf("Upsert with a zero vector last: nil error")
 	}
 	if got := sortedSources(t, x); len(got) != 0 {
 		t.Errorf("a rejected batch left %v: want nothing written", got)
 	}
-	if hits := search(t, x, axis(4, 0, 1), rag.SearchOptions{K: 10, MinScore: -1}); len(hits) != 0 {
+	if hits := search(t, x, axis(4, 0, 1), rag.SearchOptions{K: 10, MinSimilarity: -1}); len(hits) != 0 {
 		t.Errorf("a rejected batch left searchable chunks %v", ids(hits))
 	}
 }
@@ -390,21 +531,23 @@ func testReplaceSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	kept := old[1] // same ID in the new version: unchanged chunk
 	changed := chunk("r.md", 2, "rewritten third chunk")
 	added := chunk("r.md", 3, "a fourth chunk")
-	err := r.ReplaceSource(t.Context(), "r.md", []rag.Chunk{kept, changed, added},
-		[][]float32{{1, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}})
+	news := []rag.Chunk{kept, changed, added}
+	err := r.ReplaceSource(t.Context(), "r.md", news, vectorsOf(news, [][]float32{{1, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}}))
 	if err != nil {
 		t.Fatalf("ReplaceSource: %v", err)
 	}
+	settle(t, x)
 	want := map[string][]string{"r.md": idsOf(kept, changed, added), "other.md": idsOf(other...)}
 	if diff := sourcesDiff(want, sortedSources(t, x)); diff != "" {
 		t.Errorf("Sources after ReplaceSource (-want +got):\n%s", diff)
 	}
 	hits := search(t, x, []float32{0, 0, 0, 1}, rag.SearchOptions{K: 1})
-	if len(hits) != 1 || hits[0].Chunk.ID != added.ID {
+	if len(hits) != 1 || hits[0].ChunkID != added.ID {
 		t.Errorf("Search for the added chunk's vector = %v, want [%s]", ids(hits), added.ID)
 	}
 	// A chunk of another source is refused, and nothing changes.
-	err = r.ReplaceSource(t.Context(), "r.md", []rag.Chunk{chunk("other.md", 9, "x")}, [][]float32{{1, 0, 0, 0}})
+	bad := []rag.Chunk{chunk("other.md", 9, "x")}
+	err = r.ReplaceSource(t.Context(), "r.md", bad, vectorsOf(bad, [][]float32{{1, 0, 0, 0}}))
 	if code := domain.ErrorCode(err); code != domain.EINVALID {
 		t.Errorf("ReplaceSource with another source's chunk: error %v (code %q), want %q", err, code, domain.EINVALID)
 	}
@@ -483,15 +626,15 @@ func testRecall(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	found, total := 0, 0
 	for qi, q := range qs {
 		want := ExactTopK(vectors, q, k)
-		hits := search(t, x, q, rag.SearchOptions{K: k, MinScore: -1})
+		hits := search(t, x, q, rag.SearchOptions{K: k, MinSimilarity: -1})
 		if len(hits) != k {
 			t.Fatalf("query %d: %d hits, want %d", qi, len(hits), k)
 		}
 		got := map[int]bool{}
 		for _, h := range hits {
-			i, ok := byID[h.Chunk.ID]
+			i, ok := byID[h.ChunkID]
 			if !ok {
-				t.Fatalf("query %d: hit with unknown ID %s", qi, h.Chunk.ID)
+				t.Fatalf("query %d: hit with unknown ID %s", qi, h.ChunkID)
 			}
 			got[i] = true
 			if exact := rag.Cosine(vectors[i], q); math.Abs(exact-h.Score) > scoreTolerance {
@@ -528,7 +671,8 @@ func testConcurrent(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	for w := range 3 {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				if _, err := x.Search(ctx, vectors[(w*31+i)%len(vectors)], rag.SearchOptions{K: 3}); err != nil && ctx.Err() == nil {
+				q := rag.Query{Dense: [][]float32{vectors[(w*31+i)%len(vectors)]}, Sparse: []rag.SparseVector{rag.QueryTerms(fmt.Sprint("text ", i))}}
+				if _, err := x.Search(ctx, q, rag.SearchOptions{K: 3}); err != nil && ctx.Err() == nil {
 					errs <- fmt.Errorf("searcher %d: %w", w, err)
 					return
 				}
@@ -541,7 +685,7 @@ func testConcurrent(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 				t.Errorf("DeleteSource while searching: %v", err)
 			}
 		}
-		if err := x.Upsert(t.Context(), chunks[i:i+25], vectors[i:i+25]); err != nil {
+		if err := x.Upsert(t.Context(), chunks[i:i+25], vectorsOf(chunks[i:i+25], vectors[i:i+25])); err != nil {
 			t.Errorf("Upsert while searching: %v", err)
 		}
 	}

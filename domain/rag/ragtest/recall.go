@@ -4,101 +4,201 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
+	"strings"
 	"testing"
 
+	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/rag"
 )
 
-// RecallK is the K of RunRecall: an answer is given four passages.
+// RecallK is the K of an evaluation: an answer is given four passages.
 const RecallK = 4
 
-// RecallFloor is the lowest recall@RecallK on the sample corpus that this
-// package's components (HashEmbedder, MemoryIndex, SectionSplitter) may
-// reach through the Ingester. They reach 1.0 (58 of 58); the floor leaves
-// room for two misses. The production pairing, measured through the
-// production splitter, has its own floor in adapters/postgres.
-const RecallFloor = 0.95
-
-// RecallResult is how well an index found the expected documents.
-type RecallResult struct {
-	K      int
-	Total  int
-	Found  int            // questions whose document was among the top K chunks
-	ByLang map[string]int // questions asked, by language
-	Misses []Miss
+// Outcome is what retrieval gave one question.
+type Outcome struct {
+	Question Question
+	// Got are the sources of the passages, best first.
+	Got []string
+	// Rank is the rank (from 1) of the first passage from a document that
+	// answers the question; 0 if none did.
+	Rank int
 }
 
-// Recall is Found/Total.
-func (r RecallResult) Recall() float64 {
-	if r.Total == 0 {
+// Correct reports whether the outcome is what the question wants: one of
+// its documents among the passages, or, for an off-topic question, no
+// passage at all.
+func (o Outcome) Correct() bool {
+	if o.Question.Kind == KindNone {
+		return len(o.Got) == 0
+	}
+	return o.Rank > 0
+}
+
+// Evaluation is how retrieval did on a set of questions.
+type Evaluation struct {
+	Outcomes []Outcome
+}
+
+// Score sums up outcomes.
+type Score struct {
+	Total   int
+	Correct int     // found (recall), or for off-topic questions correctly empty
+	RR      float64 // the sum of reciprocal ranks
+}
+
+// Recall is Correct/Total: recall@K, or for off-topic questions the share
+// answered with nothing.
+func (s Score) Recall() float64 {
+	if s.Total == 0 {
 		return 0
 	}
-	return float64(r.Found) / float64(r.Total)
+	return float64(s.Correct) / float64(s.Total)
 }
 
-// Miss is a question whose document was not among the top K.
-type Miss struct {
-	Question Question
-	Got      []string // the sources of the top K chunks, best first
+// MRR is the mean reciprocal rank of the first answering passage, 0 for a
+// question none answered.
+func (s Score) MRR() float64 {
+	if s.Total == 0 {
+		return 0
+	}
+	return s.RR / float64(s.Total)
 }
 
-// Recall asks every question, embedded by emb, of idx and counts those whose
-// expected source is among the sources of the top k hits.
-func Recall(ctx context.Context, emb rag.Embedder, idx rag.Index, qs []Question, k int) (RecallResult, error) {
-	res := RecallResult{K: k, Total: len(qs), ByLang: map[string]int{}}
-	texts := make([]string, len(qs))
-	for i, q := range qs {
-		texts[i] = q.Question
-		res.ByLang[q.Lang]++
+// Score sums up the outcomes of the questions keep accepts (all if nil).
+func (e Evaluation) Score(keep func(Question) bool) Score {
+	var s Score
+	for _, o := range e.Outcomes {
+		if keep != nil && !keep(o.Question) {
+			continue
+		}
+		s.Total++
+		if o.Correct() {
+			s.Correct++
+		}
+		if o.Rank > 0 {
+			s.RR += 1 / float64(o.Rank)
+		}
 	}
-	vecs, err := emb.Embed(ctx, texts)
-	if err != nil {
-		return res, fmt.Errorf("recall: embed %d questions with %s: %w", len(qs), emb.Name(), err)
+	return s
+}
+
+// Misses returns the outcomes that are not Correct.
+func (e Evaluation) Misses() []Outcome {
+	var out []Outcome
+	for _, o := range e.Outcomes {
+		if !o.Correct() {
+			out = append(out, o)
+		}
 	}
-	if len(vecs) != len(qs) {
-		return res, fmt.Errorf("recall: %s returned %d vectors for %d questions", emb.Name(), len(vecs), len(qs))
+	return out
+}
+
+// Groups returns the (language, kind) pairs of the questions, sorted, as
+// "ko", "en" for same-language questions and "cross-ko", "cross-en" and
+// "none-ko", "none-en" for the others, with a filter for each.
+func (e Evaluation) Groups() ([]string, map[string]func(Question) bool) {
+	filters := map[string]func(Question) bool{}
+	for _, o := range e.Outcomes {
+		name := GroupOf(o.Question)
+		if filters[name] == nil {
+			filters[name] = func(q Question) bool { return GroupOf(q) == name }
+		}
 	}
-	for i, q := range qs {
-		hits, err := idx.Search(ctx, vecs[i], rag.SearchOptions{K: k})
+	names := make([]string, 0, len(filters))
+	for n := range filters {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		ki, kj := strings.Contains(names[i], "-"), strings.Contains(names[j], "-")
+		if ki != kj {
+			return !ki
+		}
+		return names[i] > names[j] // ko before en
+	})
+	return names, filters
+}
+
+// GroupOf names q's group: its language, prefixed by its kind unless the
+// kind is KindSame.
+func GroupOf(q Question) string {
+	if q.Kind == "" || q.Kind == KindSame {
+		return q.Lang
+	}
+	return q.Kind + "-" + q.Lang
+}
+
+// SameLanguage accepts same-language questions.
+func SameLanguage(q Question) bool { return q.Kind == "" || q.Kind == KindSame }
+
+// Evaluate asks r every question and records where the first passage from
+// an answering document ranked.
+func Evaluate(ctx context.Context, r chat.Retriever, qs []Question) (Evaluation, error) {
+	var e Evaluation
+	for _, q := range qs {
+		got, err := r.Retrieve(ctx, q.Question)
 		if err != nil {
-			return res, fmt.Errorf("recall: search %s for %s: %w", idx.Name(), q.ID, err)
+			return e, fmt.Errorf("evaluate: question %s: %w", q.ID, err)
 		}
-		got := make([]string, len(hits))
-		for j, h := range hits {
-			got[j] = h.Chunk.Source
+		o := Outcome{Question: q}
+		for i, p := range got.Passages {
+			o.Got = append(o.Got, p.Document)
+			if o.Rank == 0 && slices.Contains(q.Answers(), p.Document) {
+				o.Rank = i + 1
+			}
 		}
-		if slices.Contains(got, q.Source) {
-			res.Found++
-		} else {
-			res.Misses = append(res.Misses, Miss{Question: q, Got: got})
-		}
+		e.Outcomes = append(e.Outcomes, o)
 	}
-	return res, nil
+	return e, nil
 }
 
-// RunRecall syncs docs into in.Index with in, asks qs of the index and
-// fails t when recall@RecallK is below floor. It logs the result and every
+// Floor is the least an evaluation must reach, on the same-language
+// questions of a set (all of an off-topic set).
+type Floor struct {
+	Recall, MRR float64
+	// HeldOut hides the misses: a held-out set is scored, never read.
+	HeldOut bool
+}
+
+// RunRecall syncs docs into in.Index with in, asks qs through a Retriever
+// with the default configuration over in's index and embedder, and fails
+// t when the same-language questions' recall@RecallK or MRR is below
+// floor. It logs the figures by group and, unless floor.HeldOut, every
 // miss. The index should be empty, or hold only these documents: others
 // compete for the top places. Pass the sample corpus (LoadSample) as the
 // production path reads it, through the production splitter, to measure
 // what users get.
-func RunRecall(t *testing.T, in *rag.Ingester, docs []rag.Document, qs []Question, floor float64) RecallResult {
+func RunRecall(t *testing.T, in *rag.Ingester, docs []rag.Document, qs []Question, floor Floor) Evaluation {
 	t.Helper()
 	rep, err := in.Sync(t.Context(), docs, rag.SyncOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Recall(t.Context(), in.Embedder, in.Index, qs, RecallK)
+	r, err := rag.NewRetriever(rag.RetrieverDeps{Index: in.Index, Embedder: in.Embedder}, rag.RetrieverConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("recall@%d = %.3f (%d of %d questions; %d documents, %d chunks; embedder %s, index %s)",
-		res.K, res.Recall(), res.Found, res.Total, len(docs), rep.Chunks, in.Embedder.Name(), in.Index.Name())
-	for _, m := range res.Misses {
-		t.Logf("miss %s (%s) %q: want %s, got %v", m.Question.ID, m.Question.Lang, m.Question.Question, m.Question.Source, m.Got)
+	e, err := Evaluate(t.Context(), r, qs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if res.Recall() < floor {
-		t.Errorf("recall@%d = %.3f, below the floor %.3f", res.K, res.Recall(), floor)
+	t.Logf("%d questions; %d documents, %d chunks written; %s, index %s", len(qs), len(docs), rep.Chunks, r.Method(), in.Index.Name())
+	names, filters := e.Groups()
+	for _, n := range names {
+		s := e.Score(filters[n])
+		t.Logf("  %-9s recall@%d %.3f (%d of %d)  MRR %.3f", n, RecallK, s.Recall(), s.Correct, s.Total, s.MRR())
 	}
-	return res
+	if !floor.HeldOut {
+		for _, m := range e.Misses() {
+			t.Logf("miss %s (%s) %q: want %v, got %v", m.Question.ID, GroupOf(m.Question), m.Question.Question, m.Question.Answers(), m.Got)
+		}
+	}
+	keep := SameLanguage
+	if len(qs) > 0 && qs[0].Kind == KindNone {
+		keep = nil
+	}
+	if s := e.Score(keep); s.Recall() < floor.Recall || s.MRR() < floor.MRR {
+		t.Errorf("recall@%d %.3f and MRR %.3f (%d of %d); the floor is %.3f and %.3f", RecallK, s.Recall(), s.MRR(), s.Correct, s.Total, floor.Recall, floor.MRR)
+	}
+	return e
 }

@@ -9,45 +9,68 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
 )
 
-// TestRecallHashEmbedderMemoryIndex runs the recall floor with this
-// package's test components and the Ingester; adapters/postgres measures
-// the production path.
-func TestRecallHashEmbedderMemoryIndex(t *testing.T) {
+// TestRecallMemoryIndex runs the sample corpus's labelled questions
+// through this package's exact MemoryIndex, SectionSplitter and the
+// Ingester, sparse only (BM25); adapters/postgres measures the production
+// path.
+func TestRecallMemoryIndex(t *testing.T) {
 	s := ragtest.LoadSample(t)
-	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(), Embedder: ragtest.HashEmbedder{}, Splitter: ragtest.SectionSplitter{}}
-	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.RecallFloor)
+	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(0), Splitter: ragtest.SectionSplitter{}}
+	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.95, MRR: 0.8})
 }
 
-// constantEmbedder gives every text the same vector: retrieval by it is
-// chance, so recall must fall far below the floor.
-type constantEmbedder struct{}
-
-func (constantEmbedder) Dimension() int { return 4 }
-func (constantEmbedder) Name() string   { return "constant" }
-func (constantEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	for i := range out {
-		out[i] = []float32{1, 0, 0, 0}
-	}
-	return out, nil
+// TestRecallMemoryIndexHybrid adds HashEmbedder's dense lists to the
+// sparse ones, fused: the path a dense embedder takes.
+func TestRecallMemoryIndexHybrid(t *testing.T) {
+	s := ragtest.LoadSample(t)
+	emb := ragtest.HashEmbedder{}
+	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(emb.Dimension()), Embedder: emb, Splitter: ragtest.SectionSplitter{}}
+	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.95, MRR: 0.8})
 }
 
-func TestRecallDetectsAUselessEmbedder(t *testing.T) {
+// fixedRetriever gives every question the same passage: retrieval by it
+// is chance, so recall must fall far below any floor.
+type fixedRetriever struct{ doc string }
+
+func (f fixedRetriever) Retrieve(context.Context, string) (chat.Retrieval, error) {
+	return chat.Retrieval{Passages: []chat.Passage{{Document: f.doc}}}, nil
+}
+
+func TestEvaluateDetectsAUselessRetriever(t *testing.T) {
 	s := ragtest.LoadSample(t)
-	idx := ragtest.NewMemoryIndex()
-	if _, err := ragtest.Ingest(t.Context(), constantEmbedder{}, idx, s.Docs); err != nil {
-		t.Fatal(err)
-	}
-	res, err := ragtest.Recall(t.Context(), constantEmbedder{}, idx, s.Questions, ragtest.RecallK)
+	e, err := ragtest.Evaluate(t.Context(), fixedRetriever{"housing/youth-rent-support.ko.md"}, s.Questions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Recall() >= ragtest.RecallFloor || len(res.Misses) != res.Total-res.Found {
-		t.Errorf("a constant embedder reached recall %.3f (%d of %d, %d misses listed); the measure cannot fail", res.Recall(), res.Found, res.Total, len(res.Misses))
+	sc := e.Score(nil)
+	if sc.Recall() >= 0.2 || len(e.Misses()) != sc.Total-sc.Correct || sc.Correct == 0 {
+		t.Errorf("a fixed retriever reached recall %.3f (%d of %d, %d misses listed); the measure cannot fail", sc.Recall(), sc.Correct, sc.Total, len(e.Misses()))
+	}
+	// Off-topic questions want no passage at all.
+	off := []ragtest.Question{{ID: "o", Lang: "en", Kind: ragtest.KindNone, Question: "weather?"}}
+	if e, _ := ragtest.Evaluate(t.Context(), fixedRetriever{"x.md"}, off); e.Score(nil).Correct != 0 {
+		t.Errorf("a passage for an off-topic question counted as correct")
+	}
+}
+
+func TestScore(t *testing.T) {
+	e := ragtest.Evaluation{Outcomes: []ragtest.Outcome{
+		{Question: ragtest.Question{Lang: "ko", Kind: "same", Sources: []string{"a"}}, Got: []string{"b", "a"}, Rank: 2},
+		{Question: ragtest.Question{Lang: "ko", Kind: "same", Sources: []string{"a"}}, Got: []string{"a"}, Rank: 1},
+		{Question: ragtest.Question{Lang: "en", Kind: "same", Sources: []string{"a"}}, Got: []string{"b"}},
+		{Question: ragtest.Question{Lang: "en", Kind: "cross", Sources: []string{"a"}}},
+	}}
+	if s := e.Score(ragtest.SameLanguage); s.Total != 3 || s.Correct != 2 || s.MRR() != 0.5 {
+		t.Errorf("same-language score %+v (MRR %v), want 2 of 3, MRR (1/2 + 1)/3", s, s.MRR())
+	}
+	names, _ := e.Groups()
+	if diff := cmp.Diff(names, []string{"ko", "en", "cross-en"}); diff != "" {
+		t.Errorf("groups (-got +want):\n%s", diff)
 	}
 }
 
@@ -69,12 +92,9 @@ func TestCorpus(t *testing.T) {
 	if len(docs) < 20 || langs["ko"] < 10 || langs["en"] < 10 || langs[""] != 0 {
 		t.Errorf("corpus has %d documents by language %v; want 20 or more, 10 or more each in Korean and English, none unmarked", len(docs), langs)
 	}
-	qlangs := map[string]int{}
 	ids := map[string]bool{}
-	asked := map[string]bool{}
-	for _, q := range qs {
-		qlangs[q.Lang]++
-		asked[q.Source] = true
+	checkQuestion := func(q ragtest.Question) {
+		t.Helper()
 		if ids[q.ID] {
 			t.Errorf("question ID %s is used twice", q.ID)
 		}
@@ -82,16 +102,46 @@ func TestCorpus(t *testing.T) {
 		if hangul := strings.IndexFunc(q.Question, func(r rune) bool { return unicode.Is(unicode.Hangul, r) }) >= 0; hangul != (q.Lang == "ko") {
 			t.Errorf("question %s is marked %q but is %s written in Hangul", q.ID, q.Lang, map[bool]string{true: "", false: "not"}[hangul])
 		}
-		if !strings.HasSuffix(q.Source, "."+q.Lang+".md") {
-			t.Errorf("question %s in %q expects %s, a document in another language", q.ID, q.Lang, q.Source)
+		inLang := false
+		for _, src := range q.Answers() {
+			inLang = inLang || strings.HasSuffix(src, "."+q.Lang+".md")
 		}
+		if want := q.Kind == ragtest.KindSame; inLang != want {
+			t.Errorf("question %s is of kind %q, but a document in its language answers it: %v", q.ID, q.Kind, inLang)
+		}
+	}
+	qlangs := map[string]int{}
+	asked := map[string]bool{}
+	for _, q := range qs {
+		qlangs[q.Lang]++
+		asked[q.Source] = true
+		checkQuestion(q)
 	}
 	if len(qs) < 50 || qlangs["ko"] < 20 || qlangs["en"] < 20 {
 		t.Errorf("%d questions by language %v; want 50 or more, 20 or more in each language", len(qs), qlangs)
 	}
 	for _, d := range docs {
 		if !asked[d.Source] {
-			t.Errorf("no question expects %s", d.Source)
+			t.Errorf("no labelled question expects %s", d.Source)
+		}
+	}
+	// The paraphrased and off-topic sets, each half as docs/corpus/README.md says.
+	for _, tt := range []struct {
+		name string
+		want map[string]int
+	}{
+		{ragtest.SetParaphrasesDev, map[string]int{"ko": 20, "en": 20, "cross-ko": 5, "cross-en": 5}},
+		{ragtest.SetParaphrasesTest, map[string]int{"ko": 20, "en": 20, "cross-ko": 5, "cross-en": 5}},
+		{ragtest.SetOffTopicDev, map[string]int{"none-ko": 6, "none-en": 6}},
+		{ragtest.SetOffTopicTest, map[string]int{"none-ko": 6, "none-en": 6}},
+	} {
+		got := map[string]int{}
+		for _, q := range s.Load(t, tt.name) {
+			got[ragtest.GroupOf(q)]++
+			checkQuestion(q)
+		}
+		if diff := cmp.Diff(got, tt.want); diff != "" {
+			t.Errorf("%s: questions by group (-got +want):\n%s", tt.name, diff)
 		}
 	}
 }
@@ -124,7 +174,11 @@ func TestLoadQuestionsErrors(t *testing.T) {
 		name, data, want string
 	}{
 		{"unknown field", `{"question":"q","source":"a.md","expected":"b.md"}`, `line 1: json: unknown field "expected"`},
-		{"no source", "\n" + `{"question":"q"}`, `line 2: needs a "question" and a "source"`},
+		{"no source", "\n" + `{"question":"q"}`, `line 2: needs a "source" or "sources"`},
+		{"no question", "# a comment\n" + `{"source":"a.md"}`, `line 2: needs a "question"`},
+		{"both sources", `{"question":"q","source":"a.md","sources":["b.md"]}`, `not both`},
+		{"off-topic with a source", `{"question":"q","kind":"none","sources":["b.md"]}`, `unless (and only if) its kind is none`},
+		{"unknown kind", `{"question":"q","kind":"other","source":"a.md"}`, `kind "other"`},
 		{"not JSON", `question: q`, "line 1: invalid character"},
 	}
 	for _, tt := range tests {
@@ -142,97 +196,41 @@ func TestSectionSplitter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"Intro line.", "## First\n\nOne.\n\nTwo.", "## Empty", "## Last\nThree."}
+	want := []rag.Section{{Text: "Intro line."}, {Heading: "First", Text: "One.\n\nTwo."}, {Heading: "Last", Text: "Three."}}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("sections (-got +want):\n%s", diff)
 	}
 }
 
 func TestIngest(t *testing.T) {
-	idx := ragtest.NewMemoryIndex()
+	idx := ragtest.NewMemoryIndex(0)
 	doc := ragtest.Document{Source: "jobs/x.en.md", Title: "X", Lang: "en", Topic: "jobs", Text: "# X\n\nIntro.\n\n## More\n\nText."}
 	for i, want := range []int{2, 0} { // unchanged the second time
-		n, err := ragtest.Ingest(t.Context(), ragtest.HashEmbedder{}, idx, []ragtest.Document{doc})
+		n, err := ragtest.Ingest(t.Context(), nil, idx, []ragtest.Document{doc})
 		if err != nil || n != want {
 			t.Fatalf("Ingest #%d = %d, %v; want %d chunks written", i+1, n, err, want)
 		}
 	}
-	q, err := ragtest.HashEmbedder{}.Embed(t.Context(), []string{"X More Text"})
-	if err != nil {
-		t.Fatal(err)
+	res, err := idx.Search(t.Context(), rag.Query{Sparse: []rag.SparseVector{rag.QueryTerms("Intro More Text")}}, rag.SearchOptions{K: 2})
+	if err != nil || len(res.Hits) != 2 {
+		t.Fatalf("Search = %v, %v", res, err)
 	}
-	hits, err := idx.Search(t.Context(), q[0], rag.SearchOptions{K: 2, MinScore: -1})
-	if err != nil || len(hits) != 2 {
-		t.Fatalf("Search = %v, %v", hits, err)
-	}
-	for _, h := range hits {
+	for _, h := range res.Hits {
 		c := h.Chunk
-		if want := rag.NewChunk(doc.Source, "X", c.Index, c.Text, map[string]string{"lang": "en", "topic": "jobs"}); !cmp.Equal(c, want) {
+		meta := map[string]string{"lang": "en", "topic": "jobs"}
+		if c.Index == 1 {
+			meta[rag.MetaSection] = "More"
+		}
+		if want := rag.NewChunk(doc.Source, "X", c.Index, c.Text, meta); !cmp.Equal(c, want) {
 			t.Errorf("chunk %+v, want %+v", c, want)
 		}
 	}
 }
 
+// TestMemoryIndex runs the index contract against the reference index:
+// its sparse cases check the BM25 arithmetic by hand.
 func TestMemoryIndex(t *testing.T) {
-	ctx := t.Context()
-	idx := ragtest.NewMemoryIndex()
-	chunk := func(id, source string) rag.Chunk { return rag.Chunk{ID: id, Source: source, Text: id} }
-	err := idx.Upsert(ctx,
-		[]rag.Chunk{chunk("a1", "a.md"), chunk("a2", "a.md"), chunk("b1", "b.md"), chunk("c1", "c.md")},
-		[][]float32{{1, 0, 0}, {1, 1, 0}, {0, 1, 0}, {-1, 0, 0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	search := func(opts rag.SearchOptions) []string {
-		t.Helper()
-		hits, err := idx.Search(ctx, []float32{2, 0, 0}, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, h := range hits {
-			out = append(out, h.Chunk.ID)
-		}
-		return out
-	}
-	tests := []struct {
-		name string
-		opts rag.SearchOptions
-		want []string
-	}{
-		{"best first", rag.SearchOptions{K: 10, MinScore: -1}, []string{"a1", "a2", "b1", "c1"}},
-		{"K", rag.SearchOptions{K: 2, MinScore: -1}, []string{"a1", "a2"}},
-		{"MinScore", rag.SearchOptions{K: 10, MinScore: 0.5}, []string{"a1", "a2"}},
-		{"Sources", rag.SearchOptions{K: 10, MinScore: -1, Sources: []string{"b.md", "c.md"}}, []string{"b1", "c1"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(search(tt.opts), tt.want); diff != "" {
-				t.Errorf("Search(%+v) (-got +want):\n%s", tt.opts, diff)
-			}
-		})
-	}
-	hits, _ := idx.Search(ctx, []float32{2, 0, 0}, rag.SearchOptions{K: 2, MinScore: -1})
-	if hits[0].Score < 0.999999 || hits[1].Score < 0.7071 || hits[1].Score > 0.7072 {
-		t.Errorf("scores %v, %v; want cosine 1 and 0.7071", hits[0].Score, hits[1].Score)
-	}
-
-	if err := idx.DeleteSource(ctx, "a.md"); err != nil {
-		t.Fatal(err)
-	}
-	srcs, err := idx.Sources(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(srcs, map[string][]string{"b.md": {"b1"}, "c.md": {"c1"}}); diff != "" {
-		t.Errorf("Sources after deleting a.md (-got +want):\n%s", diff)
-	}
-	if err := idx.Upsert(ctx, []rag.Chunk{chunk("d1", "d.md")}, [][]float32{{1, 0}}); err == nil {
-		t.Error("Upsert accepted a vector of another dimension")
-	}
-	if _, err := idx.Search(ctx, []float32{1, 0}, rag.SearchOptions{K: 1}); err == nil {
-		t.Error("Search accepted a query of another dimension")
-	}
+	ragtest.RunIndexTests(t, func(t *testing.T, dim int) rag.Index { return ragtest.NewMemoryIndex(dim) })
 }
 
 func TestHashEmbedder(t *testing.T) {

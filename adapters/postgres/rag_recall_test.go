@@ -16,12 +16,15 @@ import (
 // fed as `chatctl ingest` feeds it, on the sample corpus's question sets:
 // same-language recall@4 and MRR (for the off-topic set, the share
 // answered with no passage). Each sits just under what was measured when
-// it was set (docs/corpus/README.md, the README's retrieval figures), so
-// that one more miss fails.
+// it was set (the README's retrieval figures), so that one more miss
+// fails: labelled 58 of 58, MRR 0.957; dev paraphrases 38 of 40, MRR
+// 0.912; dev off-topic 2 of 12 answered with nothing. The hashing
+// embedder this replaced reached 51 of 58 (MRR 0.733) and 34 of 40
+// (0.771).
 var recallFloors = map[string]ragtest.Floor{
-	ragtest.SetLabelled:       {Recall: 0.98, MRR: 0.93},
-	ragtest.SetParaphrasesDev: {Recall: 0.90, MRR: 0.85},
-	ragtest.SetOffTopicDev:    {Recall: 0.10},
+	ragtest.SetLabelled:       {Recall: 0.98, MRR: 0.94},
+	ragtest.SetParaphrasesDev: {Recall: 0.93, MRR: 0.89},
+	ragtest.SetOffTopicDev:    {Recall: 0.16},
 }
 
 // TestRecallDefaultPairing measures retrieval quality of what chatd uses

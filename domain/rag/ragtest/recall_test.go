@@ -21,7 +21,8 @@ import (
 func TestRecallMemoryIndex(t *testing.T) {
 	s := ragtest.LoadSample(t)
 	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(0), Splitter: ragtest.SectionSplitter{}}
-	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.95, MRR: 0.8})
+	// Measured: 58 of 58, MRR 0.957.
+	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.98, MRR: 0.94})
 }
 
 // TestRecallMemoryIndexHybrid adds HashEmbedder's dense lists to the
@@ -30,7 +31,8 @@ func TestRecallMemoryIndexHybrid(t *testing.T) {
 	s := ragtest.LoadSample(t)
 	emb := ragtest.HashEmbedder{}
 	in := &rag.Ingester{Index: ragtest.NewMemoryIndex(emb.Dimension()), Embedder: emb, Splitter: ragtest.SectionSplitter{}}
-	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.95, MRR: 0.8})
+	// Measured: 58 of 58, MRR 0.983.
+	ragtest.RunRecall(t, in, ragtest.RAGDocuments(s.Docs), s.Questions, ragtest.Floor{Recall: 0.98, MRR: 0.97})
 }
 
 // fixedRetriever gives every question the same passage: retrieval by it

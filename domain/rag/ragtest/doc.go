@@ -2,18 +2,19 @@
 // tests of retrieval-augmented answers. Like domain, it imports the standard
 // library only.
 //
-// RunRecall is the quality floor every embedder and index pairing must
-// pass: it syncs the sample corpus in docs/corpus through a rag.Ingester,
-// asks the labelled questions of docs/corpus/questions.jsonl and checks
-// that, for enough of them, the expected document is among the K chunks
-// retrieved (recall@K). It takes any Ingester (embedder, index and
-// splitter) and the documents as read, so adapters/postgres runs it on the
-// production path (document loader, langchain splitter, lexical embedder,
-// embedded index) and this package on its own components. LoadSample
-// reads the corpus and questions; SectionSplitter cuts one chunk per
-// section.
+// RunIndexTests is the contract every rag.Index runs: storage, dense
+// search, and sparse (BM25) and hybrid (RRF) search, checked against hand
+// computations. MemoryIndex is its exact reference implementation.
 //
-// MemoryIndex is an exact in-memory rag.Index (cosine similarity over every
-// stored vector); HashEmbedder is a lexical rag.Embedder for tests (hashed
+// RunRecall is the quality floor of a pairing of index, splitter and
+// embedder: it syncs the sample corpus in docs/corpus through a
+// rag.Ingester, asks a question set through a rag.Retriever and checks
+// recall@4 and MRR of the same-language questions (Evaluate, Evaluation).
+// The sets are the labelled questions and the paraphrased and off-topic
+// ones, each in a dev half and a held-out test half (docs/corpus/README.md);
+// LoadSample reads the corpus, Sample.Load a set. adapters/postgres runs it
+// on the production path (document loader and splitter, embedded index);
+// this package on its own components. SectionSplitter cuts one chunk per
+// "## " section; HashEmbedder is a dense rag.Embedder for tests (hashed
 // words and Hangul bigrams).
 package ragtest

@@ -161,6 +161,10 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 
+	heap, err := measureHeap(ctx, pool, "bench-lexical-text")
+	if err != nil {
+		return err
+	}
 	syncRate, resyncRate, syncChunks, err := measureIngest(ctx, pool, gen)
 	if err != nil {
 		return err
@@ -172,8 +176,28 @@ func benchRAG(ctx context.Context, cfg config, out io.Writer) error {
 		termRate, embedRate, ragWriteBatch, writeRate)
 	fmt.Fprintf(out, "              end-to-end Sync as chatctl ingest runs it (split in tokens + terms + write, %d documents, %d chunks) %.0f chunks/s; re-Sync unchanged %.0f documents/s\n",
 		ragIngestDocs, syncChunks, syncRate, resyncRate)
-	fmt.Fprintf(out, "   reload of %d chunks from Postgres into memory (another process's write): %s\n", ragChunks, reload.Round(time.Millisecond))
+	fmt.Fprintf(out, "   reload of %d chunks from Postgres into memory (another process's write): %s; the copy in memory takes %d MB (texts, postings and %d-dimension vectors)\n",
+		ragChunks, reload.Round(time.Millisecond), heap>>20, ragDim)
 	return nil
+}
+
+// measureHeap returns how much heap one more process's copy of collection
+// takes: the live heap after opening it, less the live heap before.
+func measureHeap(ctx context.Context, pool *pgxpool.Pool, collection string) (uint64, error) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	x, err := postgres.OpenRAGIndex(ctx, pool, postgres.RAGIndexConfig{Collection: collection, Dimension: ragDim})
+	if err != nil {
+		return 0, err
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(x)
+	if after.HeapAlloc < before.HeapAlloc {
+		return 0, nil
+	}
+	return after.HeapAlloc - before.HeapAlloc, nil
 }
 
 type searchResult struct {

@@ -68,6 +68,20 @@ func Load(filePath, source string) (rag.Document, error) {
 	return d, nil
 }
 
+// LoadAll reads the documents named sources (slash-separated paths below
+// root), each named by its path, as `chatctl ingest root` names them.
+func LoadAll(root string, sources []string) ([]rag.Document, error) {
+	docs := make([]rag.Document, len(sources))
+	for i, src := range sources {
+		d, err := Load(filepath.Join(root, filepath.FromSlash(src)), src)
+		if err != nil {
+			return nil, err
+		}
+		docs[i] = d
+	}
+	return docs, nil
+}
+
 // Parse turns content in format f into the document named source. Its
 // metadata holds "format" and, when source has a directory, "topic": the
 // first directory (e.g. "housing" for "housing/youth-rent-support.md").

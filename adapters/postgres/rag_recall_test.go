@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"github.com/parleychat/parley/adapters/document"
@@ -34,13 +33,9 @@ var recallFloors = map[string]ragtest.Floor{
 // then the Retriever as chatd configures it by default.
 func TestRecallDefaultPairing(t *testing.T) {
 	s := ragtest.LoadSample(t)
-	docs := make([]rag.Document, len(s.Docs))
-	for i, d := range s.Docs {
-		doc, err := document.Load(filepath.Join(s.Dir, filepath.FromSlash(d.Source)), d.Source)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs[i] = doc
+	docs, err := document.LoadAll(s.Dir, s.Sources())
+	if err != nil {
+		t.Fatal(err)
 	}
 	counter, err := tokens.New("")
 	if err != nil {

@@ -367,29 +367,15 @@ func (x *Index) deleteWhere(ctx context.Context, what string, filter *qc.Filter)
 // source fields.
 func (x *Index) Sources(ctx context.Context) (map[string][]string, error) {
 	out := map[string][]string{}
-	var offset *qc.PointId
-	for {
-		cctx, cancel := x.call(ctx)
-		points, next, err := x.client.ScrollAndOffset(cctx, &qc.ScrollPoints{
-			CollectionName: x.cfg.Collection,
-			Offset:         offset,
-			Limit:          qc.PtrOf(uint32(scrollPage)),
-			WithPayload:    qc.NewWithPayloadInclude(fieldSource),
-			WithVectors:    qc.NewWithVectors(false),
-		})
-		cancel()
-		if err != nil {
-			return nil, x.fail("list sources", err)
-		}
-		for _, p := range points {
-			src := p.GetPayload()[fieldSource].GetStringValue()
-			out[src] = append(out[src], p.GetId().GetUuid())
-		}
-		if next == nil || len(points) == 0 {
-			return out, nil
-		}
-		offset = next
+	err := x.scroll(ctx, "list sources", nil, qc.NewWithPayloadInclude(fieldSource), nil, func(p *qc.RetrievedPoint) error {
+		src := p.GetPayload()[fieldSource].GetStringValue()
+		out[src] = append(out[src], p.GetId().GetUuid())
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // toPayload is c's payload, with its length and the average length its

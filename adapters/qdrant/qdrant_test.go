@@ -106,19 +106,6 @@ func TestOpenChecksTheCollection(t *testing.T) {
 	}
 }
 
-// vectorsFor are the vectors the Ingester would give chunks, with dense
-// vectors (nil for none).
-func vectorsFor(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
-	out := make([]rag.Vectors, len(chunks))
-	for i, c := range chunks {
-		out[i].Sparse = rag.TermCounts(rag.IndexText(c))
-		if dense != nil {
-			out[i].Dense = dense[i]
-		}
-	}
-	return out
-}
-
 func TestUpsertBatches(t *testing.T) {
 	f, url := startFake(t)
 	x := openTemp(t, url, "", 4, 3)
@@ -129,7 +116,7 @@ func TestUpsertBatches(t *testing.T) {
 		vectors = append(vectors, []float32{1, float32(i), 0, 0})
 	}
 	f.requests = 0
-	if err := x.Upsert(t.Context(), chunks, vectorsFor(chunks, vectors)); err != nil {
+	if err := x.Upsert(t.Context(), chunks, ragtest.VectorsOf(chunks, vectors)); err != nil {
 		t.Fatal(err)
 	}
 	if f.requests != 4 {
@@ -153,7 +140,7 @@ func TestReweigh(t *testing.T) {
 		for i, text := range texts {
 			chunks = append(chunks, rag.NewChunk(source, "", i, text, nil))
 		}
-		if err := x.Upsert(t.Context(), chunks, vectorsFor(chunks, nil)); err != nil {
+		if err := x.Upsert(t.Context(), chunks, ragtest.VectorsOf(chunks, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -813,13 +812,9 @@ func ingestDocs(t *testing.T, db string, docs []rag.Document) {
 func ingestSample(t *testing.T, db string) {
 	t.Helper()
 	s := ragtest.LoadSample(t)
-	docs := make([]rag.Document, len(s.Docs))
-	for i, d := range s.Docs {
-		doc, err := document.Load(filepath.Join(s.Dir, filepath.FromSlash(d.Source)), d.Source)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs[i] = doc
+	docs, err := document.LoadAll(s.Dir, s.Sources())
+	if err != nil {
+		t.Fatal(err)
 	}
 	ingestDocs(t, db, docs)
 }

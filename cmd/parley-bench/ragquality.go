@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -58,11 +57,13 @@ func benchQuality(ctx context.Context, pool *pgxpool.Pool, getenv func(string) s
 	if err != nil {
 		return fmt.Errorf("retrieval quality: %w (run from the repository root)", err)
 	}
-	docs := make([]rag.Document, len(listed))
+	sources := make([]string, len(listed))
 	for i, d := range listed {
-		if docs[i], err = document.Load(filepath.Join(corpusDir, filepath.FromSlash(d.Source)), d.Source); err != nil {
-			return fmt.Errorf("retrieval quality: %w", err)
-		}
+		sources[i] = d.Source
+	}
+	docs, err := document.LoadAll(corpusDir, sources)
+	if err != nil {
+		return fmt.Errorf("retrieval quality: %w", err)
 	}
 	sets, err := loadSets(listed, getenv("PARLEY_BENCH_RAG_SETS"))
 	if err != nil {

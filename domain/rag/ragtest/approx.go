@@ -140,7 +140,7 @@ func testConcurrent(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 				t.Errorf("DeleteSource while searching: %v", err)
 			}
 		}
-		if err := x.Upsert(t.Context(), chunks[i:i+25], vectorsOf(chunks[i:i+25], vectors[i:i+25])); err != nil {
+		if err := x.Upsert(t.Context(), chunks[i:i+25], VectorsOf(chunks[i:i+25], vectors[i:i+25])); err != nil {
 			t.Errorf("Upsert while searching: %v", err)
 		}
 	}

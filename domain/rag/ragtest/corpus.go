@@ -205,6 +205,15 @@ type Sample struct {
 	Questions []Question
 }
 
+// Sources lists the sources of the sample's documents.
+func (s Sample) Sources() []string {
+	out := make([]string, len(s.Docs))
+	for i, d := range s.Docs {
+		out[i] = d.Source
+	}
+	return out
+}
+
 // Question sets of the sample corpus, by file name: the labelled
 // questions, and the paraphrased and off-topic ones in a dev half that may
 // be tuned on and a held-out test half (docs/corpus/README.md).

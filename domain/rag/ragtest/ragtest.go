@@ -65,9 +65,9 @@ func chunk(source string, i int, text string) rag.Chunk {
 	return rag.NewChunk(source, "Title of "+source, i, text, map[string]string{"lang": "en", "topic": "test"})
 }
 
-// vectorsOf returns the vectors of chunks as the Ingester makes them: the
+// VectorsOf returns the vectors of chunks as the Ingester makes them: the
 // term counts of their IndexText, and dense[i] (none if dense is nil).
-func vectorsOf(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
+func VectorsOf(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
 	out := make([]rag.Vectors, len(chunks))
 	for i, c := range chunks {
 		out[i].Sparse = rag.TermCounts(rag.IndexText(c))
@@ -82,7 +82,7 @@ func vectorsOf(chunks []rag.Chunk, dense [][]float32) []rag.Vectors {
 // counts, then settles the index (settle).
 func upsert(t *testing.T, x rag.Index, chunks []rag.Chunk, dense [][]float32) {
 	t.Helper()
-	if err := x.Upsert(t.Context(), chunks, vectorsOf(chunks, dense)); err != nil {
+	if err := x.Upsert(t.Context(), chunks, VectorsOf(chunks, dense)); err != nil {
 		t.Fatalf("Upsert %d chunks: %v", len(chunks), err)
 	}
 	settle(t, x)

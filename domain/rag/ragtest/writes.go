@@ -72,7 +72,7 @@ func testBadInput(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 func testAllOrNothing(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 4)
 	chunks := []rag.Chunk{chunk("n.md", 0, "a"), chunk("n.md", 1, "b"), chunk("n.md", 2, "c")}
-	err := x.Upsert(t.Context(), chunks, vectorsOf(chunks, [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}}))
+	err := x.Upsert(t.Context(), chunks, VectorsOf(chunks, [][]float32{{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0, 0}}))
 	if err == nil {
 		t.Fatalf("Upsert with a zero vector last: nil error")
 	}
@@ -96,7 +96,7 @@ func testReplaceSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	changed := chunk("r.md", 2, "rewritten third chunk")
 	added := chunk("r.md", 3, "a fourth chunk")
 	news := []rag.Chunk{kept, changed, added}
-	err := r.ReplaceSource(t.Context(), "r.md", news, vectorsOf(news, [][]float32{{1, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}}))
+	err := r.ReplaceSource(t.Context(), "r.md", news, VectorsOf(news, [][]float32{{1, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 1}}))
 	if err != nil {
 		t.Fatalf("ReplaceSource: %v", err)
 	}
@@ -111,7 +111,7 @@ func testReplaceSource(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	}
 	// A chunk of another source is refused, and nothing changes.
 	bad := []rag.Chunk{chunk("other.md", 9, "x")}
-	err = r.ReplaceSource(t.Context(), "r.md", bad, vectorsOf(bad, [][]float32{{1, 0, 0, 0}}))
+	err = r.ReplaceSource(t.Context(), "r.md", bad, VectorsOf(bad, [][]float32{{1, 0, 0, 0}}))
 	if code := domain.ErrorCode(err); code != domain.EINVALID {
 		t.Errorf("ReplaceSource with another source's chunk: error %v (code %q), want %q", err, code, domain.EINVALID)
 	}

@@ -20,10 +20,15 @@ import (
 // 0.912; dev off-topic 2 of 12 answered with nothing. The hashing
 // embedder this replaced reached 51 of 58 (MRR 0.733) and 34 of 40
 // (0.771).
+// The held-out test halves were scored once, when retrieval was settled
+// (38 of 40, MRR 0.883; 5 of 12 off-topic answered with nothing); their
+// misses are not printed.
 var recallFloors = map[string]ragtest.Floor{
-	ragtest.SetLabelled:       {Recall: 0.98, MRR: 0.94},
-	ragtest.SetParaphrasesDev: {Recall: 0.93, MRR: 0.89},
-	ragtest.SetOffTopicDev:    {Recall: 0.16},
+	ragtest.SetLabelled:        {Recall: 0.98, MRR: 0.94},
+	ragtest.SetParaphrasesDev:  {Recall: 0.93, MRR: 0.89},
+	ragtest.SetOffTopicDev:     {Recall: 0.16},
+	ragtest.SetParaphrasesTest: {Recall: 0.95, MRR: 0.87, HeldOut: true},
+	ragtest.SetOffTopicTest:    {Recall: 0.41, HeldOut: true},
 }
 
 // TestRecallDefaultPairing measures retrieval quality of what chatd uses
@@ -50,7 +55,7 @@ func TestRecallDefaultPairing(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &rag.Ingester{Index: idx, Splitter: splitter}
-	for _, set := range []string{ragtest.SetLabelled, ragtest.SetParaphrasesDev, ragtest.SetOffTopicDev} {
+	for _, set := range []string{ragtest.SetLabelled, ragtest.SetParaphrasesDev, ragtest.SetOffTopicDev, ragtest.SetParaphrasesTest, ragtest.SetOffTopicTest} {
 		t.Run(set, func(t *testing.T) {
 			ragtest.RunRecall(t, in, docs, s.Load(t, set), recallFloors[set])
 		})

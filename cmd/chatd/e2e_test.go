@@ -25,6 +25,7 @@ import (
 	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
+	"github.com/parleychat/parley/cmd/internal/stack"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/rag"
@@ -61,20 +62,20 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := parseConfig(nil, func(k string) string { return vars[k] }, io.Discard)
+	cfg, err := stack.ParseConfig(nil, func(k string) string { return vars[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &domaintest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := newServer(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	s, err := stack.New(ctx, cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.serve(ctx, func(a net.Addr) { addr <- a }) }()
+	go func() { done <- s.Serve(ctx, func(a net.Addr) { addr <- a }) }()
 	c := &chatd{dbURL: dbURL, logBuf: logs}
 	select {
 	case a := <-addr:
@@ -613,7 +614,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
+			_, err := stack.ParseConfig(nil, func(k string) string { return tc.env[k] }, io.Discard)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -627,8 +628,8 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.devSecret || !cfg.Projections || !cfg.Web {
+	cfg, err := stack.ParseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.DevSecret() || !cfg.Projections || !cfg.Web {
 		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }
@@ -672,7 +673,7 @@ func TestConfigLogLine(t *testing.T) {
 		"PARLEY_DATABASE_URL":     "postgres://parley:db-password@db:5432/parley",
 		"PARLEY_CHATLOG_INTERVAL": "250ms",
 	}
-	cfg, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	cfg, err := stack.ParseConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Command chatd is Parley's chat server: the WebSocket endpoint
 // /ws/chat/{room_id}/, the REST API, health checks and metrics, over the
-// event log in Postgres.
+// event log in Postgres. Its wiring lives in cmd/internal/stack.
 package main
 
 import (
@@ -9,10 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/parleychat/parley/cmd/internal/stack"
 )
 
 func main() {
@@ -31,14 +32,13 @@ func main() {
 // run starts chatd and serves until ctx ends, then shuts down gracefully.
 // Logs go to stdout as JSON.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := stack.ParseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}))
-	s, err := newServer(ctx, cfg, log)
+	s, err := stack.New(ctx, cfg, cfg.Logger(stdout))
 	if err != nil {
 		return err
 	}
-	return s.serve(ctx, nil)
+	return s.Serve(ctx, nil)
 }

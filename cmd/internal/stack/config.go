@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"errors"
@@ -27,12 +27,12 @@ import (
 const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable"
 
 // Config is chatd's whole configuration, read once from the environment
-// and flags (a flag wins over its variable) and validated before anything
-// starts.
+// and flags (a flag wins over its variable) by ParseConfig and validated
+// before anything starts.
 type Config struct {
 	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
 	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
-	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv)
+	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv); MemoryStore only from code
 	ChunkCommit  string // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
 	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
 	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
@@ -77,9 +77,11 @@ type Config struct {
 	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
 }
 
-// parseConfig reads the configuration. Every problem is reported, one per
-// line, in a single error.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// ParseConfig reads chatd's configuration from its flags (args) and the
+// environment (getenv); flag errors and -h output go to stderr. Every
+// problem is reported, one per line, in a single error; -h returns
+// flag.ErrHelp.
+func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	env := func(name, def string) string {
 		if v := strings.TrimSpace(getenv(name)); v != "" {
 			return v
@@ -248,6 +250,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return Config{}, fmt.Errorf("invalid configuration:\n  %w", joinLines(problems))
 	}
 	return cfg, nil
+}
+
+// DevSecret reports whether JWTSecret is the public development secret,
+// chosen because neither PARLEY_JWT_SECRET nor PARLEY_JWKS_URL was set.
+func (c Config) DevSecret() bool { return c.devSecret }
+
+// Logger returns chatd's logger: JSON lines on w at the configured level.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: logLevels[c.LogLevel]}))
 }
 
 func (c Config) llm() langchain.Config {

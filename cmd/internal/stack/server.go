@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/adapters/httpapi"
+	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/kurrentdb"
 	"github.com/parleychat/parley/adapters/langchain"
@@ -38,13 +37,20 @@ import (
 	"github.com/parleychat/parley/projections"
 )
 
-// server is chatd wired: every component, and the goroutines that run them.
-type server struct {
+// MemoryStore is the EventStore value that keeps the log in memory
+// (adapters/inmem): nothing survives the process. PARLEY_EVENT_STORE does
+// not offer it; the benchmark sets it in code for its relay-only baseline,
+// the same server with nothing durable behind it.
+const MemoryStore = "memory"
+
+// Server is chatd wired: every component, and the goroutines that run
+// them. New builds it; Serve runs it until its context ends.
+type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	pool    *pgxpool.Pool
 	store   domain.EventStore
-	closers []func() error // the event store's
+	closers []func() error // the event store's and the index's, in opening order
 	chatlog *postgres.ChatLog
 	runners []*projections.Runner // none when projections run elsewhere
 	redis   *goredis.Client
@@ -57,69 +63,47 @@ type server struct {
 	http    *http.Server
 }
 
-// newServer connects to Postgres, applies pending migrations and builds
-// every component. It starts nothing; serve does.
-func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
+// New connects to Postgres, applies pending migrations and builds every
+// component chatd runs. It starts nothing; Serve does. On an error it
+// releases whatever it had opened.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	log.Info("chatd starting", "config", cfg)
 	if cfg.devSecret {
 		log.Warn("PARLEY_JWT_SECRET is not set: using the public development secret; anyone can mint tokens. Set PARLEY_JWT_SECRET (32+ bytes) or PARLEY_JWKS_URL outside development.")
 	}
-	s := &server{cfg: cfg, log: log, metrics: prom.New()}
+	s := &Server{cfg: cfg, log: log, metrics: prom.New()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
 
-	pool, err := openPool(ctx, cfg.DatabaseURL, nil)
-	if err != nil {
+	if s.pool, err = openPool(ctx, cfg.DatabaseURL, nil); err != nil {
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = pool.Ping(pctx)
+	err = s.pool.Ping(pctx)
 	cancel()
 	if err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("connect to Postgres at %s: %w (is it running? `make services` starts it; PARLEY_DATABASE_URL selects another)", redactURL(cfg.DatabaseURL), err)
 	}
-	s.pool = pool
-	if err := postgres.Migrate(ctx, pool, log); err != nil {
-		s.close()
+	if err := postgres.Migrate(ctx, s.pool, log); err != nil {
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
-	var subBatch int // the store's subscription batch: the ChatLog runner's FullBatch
-	switch cfg.EventStore {
-	case storeenv.KurrentDB:
-		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: log})
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
-		}
-		s.store, s.closers = k, append(s.closers, k.Close)
-		subBatch = k.SubscriptionBatch()
-	default:
-		scfg := postgres.StoreConfig{Logger: log}
-		if cfg.ChunkCommit == "async" {
-			async, err := openPool(ctx, cfg.DatabaseURL, map[string]string{"synchronous_commit": "off"})
-			if err != nil {
-				s.close()
-				return nil, err
-			}
-			s.closers = append(s.closers, func() error { async.Close(); return nil })
-			scfg.AsyncPool, scfg.AsyncTypes = async, []string{room.TypeAnswerChunk}
-		}
-		p := postgres.NewStore(pool, scfg)
-		s.store, s.closers = p, append(s.closers, p.Close)
-		subBatch = p.SubscriptionBatch()
+	subBatch, err := s.openStore(ctx)
+	if err != nil {
+		return nil, err
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
 	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: []string{room.TypeAnswerChunk}})
-	if s.chatlog, err = postgres.NewChatLog(pool, postgres.ChatLogConfig{}); err != nil {
-		s.close()
+	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{}); err != nil {
 		return nil, err
 	}
 	if s.redis, err = redis.NewClient(cfg.RedisURL); err != nil {
-		s.close()
 		return nil, fmt.Errorf("PARLEY_REDIS_URL: %w", err)
 	}
 	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix})
 	if err != nil {
-		s.close()
 		return nil, fmt.Errorf("conversation memory: %w", err)
 	}
 	if cfg.Projections {
@@ -130,28 +114,24 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	worker, err := newMemoryWorker(cfg, s.store, log)
 	if err != nil {
-		s.close()
 		return nil, err
 	}
 	retriever, err := s.openRetriever(ctx, cfg, log)
 	if err != nil {
-		s.close()
 		return nil, err
 	}
-	s.tickets = postgres.NewTickets(pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
+	s.tickets = postgres.NewTickets(s.pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
 
 	verifier, err := jwtauth.New(ctx, jwtauth.Config{
 		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, RoleClaim: cfg.RoleClaim, Logger: log,
 	})
 	if err != nil {
-		s.close()
 		return nil, fmt.Errorf("JWT verifier: %w", err)
 	}
 
 	gen, err := newGenerator(cfg)
 	if err != nil {
-		s.close()
 		return nil, err
 	}
 	s.hub = wsapi.NewHub(s.store, log)
@@ -178,11 +158,11 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	if cfg.Web {
 		page, err := webui.New(webui.Config{DevLogin: cfg.devSecret})
 		if err != nil {
-			s.close()
 			return nil, err
 		}
 		web = page
 	}
+	pool := s.pool
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
@@ -210,6 +190,35 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// openStore opens the event store cfg.EventStore names and returns its
+// subscription batch (the ChatLog runner's FullBatch).
+func (s *Server) openStore(ctx context.Context) (int, error) {
+	switch s.cfg.EventStore {
+	case storeenv.KurrentDB:
+		k, err := kurrentdb.Dial(ctx, s.cfg.KurrentDBURL, kurrentdb.Options{Logger: s.log})
+		if err != nil {
+			return 0, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
+		}
+		s.store, s.closers = k, append(s.closers, k.Close)
+		return k.SubscriptionBatch(), nil
+	case MemoryStore:
+		s.store = inmem.New(nil)
+		return domain.DefaultReadLimit, nil
+	}
+	scfg := postgres.StoreConfig{Logger: s.log}
+	if s.cfg.ChunkCommit == "async" {
+		async, err := openPool(ctx, s.cfg.DatabaseURL, map[string]string{"synchronous_commit": "off"})
+		if err != nil {
+			return 0, err
+		}
+		s.closers = append(s.closers, func() error { async.Close(); return nil })
+		scfg.AsyncPool, scfg.AsyncTypes = async, []string{room.TypeAnswerChunk}
+	}
+	p := postgres.NewStore(s.pool, scfg)
+	s.store, s.closers = p, append(s.closers, p.Close)
+	return p.SubscriptionBatch(), nil
 }
 
 // openPool opens a pool on url with params set on every connection. A URL
@@ -255,115 +264,6 @@ func newGenerator(cfg Config) (chat.Generator, error) {
 	return g, nil
 }
 
-// serve runs chatd until ctx ends, then shuts down: it stops accepting,
-// lets streaming answers finish for ShutdownGrace and fails the rest (their
-// terminal events written), delivers those events, closes sockets with 1001
-// and waits for every goroutine it started. ready, when not nil, is called
-// with the listening address once chatd accepts connections.
-func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
-	defer s.close()
-	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (set PARLEY_HTTP_ADDR to a free address)", s.cfg.HTTPAddr, err)
-	}
-
-	// bg runs until the very end: the hub must deliver the answers' last
-	// events while the service drains. svcCtx ends first.
-	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSvc()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	fatal := make(chan error, 4)
-	goRun := func(name string, run func(context.Context) error, ctx context.Context) {
-		wg.Go(func() {
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				fatal <- fmt.Errorf("%s stopped: %w", name, err)
-			}
-		})
-	}
-
-	goRun("log subscription", s.hub.Run, bg)
-	for _, r := range s.runners {
-		goRun(r.Projection.Name()+" projection", r.Run, bg)
-	}
-	if len(s.runners) > 0 {
-		wg.Go(func() { s.reportLag(bg) })
-	}
-	if s.index != nil {
-		goRun("retrieval index refresh", s.index, bg)
-	}
-	wg.Go(func() { s.sweepTickets(bg) })
-	svcDone := make(chan struct{})
-	wg.Go(func() {
-		defer close(svcDone)
-		_ = s.svc.Run(svcCtx)
-	})
-
-	select {
-	case <-s.hub.Ready():
-	case err := <-fatal:
-		return err
-	case <-ctx.Done():
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	n, err := s.svc.RecoverInterrupted(rctx, s.cfg.RecoverIdle)
-	cancel()
-	if err != nil {
-		s.log.Error("recovering interrupted answers failed; they stay open until the next start", "error", err)
-	} else if n > 0 {
-		s.log.Info("failed answers interrupted by a crash", "answers", n)
-	}
-
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- s.http.Serve(ln) }() // owned: serve waits for httpDone below
-	s.log.Info("chatd listening", "addr", ln.Addr().String())
-	if ready != nil {
-		ready(ln.Addr())
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		s.log.Info("shutting down")
-	case runErr = <-fatal:
-		s.log.Error("shutting down after a failure", "error", runErr)
-	case err := <-httpDone:
-		runErr = fmt.Errorf("http server: %w", err)
-		httpDone <- nil
-	}
-
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	// 1. Stop accepting; REST requests in flight finish.
-	if err := s.http.Shutdown(sctx); err != nil {
-		s.log.Warn("http shutdown", "error", err)
-	}
-	<-httpDone
-	// 2. Answers finish within the grace period or are failed.
-	stopSvc()
-	select {
-	case <-svcDone:
-	case <-sctx.Done():
-		s.log.Error("answers did not end before PARLEY_SHUTDOWN_TIMEOUT")
-	}
-	// 3. Their last events reach the sockets, which then close with 1001.
-	if head, err := s.store.HeadPosition(sctx); err == nil {
-		if err := s.hub.WaitFor(sctx, head); err != nil {
-			s.log.Warn("shutdown: not every event reached the sockets", "error", err)
-		}
-	}
-	if err := s.gateway.Shutdown(sctx); err != nil {
-		s.log.Warn("shutdown: sockets did not close in time", "error", err)
-	}
-	// 4. Background work stops; deferred wg.Wait waits for it.
-	stopBG()
-	s.log.Info("chatd stopped")
-	return runErr
-}
-
 // newMemoryWorker builds the summariser of conversation memory: the LLM
 // when one is configured, else the extractive one.
 func newMemoryWorker(cfg Config, store domain.EventStore, log *slog.Logger) (*memory.Worker, error) {
@@ -389,7 +289,7 @@ func newMemoryWorker(cfg Config, store domain.EventStore, log *slog.Logger) (*me
 
 // openRetriever opens the embedder and index the environment names (the
 // ones chatctl ingest fills) and returns the answers' Retriever.
-func (s *server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger) (chat.Retriever, error) {
+func (s *Server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger) (chat.Retriever, error) {
 	emb, err := cfg.RAG.OpenEmbedder(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("embedder (PARLEY_EMBEDDER): %w", err)
@@ -422,9 +322,9 @@ func (s *server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger
 	return ret, nil
 }
 
-// close releases what newServer opened, last opened first: the store
+// close releases what New opened, last opened first: the store
 // before the pool its append workers write on.
-func (s *server) close() {
+func (s *Server) close() {
 	for _, c := range slices.Backward(s.closers) {
 		_ = c()
 	}
@@ -433,38 +333,6 @@ func (s *server) close() {
 	}
 	if s.pool != nil {
 		s.pool.Close()
-	}
-}
-
-func (s *server) reportLag(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, r := range s.runners {
-			if st, err := r.Status(ctx); err == nil {
-				s.metrics.SetProjectionLag(st.Name, st.Lag)
-			}
-		}
-	}
-}
-
-func (s *server) sweepTickets(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := s.tickets.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("sweeping expired tickets failed", "error", err)
-		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,13 +34,16 @@ func main() {
 	}
 }
 
-const usage = `usage: parley-bench [flags] <benchmark>...
+const usageText = `usage: parley-bench [flags] <benchmark>...
 
 benchmarks:
+  stream  the path users run: chatd (its own wiring, in a child process) answering through an OpenAI-compatible
+          streaming model over HTTP, with retrieval, projections and memory, to R WebSocket clients: token latency
+          (model emit → client receive), loss, question → first chunk, CPU per token of chatd, PostgreSQL and Redis,
+          for 200 rooms × 10 tok/s and a sweep at 50 tok/s up to the first failing point, beside the same chatd over
+          the in-memory store (relay-only). Flags before names: parley-bench -rooms 50 -sweep none stream
+  connect connect → history frame vs a bare upgrader; chatd's memory per idle connection vs a bare upgrader
   store   event store appends: 1 writer, 64 writers, batches of 32, beside raw INSERTs
-  chat    WebSocket chat: chunk latency persisted vs relay-only, connect-to-history vs a bare
-          upgrader, server memory per idle connection vs a bare upgrader (flags before names:
-          parley-bench -rooms 50 -conns 1000 chat)
   rag     retrieval quality on docs/corpus (recall@4 and MRR by question set and language: hashing as
           before, BM25, and dense and hybrid when PARLEY_EMBEDDER names a model), chunk sizes by
           language, and the embedded index over 100,000 chunks: BM25, dense and hybrid search
@@ -47,14 +51,20 @@ benchmarks:
   rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll
   all     every benchmark above
 
+Run from the repository root (the stream and connect benchmarks ingest docs/corpus).
+
 Environment:
-  PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped);
+  PARLEY_TEST_POSTGRES_URL   the Postgres server to use (a scratch database is created and dropped; the role must
+                             be allowed to create databases, and a superuser to read other processes' pg_stat_activity);
   PARLEY_DATABASE_URL        used when the former is unset
   PARLEY_BENCH_RAG_SETS      rag: the question sets to score (labelled,dev,test,off-dev,off-test; default all)
   PARLEY_EMBEDDER, PARLEY_EMBED_MODEL, PARLEY_OLLAMA_URL, PARLEY_OPENAI_URL, PARLEY_OPENAI_API_KEY
                              rag: a dense embedder to score alone and fused with BM25 (see README)
   PARLEY_LLM_PROVIDER, PARLEY_LLM_URL, PARLEY_LLM_MODEL, PARLEY_LLM_API_KEY
                              rag: a model to score the query rewrite with
+  Other PARLEY_* variables reach the chatd children (e.g. PARLEY_CHATLOG_INTERVAL), except those the benchmark sets.
+
+Flags:
 `
 
 type config struct {
@@ -62,31 +72,39 @@ type config struct {
 	getenv   func(string) string
 	duration time.Duration
 	rounds   int
-	chat     chatConfig
+	progress io.Writer // progress lines (stderr)
+	corpus   string // the sample corpus's directory
+	stream   streamConfig
+	connect  connectConfig
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == dialChildCommand {
-		return runDialChild(ctx, args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case dialChildCommand:
+			return runDialChild(ctx, args[1:], stdout, stderr)
+		case chatdChildCommand:
+			return runChatdChild(ctx, getenv, stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	var cfg config
+	fs.Usage = func() { fmt.Fprint(stderr, usageText); fs.PrintDefaults() }
+	cfg := config{progress: stderr, getenv: getenv}
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "store: length of one measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
-	cfg.chat.register(fs)
-	cfg.chat.progress = stderr
+	fs.StringVar(&cfg.corpus, "corpus", "docs/corpus", "stream, connect: the sample corpus to ingest (relative to the repository root)")
+	cfg.stream.register(fs)
+	cfg.connect.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg.getenv = getenv
 	cfg.adminURL = cmp.Or(getenv("PARLEY_TEST_POSTGRES_URL"), getenv("PARLEY_DATABASE_URL"),
 		"postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable")
 	if cfg.rounds < 1 || cfg.duration <= 0 {
 		return fmt.Errorf("-rounds must be at least 1 and -duration positive")
 	}
-	if err := cfg.chat.validate(); err != nil {
+	if err := errors.Join(cfg.stream.validate(), cfg.connect.validate()); err != nil {
 		return err
 	}
 	names := fs.Args()
@@ -94,12 +112,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		names = []string{"all"}
 	}
 	benches := map[string]func(context.Context, config, io.Writer) error{
+		"stream":  benchStream,
+		"connect": benchConnect,
 		"store":   benchStore,
-		"chat":    benchChat,
 		"rag":     benchRAG,
 		"rebuild": benchRebuild,
 	}
-	order := []string{"store", "chat", "rag", "rebuild"}
+	order := []string{"stream", "connect", "store", "rag", "rebuild"}
 	var todo []string
 	for _, n := range names {
 		switch {

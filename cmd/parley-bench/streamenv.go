@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parleychat/parley/adapters/document"
+	"github.com/parleychat/parley/adapters/jwtauth"
+	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/cmd/internal/ragenv"
+	"github.com/parleychat/parley/domain/rag"
+	"github.com/parleychat/parley/domain/rag/ragtest"
+)
+
+// streamEnv is what the chatd benchmarks share: a scratch database with
+// the sample corpus ingested, a Redis of their own, the model server, and
+// chatd children over them.
+type streamEnv struct {
+	progress io.Writer
+	epoch    time.Time
+	dir      string // logs of the chatd children
+	dbURL    string
+	dbName   string
+	pool     *pgxpool.Pool
+	drop     func() // closes pool and drops the database
+	redis    *privateRedis
+	model    *modelServer
+	secret   string
+	meter    *meter
+	chunks   int // corpus chunks indexed
+	procs    []*chatdProc
+}
+
+func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
+	e := &streamEnv{progress: cfg.progress, epoch: time.Now()}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if e.dir, err = os.MkdirTemp("", "parley-bench-chatd-"); err != nil {
+		return nil, err
+	}
+	if e.pool, e.drop, err = scratchPool(ctx, cfg.adminURL, 8); err != nil {
+		return nil, err
+	}
+	e.dbName = e.pool.Config().ConnConfig.Database
+	u, err := url.Parse(cfg.adminURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + e.dbName
+	e.dbURL = u.String()
+	if _, err := e.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+		e.logf("pg_stat_statements is not available (%v): the statement profile is left out", err)
+	}
+	if e.redis, err = startRedis(ctx); err != nil {
+		return nil, err
+	}
+	if e.model, err = startModelServer(e.epoch); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	e.secret = hex.EncodeToString(b)
+	e.meter = &meter{pool: e.pool, db: e.dbName, redis: e.redis.client}
+	if e.chunks, err = e.ingestCorpus(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *streamEnv) logf(format string, args ...any) {
+	fmt.Fprintf(e.progress, "parley-bench: "+format+"\n", args...)
+}
+
+// close stops the chatd children, the model server and Redis, and drops
+// the database.
+func (e *streamEnv) close() {
+	for _, p := range e.procs {
+		if err := p.stop(); err != nil {
+			e.logf("%v", err)
+		}
+	}
+	if e.model != nil {
+		e.model.close()
+	}
+	if e.redis != nil {
+		e.redis.stop()
+	}
+	if e.drop != nil {
+		e.drop()
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// chatdEnv is a chatd child's environment: this process's, with chatd's
+// settings for the benchmark on top — everything else at chatd's
+// defaults (PARLEY_CHUNK_COMMIT=async, projections on, the ChatLog
+// interval, the lexical embedder over the embedded index).
+func (e *streamEnv) chatdEnv(side string) []string {
+	env := os.Environ()
+	for k, v := range map[string]string{
+		"PARLEY_HTTP_ADDR":           "127.0.0.1:0",
+		"PARLEY_DATABASE_URL":        e.dbURL,
+		"PARLEY_REDIS_URL":           e.redis.url,
+		"PARLEY_REDIS_PREFIX":        "bench-" + side + ":",
+		"PARLEY_JWT_SECRET":          e.secret,
+		"PARLEY_LLM_PROVIDER":        "openai",
+		"PARLEY_LLM_URL":             e.model.url,
+		"PARLEY_LLM_MODEL":           "bench-model",
+		"PARLEY_LLM_API_KEY":         "bench-key",
+		"PARLEY_INSTANCE":            "bench-" + side,
+		"PARLEY_LOG_LEVEL":           "warn",
+		"PARLEY_MESSAGES_PER_MINUTE": "6000", // every client asks again as soon as its answer ends
+		"PARLEY_MAX_CONNS_PER_USER":  "64",
+	} {
+		env = append(env, k+"="+v)
+	}
+	if side == sideRelay {
+		env = append(env, benchStoreVar+"=memory")
+	}
+	return env
+}
+
+// Names of the two servers.
+const (
+	sidePersisted = "persisted"
+	sideRelay     = "relay"
+)
+
+// startChatd starts a chatd child for side and remembers to stop it.
+func (e *streamEnv) startChatd(ctx context.Context, side string) (*chatdProc, error) {
+	e.logf("starting chatd (%s)", side)
+	p, err := startChatd(ctx, side, e.chatdEnv(side), filepath.Join(e.dir, side+".log"))
+	if err != nil {
+		return nil, err
+	}
+	e.procs = append(e.procs, p)
+	return p, nil
+}
+
+// token mints an access token for user.
+func (e *streamEnv) token(user string) (string, error) {
+	return jwtauth.Mint([]byte(e.secret), user, 6*time.Hour, time.Now(), nil)
+}
+
+// ingestCorpus indexes the sample corpus where chatd, on its defaults,
+// retrieves from (ragenv's embedder and collection over the embedded
+// index), as `make corpus` does with chatctl ingest: each file read by
+// document.Load, split by the langchain splitter at its defaults, through
+// rag.Ingester.
+func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
+	rc, err := ragenv.FromEnv(cfg.getenv)
+	if err != nil {
+		return 0, err
+	}
+	docs, err := loadCorpus(cfg.corpus)
+	if err != nil {
+		return 0, err
+	}
+	emb, err := rc.OpenEmbedder(ctx)
+	if err != nil {
+		return 0, err
+	}
+	idx, closeIdx, err := rc.OpenIndex(ctx, emb, e.pool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
+	}
+	defer closeIdx()
+	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{})
+	if err != nil {
+		return 0, err
+	}
+	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter}
+	rep, err := in.Sync(ctx, docs, rag.SyncOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("ingest the sample corpus: %w", err)
+	}
+	return rep.Chunks, nil
+}
+
+// loadCorpus reads the documents of the sample corpus in dir, each named
+// by its path below dir (education/…, housing/…), as chatctl ingest names
+// them.
+func loadCorpus(dir string) ([]rag.Document, error) {
+	listed, err := ragtest.LoadCorpus(os.DirFS(dir))
+	if err != nil {
+		return nil, fmt.Errorf("the sample corpus: %w (run from the repository root)", err)
+	}
+	docs := make([]rag.Document, len(listed))
+	for i, d := range listed {
+		if docs[i], err = document.Load(filepath.Join(dir, filepath.FromSlash(d.Source)), d.Source); err != nil {
+			return nil, fmt.Errorf("the sample corpus: %w", err)
+		}
+	}
+	return docs, nil
+}
+
+// settings returns PostgreSQL's settings that bear on appends.
+func (e *streamEnv) settings(ctx context.Context) (string, error) {
+	var out []string
+	for _, name := range []string{"server_version", "fsync", "synchronous_commit", "wal_writer_delay", "shared_buffers"} {
+		var v string
+		if err := e.pool.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v); err != nil {
+			return "", err
+		}
+		out = append(out, name+"="+v)
+	}
+	return strings.Join(out, ", "), nil
+}

@@ -44,7 +44,7 @@ func TestStatCPU(t *testing.T) {
 func TestQueryKind(t *testing.T) {
 	tests := map[string]string{
 		"WITH cur AS (SELECT coalesce(max(version), -1) AS v FROM events WHERE stream = $1), ins AS (INSERT INTO events (txid": "append",
-		"SELECT id, type FROM events WHERE stream = $1 AND version >= $2":                                                    "stream read",
+		"SELECT id, type FROM events WHERE stream = $1 AND version >= $2":                                                      "stream read",
 		"UPDATE chat_logs AS c SET text = ...":                                                                                 "chatlog",
 		"SELECT pg_notify($1, '')":                                                                                             "notify",
 		"BEGIN":                                                                                                                "other",

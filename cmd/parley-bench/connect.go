@@ -126,7 +126,7 @@ func (e *streamEnv) benchHistory(ctx context.Context, c connectConfig, chatd *ch
 	if err != nil {
 		return res, err
 	}
-	cl, err := createRoom(ctx, chatd, "history", 0, "history-owner", tok)
+	cl, err := createRoom(ctx, chatd, e.model, "history", 0, "history-owner", tok)
 	if err != nil {
 		return res, err
 	}
@@ -137,11 +137,11 @@ func (e *streamEnv) benchHistory(ctx context.Context, c connectConfig, chatd *ch
 			err = fmt.Errorf("the answer ended with %s", rec.outcome)
 		}
 		if err != nil {
-			_ = cl.ws.Close()
+			cl.close()
 			return res, err
 		}
 	}
-	_ = cl.ws.Close()
+	cl.close()
 	if err := e.projected(ctx, []int64{cl.id}); err != nil {
 		return res, err
 	}
@@ -261,11 +261,11 @@ func (e *streamEnv) benchMemory(ctx context.Context, c connectConfig, chatd *cha
 		if err != nil {
 			return err
 		}
-		cl, err := createRoom(ctx, chatd, "idle", i, user, tok)
+		cl, err := createRoom(ctx, chatd, e.model, "idle", i, user, tok)
 		if err != nil {
 			return err
 		}
-		_ = cl.ws.Close()
+		cl.close()
 		ids[i] = cl.id
 		targets[i] = "ws" + strings.TrimPrefix(chatd.base, "http") + "/ws/chat/" + strconv.FormatInt(cl.id, 10) + "/\t" + tok
 		return nil

@@ -264,7 +264,7 @@ func (e *streamEnv) repair(ctx context.Context, s *side, rooms int) error {
 		if !s.broken[i] {
 			continue
 		}
-		_ = cl.ws.Close()
+		cl.close()
 		tok, err := e.token(cl.user)
 		if err != nil {
 			return err
@@ -279,6 +279,7 @@ func (e *streamEnv) repair(ctx context.Context, s *side, rooms int) error {
 			return fmt.Errorf("%s: reconnect room %d: %w", s.name, cl.id, err)
 		}
 		cl.ws, s.broken[i] = ws, false
+		cl.startReading(e.model)
 	}
 	return nil
 }
@@ -298,13 +299,13 @@ func (e *streamEnv) openSide(ctx context.Context, name string, n int) (*side, er
 		if err != nil {
 			return err
 		}
-		s.clients[i], err = createRoom(ctx, c, name, i, user, tok)
+		s.clients[i], err = createRoom(ctx, c, e.model, name, i, user, tok)
 		return err
 	})
 	if err != nil {
 		for _, cl := range s.clients {
 			if cl != nil {
-				_ = cl.ws.Close()
+				cl.close()
 			}
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -314,7 +315,7 @@ func (e *streamEnv) openSide(ctx context.Context, name string, n int) (*side, er
 
 func (s *side) close() {
 	for _, cl := range s.clients {
-		_ = cl.ws.Close()
+		cl.close()
 	}
 }
 

@@ -16,14 +16,55 @@ import (
 // benchQuestion is what every client asks, with its tag after it.
 const benchQuestion = "How much is the youth housing allowance, and who can get it?"
 
-// roomClient is one room's client: its owner, and one WebSocket.
+// roomClient is one room's client: its owner, and one WebSocket with a
+// goroutine that reads it all the time (so that the client answers
+// chatd's pings even while it does not ask) and hands the frames to ask.
 type roomClient struct {
-	side  string
-	index int
-	id    int64
-	user  string
-	ws    *websocket.Conn
-	asks  int
+	side   string
+	index  int
+	id     int64
+	user   string
+	ws     *websocket.Conn
+	asks   int
+	frames chan frameIn  // from the reader
+	done   chan struct{} // closed when the reader has ended
+}
+
+// frameIn is a frame as the reader received it, or the error that ended
+// the reading.
+type frameIn struct {
+	data []byte
+	at   int64 // when it arrived, in model-server time
+	err  error
+}
+
+// startReading starts the socket's reader; close stops it.
+func (c *roomClient) startReading(m *modelServer) {
+	c.frames, c.done = make(chan frameIn, 4096), make(chan struct{})
+	go func() { // owned: close waits for done
+		defer close(c.done)
+		for {
+			_, data, err := c.ws.ReadMessage()
+			c.frames <- frameIn{data: data, at: m.now(), err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// close closes the socket and waits for its reader.
+func (c *roomClient) close() {
+	_ = c.ws.Close()
+	if c.done != nil {
+		for {
+			select {
+			case <-c.done:
+				return
+			case <-c.frames: // unblock the reader
+			}
+		}
+	}
 }
 
 // answerRecord is what a client saw of one answer. Times count
@@ -52,7 +93,7 @@ type chunkMsg struct {
 
 // createRoom creates a room for user over chatd's REST API and connects
 // its client, which reads the history frame.
-func createRoom(ctx context.Context, c *chatdProc, side string, index int, user, token string) (*roomClient, error) {
+func createRoom(ctx context.Context, c *chatdProc, m *modelServer, side string, index int, user, token string) (*roomClient, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/rooms", strings.NewReader(`{"title":"Bench `+user+`"}`))
 	if err != nil {
 		return nil, err
@@ -86,7 +127,9 @@ func createRoom(ctx context.Context, c *chatdProc, side string, index int, user,
 		_ = ws.Close()
 		return nil, err
 	}
-	return &roomClient{side: side, index: index, id: created.ID, user: user, ws: ws}, nil
+	cl := &roomClient{side: side, index: index, id: created.ID, user: user, ws: ws}
+	cl.startReading(m)
+	return cl, nil
 }
 
 // ask posts a question whose answer follows a fresh plan of n tokens
@@ -104,10 +147,16 @@ func (c *roomClient) ask(m *modelServer, n int, period, ttft time.Duration) (*an
 		return rec, fmt.Errorf("room %d: send the question: %w", c.id, err)
 	}
 	next, base := 0, 0 // the next token expected; chunks before the model's (a notice)
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
 	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(time.Minute))
-		_, data, err := c.ws.ReadMessage()
-		at := m.now()
+		var in frameIn
+		select {
+		case in = <-c.frames:
+		case <-timeout.C:
+			return rec, fmt.Errorf("room %d: no frame for a minute", c.id)
+		}
+		data, at, err := in.data, in.at, in.err
 		if err != nil {
 			if ce := (*websocket.CloseError)(nil); errors.As(err, &ce) {
 				return rec, fmt.Errorf("room %d: chatd closed the socket: %d %s", c.id, ce.Code, ce.Text)

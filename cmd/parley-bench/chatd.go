@@ -250,3 +250,40 @@ func getJSON(ctx context.Context, url string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// logSummary counts the warnings and errors in the child's log by
+// message: "3× memory: could not summarise …; 1× …", or "none".
+func (p *chatdProc) logSummary() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	counts := map[string]int{}
+	var order []string
+	for line := range strings.Lines(string(b)) {
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+			Err   string `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || (rec.Level != "WARN" && rec.Level != "ERROR") {
+			continue
+		}
+		key := rec.Msg
+		if rec.Err != "" {
+			key += " (" + truncate(rec.Err, 80) + ")"
+		}
+		if counts[key] == 0 {
+			order = append(order, key)
+		}
+		counts[key]++
+	}
+	if len(order) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%d× %s", counts[k], k))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -23,7 +23,8 @@ type streamConfig struct {
 	sweepWindow time.Duration // measured time of a sweep round
 	tokens      int           // tokens per answer
 	ttft        time.Duration // the model's time to its first token
-	profile     string        // directory for chatd's CPU profile, when set
+	profile     string        // directory for chatd's CPU profiles, when set
+	keepDB      bool          // leave the scratch database, for EXPLAIN and the like
 }
 
 func (c *streamConfig) register(fs *flag.FlagSet) {
@@ -48,7 +49,8 @@ func (c *streamConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.sweepWindow, "sweep-window", 10*time.Second, "stream: measured time of each sweep round")
 	fs.IntVar(&c.tokens, "answer-tokens", 100, "stream: tokens per answer (3 to 6 characters each)")
 	fs.DurationVar(&c.ttft, "ttft", 100*time.Millisecond, "stream: the model's time to its first token")
-	fs.StringVar(&c.profile, "profile", "", "stream: write chatd's CPU profile of the first persisted main round into this directory")
+	fs.StringVar(&c.profile, "profile", "", "stream: write chatd's CPU profiles of the first main round (each side) into this directory")
+	fs.BoolVar(&c.keepDB, "keep-db", false, "stream, connect: keep the scratch database when done (its name is printed), to profile its statements")
 	c.sweep = []int{10, 25, 50, 100, 150, 200, 300}
 }
 

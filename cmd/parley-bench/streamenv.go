@@ -55,6 +55,10 @@ func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
 	if e.pool, e.drop, err = scratchPool(ctx, cfg.adminURL, 8); err != nil {
 		return nil, err
 	}
+	if cfg.stream.keepDB {
+		pool := e.pool
+		e.drop = func() { pool.Close() }
+	}
 	e.dbName = e.pool.Config().ConnConfig.Database
 	u, err := url.Parse(cfg.adminURL)
 	if err != nil {
@@ -62,6 +66,9 @@ func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
 	}
 	u.Path = "/" + e.dbName
 	e.dbURL = u.String()
+	if cfg.stream.keepDB {
+		e.logf("the database stays when the benchmark ends: %s", u.Redacted())
+	}
 	if _, err := e.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		e.logf("pg_stat_statements is not available (%v): the statement profile is left out", err)
 	}

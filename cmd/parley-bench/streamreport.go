@@ -72,7 +72,7 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 		for k := range sides {
 			s := sides[(k+r)%len(sides)]
 			prof := ""
-			if c.profile != "" && r == 0 && s.name == sidePersisted {
+			if c.profile != "" && r == 0 {
 				prof = profilePath(c.profile, s.name)
 			}
 			env.logf("stream: round %d/%d, %s, %d rooms × %g tok/s", r+1, cfg.rounds, s.name, c.rooms, c.rate)
@@ -90,8 +90,14 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	printStatements(out, stmts)
 	if c.profile != "" {
-		fmt.Fprintf(out, "   chatd's CPU profile of the first persisted round: %s (go tool pprof -top %s)\n", profilePath(c.profile, sidePersisted), profilePath(c.profile, sidePersisted))
+		fmt.Fprintf(out, "   chatd's CPU profiles of the first round: %s, %s (go tool pprof -top <file>)\n", profilePath(c.profile, sidePersisted), profilePath(c.profile, sideRelay))
 	}
+
+	defer func() {
+		for _, s := range sides {
+			fmt.Fprintf(out, "   chatd (%s) logged these warnings and errors: %s\n", s.name, s.chatd.logSummary())
+		}
+	}()
 
 	// 2. The sweep.
 	if len(c.sweep) == 0 {

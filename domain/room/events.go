@@ -76,11 +76,22 @@ type AnswerStarted struct {
 	Instance   string      `json:"instance"`
 }
 
-// AnswerChunk is one generator delta; Seq counts from 0 within an answer.
+// AnswerChunk carries one or more consecutive deltas of an answer's text
+// as its generator emitted them (see NewAnswerChunk and Deltas). Seq is the
+// sequence number of the first (an answer's deltas count from 0 without
+// gaps, so the next chunk starts at Seq + Count) and Delta their text,
+// joined. A chunk of one delta — every chunk written before chunks carried
+// several — has neither Ends nor OffsetsMS.
 type AnswerChunk struct {
 	AnswerID domain.UUID `json:"answer_id"`
 	Seq      int         `json:"seq"`
 	Delta    string      `json:"delta"`
+	// Ends holds, for each delta but the last, the byte offset in Delta
+	// where it ends.
+	Ends []int `json:"ends,omitempty"`
+	// OffsetsMS holds, for each delta but the first, how many milliseconds
+	// after the first it was emitted, so that a replay keeps the pace.
+	OffsetsMS []int64 `json:"offsets_ms,omitempty"`
 }
 
 // Source is a document an answer drew on.
@@ -264,6 +275,9 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 	case *AnswerStarted:
 		return *v, nil
 	case *AnswerChunk:
+		if err := v.validate(); err != nil {
+			return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
+		}
 		return *v, nil
 	case *AnswerCompleted:
 		return *v, nil

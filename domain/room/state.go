@@ -112,7 +112,7 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 	case AnswerChunk:
 		if s.Open != nil && s.Open.AnswerID == e.AnswerID {
 			s.Open.Text.WriteString(e.Delta)
-			s.Open.NextSeq = e.Seq + 1
+			s.Open.NextSeq = e.Seq + e.Count()
 			s.Open.LastAt = ev.RecordedAt
 		}
 	case AnswerCompleted:

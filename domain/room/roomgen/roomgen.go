@@ -31,12 +31,12 @@ type Config struct {
 	// Questions is the mean number of questions per room (0 to twice
 	// this many). Default 3.
 	Questions int
-	// Chunks is the mean number of chunks per answer (half to one and a
-	// half times this many). Default 30.
+	// Chunks is the mean number of deltas per answer (half to one and a
+	// half times this many), carried by chunks of one delta or, a quarter
+	// of them, of 2 to 4. Default 30.
 	Chunks int
-	// GroupSize caps the events of one append: chatd appends the chunks
-	// that arrived during the previous append together (up to its
-	// MaxChunkBatch). Default 16.
+	// GroupSize caps the events of one append: it stands for the group
+	// commit that writes many rooms' appends in one transaction. Default 16.
 	GroupSize int
 	// Seed selects the history.
 	Seed uint64
@@ -189,10 +189,21 @@ func (g *gen) room(id int64) Room {
 			chunks = g.rng.IntN(chunks + 1)
 		}
 		var text strings.Builder
-		for c := range chunks {
-			d := words[g.rng.IntN(len(words))] + " "
-			text.WriteString(d)
-			add(room.AnswerChunk{AnswerID: ans, Seq: c, Delta: d}, "")
+		for c := 0; c < chunks; {
+			// Most chunks carry one delta; a quarter carry those that came
+			// while the one before was being appended (2 to 4).
+			n := 1
+			if g.rng.IntN(4) == 0 {
+				n = min(2+g.rng.IntN(3), chunks-c)
+			}
+			ds, at := make([]string, n), make([]time.Time, n)
+			for i := range ds {
+				ds[i] = words[g.rng.IntN(len(words))] + " "
+				at[i] = time.Unix(0, int64(i)*int64(20*time.Millisecond))
+				text.WriteString(ds[i])
+			}
+			add(room.NewAnswerChunk(ans, c, ds, at), "")
+			c += n
 			if len(group) >= g.cfg.GroupSize {
 				flush()
 			}

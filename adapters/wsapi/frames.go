@@ -22,6 +22,7 @@ type (
 		Type        string `json:"type"`
 		AnswerID    string `json:"answer_id"`
 		Seq         int    `json:"seq"`
+		Deltas      int    `json:"deltas"`
 		Message     string `json:"message"`
 		IsStreaming bool   `json:"is_streaming"`
 		Version     int64  `json:"version"`
@@ -75,7 +76,7 @@ func eventFrame(ev domain.RecordedEvent) (frame, bool, error) {
 	case room.MessagePosted:
 		v = messageFrame{Type: "message", Role: room.RoleUser, ID: e.MessageID.String(), Message: e.Text, ClientID: e.ClientID, Version: ev.Version}
 	case room.AnswerChunk:
-		v = chunkFrame{Type: "chunk", AnswerID: e.AnswerID.String(), Seq: e.Seq, Message: e.Delta, IsStreaming: true, Version: ev.Version}
+		v = chunkFrame{Type: "chunk", AnswerID: e.AnswerID.String(), Seq: e.Seq, Deltas: e.Count(), Message: e.Delta, IsStreaming: true, Version: ev.Version}
 	case room.AnswerCompleted:
 		src := e.Sources
 		if src == nil {

@@ -376,10 +376,10 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("message frame %v", msgA)
 	}
 	framesA, framesB = append(framesA, msgA), append(framesB, msgB)
-	e.gen.gate <- struct{}{}
-	e.gen.gate <- struct{}{}
-	framesA = append(framesA, read(t, a), read(t, a))
-	framesB = append(framesB, read(t, b), read(t, b))
+	for range 2 { // one delta at a time, so that each is a chunk of its own
+		e.gen.gate <- struct{}{}
+		framesA, framesB = append(framesA, read(t, a)), append(framesB, read(t, b))
+	}
 	// Mid-answer: a busy refusal, and a resume from the first chunk.
 	send(t, a, map[string]any{"message": "another"})
 	send(t, a, map[string]any{"message": "a third", "client_id": "c-busy"})
@@ -392,11 +392,11 @@ func TestConversation(t *testing.T) {
 	firstChunk := int(framesA[1]["version"].(float64))
 	r, _, _ := dial(t, e.url+"/ws/chat/"+strconv.FormatInt(id, 10)+"/?token=user-42&after="+strconv.Itoa(firstChunk), nil)
 	resumed := []map[string]any{read(t, r)}
-	e.gen.gate <- struct{}{}
-	e.gen.gate <- struct{}{}
-	framesA = append(framesA, read(t, a), read(t, a), read(t, a))
-	framesB = append(framesB, read(t, b), read(t, b), read(t, b))
-	resumed = append(resumed, read(t, r), read(t, r), read(t, r))
+	for range 2 {
+		e.gen.gate <- struct{}{}
+		framesA, framesB, resumed = append(framesA, read(t, a)), append(framesB, read(t, b)), append(resumed, read(t, r))
+	}
+	framesA, framesB, resumed = append(framesA, read(t, a)), append(framesB, read(t, b)), append(resumed, read(t, r))
 
 	raw := func(fs []map[string]any) string { b, _ := json.Marshal(fs); return string(b) }
 	if raw(framesA) != raw(framesB) {
@@ -457,8 +457,16 @@ func TestConversation(t *testing.T) {
 	}
 }
 
+// TestSlowClientIsClosed: frames that come faster than a client takes
+// them overflow its queue, and the server closes the socket with 4000
+// rather than wait for it. The log subscription is held while the answer
+// streams, so that its frames then arrive in one burst.
 func TestSlowClientIsClosed(t *testing.T) {
-	e := newEnv(t, wsapi.Config{SendQueue: 4})
+	var store *gatedStore
+	e := startEnv(t, wsapi.Config{SendQueue: 4}, auth{}, func(m *inmem.Store) domain.EventStore {
+		store = &gatedStore{Store: m}
+		return store
+	})
 	e.gen.tokens = make([]string, 200)
 	for i := range e.gen.tokens {
 		e.gen.tokens[i] = strings.Repeat("y", 4000)
@@ -468,11 +476,18 @@ func TestSlowClientIsClosed(t *testing.T) {
 	url := e.url + "/ws/chat/" + strconv.FormatInt(id, 10) + "/?token=user-42"
 	c, _, _ := dial(t, url, nil)
 	read(t, c)
+	store.hold(t)
 	if _, err := e.svc.Post(t.Context(), id, "42", "q", ""); err != nil {
 		t.Fatal(err)
 	}
-	// Never read: the server must give up on this socket, not block.
-	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); !slices.Contains(e.streamTypes(t, id), room.TypeAnswerCompleted); {
+		if time.Now().After(deadline) {
+			t.Fatal("the answer did not complete in 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	store.release()
+	// The client reads only now: the server gave up on it meanwhile.
 	if got := closeCode(t, c); got != wsapi.CloseTooSlow {
 		t.Errorf("close code %d, want %d", got, wsapi.CloseTooSlow)
 	}
@@ -556,9 +571,11 @@ func TestChunksBeforeTheSubscription(t *testing.T) {
 	h := read(t, c)
 	// Held again: the next chunks arrive anyway, from the tap.
 	store.hold(t)
-	g.gate <- struct{}{}
-	g.gate <- struct{}{}
-	got := []map[string]any{read(t, c), read(t, c)}
+	var got []map[string]any
+	for range 2 {
+		g.gate <- struct{}{}
+		got = append(got, read(t, c))
+	}
 	store.release()
 	g.gate <- struct{}{}
 	got = append(got, read(t, c), read(t, c))

@@ -190,12 +190,12 @@ func (h *Hub) WaitFor(ctx context.Context, pos domain.Position) error {
 // while the subscription reads the global log, which must wait for every
 // earlier writer to commit. The chat service appends through it.
 //
-// Only appends made of AnswerChunk events take this path: a chunk's ID
-// is its answer's and its sequence number's, written by one pipeline, so
-// a successful append means the stored chunks are the ones given. Other
-// events share IDs by design (an answer's endings), so an append that
-// returns success may have stored something else; they come through the
-// subscription only.
+// Only appends made of chunks take this path (room.IsChunk, the chunk
+// policy): a chunk's ID is its answer's and its sequence number's, written
+// by one pipeline, so a successful append means the stored chunks are the
+// ones given. Other events share IDs by design (an answer's endings), so
+// an append that returns success may have stored something else; they
+// come through the subscription only.
 func (h *Hub) Tap(store chat.Store) chat.Store { return tapStore{Store: store, hub: h} }
 
 type tapStore struct {
@@ -218,7 +218,7 @@ func (h *Hub) local(stream string, res domain.AppendResult, events []domain.Even
 		return
 	}
 	for _, ev := range events {
-		if ev.Type != room.TypeAnswerChunk {
+		if !room.IsChunk(ev.Type) {
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package wsapi
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -90,5 +91,35 @@ func TestDispatchSkipsWhatTheTapDelivered(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int64{5, 6}, got); diff != "" {
 		t.Errorf("queued versions (-want +got):\n%s", diff)
+	}
+}
+
+// TestChunkFrames: a chunk of several deltas is one frame with its text
+// joined, the first delta's seq and the count; a chunk of one (the form
+// older logs hold) says deltas 1.
+func TestChunkFrames(t *testing.T) {
+	answer := domain.UUID{1}
+	at := time.Unix(1000, 0)
+	tests := []struct {
+		chunk room.AnswerChunk
+		want  string
+	}{
+		{room.AnswerChunk{AnswerID: answer, Seq: 0, Delta: "Up "},
+			`{"type":"chunk","answer_id":"` + answer.String() + `","seq":0,"deltas":1,"message":"Up ","is_streaming":true,"version":3}`},
+		{room.NewAnswerChunk(answer, 1, []string{"to ", "200,", "000"}, []time.Time{at, at, at}),
+			`{"type":"chunk","answer_id":"` + answer.String() + `","seq":1,"deltas":3,"message":"to 200,000","is_streaming":true,"version":3}`},
+	}
+	for _, tc := range tests {
+		data, err := json.Marshal(tc.chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, ok, err := eventFrame(domain.RecordedEvent{Stream: room.Stream(7), Version: 3, Type: room.TypeAnswerChunk, Data: data})
+		if err != nil || !ok {
+			t.Fatalf("eventFrame = %v, %v", ok, err)
+		}
+		if string(f.data) != tc.want {
+			t.Errorf("frame\n got %s\nwant %s", f.data, tc.want)
+		}
 	}
 }

@@ -252,7 +252,7 @@ type exportedMessage struct {
 	QuestionID  string        `json:"question_id,omitempty"`
 	Model       string        `json:"model,omitempty"`
 	Instance    string        `json:"instance,omitempty"`
-	Chunks      int           `json:"chunks,omitempty"` // AnswerChunk events
+	Chunks      int           `json:"chunks,omitempty"` // the deltas its AnswerChunk events carry
 	EndReason   string        `json:"end_reason,omitempty"`
 	CancelledBy string        `json:"cancelled_by,omitempty"`
 	Sources     []room.Source `json:"sources,omitempty"`
@@ -317,7 +317,7 @@ func buildExport(ctx context.Context, s domain.StreamReader, id, upto int64) (*e
 			m := get(e.AnswerID)
 			m.QuestionID, m.Model, m.Instance = e.QuestionID.String(), e.Model, e.Instance
 		case room.AnswerChunk:
-			get(e.AnswerID).Chunks++
+			get(e.AnswerID).Chunks += e.Count()
 		case room.AnswerCompleted:
 			// Its text, status and sources are in the History fold.
 		case room.AnswerFailed:

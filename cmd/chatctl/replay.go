@@ -224,6 +224,19 @@ func (r *replayer) run(ctx context.Context, o replayOptions) error {
 			}
 		}
 		prev = ev.RecordedAt
+		if dp, ok := p.(deltaPrinter); ok && o.speed > 0 && room.IsChunk(ev.Type) {
+			// A chunk of several deltas keeps their pace: each waits its
+			// offset from the one before.
+			return dp.deltas(ev, func(gap time.Duration) error {
+				if d := pace(gap, o.speed, o.maxGap); d > 0 {
+					if err := w.Flush(); err != nil {
+						return err
+					}
+					return r.sleep(ctx, d)
+				}
+				return nil
+			})
+		}
 		return p.event(ev)
 	})
 	if err == nil && o.follow {
@@ -254,13 +267,23 @@ func (r *replayer) run(ctx context.Context, o replayOptions) error {
 }
 
 // wait is how long to pause before an event recorded at `at` when the
-// previous one was recorded at prev: the gap divided by speed, at most
-// maxGap (when positive); nothing at speed 0 (max) or for the first event.
+// previous one was recorded at prev: pace of the gap; nothing for the
+// first event.
 func wait(prev, at time.Time, speed float64, maxGap time.Duration) time.Duration {
-	if speed <= 0 || prev.IsZero() || !at.After(prev) {
+	if prev.IsZero() {
 		return 0
 	}
-	d := time.Duration(float64(at.Sub(prev)) / speed)
+	return pace(at.Sub(prev), speed, maxGap)
+}
+
+// pace is how long to pause for a recorded gap: the gap divided by speed,
+// at most maxGap (when positive); nothing at speed 0 (max) or for a gap
+// that is not positive.
+func pace(gap time.Duration, speed float64, maxGap time.Duration) time.Duration {
+	if speed <= 0 || gap <= 0 {
+		return 0
+	}
+	d := time.Duration(float64(gap) / speed)
 	if maxGap > 0 && d > maxGap {
 		d = maxGap
 	}
@@ -425,6 +448,13 @@ type printer interface {
 	finish() error
 }
 
+// deltaPrinter is a printer that prints a chunk's deltas one by one,
+// calling between with the time between two deltas' emission before each
+// one after the first (replay with timing).
+type deltaPrinter interface {
+	deltas(ev domain.RecordedEvent, between func(gap time.Duration) error) error
+}
+
 func newPrinter(format string, w *bufio.Writer) printer {
 	if format == "jsonl" {
 		return &jsonlPrinter{w: w}
@@ -529,6 +559,28 @@ func (p *textPrinter) ended(id domain.UUID) string {
 		return ""
 	}
 	return b.String()
+}
+
+func (p *textPrinter) deltas(ev domain.RecordedEvent, between func(time.Duration) error) error {
+	payload, err := room.Decode(ev, true)
+	if err != nil {
+		return err
+	}
+	c, ok := payload.(room.AnswerChunk)
+	if !ok {
+		return p.event(ev)
+	}
+	var last time.Duration
+	for i, d := range c.Deltas() {
+		if i > 0 {
+			if err := between(d.At - last); err != nil {
+				return err
+			}
+		}
+		last = d.At
+		p.chunk(ev, c.AnswerID, d.Text)
+	}
+	return nil
 }
 
 func (p *textPrinter) event(ev domain.RecordedEvent) error {

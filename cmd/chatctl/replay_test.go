@@ -432,3 +432,47 @@ func TestReplayOfMissingRoom(t *testing.T) {
 		t.Errorf("as of a time before the room: %v", err)
 	}
 }
+
+// TestReplayKeepsTheDeltasPace: a chunk of several deltas replayed with
+// timing prints each delta after its recorded offset from the one before
+// (scaled by the speed, capped by --max-gap); at max speed, at once.
+func TestReplayKeepsTheDeltasPace(t *testing.T) {
+	c := &clock{}
+	s := inmem.New(c.Now)
+	ms := time.Millisecond
+	at := []time.Time{t0, t0.Add(30 * ms), t0.Add(80 * ms), t0.Add(5080 * ms)}
+	var data []domain.EventData
+	for i, e := range []room.Event{
+		room.RoomCreated{RoomID: fixedRoom, OwnerID: "42", Title: "Pace"},
+		room.MessagePosted{MessageID: msg1, UserID: "42", Text: "How much?"},
+		room.AnswerStarted{AnswerID: ans1, QuestionID: msg1},
+		room.NewAnswerChunk(ans1, 0, []string{"Up ", "to ", "200,000 ", "won."}, at),
+	} {
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(data, domain.EventData{ID: fixedID(200 + i), Type: e.EventType(), Data: b})
+	}
+	c.set(t0)
+	if _, err := s.Append(t.Context(), room.Stream(fixedRoom), domain.NoStream(), data...); err != nil {
+		t.Fatal(err)
+	}
+	c.set(t0.Add(time.Hour))
+	for _, tc := range []struct {
+		args []string
+		want []time.Duration
+	}{
+		{[]string{"--speed", "max"}, nil},
+		{[]string{"--speed", "1x"}, []time.Duration{30 * ms, 50 * ms, 5000 * ms}},
+		{[]string{"--speed", "10x", "--max-gap", "100ms"}, []time.Duration{3 * ms, 5 * ms, 100 * ms}},
+	} {
+		out, sl := replayFixed(t, s, c, tc.args...)
+		if diff := cmp.Diff(tc.want, sl.waits); diff != "" {
+			t.Errorf("%v: waits (-want +got):\n%s", tc.args, diff)
+		}
+		if !strings.Contains(out, "    Up to 200,000 won.\n") {
+			t.Errorf("%v: the deltas do not make one line of text:\n%s", tc.args, out)
+		}
+	}
+}

@@ -53,8 +53,9 @@ func (s *Service) startAnswer(id int64, user string, msgID, answerID domain.UUID
 }
 
 // pipeline streams one answer into the room's stream: generator deltas
-// become AnswerChunk events, batched while an append is in flight (group
-// commit), then exactly one terminal event.
+// become AnswerChunk events, several to an event while an append is in
+// flight (group commit) or when they come fast (Config.ChunkWindow), then
+// exactly one terminal event.
 type pipeline struct {
 	s        *Service
 	room     int64
@@ -150,17 +151,25 @@ func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.So
 		return prompt, nil, err
 	}
 	if notice != "" {
-		if err := p.appendChunks([]string{notice}); err != nil {
+		if err := p.appendChunks([]emitted{{text: notice, at: p.s.now()}}); err != nil {
 			return prompt, nil, err
 		}
 	}
 	return prompt, sources(r.Passages), nil
 }
 
-// generate streams the generator's deltas into AnswerChunk events. It
-// returns the first append error and the generator's error.
+// emitted is a delta and when the generator emitted it.
+type emitted struct {
+	text string
+	at   time.Time
+}
+
+// generate streams the generator's deltas into AnswerChunk events: the
+// deltas that arrived while the previous append was in flight, and those
+// a fast generator emits within Config.ChunkWindow, go out together in one
+// event. It returns the first append error and the generator's error.
 func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) (appendErr, genErr error) {
-	deltas := make(chan string, 1024)
+	deltas := make(chan emitted, 1024)
 	genDone := make(chan error, 1)
 	go func() { // owned here: generate waits for genDone below
 		err := p.s.gen.Generate(genCtx, prompt, func(d string) error {
@@ -168,7 +177,7 @@ func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, 
 				return nil
 			}
 			select {
-			case deltas <- d:
+			case deltas <- emitted{text: d, at: p.s.now()}:
 				return nil
 			case <-genCtx.Done():
 				return genCtx.Err()
@@ -178,41 +187,107 @@ func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, 
 		genDone <- err
 	}()
 
-	for d := range deltas {
-		batch := []string{d}
-	drain:
-		for len(batch) < p.s.cfg.MaxChunkBatch {
-			select {
-			case more, ok := <-deltas:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, more)
-			default:
-				break drain
+	var prev time.Time // when the delta before the batch's first came
+	batch := make([]emitted, 0, 16)
+	var carried *emitted // a delta that did not fit the last batch
+	for open := true; open || carried != nil; {
+		var first emitted
+		if carried != nil {
+			first, carried = *carried, nil
+		} else {
+			d, ok := <-deltas
+			if !ok {
+				break
+			}
+			first = d
+		}
+		batch = append(batch[:0], first)
+		if open {
+			carried, open = p.gather(deltas, &batch, prev)
+		}
+		prev = batch[len(batch)-1].at
+		if appendErr == nil {
+			if appendErr = p.appendChunks(batch); appendErr != nil {
+				stopGen()
 			}
 		}
-		if appendErr != nil {
-			continue // drain until the generator has stopped
-		}
-		if appendErr = p.appendChunks(batch); appendErr != nil {
-			stopGen()
-		}
+	}
+	for range deltas { // drain until the generator has stopped
 	}
 	return appendErr, <-genDone
 }
 
-func (p *pipeline) appendChunks(deltas []string) error {
-	evs := make([]room.Event, len(deltas))
-	for i, d := range deltas {
-		evs[i] = room.AnswerChunk{AnswerID: p.answerID, Seq: p.seq + i, Delta: d}
+// gather adds to batch the deltas already waiting, and, while the
+// generator emits faster than ChunkWindow (a delta within it of the one
+// before), those arriving until ChunkWindow after the batch's first, up to
+// MaxChunkBatch deltas and MaxChunkBytes of text. A delta that does not
+// fit is returned, to start the next batch. It reports false once deltas
+// is closed.
+func (p *pipeline) gather(deltas <-chan emitted, batch *[]emitted, prev time.Time) (next *emitted, open bool) {
+	limit, window := p.s.cfg.MaxChunkBatch, p.s.cfg.ChunkWindow
+	size := len((*batch)[0].text)
+	add := func(d emitted) bool {
+		if size+len(d.text) > p.s.cfg.MaxChunkBytes {
+			return false
+		}
+		size += len(d.text)
+		*batch = append(*batch, d)
+		return true
 	}
-	if err := p.append(evs); err != nil {
+	for len(*batch) < limit {
+		select {
+		case d, ok := <-deltas:
+			if !ok {
+				return nil, false
+			}
+			if !add(d) {
+				return &d, true
+			}
+			continue
+		default:
+		}
+		b := *batch
+		last, before := b[len(b)-1].at, prev
+		if len(b) > 1 {
+			before = b[len(b)-2].at
+		}
+		if window <= 0 || before.IsZero() || last.Sub(before) >= window {
+			return nil, true // the generator is not emitting faster than the window
+		}
+		wait := b[0].at.Add(window).Sub(p.s.now())
+		if wait <= 0 {
+			return nil, true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case d, ok := <-deltas:
+			t.Stop()
+			if !ok {
+				return nil, false
+			}
+			if !add(d) {
+				return &d, true
+			}
+		case <-t.C:
+			return nil, true
+		}
+	}
+	return nil, true
+}
+
+// appendChunks appends the batch's deltas as one AnswerChunk.
+func (p *pipeline) appendChunks(batch []emitted) error {
+	texts := make([]string, len(batch))
+	at := make([]time.Time, len(batch))
+	for i, d := range batch {
+		texts[i], at[i] = d.text, d.at
+	}
+	if err := p.append([]room.Event{room.NewAnswerChunk(p.answerID, p.seq, texts, at)}); err != nil {
 		return err
 	}
-	p.seq += len(deltas)
-	for _, d := range deltas {
-		p.text.WriteString(d)
+	p.seq += len(batch)
+	for _, t := range texts {
+		p.text.WriteString(t)
 	}
 	return nil
 }

@@ -45,8 +45,20 @@ type Config struct {
 	// ShutdownGrace is how long Run lets streaming answers finish after its
 	// context ends before failing them with reason "shutdown". Default 5s.
 	ShutdownGrace time.Duration
-	// MaxChunkBatch caps the deltas one append carries. Default 256.
+	// MaxChunkBatch caps the deltas one AnswerChunk carries. Default 256.
 	MaxChunkBatch int
+	// MaxChunkBytes caps the text one AnswerChunk gathers: a delta that
+	// finds it reached starts the next (a single delta may exceed it). It
+	// keeps events far below the stores' limits. Default 32 KiB.
+	MaxChunkBytes int
+	// ChunkWindow is how long a delta may wait for the next when the
+	// generator emits them faster than that: after a delta that came
+	// within ChunkWindow of the one before it, the pipeline holds the
+	// chunk until ChunkWindow after its first delta, so a fast model's
+	// deltas go out a few per event. Deltas that arrive while the room's
+	// previous append is in flight always join the next chunk. Zero means
+	// DefaultChunkWindow; negative never holds a delta.
+	ChunkWindow time.Duration
 	// MemoryReadTimeout bounds one read of Deps.MemoryReader; on timeout
 	// the prompt's memory comes from the room's stream. Default 250ms.
 	MemoryReadTimeout time.Duration
@@ -54,6 +66,9 @@ type Config struct {
 	// Default 2 minutes.
 	CompactTimeout time.Duration
 }
+
+// DefaultChunkWindow is Config.ChunkWindow's default.
+const DefaultChunkWindow = 10 * time.Millisecond
 
 // DefaultSystem is the generator's default system text.
 const DefaultSystem = "You are Parley, an assistant that answers questions about public policies for young people. " +
@@ -74,6 +89,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxChunkBatch <= 0 {
 		c.MaxChunkBatch = 256
+	}
+	if c.MaxChunkBytes <= 0 {
+		c.MaxChunkBytes = 32 << 10
+	}
+	if c.ChunkWindow == 0 {
+		c.ChunkWindow = DefaultChunkWindow
 	}
 	if c.MemoryReadTimeout <= 0 {
 		c.MemoryReadTimeout = 250 * time.Millisecond

@@ -19,10 +19,11 @@ import (
 )
 
 // gen is a hand-written generator: it emits its tokens, waiting on gate
-// (when set) before each one, then returns err.
+// (when set) before each one, closes sent (when set), then returns err.
 type gen struct {
 	tokens []string
 	gate   chan struct{}
+	sent   chan struct{}
 	err    error
 	calls  int
 	mu     sync.Mutex
@@ -47,6 +48,9 @@ func (g *gen) Generate(ctx context.Context, p chat.Prompt, emit func(string) err
 		if err := emit(tok); err != nil {
 			return err
 		}
+	}
+	if g.sent != nil {
+		close(g.sent)
 	}
 	return g.err
 }
@@ -145,14 +149,16 @@ func TestPostStreamsAnAnswer(t *testing.T) {
 		t.Errorf("event types (-want +got):\n%s", diff)
 	}
 	var chunks []string
+	deltas := 0
 	for _, ev := range evs {
 		if ev.Type == room.TypeAnswerChunk {
 			var c room.AnswerChunk
 			_ = json.Unmarshal(ev.Data, &c)
-			if c.Seq != len(chunks) || c.AnswerID != res.AnswerID {
-				t.Errorf("chunk seq %d answer %s, want seq %d answer %s", c.Seq, c.AnswerID, len(chunks), res.AnswerID)
+			if c.Seq != deltas || c.AnswerID != res.AnswerID {
+				t.Errorf("chunk seq %d answer %s, want seq %d answer %s", c.Seq, c.AnswerID, deltas, res.AnswerID)
 			}
 			chunks = append(chunks, c.Delta)
+			deltas += c.Count()
 		}
 	}
 	var done room.AnswerCompleted

@@ -20,6 +20,7 @@ import (
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/rag"
 )
 
@@ -30,12 +31,13 @@ const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmo
 // and flags (a flag wins over its variable) by ParseConfig and validated
 // before anything starts.
 type Config struct {
-	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
-	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
-	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv); MemoryStore only from code
-	ChunkCommit  string // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
-	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
-	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
+	HTTPAddr     string        // PARLEY_HTTP_ADDR, -addr
+	DatabaseURL  string        // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
+	EventStore   string        // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv); MemoryStore only from code
+	ChunkCommit  string        // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
+	ChunkWindow  time.Duration // PARLEY_CHUNK_WINDOW: how long a fast model's delta may wait to share a chunk (chat.Config.ChunkWindow); 0s never
+	KurrentDBURL string        // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
+	Instance     string        // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
 	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
 	JWKSURL     string // PARLEY_JWKS_URL
@@ -131,6 +133,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		DatabaseURL:       env("PARLEY_DATABASE_URL", defaultDatabaseURL),
 		Instance:          env("PARLEY_INSTANCE", ""),
 		ChunkCommit:       strings.ToLower(env("PARLEY_CHUNK_COMMIT", "async")),
+		ChunkWindow:       dur("PARLEY_CHUNK_WINDOW", chat.DefaultChunkWindow),
 		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
@@ -216,6 +219,12 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if u, err := url.Parse(cfg.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		problems = append(problems, errors.New("PARLEY_DATABASE_URL must be a postgres:// URL"))
 	}
+	if cfg.ChunkWindow > 15*time.Millisecond {
+		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_WINDOW=%s: at most 15ms (every delta may wait that long)", cfg.ChunkWindow))
+	}
+	if cfg.ChunkWindow == 0 {
+		cfg.ChunkWindow = -1 // chat.Config: never hold a delta
+	}
 	if cfg.ChunkCommit != "async" && cfg.ChunkCommit != "sync" {
 		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_COMMIT=%q: want async or sync", cfg.ChunkCommit))
 	}
@@ -283,6 +292,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("instance", c.Instance),
 		slog.String("event_store", c.EventStore),
 		slog.String("chunk_commit", c.ChunkCommit),
+		slog.String("chunk_window", max(c.ChunkWindow, 0).String()),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("llm", llm),

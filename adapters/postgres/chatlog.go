@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -103,7 +101,11 @@ func newChatLogSQL(suffix string) chatLogSQL {
 		// A join rather than id = ANY ($1): a cached generic plan made
 		// while the table was small (a rebuild's shadow starts empty) may
 		// scan it and test each row against the whole array.
-		roomVersions: r.Replace(`SELECT r.id, r.last_version FROM unnest($1::bigint[]) AS u(id) JOIN {rooms} r ON r.id = u.id`),
+		// With whether an answer is streaming in the room (the partial
+		// index chat_logs_streaming finds it).
+		roomVersions: r.Replace(`SELECT r.id, r.last_version,
+	EXISTS (SELECT 1 FROM {chat_logs} c WHERE c.room_id = r.id AND c.status = 'streaming')
+FROM unnest($1::bigint[]) AS u(id) JOIN {rooms} r ON r.id = u.id`),
 		insertRooms: r.Replace(`INSERT INTO {rooms} (id, owner_id, title, created_at, deleted_at, last_version)
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
 ON CONFLICT (id) DO NOTHING`),
@@ -123,18 +125,17 @@ SELECT u.room_id, u.id, u.role, u.text, u.status, u.sources::jsonb, u.client_id,
 FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], $11::bigint[])
 	AS u(room_id, id, role, text, status, sources, client_id, created_at, updated_at, version, seq)
 ON CONFLICT (room_id, id) DO NOTHING`),
-		// One row update per message per batch: the text of a batch's
-		// chunks arrives as one appended string, or replaces the text when
-		// the batch ended the answer. A row that already holds the
-		// patch's first event is left alone.
+		// An answer's row is written twice: when it opens, and once more,
+		// whole, when it ends (chunks are not folded). A row that already
+		// holds the patch's event is left alone.
 		updateMessages: r.Replace(`UPDATE {chat_logs} AS c SET
-	text = CASE WHEN u.replace THEN u.text ELSE c.text || u.text END,
-	status = coalesce(u.status, c.status),
+	text = u.text,
+	status = u.status,
 	sources = CASE WHEN u.set_sources THEN u.sources::jsonb ELSE c.sources END,
 	updated_at = u.updated_at,
 	version = u.version
-FROM unnest($1::bigint[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::timestamptz[], $9::bigint[], $10::bigint[])
-	AS u(room_id, id, replace, text, status, set_sources, sources, updated_at, version, first_version)
+FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::timestamptz[], $8::bigint[], $9::bigint[])
+	AS u(room_id, id, text, status, set_sources, sources, updated_at, version, first_version)
 WHERE c.room_id = u.room_id AND c.id = u.id AND c.version < u.first_version`),
 		room: r.Replace(`SELECT id, owner_id, title, created_at, deleted_at, last_version FROM {rooms} WHERE id = $1`),
 		roomsOf: r.Replace(`SELECT id, owner_id, title, created_at, deleted_at, last_version FROM {rooms}
@@ -198,18 +199,19 @@ func (c *ChatLog) apply(ctx context.Context, decoded []roomEvent, ids []int64, l
 		return nil // applied already
 	}
 
-	versions := make(map[int64]int64, len(ids))
+	versions := make(map[int64]roomState, len(ids))
 	rows, err := tx.Query(ctx, c.sql.roomVersions, ids)
 	if err != nil {
 		return fmt.Errorf("read room versions: %w", err)
 	}
 	for rows.Next() {
-		var id, v int64
-		if err := rows.Scan(&id, &v); err != nil {
+		var id int64
+		var st roomState
+		if err := rows.Scan(&id, &st.version, &st.streaming); err != nil {
 			rows.Close()
 			return fmt.Errorf("read room versions: %w", err)
 		}
-		versions[id] = v
+		versions[id] = st
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read room versions: %w", err)
@@ -233,28 +235,28 @@ type roomEvent struct {
 }
 
 // decodeRoomEvents decodes the room events of batch and lists their rooms.
+// Chunks (room.IsChunk) are skipped undecoded: the ChatLog takes an
+// answer's text from its terminal event.
 func decodeRoomEvents(batch []domain.RecordedEvent) ([]roomEvent, []int64, error) {
 	out := make([]roomEvent, 0, len(batch))
 	var ids []int64
 	seen := map[int64]bool{}
 	for i := range batch {
 		ev := &batch[i]
+		if room.IsChunk(ev.Type) {
+			continue
+		}
 		id, ok := room.ParseStream(ev.Stream)
 		if !ok {
 			continue
 		}
-		var p room.Event
-		if c, ok := decodeChunk(ev); ok {
-			p = c // most events of a rebuild
-		} else {
-			var err error
-			if p, err = room.Decode(*ev, true); err != nil {
-				// room.Decode's error names the event, as EventError does.
-				if cause := errors.Unwrap(err); cause != nil {
-					err = cause
-				}
-				return nil, nil, projections.NewEventError(*ev, err)
+		p, err := room.Decode(*ev, true)
+		if err != nil {
+			// room.Decode's error names the event, as EventError does.
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause
 			}
+			return nil, nil, projections.NewEventError(*ev, err)
 		}
 		if !seen[id] {
 			seen[id] = true
@@ -265,73 +267,28 @@ func decodeRoomEvents(batch []domain.RecordedEvent) ([]roomEvent, []int64, error
 	return out, ids, nil
 }
 
-// The form encoding/json gives an AnswerChunk's data.
-const (
-	chunkHead  = `{"answer_id":"`
-	chunkSeq   = `","seq":`
-	chunkDelta = `,"delta":"`
-	chunkTail  = `"}`
-)
-
-// decodeChunk decodes an AnswerChunk whose data has exactly the form
-// encoding/json gives it, {"answer_id":"<uuid>","seq":<int>,"delta":"<text>"},
-// with nothing to unescape in the text: most events of a rebuild, decoded
-// here several times faster than by json.Unmarshal. It returns false for
-// any other event or form, which room.Decode then decodes; when it returns
-// true, the result is json.Unmarshal's (see FuzzDecodeChunk).
-func decodeChunk(ev *domain.RecordedEvent) (room.AnswerChunk, bool) {
-	if ev.Type != room.TypeAnswerChunk {
-		return room.AnswerChunk{}, false
-	}
-	rest, ok := bytes.CutPrefix(ev.Data, []byte(chunkHead))
-	if !ok || len(rest) < 36 {
-		return room.AnswerChunk{}, false
-	}
-	id, err := domain.ParseUUID(string(rest[:36]))
-	if err != nil {
-		return room.AnswerChunk{}, false
-	}
-	if rest, ok = bytes.CutPrefix(rest[36:], []byte(chunkSeq)); !ok {
-		return room.AnswerChunk{}, false
-	}
-	// A JSON integer: -?(0|[1-9][0-9]*), short enough not to overflow.
-	i, neg := 0, false
-	if len(rest) > 0 && rest[0] == '-' {
-		i, neg = 1, true
-	}
-	start := i
-	var seq int64
-	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-		seq = seq*10 + int64(rest[i]-'0')
-		i++
-	}
-	if n := i - start; n == 0 || n > 18 || n > 1 && rest[start] == '0' {
-		return room.AnswerChunk{}, false
-	}
-	if neg {
-		seq = -seq
-	}
-	if rest, ok = bytes.CutPrefix(rest[i:], []byte(chunkDelta)); !ok {
-		return room.AnswerChunk{}, false
-	}
-	delta, ok := bytes.CutSuffix(rest, []byte(chunkTail))
-	if !ok || bytes.ContainsAny(delta, `"\`) || !utf8.Valid(delta) {
-		return room.AnswerChunk{}, false
-	}
-	for _, b := range delta {
-		if b < 0x20 {
-			return room.AnswerChunk{}, false
-		}
-	}
-	return room.AnswerChunk{AnswerID: id, Seq: int(seq), Delta: string(delta)}, true
+// roomState is a room's row as a batch finds it.
+type roomState struct {
+	version   int64 // last_version
+	streaming bool  // an answer is open: its message has status streaming
 }
 
 // roomFold is what one batch does to one room.
+//
+// The room's last_version is the version its rows are complete through:
+// history readers take its rows, then the stream after that version. The
+// ChatLog never folds chunks, so while an answer is open (from its
+// AnswerStarted to its terminal event) last_version stays at the version
+// that opened it: whatever comes meanwhile — chunks, the retrieval record,
+// a summary, an audit record — is read from the stream, and the terminal
+// event writes the answer's whole text and moves last_version on.
 type roomFold struct {
 	id      int64
 	exists  bool  // its row is in the table
-	first   int64 // the first version folded by this batch; NoVersion for none
-	last    int64 // the last version folded, by this batch or before it
+	open    bool  // an answer is open: last_version waits for its end
+	first   int64 // the first version that moves last_version in this batch; NoVersion for none
+	last    int64 // the version last_version moves to (or holds at)
+	seen    int64 // the last version this batch went through
 	firstAt time.Time
 	created *room.RoomCreated
 	at      time.Time // of RoomCreated
@@ -339,18 +296,15 @@ type roomFold struct {
 	msgs    map[domain.UUID]*msgFold
 }
 
-// msgFold is what one batch does to one message: a whole new row, or a
-// patch of a row written by an earlier batch.
+// msgFold is what one batch does to one message: a whole new row, or the
+// end of an answer whose row an earlier batch wrote.
 type msgFold struct {
-	room  int64
-	id    domain.UUID
-	isNew bool
-	// replace says text replaces the row's text; otherwise text (the
-	// chunks' deltas) is appended to it. A new row's text is its text.
-	replace    bool
+	room       int64
+	id         domain.UUID
+	isNew      bool
 	text       []byte
 	role       string
-	status     string // "" keeps the row's status
+	status     string
 	setSources bool
 	sources    []room.Source
 	clientID   string
@@ -368,8 +322,8 @@ type batchFold struct {
 }
 
 // foldBatch folds the events after cp, and after each room's version, the
-// way room.History.Apply does.
-func foldBatch(decoded []roomEvent, cp domain.Position, versions map[int64]int64) *batchFold {
+// way room.History.Apply does, chunks aside (see roomFold).
+func foldBatch(decoded []roomEvent, cp domain.Position, versions map[int64]roomState) *batchFold {
 	f := &batchFold{}
 	byID := map[int64]*roomFold{}
 	for _, de := range decoded {
@@ -379,48 +333,60 @@ func foldBatch(decoded []roomEvent, cp domain.Position, versions map[int64]int64
 		}
 		rf := byID[de.room]
 		if rf == nil {
-			v, ok := versions[de.room]
+			st, ok := versions[de.room]
 			if !ok {
-				v = domain.NoVersion
+				st.version = domain.NoVersion
 			}
-			rf = &roomFold{id: de.room, exists: ok, first: domain.NoVersion, last: v, msgs: map[domain.UUID]*msgFold{}}
+			rf = &roomFold{id: de.room, exists: ok, open: st.streaming, first: domain.NoVersion, last: st.version, seen: st.version,
+				msgs: map[domain.UUID]*msgFold{}}
 			byID[de.room] = rf
 			f.rooms = append(f.rooms, rf)
 		}
-		if ev.Version <= rf.last {
+		if ev.Version <= rf.seen {
 			continue
 		}
-		if rf.first == domain.NoVersion {
-			rf.first, rf.firstAt = ev.Version, ev.RecordedAt
-		}
-		rf.last = ev.Version
+		rf.seen = ev.Version
 		at := ev.RecordedAt
 		switch e := de.p.(type) {
 		case room.RoomCreated:
 			rf.created, rf.at = &e, at
 		case room.RoomDeleted:
-			rf.deleted = at
+			rf.deleted, rf.open = at, false
 		case room.MessagePosted:
 			f.add(rf, &msgFold{id: e.MessageID, role: room.RoleUser, text: []byte(e.Text), status: room.StatusComplete,
 				clientID: e.ClientID}, ev)
 		case room.AnswerStarted:
 			f.add(rf, &msgFold{id: e.AnswerID, role: room.RoleAssistant, status: room.StatusStreaming}, ev)
-		case room.AnswerChunk:
-			m := f.update(rf, e.AnswerID, ev)
-			m.text = append(m.text, e.Delta...)
+			rf.advance(ev) // the open answer's row exists: complete through here
+			rf.open = true
+			continue
 		case room.AnswerCompleted:
 			m := f.update(rf, e.AnswerID, ev)
-			m.replace, m.text, m.status = true, append(m.text[:0], e.Text...), room.StatusComplete
+			m.text, m.status = append(m.text[:0], e.Text...), room.StatusComplete
 			m.setSources, m.sources = true, e.Sources
+			rf.open = false
 		case room.AnswerFailed:
 			m := f.update(rf, e.AnswerID, ev)
-			m.replace, m.text, m.status = true, append(m.text[:0], e.Text...), room.StatusFailed
+			m.text, m.status = append(m.text[:0], e.Text...), room.StatusFailed
+			rf.open = false
 		case room.AnswerCancelled:
 			m := f.update(rf, e.AnswerID, ev)
-			m.replace, m.text, m.status = true, append(m.text[:0], e.Text...), room.StatusCancelled
+			m.text, m.status = append(m.text[:0], e.Text...), room.StatusCancelled
+			rf.open = false
+		}
+		if !rf.open {
+			rf.advance(ev)
 		}
 	}
 	return f
+}
+
+// advance moves the room's last_version to ev's.
+func (rf *roomFold) advance(ev *domain.RecordedEvent) {
+	if rf.first == domain.NoVersion {
+		rf.first, rf.firstAt = ev.Version, ev.RecordedAt
+	}
+	rf.last = ev.Version
 }
 
 // add starts a message. A message ID already in the room keeps its first
@@ -429,7 +395,7 @@ func (f *batchFold) add(rf *roomFold, m *msgFold, ev *domain.RecordedEvent) {
 	if _, dup := rf.msgs[m.id]; dup {
 		return
 	}
-	m.room, m.isNew, m.replace = rf.id, true, true
+	m.room, m.isNew = rf.id, true
 	m.createdAt, m.updatedAt = ev.RecordedAt, ev.RecordedAt
 	m.seq, m.first, m.version = ev.Version, ev.Version, ev.Version
 	rf.msgs[m.id] = m
@@ -486,7 +452,7 @@ func (f *batchFold) queue(b *pgx.Batch, q *chatLogSQL) {
 	}
 	if len(patches.room) > 0 {
 		c := &patches
-		b.Queue(q.updateMessages, c.room, c.id, c.replace, c.text, c.status, c.setSources, c.sources, c.updatedAt, c.version, c.first)
+		b.Queue(q.updateMessages, c.room, c.id, c.text, c.status, c.setSources, c.sources, c.updatedAt, c.version, c.first)
 	}
 }
 
@@ -546,22 +512,17 @@ func (c *newMsgColumns) add(m *msgFold) {
 type patchColumns struct {
 	room, version, first []int64
 	id                   [][16]byte
-	replace, setSources  []bool
-	text                 []string
-	status, sources      []*string
+	setSources           []bool
+	text, status         []string
+	sources              []*string
 	updatedAt            []time.Time
 }
 
 func (c *patchColumns) add(m *msgFold) {
-	var status *string
-	if m.status != "" {
-		status = &m.status
-	}
 	c.room = append(c.room, m.room)
 	c.id = append(c.id, m.id)
-	c.replace = append(c.replace, m.replace)
 	c.text = append(c.text, string(m.text))
-	c.status = append(c.status, status)
+	c.status = append(c.status, m.status)
 	c.setSources = append(c.setSources, m.setSources)
 	c.sources = append(c.sources, encodeSources(m.sources))
 	c.updatedAt = append(c.updatedAt, m.updatedAt)

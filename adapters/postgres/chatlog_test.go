@@ -163,7 +163,9 @@ func waitRoom(t testing.TB, s domain.StreamReader, id int64, what string, ok fun
 // the rooms' ids.
 func writeConversations(t testing.TB, store *postgres.Store) []int64 {
 	t.Helper()
-	svc := chat.NewService(chat.Config{Instance: "test", MaxChunkBatch: 16}, chat.Deps{Store: store, Generator: scriptGen{}, Now: time.Now, Random: rand.Reader})
+	// One delta to a chunk: a log with as many chunks as an answer has
+	// deltas (writeOddities adds chunks of several).
+	svc := chat.NewService(chat.Config{Instance: "test", MaxChunkBatch: 1}, chat.Deps{Store: store, Generator: scriptGen{}, Now: time.Now, Random: rand.Reader})
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -236,11 +238,13 @@ func writeOddities(t testing.TB, store *postgres.Store) []int64 {
 		room.MessagePosted{MessageID: uuid(10), ClientID: "x", UserID: "bob", Text: "héllo \"quoted\" \\ back"},
 		room.AnswerStarted{AnswerID: a1, QuestionID: uuid(10)},
 		room.AnswerChunk{AnswerID: a1, Seq: 0, Delta: "Hel"},
+		room.SummaryUpdated{Summary: "greetings", CoversThroughVersion: 1}, // mid-answer: the ChatLog must still hold the chunks' place
 	)
 	appendRaw(t, store, room.Stream(id), "AnswerRated", `{"answer_id":"`+a1.String()+`","stars":5}`)
 	appendRoom(t, store, id,
 		room.AnswerChunk{AnswerID: a1, Seq: 1, Delta: "lo"},
-		room.AnswerCompleted{AnswerID: a1, Text: "Hello!", Chunks: 2, Sources: []room.Source{
+		room.NewAnswerChunk(a1, 2, []string{" there", "!"}, []time.Time{time.Unix(0, 0), time.Unix(0, 3e6)}),
+		room.AnswerCompleted{AnswerID: a1, Text: "Hello there!", Chunks: 4, Sources: []room.Source{
 			{Document: "policy.pdf", ChunkID: "c-1", Score: 0.12345678901234567, Snippet: "ünïcode"},
 			{Document: "faq.md", ChunkID: "c-2", Score: 1e-7},
 			{Document: "big.md", ChunkID: "c-3", Score: 1e300},
@@ -281,7 +285,9 @@ func fold(t testing.TB, s domain.StreamReader, id int64) *room.History {
 }
 
 // checkMatchesFold compares the ChatLog's view of each room with the fold
-// of its stream: History, and Messages paged back to the start.
+// of its stream: its History rows, continued with the stream after the
+// version they reflect (as connect-time history reads them), must be the
+// fold; and Messages, paged back to the start, must be those rows.
 func checkMatchesFold(t *testing.T, e *chatEnv, ids []int64) {
 	t.Helper()
 	for _, id := range ids {
@@ -290,11 +296,22 @@ func checkMatchesFold(t *testing.T, e *chatEnv, ids []int64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(msgs, want.Messages); diff != "" {
-			t.Errorf("room %d: History messages (-got +want):\n%s", id, diff)
+		got := room.NewHistory()
+		got.Load(slices.Clone(msgs), version)
+		evs, err := e.store.ReadStream(t.Context(), room.Stream(id), domain.ReadStreamOptions{From: version + 1, Limit: 100000})
+		if err != nil && !errors.Is(err, domain.ErrStreamNotFound) {
+			t.Fatal(err)
 		}
-		if version != want.Version {
-			t.Errorf("room %d: History version = %d, want %d", id, version, want.Version)
+		for _, ev := range evs {
+			if err := got.Apply(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if diff := cmp.Diff(got.Messages, want.Messages); diff != "" {
+			t.Errorf("room %d: History messages and the stream after version %d (-got +want):\n%s", id, version, diff)
+		}
+		if got.Version != want.Version {
+			t.Errorf("room %d: History and the stream after it reach version %d, want %d", id, got.Version, want.Version)
 		}
 
 		var paged []room.Message
@@ -317,8 +334,8 @@ func checkMatchesFold(t *testing.T, e *chatEnv, ids []int64) {
 			}
 		}
 		slices.Reverse(paged)
-		if diff := cmp.Diff(paged, want.Messages); diff != "" {
-			t.Errorf("room %d: Messages paged from the newest, reversed (-got +want):\n%s", id, diff)
+		if diff := cmp.Diff(paged, msgs); diff != "" {
+			t.Errorf("room %d: Messages paged from the newest, reversed (-got +History's rows):\n%s", id, diff)
 		}
 	}
 }
@@ -638,16 +655,22 @@ func TestChatLogRecordsErrorsAndFailures(t *testing.T) {
 	}
 }
 
-func TestChatLogAppendsAnAnswersChunksOncePerBatch(t *testing.T) {
+// TestChatLogWritesAnAnswerOnce: an answer's row is written when it opens
+// and once more when it ends; its chunks, however many batches bring
+// them, cost no row update, and its version stays where the answer opened
+// so that connect-time history reads the chunks from the stream.
+func TestChatLogWritesAnAnswerOnce(t *testing.T) {
 	t.Parallel()
 	e := newChatEnv(t, 0)
-	// Count row updates of chat_logs.
+	// Count row updates of chat_logs and rooms.
 	if _, err := e.pool.Exec(t.Context(), `
 		CREATE TABLE test_updates (n int NOT NULL);
 		INSERT INTO test_updates VALUES (0);
 		CREATE FUNCTION test_count_update() RETURNS trigger LANGUAGE plpgsql AS
 			$$ BEGIN UPDATE test_updates SET n = n + 1; RETURN NEW; END $$;
 		CREATE TRIGGER test_count_update BEFORE UPDATE ON chat_logs
+			FOR EACH ROW EXECUTE FUNCTION test_count_update();
+		CREATE TRIGGER test_count_room_update BEFORE UPDATE ON rooms
 			FOR EACH ROW EXECUTE FUNCTION test_count_update();`); err != nil {
 		t.Fatal(err)
 	}
@@ -698,22 +721,45 @@ func TestChatLogAppendsAnAnswersChunksOncePerBatch(t *testing.T) {
 		room.AnswerStarted{AnswerID: answer, QuestionID: uuid(1)})
 	first, firstText := chunks(answer, 0, 100)
 	appendAll(first)
-	applyNew() // the answer starts and gets its first 100 chunks in one batch: inserted whole
-	if n := updates(); n != 0 {
-		t.Errorf("a batch creating the answer made %d row updates, want 0", n)
-	}
+	// In another room, a summary lands mid-answer in the batch that opens
+	// the answer: the room's version must still stay at the answer's start.
+	appendRoom(t, e.store, 2,
+		room.RoomCreated{RoomID: 2, OwnerID: "bob", Title: "Mid"},
+		room.MessagePosted{MessageID: uuid(5), UserID: "bob", Text: "hi"},
+		room.AnswerStarted{AnswerID: uuid(6), QuestionID: uuid(5)},
+		room.AnswerChunk{AnswerID: uuid(6), Seq: 0, Delta: "before "},
+		room.SummaryUpdated{Summary: "s", CoversThroughVersion: 1},
+		room.AnswerChunk{AnswerID: uuid(6), Seq: 1, Delta: "after"})
+	applyNew() // the answers open and get their first chunks in one batch
+	checkMatchesFold(t, e, []int64{2})
 	second, secondText := chunks(answer, 100, 100)
 	appendAll(second)
 	applyNew()
-	if n := updates(); n != 1 {
-		t.Errorf("a batch of 100 chunks of one answer made %d row updates, want 1", n)
+	appendRoom(t, e.store, 1, room.SummaryUpdated{Summary: "s", CoversThroughVersion: 1}) // mid-answer
+	applyNew()
+	if n := updates(); n != 0 {
+		t.Errorf("opening an answer and 200 of its chunks made %d row updates, want 0", n)
 	}
-	msgs, _, err := e.log.History(t.Context(), 1)
+	msgs, version, err := e.log.History(t.Context(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 2 || msgs[1].Text != firstText+secondText {
-		t.Errorf("history = %+v, want the answer's 200 chunks", msgs)
+	if len(msgs) != 2 || msgs[1].Text != "" || msgs[1].Status != room.StatusStreaming || version != 2 {
+		t.Errorf("history = %+v at version %d, want the open answer's row empty at its start, version 2", msgs, version)
+	}
+	checkMatchesFold(t, e, []int64{1})
+
+	appendRoom(t, e.store, 1, room.AnswerCompleted{AnswerID: answer, Text: firstText + secondText, Chunks: 200})
+	applyNew()
+	if n := updates(); n != 2 {
+		t.Errorf("the answer's end made %d row updates, want 2 (its row and the room's)", n)
+	}
+	msgs, version, err = e.log.History(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2 || msgs[1].Text != firstText+secondText || version != 204 {
+		t.Errorf("history = %+v at version %d, want the answer's 200 chunks, version 204", msgs, version)
 	}
 	checkMatchesFold(t, e, []int64{1})
 }

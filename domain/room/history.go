@@ -70,7 +70,12 @@ func (h *History) Apply(ev domain.RecordedEvent) error {
 	case AnswerStarted:
 		h.add(Message{ID: e.AnswerID, Role: RoleAssistant, Status: StatusStreaming, CreatedAt: at, UpdatedAt: at, Version: ev.Version})
 	case AnswerChunk:
-		h.update(e.AnswerID, ev.Version, at, func(m *Message) { m.Text += e.Delta })
+		// Only an answer still streaming takes chunks: one that came after
+		// its end, or for no answer, changes nothing (the ChatLog, which
+		// writes an answer's text from its end, agrees).
+		if i, ok := h.index[e.AnswerID]; ok && h.Messages[i].Status == StatusStreaming {
+			h.update(e.AnswerID, ev.Version, at, func(m *Message) { m.Text += e.Delta })
+		}
 	case AnswerCompleted:
 		h.update(e.AnswerID, ev.Version, at, func(m *Message) { m.Text, m.Status, m.Sources = e.Text, StatusComplete, e.Sources })
 	case AnswerFailed:

@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
-	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: []string{room.TypeAnswerChunk}})
+	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: room.ChunkTypes()})
 	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{}); err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// The service appends through the hub's tap, so this process's answer
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
-		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
+		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace, ChunkWindow: cfg.ChunkWindow,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	pool := s.pool
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
-		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
+		Messages: httpapi.StreamingMessages{Base: s.chatlog, Stream: s.store}, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
 			"event_store": httpapi.CheckerFunc(func(ctx context.Context) error { return pool.Ping(ctx) }),
 			"subscription": httpapi.CheckerFunc(func(context.Context) error {
@@ -214,7 +214,7 @@ func (s *Server) openStore(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		s.closers = append(s.closers, func() error { async.Close(); return nil })
-		scfg.AsyncPool, scfg.AsyncTypes = async, []string{room.TypeAnswerChunk}
+		scfg.AsyncPool, scfg.AsyncTypes = async, room.ChunkTypes()
 	}
 	p := postgres.NewStore(s.pool, scfg)
 	s.store, s.closers = p, append(s.closers, p.Close)

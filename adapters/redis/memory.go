@@ -448,11 +448,16 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 // with the owner when the batch tells it: a RoomCreated's, else the first
 // MessagePosted's. It decodes only those events (the fold decodes what it
 // folds); one that does not decode is an EventError. Events of other
-// streams are skipped.
+// streams, and events the memory does not fold (memory.Folds: answer
+// chunks above all), are skipped: a batch of chunks writes nothing but the
+// checkpoint.
 func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 	var out []*roomBatch
 	byID := map[int64]*roomBatch{}
 	for _, ev := range batch {
+		if !memory.Folds(ev.Type) && ev.Type != room.TypeRoomCreated {
+			continue
+		}
 		id, ok := room.ParseStream(ev.Stream)
 		if !ok {
 			continue

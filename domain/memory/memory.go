@@ -82,6 +82,18 @@ func NewConversation() *Conversation {
 	return &Conversation{Through: domain.NoVersion, Version: domain.NoVersion}
 }
 
+// Folds reports whether the memory reads events of type t: questions, the
+// start and end of answers, summaries and the room's deletion. Events of
+// other types (answer chunks above all) change nothing but its version.
+func Folds(t string) bool {
+	switch t {
+	case room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
+		room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted:
+		return true
+	}
+	return false
+}
+
 // Apply folds one event of the room's stream in. Events at or below
 // Version are ignored, so applying an event twice changes nothing.
 //
@@ -95,10 +107,7 @@ func (c *Conversation) Apply(ev domain.RecordedEvent) error {
 	if ev.Version <= c.Version {
 		return nil
 	}
-	switch ev.Type {
-	case room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
-		room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted:
-	default:
+	if !Folds(ev.Type) {
 		c.Version = ev.Version
 		return nil
 	}

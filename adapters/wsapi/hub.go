@@ -10,9 +10,10 @@ import (
 	"github.com/parleychat/parley/domain/room"
 )
 
-// hubStore is what the hub needs of the event store.
+// hubStore is what the hub needs of the event store (or of the process's
+// shared log subscription, projections.Feed).
 type hubStore interface {
-	domain.Subscriber
+	SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error
 	HeadPosition(ctx context.Context) (domain.Position, error)
 }
 

@@ -37,7 +37,8 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		})
 	}
 
-	goRun("log subscription", s.hub.Run, bg)
+	goRun("log subscription", s.feed.Run, bg)
+	goRun("WebSocket hub", s.hub.Run, bg)
 	for _, r := range s.runners {
 		goRun(r.Projection.Name()+" projection", r.Run, bg)
 	}

@@ -52,6 +52,7 @@ type Server struct {
 	store   domain.EventStore
 	closers []func() error // the event store's and the index's, in opening order
 	chatlog *postgres.ChatLog
+	feed    *projections.Feed     // the process's one subscription to the log
 	runners []*projections.Runner // none when projections run elsewhere
 	redis   *goredis.Client
 	index   func(context.Context) error // the retrieval index's refresher, if it has one
@@ -106,10 +107,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err != nil {
 		return nil, fmt.Errorf("conversation memory: %w", err)
 	}
+	// The hub and the projections read the log through one subscription.
+	s.feed = projections.NewFeed(s.store, projections.FeedConfig{Batch: subBatch, Logger: log})
 	if cfg.Projections {
 		s.runners = []*projections.Runner{
-			{Store: s.store, Projection: s.chatlog, Logger: log, Interval: cfg.ChatLogInterval, FullBatch: subBatch},
-			{Store: s.store, Projection: mem, Logger: log},
+			{Store: s.feed, Projection: s.chatlog, Logger: log, Interval: cfg.ChatLogInterval, FullBatch: subBatch},
+			{Store: s.feed, Projection: mem, Logger: log, FullBatch: subBatch},
 		}
 	}
 	worker, err := newMemoryWorker(cfg, s.store, log)
@@ -134,7 +137,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err != nil {
 		return nil, err
 	}
-	s.hub = wsapi.NewHub(s.store, log)
+	s.hub = wsapi.NewHub(s.feed, log)
 	// The service appends through the hub's tap, so this process's answer
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{

@@ -208,6 +208,41 @@ func TestOtherWritersDoNotHoldBack(t *testing.T) {
 	}
 }
 
+// TestSubscriptionsAreNotHeldBackByOtherWriters: a long write transaction
+// that does not touch the events table holds the subscription's cheap
+// bound back; the subscription works out the exact bound and delivers the
+// newer events anyway, without waiting for it to end.
+func TestSubscriptionsAreNotHeldBackByOtherWriters(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	store := postgres.NewStore(pool, postgres.StoreConfig{ProofInterval: 10 * time.Millisecond})
+	t.Cleanup(func() { store.Close() })
+	other := pgtest.NewEmptyDatabase(t)
+	for _, tc := range []struct{ name, url string }{
+		{"another table", pool.Config().ConnConfig.ConnString()},
+		{"another database", other},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := domaintest.UniquePrefix(t)
+			var got events
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
+			t.Cleanup(func() { cancel(); <-done })
+
+			tx := beginOwnConn(t, tc.url)
+			if _, err := tx.Exec(t.Context(), `CREATE TABLE IF NOT EXISTS busy (n int); INSERT INTO busy VALUES (1)`); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				if _, err := store.Append(t.Context(), prefix+"s", domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
+					t.Fatal(err)
+				}
+				waitStreams(t, &got, i+1) // while tx is still open
+			}
+		})
+	}
+}
+
 // TestAsyncPoolCarriesOnlyAsyncTypes: appends made only of AsyncTypes go
 // through AsyncPool (synchronous_commit=off), any other through the main
 // pool, and both read back in one order.

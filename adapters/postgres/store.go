@@ -60,6 +60,19 @@ type StoreConfig struct {
 	// 2ms.
 	ReadInterval time.Duration
 
+	// ProofInterval is how long a live subscription lets the oldest
+	// running transaction of the server hold back committed events before
+	// it works out which transactions may still write events (the exact
+	// bound, visibleBoundSQL, which reads pg_locks: about a millisecond on
+	// a server with many connections). Reads use the cheap bound — every
+	// transaction below the oldest one running has ended — which an
+	// append in flight holds back only until it ends; a long transaction
+	// elsewhere (another database, another table) holds it back for
+	// longer, and then at most one exact bound is worked out per
+	// ProofInterval. It bounds the delay such a transaction adds. Default
+	// 20ms.
+	ProofInterval time.Duration
+
 	// AppendBatch is the most appends one statement carries. Appends that
 	// arrive while AppendWorkers statements are in flight wait and go
 	// together in the next one: one commit for many streams, so the
@@ -91,6 +104,9 @@ func (c *StoreConfig) setDefaults() {
 	}
 	if c.ReadInterval <= 0 {
 		c.ReadInterval = 2 * time.Millisecond
+	}
+	if c.ProofInterval <= 0 {
+		c.ProofInterval = 20 * time.Millisecond
 	}
 	if c.AppendBatch <= 0 {
 		c.AppendBatch = 64
@@ -505,24 +521,53 @@ const visibleBoundSQL = `(WITH l AS MATERIALIZED (SELECT locktype, database, rel
 	               ELSE true END))
 	FROM (SELECT pg_current_snapshot() AS s) AS snap)`
 
-// readAllSQL pages the global log up to the visible bound, or the store's
-// complete mark ($5) when that is higher: rows at or above it are not
-// returned yet, since a transaction below them might still commit rows
-// that sort before them.
-const readAllSQL = `SELECT ` + eventColumns + ` FROM events
- WHERE (txid, seq) > ($1, $2)
-   AND txid < greatest($5::bigint, ` + visibleBoundSQL + `)
-   AND ($3 = '' OR starts_with(stream, $3))
- ORDER BY txid, seq
- LIMIT $4`
+// readAllSQL pages the global log below a bound every transaction under
+// which has ended: the oldest transaction the statement's snapshot sees
+// running (pg_snapshot_xmin; the snapshot's xmax when none runs), or the
+// store's complete mark ($5, see visibleBoundSQL) when that is higher. Rows
+// at or above it are not returned yet: a transaction below them might
+// still commit rows that sort before them. It is cheap, but cautious: any
+// transaction on the server holds it back, not only those that may write
+// events. So each row also says where the bound stood and whether
+// committed rows of the page's streams wait at or above it ("held"); a
+// reader that finds them held for long works out the exact bound
+// (visibleBoundSQL) and raises the complete mark (see Store.prove). The
+// result has one row even when the page is empty, with NULL event columns.
+const readAllSQL = `WITH b AS MATERIALIZED (
+	SELECT x.bound, EXISTS (SELECT 1 FROM events e WHERE (e.txid, e.seq) > ($1, $2) AND e.txid >= x.bound
+	                          AND ($3 = '' OR starts_with(e.stream, $3))) AS held
+	  FROM (SELECT greatest($5::bigint, pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS bound) AS x
+), page AS MATERIALIZED (
+	SELECT ` + eventColumns + ` FROM events
+	 WHERE (txid, seq) > ($1, $2) AND txid < (SELECT bound FROM b) AND ($3 = '' OR starts_with(stream, $3))
+	 ORDER BY txid, seq
+	 LIMIT $4
+)
+SELECT p.id, p.type, p.data, p.metadata, p.stream, p.version, p.txid, p.seq, p.recorded_at, b.bound, b.held
+  FROM b LEFT JOIN page p ON true
+ ORDER BY p.txid, p.seq`
 
-// ReadAll implements domain.AllReader.
+// boundSQL works out the exact bound (see visibleBoundSQL), or the
+// complete mark ($1) when that is higher.
+const boundSQL = `SELECT greatest($1::bigint, ` + visibleBoundSQL + `)`
+
+// ReadAll implements domain.AllReader. When committed events wait behind
+// a transaction that holds the cheap bound back, it works out the exact
+// bound and reads again, so it returns every event that is safe to.
 func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
-	return s.readAll(ctx, opts.After, opts.StreamPrefix, domain.ReadLimit(opts.Limit))
+	limit := domain.ReadLimit(opts.Limit)
+	page, err := s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
+	if err != nil || !page.held || len(page.events) == limit {
+		return page.events, err
+	}
+	if err := s.prove(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: read all after %s: %w", opts.After, err)
+	}
+	page, err = s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
+	return page.events, err
 }
 
-// HeadPosition implements domain.AllReader, with the same snapshot bound
-// as ReadAll.
+// HeadPosition implements domain.AllReader, with the exact bound.
 func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	var txid, seq int64
 	err := s.pool.QueryRow(ctx, `SELECT txid, seq FROM events
@@ -538,19 +583,61 @@ func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	return domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}, nil
 }
 
-func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) ([]domain.RecordedEvent, error) {
+// logPage is a read of the global log: its events, the bound it stopped
+// at, and whether committed events of its streams wait at or above it.
+type logPage struct {
+	events []domain.RecordedEvent
+	bound  int64
+	held   bool
+}
+
+func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) (logPage, error) {
 	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit, s.complete.Load())
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
+		return logPage{}, fmt.Errorf("postgres: read all after %s: %w", after, err)
 	}
-	evs, err := scanEvents(rows, min(limit, 256))
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read all after %s: %w", after, err)
+	defer rows.Close()
+	p := logPage{events: make([]domain.RecordedEvent, 0, min(limit, 64))}
+	for rows.Next() {
+		var (
+			ev         domain.RecordedEvent
+			id         *[16]byte
+			typ, str   *string
+			data, meta []byte
+			version    *int64
+			txid, seq  *int64
+			at         *time.Time
+		)
+		if err := rows.Scan(&id, &typ, &data, &meta, &str, &version, &txid, &seq, &at, &p.bound, &p.held); err != nil {
+			return logPage{}, fmt.Errorf("postgres: read all after %s: %w", after, err)
+		}
+		if id == nil {
+			continue // the row of an empty page
+		}
+		ev.ID, ev.Type, ev.Stream, ev.Version = *id, *typ, *str, *version
+		ev.Data, ev.Metadata = json.RawMessage(data), json.RawMessage(meta)
+		ev.Position = domain.Position{Commit: uint64(*txid), Prepare: uint64(*seq)}
+		ev.RecordedAt = at.UTC()
+		p.events = append(p.events, ev)
 	}
-	if len(evs) > 0 {
-		s.completeBelow(int64(evs[len(evs)-1].Position.Commit) + 1)
+	if err := rows.Err(); err != nil {
+		return logPage{}, fmt.Errorf("postgres: read all after %s: %w", after, err)
 	}
-	return evs, nil
+	if n := len(p.events); n > 0 {
+		s.completeBelow(int64(p.events[n-1].Position.Commit) + 1)
+	}
+	return p, nil
+}
+
+// prove works out the exact bound (visibleBoundSQL) and raises the
+// complete mark to it.
+func (s *Store) prove(ctx context.Context) error {
+	var bound int64
+	if err := s.pool.QueryRow(ctx, boundSQL, s.complete.Load()).Scan(&bound); err != nil {
+		return fmt.Errorf("work out which transactions may still write events: %w", err)
+	}
+	s.completeBelow(bound)
+	return nil
 }
 
 // completeBelow raises the complete mark to txid: a read has returned an
@@ -564,19 +651,47 @@ func (s *Store) completeBelow(txid int64) {
 	}
 }
 
-// SubscribeAll implements domain.Subscriber.
+// SubscribeAll implements domain.Subscriber. Its reads use the cheap
+// bound (readAllSQL); when committed events have waited behind the same
+// bound for ProofInterval, it works out the exact one (Store.prove).
 func (s *Store) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
 	after := opts.After
-	return s.follow(ctx, "all", func(ctx context.Context) (int, error) {
-		batch, err := s.readAll(ctx, after, opts.StreamPrefix, s.cfg.SubscriptionBatch)
-		if err != nil || len(batch) == 0 {
-			return 0, err
+	var (
+		bound     int64     // the cheap bound of the last read
+		heldSince time.Time // since when events have waited behind it
+	)
+	return s.follow(ctx, "all", func(ctx context.Context) (int, time.Duration, error) {
+		page, err := s.readAll(ctx, after, opts.StreamPrefix, s.cfg.SubscriptionBatch)
+		if err != nil {
+			return 0, 0, err
 		}
-		if err := h(ctx, batch); err != nil {
-			return 0, handlerError{err}
+		prove := time.Duration(0)
+		switch {
+		case !page.held:
+			heldSince = time.Time{}
+		case heldSince.IsZero() || page.bound != bound:
+			heldSince = time.Now() // held anew, or by a newer transaction
+			prove = s.cfg.ProofInterval
+		case time.Since(heldSince) >= s.cfg.ProofInterval:
+			if err := s.prove(ctx); err != nil {
+				return 0, 0, err
+			}
+			heldSince = time.Time{}
+			if len(page.events) == 0 {
+				return 0, -1, nil // read again at once, below the new bound
+			}
+		default:
+			prove = s.cfg.ProofInterval - time.Since(heldSince)
 		}
-		after = batch[len(batch)-1].Position
-		return len(batch), nil
+		bound = page.bound
+		if len(page.events) == 0 {
+			return 0, prove, nil
+		}
+		if err := h(ctx, page.events); err != nil {
+			return 0, 0, handlerError{err}
+		}
+		after = page.events[len(page.events)-1].Position
+		return len(page.events), prove, nil
 	})
 }
 
@@ -588,20 +703,20 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, after int64,
 		return err
 	}
 	q := `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version > $2 ORDER BY version LIMIT $3`
-	return s.follow(ctx, stream, func(ctx context.Context) (int, error) {
+	return s.follow(ctx, stream, func(ctx context.Context) (int, time.Duration, error) {
 		rows, err := s.pool.Query(ctx, q, stream, after, s.cfg.SubscriptionBatch)
 		if err != nil {
-			return 0, fmt.Errorf("postgres: read %s after %d: %w", stream, after, err)
+			return 0, 0, fmt.Errorf("postgres: read %s after %d: %w", stream, after, err)
 		}
 		batch, err := scanEvents(rows, 16)
 		if err != nil || len(batch) == 0 {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := h(ctx, batch); err != nil {
-			return 0, handlerError{err}
+			return 0, 0, handlerError{err}
 		}
 		after = batch[len(batch)-1].Version
-		return len(batch), nil
+		return len(batch), 0, nil
 	})
 }
 
@@ -612,16 +727,18 @@ type handlerError struct{ err error }
 func (e handlerError) Error() string { return e.err.Error() }
 
 // follow runs step until ctx ends or the handler fails: straight away
-// again while it finds full batches, and otherwise after a wake-up or the
-// poll interval, but never sooner than ReadInterval after the previous
-// read began, so that under a stream of small appends one read carries
-// many of them. Read errors are logged and retried with backoff.
-func (s *Store) follow(ctx context.Context, what string, step func(context.Context) (int, error)) error {
+// again while it finds full batches (or asks for it with a negative
+// retry), and otherwise after a wake-up, the poll interval or the retry
+// step asked for (when positive), whichever comes first, but never sooner
+// than ReadInterval after the previous read began, so that under a
+// stream of small appends one read carries many of them. Read errors are
+// logged and retried with backoff.
+func (s *Store) follow(ctx context.Context, what string, step func(context.Context) (int, time.Duration, error)) error {
 	backoff := s.cfg.PollInterval
 	for {
 		wake := s.wakeup() // taken before reading, so no wake-up is missed
 		began := time.Now()
-		n, err := step(ctx)
+		n, retry, err := step(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -638,10 +755,14 @@ func (s *Store) follow(ctx context.Context, what string, step func(context.Conte
 			continue
 		}
 		backoff = s.cfg.PollInterval
-		if n >= s.cfg.SubscriptionBatch {
+		if n >= s.cfg.SubscriptionBatch || retry < 0 {
 			continue // more may be waiting
 		}
-		timer := time.NewTimer(s.cfg.PollInterval)
+		poll := s.cfg.PollInterval
+		if retry > 0 {
+			poll = min(poll, retry)
+		}
+		timer := time.NewTimer(poll)
 		select {
 		case <-ctx.Done():
 			timer.Stop()

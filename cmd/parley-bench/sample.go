@@ -241,8 +241,10 @@ func queryKind(q string) string {
 	switch {
 	case strings.Contains(q, "INSERT INTO events"):
 		return "append"
-	case strings.Contains(q, "FROM events") && strings.Contains(q, "pg_locks"):
+	case strings.Contains(q, "FROM events") && (strings.Contains(q, "pg_snapshot_xmin") || strings.Contains(q, "txid <")):
 		return "log read"
+	case strings.Contains(q, "pg_locks"):
+		return "exact bound"
 	case strings.Contains(q, "FROM events"):
 		return "stream read"
 	case strings.Contains(q, "chat_logs") || strings.Contains(q, "rooms") || strings.Contains(q, "projection_checkpoints"):

@@ -43,11 +43,13 @@ func TestStatCPU(t *testing.T) {
 
 func TestQueryKind(t *testing.T) {
 	tests := map[string]string{
-		"WITH cur AS (SELECT coalesce(max(version), -1) AS v FROM events WHERE stream = $1), ins AS (INSERT INTO events (txid": "append",
-		"SELECT id, type FROM events WHERE stream = $1 AND version >= $2":                                                      "stream read",
-		"UPDATE chat_logs AS c SET text = ...":                                                                                 "chatlog",
-		"SELECT pg_notify($1, '')":                                                                                             "notify",
-		"BEGIN":                                                                                                                "other",
+		"WITH cur AS (SELECT coalesce(max(version), -1) AS v FROM events WHERE stream = $1), ins AS (INSERT INTO events (txid":          "append",
+		"SELECT id, type FROM events WHERE stream = $1 AND version >= $2":                                                               "stream read",
+		"UPDATE chat_logs AS c SET text = ...":                                                                                          "chatlog",
+		"SELECT pg_notify($1, '')":                                                                                                      "notify",
+		"WITH b AS MATERIALIZED ( SELECT x.bound, EXISTS (SELECT 1 FROM events e WHERE (e.txid, e.seq) > ($1, $2) AND pg_snapshot_xmin": "log read",
+		"SELECT greatest($1::bigint, (WITH l AS MATERIALIZED (SELECT locktype FROM pg_locks)":                                           "exact bound",
+		"BEGIN": "other",
 	}
 	for q, want := range tests {
 		if got := queryKind(q); got != want {

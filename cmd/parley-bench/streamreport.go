@@ -244,7 +244,7 @@ func printMain(out io.Writer, p, r []roundResult) error {
 	row("  this process (clients, model)", func(x roundResult) float64 { return cores(x.use.bench, x.use.wall) }, "%.2f", false)
 	row("  the machine (all processes)", func(x roundResult) float64 { return cores(x.use.machine, x.use.wall) }, "%.2f", false)
 	row("PostgreSQL commits per s", func(x roundResult) float64 { return float64(x.use.commits) / x.use.wall.Seconds() }, "%.0f", false)
-	for _, k := range []string{"append", "log read", "stream read", "chatlog", "notify", "other"} {
+	for _, k := range []string{"append", "log read", "exact bound", "stream read", "chatlog", "notify", "other"} {
 		row("active backends: "+k, func(x roundResult) float64 { return x.use.active[k] }, "%.2f", false)
 	}
 	row("chunk events per delivered token", func(x roundResult) float64 { return ratio(float64(x.chunks.events), float64(x.delivered)) }, "%.2f", false)

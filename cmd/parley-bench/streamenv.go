@@ -66,6 +66,7 @@ func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
 	}
 	u.Path = "/" + e.dbName
 	e.dbURL = u.String()
+	e.logf("scratch database %s", e.dbName)
 	if cfg.stream.keepDB {
 		e.logf("the database stays when the benchmark ends: %s", u.Redacted())
 	}

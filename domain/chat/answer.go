@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -42,7 +43,13 @@ func (s *Service) startAnswer(id int64, user string, msgID, answerID domain.UUID
 			if s.running[id] == ra {
 				delete(s.running, id)
 			}
+			ra.ending = true
+			lost := ra.summary != nil // handed over after the answer's last chance to append it
+			ra.summary = nil
 			s.mu.Unlock()
+			if lost {
+				s.compact(id) // decide it again, and append it on its own
+			}
 		}()
 		p := &pipeline{s: s, room: id, user: user, msgID: msgID, answerID: answerID, version: version, ra: ra}
 		outcome := p.run(genCtx, cancel, prompt)
@@ -99,6 +106,9 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 	default:
 		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
 		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
+	}
+	if err := p.appendSummary(true); err != nil && !errors.Is(err, errAbandoned) {
+		p.s.log.Warn("memory: could not append the room's summary", "room_id", p.room, "error", err)
 	}
 	if err := p.append([]room.Event{end}); err != nil {
 		if errors.Is(err, errAbandoned) {
@@ -289,6 +299,12 @@ func (p *pipeline) appendChunks(batch []emitted) error {
 	for _, t := range texts {
 		p.text.WriteString(t)
 	}
+	if err := p.appendSummary(false); err != nil {
+		if errors.Is(err, errAbandoned) {
+			return err
+		}
+		p.s.log.Warn("memory: could not append the room's summary", "room_id", p.room, "error", err)
+	}
 	return nil
 }
 
@@ -303,6 +319,39 @@ func (p *pipeline) append(evs []room.Event) error {
 	if err != nil {
 		return err
 	}
+	return p.appendData(data, len(evs))
+}
+
+// appendSummary appends the summary the Service has handed the answer, if
+// any (see Service.summarize), at the answer's version: nothing else
+// appends to the room meanwhile, so it cannot conflict. ending says the
+// answer takes no more: a summary decided later is appended on its own.
+func (p *pipeline) appendSummary(ending bool) error {
+	p.s.mu.Lock()
+	ev := p.ra.summary
+	p.ra.summary = nil
+	if ending {
+		p.ra.ending = true
+	}
+	p.s.mu.Unlock()
+	if ev == nil {
+		return nil
+	}
+	data, err := p.s.encode([]room.Event{*ev}, domain.Metadata{}, func(int, room.Event) domain.UUID {
+		return memory.SummaryEventID(room.Stream(p.room), ev.CoversThroughVersion)
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.appendData(data, 1); err != nil {
+		return err
+	}
+	p.s.logSummary(p.room, *ev, p.version)
+	return nil
+}
+
+// appendData appends encoded events at the pipeline's version (see append).
+func (p *pipeline) appendData(data []domain.EventData, n int) error {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		res, err := p.s.appendTimed(ctx, room.Stream(p.room), domain.Exact(p.version), data)
@@ -313,7 +362,7 @@ func (p *pipeline) append(evs []room.Event) error {
 		}
 		if !errors.Is(err, domain.ErrConflict) || attempt >= 20 {
 			cancel()
-			return fmt.Errorf("room %d: append %d answer events: %w", p.room, len(evs), err)
+			return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, err)
 		}
 		r := p.s.cached(p.room)
 		r.mu.Lock()

@@ -3,15 +3,18 @@ package chat
 import (
 	"context"
 
+	"github.com/parleychat/parley/domain"
+
 	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
 
 // Memory keeps rooms' conversation memory short: after an answer
-// completes, Compact folds the room's oldest turns into its summary while
-// the rest exceed the memory's token limit (memory.Worker).
+// completes, Summarize decides the summary that folds the room's oldest
+// turns while the rest exceed the memory's token limit (memory.Worker),
+// and the service appends it (ok false: nothing to fold).
 type Memory interface {
-	Compact(ctx context.Context, roomID int64) error
+	Summarize(ctx context.Context, roomID int64) (ev room.SummaryUpdated, ok bool, err error)
 }
 
 // MemoryReader reads a room's memory, as a read model holds it, for the
@@ -73,9 +76,12 @@ func promptMemory(st *room.State, m *memory.Conversation) (string, []Turn) {
 	return m.Summary, history
 }
 
-// compact runs Memory.Compact for the room in a goroutine the Service
-// owns, one at a time per room: a request while one runs makes it run
-// once more.
+// compact summarises the room's oldest turns (Memory.Summarize) in a
+// goroutine the Service owns, off the answers' path, one at a time per
+// room: a request while one runs makes it run once more. The summary is
+// then appended where it cannot conflict with the room's answer: by the
+// answer streaming in the room, if this process runs one (after its next
+// chunk, or before its end), else at the room's version under its lock.
 func (s *Service) compact(id int64) {
 	if s.memory == nil {
 		return
@@ -91,7 +97,7 @@ func (s *Service) compact(id int64) {
 	s.answers.Go(func() {
 		for {
 			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.CompactTimeout)
-			err := s.memory.Compact(ctx, id)
+			err := s.summarize(ctx, id)
 			cancel()
 			if err != nil && s.ctx.Err() == nil {
 				s.log.Warn("memory: could not summarise the room's oldest turns; the next answer tries again", "room_id", id, "error", err)
@@ -109,4 +115,40 @@ func (s *Service) compact(id int64) {
 			}
 		}
 	})
+}
+
+// summarize decides the room's next summary and has it appended.
+func (s *Service) summarize(ctx context.Context, id int64) error {
+	ev, ok, err := s.memory.Summarize(ctx, id)
+	if err != nil || !ok {
+		return err
+	}
+	s.mu.Lock()
+	if ra := s.running[id]; ra != nil && !ra.ending {
+		ra.summary = &ev // the answer appends it (pipeline.appendSummary)
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	stream := room.Stream(id)
+	evs, res, err := s.execute(ctx, id, domain.Metadata{}, func(int, room.Event) domain.UUID {
+		return memory.SummaryEventID(stream, ev.CoversThroughVersion)
+	}, func(st *room.State) ([]room.Event, error) {
+		if !st.Exists() || st.SummaryThrough >= ev.CoversThroughVersion {
+			return nil, nil // deleted, or summarised that far already
+		}
+		return []room.Event{ev}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(evs) > 0 {
+		s.logSummary(id, ev, res.Version)
+	}
+	return nil
+}
+
+func (s *Service) logSummary(id int64, ev room.SummaryUpdated, version int64) {
+	s.log.Info("summarised the oldest turns", "room_id", id, "covers_through_version", ev.CoversThroughVersion,
+		"tokens", ev.Tokens, "summarizer", ev.Summarizer, "version", version)
 }

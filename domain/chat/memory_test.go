@@ -2,7 +2,9 @@ package chat_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -39,14 +41,15 @@ func (r reader) Load(ctx context.Context, _ int64, _ string) (*memory.Conversati
 }
 
 // compactor is a chat.Memory that counts its calls; each call waits on
-// gate when it is set.
+// gate when it is set, then decides the summary in next, if any.
 type compactor struct {
 	mu    sync.Mutex
 	calls int
 	gate  chan struct{}
+	next  *room.SummaryUpdated
 }
 
-func (c *compactor) Compact(ctx context.Context, _ int64) error {
+func (c *compactor) Summarize(ctx context.Context, _ int64) (room.SummaryUpdated, bool, error) {
 	c.mu.Lock()
 	c.calls++
 	c.mu.Unlock()
@@ -54,10 +57,24 @@ func (c *compactor) Compact(ctx context.Context, _ int64) error {
 		select {
 		case <-c.gate:
 		case <-ctx.Done():
-			return ctx.Err()
+			return room.SummaryUpdated{}, false, ctx.Err()
 		}
 	}
-	return nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.next == nil {
+		return room.SummaryUpdated{}, false, nil
+	}
+	ev := *c.next
+	c.next = nil
+	return ev, true, nil
+}
+
+// pending reports whether a summary waits to be decided.
+func (c *compactor) pending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next != nil
 }
 
 func (c *compactor) count() int {
@@ -151,7 +168,7 @@ func TestCompactRunsAfterCompletedAnswersOnly(t *testing.T) {
 	waitFor(t, store, r2.ID, room.TypeAnswerFailed)
 	time.Sleep(50 * time.Millisecond)
 	if n := c.count(); n != 1 {
-		t.Errorf("Compact called %d times, want once: not after a failed answer", n)
+		t.Errorf("Summarize called %d times, want once: not after a failed answer", n)
 	}
 }
 
@@ -174,7 +191,7 @@ func TestCompactRunsOnceAtATimePerRoom(t *testing.T) {
 	c.gate <- struct{}{}
 	time.Sleep(50 * time.Millisecond)
 	if n := c.count(); n != 2 {
-		t.Errorf("Compact ran %d times, want 2", n)
+		t.Errorf("Summarize ran %d times, want 2", n)
 	}
 }
 
@@ -198,4 +215,98 @@ func countType(t *testing.T, s *inmem.Store, id int64, typ string) int {
 		}
 	}
 	return n
+}
+
+// conflictCount is a store that counts the appends refused as conflicts.
+type conflictCount struct {
+	*inmem.Store
+	conflicts atomic.Int32
+}
+
+func (s *conflictCount) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) (domain.AppendResult, error) {
+	res, err := s.Store.Append(ctx, stream, exp, evs...)
+	if errors.Is(err, domain.ErrConflict) {
+		s.conflicts.Add(1)
+	}
+	return res, err
+}
+
+// TestSummaryIsAppendedByTheStreamingAnswer: a summary decided while the
+// room's next answer streams is appended by that answer, between its
+// chunks, so neither conflicts with the other.
+func TestSummaryIsAppendedByTheStreamingAnswer(t *testing.T) {
+	store := &conflictCount{Store: inmem.New(nil)}
+	c := &compactor{gate: make(chan struct{})}
+	g := &gen{tokens: []string{"a ", "b ", "c"}, gate: make(chan struct{}, 10)}
+	// One delta to a chunk: the versions below are exact.
+	svc := chat.NewService(chat.Config{ChunkWindow: -1, MaxChunkBatch: 1, ShutdownGrace: 50 * time.Millisecond},
+		chat.Deps{Store: store, Generator: g, Memory: c, Now: time.Now, Random: rand.Reader})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	r, _ := svc.CreateRoom(t.Context(), "42", "t") // version 0
+
+	// The first answer (versions 1-6) completes; its summary is decided,
+	// held at the gate, while the second answer starts streaming.
+	for range 3 {
+		g.gate <- struct{}{}
+	}
+	if _, err := svc.Post(t.Context(), r.ID, "42", "one", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, store, r.ID, room.TypeAnswerCompleted)
+	waitUntil(t, func() bool { return c.count() == 1 })
+	if _, err := svc.Post(t.Context(), r.ID, "42", "two", ""); err != nil {
+		t.Fatal(err)
+	}
+	g.gate <- struct{}{} // the second answer's first chunk
+	waitUntil(t, func() bool { return countType(t, store.Store, r.ID, room.TypeAnswerChunk) == 4 })
+	c.mu.Lock()
+	c.next = &room.SummaryUpdated{Summary: "asked one", CoversThroughVersion: 6, Tokens: 2, Summarizer: "test"}
+	c.mu.Unlock()
+	c.gate <- struct{}{} // the summary is decided, mid-answer
+	waitUntil(t, func() bool { return c.count() == 1 && !c.pending() })
+	g.gate <- struct{}{} // the next chunk: the summary follows it
+	g.gate <- struct{}{}
+	waitUntil(t, func() bool { return countType(t, store.Store, r.ID, room.TypeAnswerCompleted) == 2 })
+	evs, err := store.ReadStream(t.Context(), room.Stream(r.ID), domain.ReadStreamOptions{From: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.Type)
+	}
+	want := []string{room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerChunk, room.TypeAnswerChunk, room.TypeSummaryUpdated,
+		room.TypeAnswerChunk, room.TypeAnswerCompleted}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("second answer's events %v, want %v", got, want)
+	}
+	if n := store.conflicts.Load(); n != 0 {
+		t.Errorf("%d conflicting appends, want none", n)
+	}
+}
+
+// TestSummaryIsAppendedOnItsOwnWhenNoAnswerStreams: a summary decided
+// after the room's answer ended is appended at the room's version, once;
+// one whose turns a summary covers already is not appended.
+func TestSummaryIsAppendedOnItsOwnWhenNoAnswerStreams(t *testing.T) {
+	store := inmem.New(nil)
+	c := &compactor{}
+	svc := startFixture(t, store, chat.Config{}, chat.Deps{Generator: &gen{tokens: []string{"ok"}}, Memory: c}).svc
+	r, _ := svc.CreateRoom(t.Context(), "42", "t")
+	for i, through := range []int64{3, 2} {
+		c.mu.Lock()
+		c.next = &room.SummaryUpdated{Summary: fmt.Sprintf("summary %d", i), CoversThroughVersion: through, Summarizer: "test"}
+		c.mu.Unlock()
+		if _, err := svc.Post(t.Context(), r.ID, "42", fmt.Sprintf("q%d", i), ""); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, func() bool { return c.count() == i+1 && !c.pending() })
+		time.Sleep(20 * time.Millisecond) // the append follows the decision
+	}
+	if n := countType(t, store, r.ID, room.TypeSummaryUpdated); n != 1 {
+		t.Errorf("%d summaries appended, want 1 (the second covers less than the first)", n)
+	}
 }

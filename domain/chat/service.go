@@ -62,8 +62,8 @@ type Config struct {
 	// MemoryReadTimeout bounds one read of Deps.MemoryReader; on timeout
 	// the prompt's memory comes from the room's stream. Default 250ms.
 	MemoryReadTimeout time.Duration
-	// CompactTimeout bounds one Deps.Memory.Compact after an answer.
-	// Default 2 minutes.
+	// CompactTimeout bounds one Deps.Memory.Summarize after an answer, and
+	// its append. Default 2 minutes.
 	CompactTimeout time.Duration
 }
 
@@ -175,6 +175,11 @@ type runningAnswer struct {
 	id        domain.UUID
 	cancel    context.CancelFunc
 	cancelled bool // by a Cancel command in this process
+	// summary is a summary of the room's older turns for the answer to
+	// append (Service.summarize); ending says it takes no more. Both are
+	// guarded by Service.mu.
+	summary *room.SummaryUpdated
+	ending  bool
 }
 
 // idNamespace derives message IDs from client IDs.

@@ -135,24 +135,49 @@ func (w *Worker) Compact(ctx context.Context, roomID int64) error {
 		return err
 	}
 	for range w.cfg.MaxRounds {
-		if c.Version == domain.NoVersion || c.Deleted {
-			return nil
+		ev, n, err := w.decide(ctx, roomID, c)
+		if err != nil || n == 0 {
+			return err
 		}
-		n := Plan(c.Turns, w.count, w.cfg.MaxTokenLimit)
-		if n == 0 {
-			return nil
-		}
-		fold := append([]Turn(nil), c.Turns[:n]...)
-		text, err := w.sum.Summarize(ctx, c.Summary, fold)
-		if err != nil {
-			return fmt.Errorf("room %d: summarise %d turns with %s: %w", roomID, n, w.sum.Name(), err)
-		}
-		ev := room.SummaryUpdated{Summary: text, CoversThroughVersion: fold[n-1].EndVersion, Tokens: w.count.Count(text), Summarizer: w.sum.Name()}
 		if c, err = w.append(ctx, roomID, c, ev, n); err != nil || c == nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Summarize decides the room's next summary as Compact would, from its
+// stream as it stands, and returns it without appending it (ok false when
+// the room does not exist, was deleted, or its turns fit): the caller
+// appends it, with its ID SummaryEventID, where it knows it will not
+// conflict — the chat service, in the answer streaming in the room, if
+// any. A summary whose CoversThroughVersion a later summary already
+// covers changes nothing when folded.
+func (w *Worker) Summarize(ctx context.Context, roomID int64) (ev room.SummaryUpdated, ok bool, err error) {
+	c, err := w.Load(ctx, roomID)
+	if err != nil {
+		return ev, false, err
+	}
+	ev, n, err := w.decide(ctx, roomID, c)
+	return ev, n > 0 && err == nil, err
+}
+
+// decide summarises the oldest turns of c while they exceed the limit; n
+// is how many it folded, 0 when there is nothing to do.
+func (w *Worker) decide(ctx context.Context, roomID int64, c *Conversation) (room.SummaryUpdated, int, error) {
+	if c.Version == domain.NoVersion || c.Deleted {
+		return room.SummaryUpdated{}, 0, nil
+	}
+	n := Plan(c.Turns, w.count, w.cfg.MaxTokenLimit)
+	if n == 0 {
+		return room.SummaryUpdated{}, 0, nil
+	}
+	fold := append([]Turn(nil), c.Turns[:n]...)
+	text, err := w.sum.Summarize(ctx, c.Summary, fold)
+	if err != nil {
+		return room.SummaryUpdated{}, 0, fmt.Errorf("room %d: summarise %d turns with %s: %w", roomID, n, w.sum.Name(), err)
+	}
+	return room.SummaryUpdated{Summary: text, CoversThroughVersion: fold[n-1].EndVersion, Tokens: w.count.Count(text), Summarizer: w.sum.Name()}, n, nil
 }
 
 // append writes ev at c's version and returns nil. On a conflict it reads
@@ -185,15 +210,44 @@ func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev r
 		if attempt >= w.cfg.MaxAttempts {
 			return nil, fmt.Errorf("room %d: append %s: gave up after %d conflicts: %w", roomID, ev.EventType(), attempt, err)
 		}
-		fresh, err := w.Load(ctx, roomID)
+		// Only what was appended since matters: another summary or the
+		// room's deletion means deciding again; anything else (the next
+		// answer's chunks, most often) moves the version on.
+		head, moved, err := w.since(ctx, stream, version)
 		if err != nil {
 			return nil, err
 		}
-		if fresh.Through != c.Through || fresh.Deleted {
+		if moved {
+			fresh, err := w.Load(ctx, roomID)
+			if err != nil {
+				return nil, err
+			}
 			w.log.Debug("another writer summarised the room first", "room_id", roomID, "covers_through_version", fresh.Through)
 			return fresh, nil
 		}
-		version = fresh.Version
+		version = head
+	}
+}
+
+// since reads the events of stream after version and returns the last
+// one's version, and whether one of them is a summary or the room's
+// deletion.
+func (w *Worker) since(ctx context.Context, stream string, version int64) (head int64, moved bool, err error) {
+	head = version
+	for {
+		evs, err := w.store.ReadStream(ctx, stream, domain.ReadStreamOptions{From: head + 1, Limit: readPage})
+		if err != nil {
+			return 0, false, fmt.Errorf("read %s after version %d: %w", stream, head, err)
+		}
+		for _, ev := range evs {
+			if ev.Type == room.TypeSummaryUpdated || ev.Type == room.TypeRoomDeleted {
+				return ev.Version, true, nil
+			}
+			head = ev.Version
+		}
+		if len(evs) < readPage {
+			return head, false, nil
+		}
 	}
 }
 

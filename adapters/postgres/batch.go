@@ -19,8 +19,9 @@ import (
 // rather than on rows. So appends queue for a few workers per pool (see
 // StoreConfig.AppendWorkers); a worker takes every queued append, one per
 // stream, up to AppendBatch, and writes them in one statement. An append
-// that finds a worker idle is written at once, so batching costs nothing
-// when the store is not busy.
+// that finds a worker idle is written at once when no other append is in
+// flight; while others are, the worker holds it up to
+// StoreConfig.AppendWindow for them to join.
 //
 // Each append of a batch keeps its own expectation and result: one whose
 // expectation fails writes nothing while the others land. Anything that
@@ -115,6 +116,10 @@ type batcher struct {
 	s    *Store
 	pool *pgxpool.Pool
 	reqs chan *appendReq
+	// inflight counts the appends between their call and their answer:
+	// when a worker finds more than it has taken, other writers are
+	// appending at the same time and the store counts as busy.
+	inflight atomic.Int64
 }
 
 // newBatcher starts AppendWorkers workers on s.wg; they stop when ctx ends.
@@ -128,6 +133,8 @@ func (s *Store) newBatcher(ctx context.Context, pool *pgxpool.Pool) *batcher {
 
 // append queues one append and waits for its outcome.
 func (b *batcher) append(ctx context.Context, stream string, expected domain.ExpectedVersion, enc encodedEvents) (domain.AppendResult, error) {
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
 	r := &appendReq{ctx: ctx, stream: stream, expected: expected, enc: enc, done: make(chan appendOutcome, 1)}
 	select {
 	case b.reqs <- r:
@@ -212,9 +219,29 @@ func (b *batcher) work(ctx context.Context) {
 				break drain
 			}
 		}
+		if w := b.s.cfg.AppendWindow; w > 0 && len(batch) > 0 && len(batch) < limit && b.inflight.Load() > int64(len(batch)) {
+			b.gather(ctx, w, take, func() bool { return len(batch) == limit })
+		}
 		carry = next
 		if len(batch) > 0 {
 			b.run(batch)
+		}
+	}
+}
+
+// gather takes the appends that arrive within w, until full says the
+// batch is.
+func (b *batcher) gather(ctx context.Context, w time.Duration, take func(*appendReq), full func() bool) {
+	t := time.NewTimer(w)
+	defer t.Stop()
+	for !full() {
+		select {
+		case r := <-b.reqs:
+			take(r)
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -207,6 +207,57 @@ func TestConcurrentAppendsShareStatements(t *testing.T) {
 	t.Logf("%d appends in %d statements", st.Appends, st.Statements)
 }
 
+// TestAppendWindowGathersAppendsWhileBusy: while another append is in
+// flight, a worker holds an append for AppendWindow so that the appends
+// arriving meanwhile share its statement; a single writer appending one
+// after another is not held.
+func TestAppendWindowGathersAppendsWhileBusy(t *testing.T) {
+	const window = time.Second
+	pool := pgtest.NewPool(t, 0)
+	s := postgres.NewStore(pool, postgres.StoreConfig{AppendWorkers: 2, AppendWindow: window})
+	t.Cleanup(func() { s.Close() })
+	p := domaintest.UniquePrefix(t)
+	appendTo := func(stream string) {
+		if _, err := s.Append(t.Context(), p+stream, domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
+			t.Error(err)
+		}
+	}
+	start := time.Now()
+	for range 3 {
+		appendTo("alone")
+	}
+	if d := time.Since(start); d >= window/2 {
+		t.Errorf("three appends one after another took %s: they waited for others", d)
+	}
+
+	// One append in flight, held by a lock on the table: the next one's
+	// worker waits for others, and the eight arriving within the window
+	// join its statement.
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	before := s.AppendStats()
+	var wg sync.WaitGroup
+	wg.Go(func() { appendTo("held") })
+	waitFor(t, func() bool { return s.AppendStats().Statements == before.Statements+1 }) // its worker runs it
+	for i := range 9 {
+		wg.Go(func() { appendTo(fmt.Sprintf("busy-%d", i)) })
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := s.AppendStats().Statements - before.Statements; got != 2 {
+		t.Errorf("an append in flight and 9 arriving within the window took %d statements, want 2", got)
+	}
+}
+
 // TestQueuedAppendWithdrawn: an append whose caller gives up while it
 // waits for a busy worker is never written.
 func TestQueuedAppendWithdrawn(t *testing.T) {

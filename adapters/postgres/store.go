@@ -84,6 +84,14 @@ type StoreConfig struct {
 	// More workers means more concurrent statements, each carrying fewer
 	// appends; with two, one commits while the next fills. Default 2.
 	AppendWorkers int
+	// AppendWindow is how long a worker holds an append for others to join
+	// its statement while the store is busy (other appends are in flight
+	// at the same time): at a few thousand appends a second it turns a
+	// statement and commit per one or two appends into one per several,
+	// for up to AppendWindow of latency each. An append with no other in
+	// flight (a single writer appending one after another, say) runs at
+	// once. Default 2ms; negative turns it off.
+	AppendWindow time.Duration
 }
 
 func (c *StoreConfig) setDefaults() {
@@ -113,6 +121,9 @@ func (c *StoreConfig) setDefaults() {
 	}
 	if c.AppendWorkers <= 0 {
 		c.AppendWorkers = 2
+	}
+	if c.AppendWindow == 0 {
+		c.AppendWindow = 2 * time.Millisecond
 	}
 }
 

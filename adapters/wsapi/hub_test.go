@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +122,59 @@ func TestChunkFrames(t *testing.T) {
 		}
 		if string(f.data) != tc.want {
 			t.Errorf("frame\n got %s\nwant %s", f.data, tc.want)
+		}
+	}
+}
+
+// TestChunkFrameOfMatchesTheDecodedFrame: the frame written from a chunk's
+// data without decoding it is byte for byte the frame of the decoded
+// chunk, for chunks of one delta and of several, whatever their text; data
+// in any other form is left to the decoder.
+func TestChunkFrameOfMatchesTheDecodedFrame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", "é", "\"", "\\", "<b>", "&", "\n", "\t", "\u2028", "😀", "청년", " ", "\x01", "}", ",\"ends\":[1]"}
+	at := time.Unix(1000, 0)
+	for i := range 2000 {
+		n := 1 + rng.IntN(4)
+		deltas := make([]string, n)
+		times := make([]time.Time, n)
+		for k := range deltas {
+			var b strings.Builder
+			for range 1 + rng.IntN(5) {
+				b.WriteString(pieces[rng.IntN(len(pieces))])
+			}
+			deltas[k], times[k] = b.String(), at.Add(time.Duration(k*7)*time.Millisecond)
+		}
+		id := domain.UUID{byte(i), byte(i >> 8), 0xab, 0xcd}
+		c := room.NewAnswerChunk(id, rng.IntN(100000), deltas, times)
+		data, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := chunkFrameOf(data, int64(i))
+		if !ok {
+			t.Fatalf("chunkFrameOf(%s) refused json.Marshal's form", data)
+		}
+		want, err := json.Marshal(chunkFrame{Type: "chunk", AnswerID: c.AnswerID.String(), Seq: c.Seq, Deltas: c.Count(), Message: c.Delta, IsStreaming: true, Version: int64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("chunkFrameOf(%s)\n got %s\nwant %s", data, got, want)
+		}
+	}
+	for _, data := range []string{
+		`{"answer_id":"0B9F6F0E-3A0C-4E7E-9A55-3C9D2F1E8A77","seq":1,"delta":"x"}`, // upper case
+		`{"seq":1,"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","delta":"x"}`, // other order
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":01,"delta":"x"}`,
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":""}`,
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"x","extra":1}`,
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"xy","ends":[1]}`,
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"xyz","ends":[1,2],"offsets_ms":[3]}`,
+		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"x`,
+	} {
+		if f, ok := chunkFrameOf([]byte(data), 1); ok {
+			t.Errorf("chunkFrameOf(%s) = %s; want it left to the decoder", data, f)
 		}
 	}
 }

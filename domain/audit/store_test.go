@@ -270,7 +270,7 @@ func TestUnchainedPast(t *testing.T) {
 
 func TestRejectsMetadataTheChainCannotCarry(t *testing.T) {
 	s := audit.NewChainingStore(inmem.New(nil), audit.ChainOptions{})
-	for _, meta := range []string{`[1,2]`, `"text"`, `7`, `{"hash":"x"}`, `{"a":1,"prev_hash":"` + strings.Repeat("0", 64) + `"}`} {
+	for _, meta := range []string{`[1,2]`, `"text"`, `7`, `{"hash":"x"}`, `{"h\u0061sh":"x"}`, `{"a":1,"b":{"c":2}`, `{"a":1,"prev_hash":"` + strings.Repeat("0", 64) + `"}`} {
 		ev := event(t, "MessagePosted", `{}`)
 		ev.Metadata = json.RawMessage(meta)
 		_, err := s.Append(t.Context(), "room-1", domain.Any(), ev)

@@ -78,11 +78,9 @@ type pipeline struct {
 
 func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) string {
 	p.started = time.Now()
-	prompt, srcs, appendErr := p.ground(genCtx, prompt)
-	var genErr error
-	if appendErr == nil {
-		appendErr, genErr = p.generate(genCtx, stopGen, prompt)
-	}
+	g := p.ground(genCtx, prompt)
+	srcs := g.sources
+	appendErr, genErr := p.generate(genCtx, stopGen, g)
 
 	switch {
 	case errors.Is(appendErr, errAbandoned):
@@ -121,25 +119,34 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 	return outcome
 }
 
-// ground retrieves the passages for the question, puts them in the prompt
-// and appends the RetrievalRecorded event, before any chunk. Without a
-// Retriever it changes nothing and records nothing. When retrieval fails
-// (the Retriever bounds its time), the answer goes ahead without documents
-// and its first chunk says so. It returns the prompt for the generator, the
-// answer's sources (never nil) and the error of an append.
-func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.Source, error) {
+// grounding is what retrieval gave an answer: the prompt for the
+// generator, the answer's sources (never nil), and what to append before
+// its first chunk — the RetrievalRecorded event, and a notice when
+// retrieval failed.
+type grounding struct {
+	prompt  Prompt
+	sources []room.Source
+	record  *room.RetrievalRecorded
+	notice  string
+}
+
+// ground retrieves the passages for the question and puts them in the
+// prompt. Without a Retriever it changes nothing and records nothing. When
+// retrieval fails (the Retriever bounds its time), the answer goes ahead
+// without documents and its first chunk says so.
+func (p *pipeline) ground(ctx context.Context, prompt Prompt) grounding {
+	g := grounding{prompt: prompt, sources: []room.Source{}}
 	if p.s.ret == nil {
-		return prompt, []room.Source{}, nil
+		return g
 	}
 	r, err := p.s.ret.Retrieve(ctx, prompt.Question)
 	if ctx.Err() != nil {
 		// Cancelled, shut down or out of time while retrieving: the
 		// generator stops at once and the answer ends as it says.
-		return prompt, []room.Source{}, nil
+		return g
 	}
 	rec := room.RetrievalRecorded{AnswerID: p.answerID, Query: prompt.Question, Embedder: r.Embedder, Index: r.Index, Model: p.s.gen.Name(),
 		Rewrite: r.Rewrite, Retrievers: r.Retrievers, Fused: r.Fused}
-	var notice string
 	if err != nil {
 		if log, n := p.s.retOutage.failed(p.s.now()); log {
 			p.s.log.Warn("answer: retrieval failed; answering without documents until it works again",
@@ -147,25 +154,18 @@ func (p *pipeline) ground(ctx context.Context, prompt Prompt) (Prompt, []room.So
 		}
 		r.Passages = nil
 		rec.Error = err.Error()
-		notice = noSourcesNotice(prompt.Question)
+		g.notice = noSourcesNotice(prompt.Question)
 	}
 	if err == nil {
 		if back, n := p.s.retOutage.ok(); back {
 			p.s.log.Info("answer: retrieval works again", "failures_not_logged", n)
 		}
 	}
-	prompt.Context = r.Passages
+	g.prompt.Context = r.Passages
 	rec.Hits = hits(r.Passages)
-	rec.PromptHash = PromptHash(prompt)
-	if err := p.append([]room.Event{rec}); err != nil {
-		return prompt, nil, err
-	}
-	if notice != "" {
-		if err := p.appendChunks([]emitted{{text: notice, at: p.s.now()}}); err != nil {
-			return prompt, nil, err
-		}
-	}
-	return prompt, sources(r.Passages), nil
+	rec.PromptHash = PromptHash(g.prompt)
+	g.record, g.sources = &rec, sources(r.Passages)
+	return g
 }
 
 // emitted is a delta and when the generator emitted it.
@@ -174,15 +174,17 @@ type emitted struct {
 	at   time.Time
 }
 
-// generate streams the generator's deltas into AnswerChunk events: the
-// deltas that arrived while the previous append was in flight, and those
-// a fast generator emits within Config.ChunkWindow, go out together in one
-// event. It returns the first append error and the generator's error.
-func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, prompt Prompt) (appendErr, genErr error) {
+// generate starts the generator, appends the grounding's record (and
+// notice), then streams the generator's deltas into AnswerChunk events:
+// the deltas that arrived while the previous append was in flight, and
+// those a fast generator emits within Config.ChunkWindow, go out together
+// in one event. It returns the first append error and the generator's
+// error.
+func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, g grounding) (appendErr, genErr error) {
 	deltas := make(chan emitted, 1024)
 	genDone := make(chan error, 1)
 	go func() { // owned here: generate waits for genDone below
-		err := p.s.gen.Generate(genCtx, prompt, func(d string) error {
+		err := p.s.gen.Generate(genCtx, g.prompt, func(d string) error {
 			if d == "" {
 				return nil
 			}
@@ -197,6 +199,17 @@ func (p *pipeline) generate(genCtx context.Context, stopGen context.CancelFunc, 
 		genDone <- err
 	}()
 
+	// The retrieval record goes before the first chunk, appended while the
+	// model works on its first token rather than before asking it.
+	if g.record != nil {
+		appendErr = p.append([]room.Event{*g.record})
+	}
+	if appendErr == nil && g.notice != "" {
+		appendErr = p.appendChunks([]emitted{{text: g.notice, at: p.s.now()}})
+	}
+	if appendErr != nil {
+		stopGen()
+	}
 	var prev time.Time // when the delta before the batch's first came
 	batch := make([]emitted, 0, 16)
 	var carried *emitted // a delta that did not fit the last batch

@@ -2,6 +2,7 @@ package chat_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/domaintest"
@@ -286,4 +288,61 @@ func TestCancelWhileRetrieving(t *testing.T) {
 			t.Errorf("event types (-got +want):\n%s", diff)
 		}
 	})
+}
+
+// recordGate holds the append of the retrieval record until released.
+type recordGate struct {
+	*inmem.Store
+	release chan struct{}
+}
+
+func (s *recordGate) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) (domain.AppendResult, error) {
+	if evs[0].Type == room.TypeRetrievalRecorded {
+		<-s.release
+	}
+	return s.Store.Append(ctx, stream, exp, evs...)
+}
+
+// askedGen reports its call on asked, then emits one delta.
+type askedGen struct{ asked chan struct{} }
+
+func (askedGen) Name() string { return "test/asked" }
+
+func (g askedGen) Generate(_ context.Context, _ chat.Prompt, emit func(string) error) error {
+	close(g.asked)
+	return emit("Up to 200,000 won.")
+}
+
+// TestModelIsAskedWhileTheRecordIsWritten: the model is asked for the
+// answer as soon as retrieval is done, while the retrieval record is
+// being appended (the model's first token takes longer than a commit);
+// the record still comes before the first chunk.
+func TestModelIsAskedWhileTheRecordIsWritten(t *testing.T) {
+	store := &recordGate{Store: inmem.New(nil), release: make(chan struct{})}
+	g := askedGen{asked: make(chan struct{})}
+	svc := chat.NewService(chat.Config{ShutdownGrace: 50 * time.Millisecond},
+		chat.Deps{Store: store, Generator: g, Retriever: newRetriever(t, ragtest.NewMemoryIndex(0), rag.RetrieverConfig{}), Now: time.Now, Random: rand.Reader})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() { stop(); <-done }()
+	r, err := svc.CreateRoom(t.Context(), "42", "Policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Post(t.Context(), r.ID, "42", "How much is the rent support?", ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the model was not asked while the retrieval record was being appended")
+	}
+	close(store.release)
+	evs := decodeAll(t, waitFor(t, store.Store, r.ID, room.TypeAnswerCompleted))
+	_, rec := find[room.RetrievalRecorded](evs)
+	_, chunk := find[room.AnswerChunk](evs)
+	if rec < 0 || chunk < 0 || rec > chunk {
+		t.Errorf("record at %d, first chunk at %d: want the record first", rec, chunk)
+	}
 }

@@ -5,6 +5,7 @@
 GO ?= go
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 BENCH ?= all
+BENCH_FLAGS ?=
 
 # The services .ci/services brings up. Override on the command line or in the
 # environment to point at others.
@@ -45,8 +46,9 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# make bench BENCH=stream [BENCH_FLAGS='-rounds 5 -sweep 100,200'] runs one.
 bench: services
-	$(TEST_ENV) $(GO) run ./cmd/parley-bench $(BENCH)
+	$(TEST_ENV) $(GO) run ./cmd/parley-bench $(BENCH_FLAGS) $(BENCH)
 
 # The sample corpus (docs/corpus) is ingested before chatd starts: the
 # first time it is embedded and indexed, later an unchanged corpus costs

@@ -10,6 +10,11 @@
 // Status and WaitFor serve metrics, operators' tools and callers that must
 // read their own writes.
 //
+// A Feed is the one subscription to the log a process holds: Runners and
+// the WebSocket hub subscribe to it instead of the store, and it fans each
+// event out to all of them in memory, so the store is read once however
+// many readers the process runs.
+//
 // The package imports the domain only; the projections themselves live
 // with their technology (adapters/postgres.ChatLog) and cmd wires them.
 package projections

@@ -129,6 +129,21 @@ func TestListenerDropLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStreams(t, &got, 1)
+	// The listener connects on its own; under load it may not be listening
+	// yet, so wait for it before cutting it.
+	listening := func() int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); listening() != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not connect within 10s")
+		}
+	}
 	var killed int
 	err := pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&killed)
@@ -142,19 +157,10 @@ func TestListenerDropLosesNothing(t *testing.T) {
 	}
 	waitStreams(t, &got, 6)
 	// The listener reconnects.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); listening() != 1; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("listener did not reconnect within 10s")
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -39,3 +39,11 @@ func AppendTogether(ctx context.Context, s *Store, appends []BatchAppend) (res [
 	}
 	return res, errs, workerStatements
 }
+
+// PlanCacheModeOfReads is plan_cache_mode on the connections that read the
+// global log.
+func PlanCacheModeOfReads(ctx context.Context, s *Store) (string, error) {
+	var mode string
+	err := s.readPool().QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode)
+	return mode, err
+}

@@ -134,6 +134,15 @@ type Store struct {
 	cfg  StoreConfig
 	log  *slog.Logger
 
+	// reads is the pool of the global log's reads (readAllSQL, boundSQL,
+	// HeadPosition): the pool's connections, a few of them, with
+	// plan_cache_mode=force_generic_plan. Those statements are cheap to run
+	// and dear to plan, and PostgreSQL would otherwise plan them afresh on
+	// every call (their generic plan's estimate is the higher). After
+	// Close, reads use pool.
+	reads       *pgxpool.Pool
+	readsClosed atomic.Bool
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when events may have arrived
 
@@ -181,6 +190,15 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 		done:      ctx.Done(),
 		stop:      stop,
 	}
+	rcfg := pool.Config().Copy()
+	rcfg.MaxConns, rcfg.MinConns = 4, 0
+	rcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	if reads, err := pgxpool.NewWithConfig(context.Background(), rcfg); err == nil { // connects on first use
+		s.reads = reads
+	} else {
+		s.reads = pool
+		s.readsClosed.Store(true)
+	}
 	if cfg.AppendBatch > 1 {
 		s.batch = s.newBatcher(ctx, pool)
 		if cfg.AsyncPool != nil {
@@ -199,7 +217,18 @@ func NewStore(pool *pgxpool.Pool, cfg StoreConfig) *Store {
 func (s *Store) Close() error {
 	s.stop()
 	s.wg.Wait()
+	if s.readsClosed.CompareAndSwap(false, true) {
+		s.reads.Close()
+	}
 	return nil
+}
+
+// readPool is the pool the global log's reads use (Store.reads).
+func (s *Store) readPool() *pgxpool.Pool {
+	if s.readsClosed.Load() {
+		return s.pool
+	}
+	return s.reads
 }
 
 // SubscriptionBatch is the most events a subscription hands its handler at
@@ -581,7 +610,7 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 // HeadPosition implements domain.AllReader, with the exact bound.
 func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	var txid, seq int64
-	err := s.pool.QueryRow(ctx, `SELECT txid, seq FROM events
+	err := s.readPool().QueryRow(ctx, `SELECT txid, seq FROM events
 		WHERE txid < greatest($1::bigint, `+visibleBoundSQL+`)
 		ORDER BY txid DESC, seq DESC LIMIT 1`, s.complete.Load()).Scan(&txid, &seq)
 	switch {
@@ -603,7 +632,7 @@ type logPage struct {
 }
 
 func (s *Store) readAll(ctx context.Context, after domain.Position, prefix string, limit int) (logPage, error) {
-	rows, err := s.pool.Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit, s.complete.Load())
+	rows, err := s.readPool().Query(ctx, readAllSQL, int64(after.Commit), int64(after.Prepare), prefix, limit, s.complete.Load())
 	if err != nil {
 		return logPage{}, fmt.Errorf("postgres: read all after %s: %w", after, err)
 	}
@@ -644,7 +673,7 @@ func (s *Store) readAll(ctx context.Context, after domain.Position, prefix strin
 // complete mark to it.
 func (s *Store) prove(ctx context.Context) error {
 	var bound int64
-	if err := s.pool.QueryRow(ctx, boundSQL, s.complete.Load()).Scan(&bound); err != nil {
+	if err := s.readPool().QueryRow(ctx, boundSQL, s.complete.Load()).Scan(&bound); err != nil {
 		return fmt.Errorf("work out which transactions may still write events: %w", err)
 	}
 	s.completeBelow(bound)

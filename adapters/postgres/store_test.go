@@ -150,3 +150,27 @@ func TestSubscriptionBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestGlobalReadsUseGenericPlans: the global log's reads run on
+// connections that keep one generic plan per statement (planning
+// readAllSQL afresh on every call cost more than running it), and other
+// statements keep PostgreSQL's default.
+func TestGlobalReadsUseGenericPlans(t *testing.T) {
+	pool := pgtest.NewPool(t, 0)
+	s := postgres.NewStore(pool, postgres.StoreConfig{})
+	mode, err := postgres.PlanCacheModeOfReads(t.Context(), s)
+	if err != nil || mode != "force_generic_plan" {
+		t.Errorf("plan_cache_mode of the log's reads = %q, %v; want force_generic_plan", mode, err)
+	}
+	var other string
+	if err := pool.QueryRow(t.Context(), `SHOW plan_cache_mode`).Scan(&other); err != nil || other != "auto" {
+		t.Errorf("plan_cache_mode of the pool = %q, %v; want auto", other, err)
+	}
+	if _, err := s.ReadAll(t.Context(), domain.ReadAllOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.ReadAll(t.Context(), domain.ReadAllOptions{}); err != nil {
+		t.Errorf("ReadAll after Close: %v; want it read through the pool", err)
+	}
+}

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/domain"
@@ -152,13 +155,7 @@ func TestBatchesSharingStreamsDoNotDeadlock(t *testing.T) {
 	for round := range 3 {
 		// Hold both statements at the events table, then let them go
 		// together.
-		tx, err := pool.Begin(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
-			t.Fatal(err)
-		}
+		tx := lockEvents(t, pool)
 		var wg sync.WaitGroup
 		for _, order := range [][]string{{"x", "y"}, {"y", "x"}} {
 			wg.Go(func() {
@@ -233,14 +230,7 @@ func TestAppendWindowGathersAppendsWhileBusy(t *testing.T) {
 	// One append in flight, held by a lock on the table: the next one's
 	// worker waits for others, and the eight arriving within the window
 	// join its statement.
-	tx, err := pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockEvents(t, pool)
 	before := s.AppendStats()
 	var wg sync.WaitGroup
 	wg.Go(func() { appendTo("held") })
@@ -267,14 +257,7 @@ func TestQueuedAppendWithdrawn(t *testing.T) {
 	p := domaintest.UniquePrefix(t)
 
 	// Hold the one worker: its statement waits for a table lock.
-	tx, err := pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockEvents(t, pool)
 	held := make(chan error, 1)
 	go func() {
 		_, err := s.Append(t.Context(), p+"held", domain.NoStream(), domaintest.Events(t, "E", 1)...)
@@ -390,4 +373,19 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lockEvents holds the events table in a transaction of pool's until it
+// is rolled back (at the latest when the test ends), so appends wait.
+func lockEvents(t *testing.T, pool *pgxpool.Pool) pgx.Tx {
+	t.Helper()
+	tx, err := pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE events IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }

@@ -38,6 +38,18 @@ func (e *events) streams() []string {
 	return out
 }
 
+// subscribe collects what store's subscription to the streams of prefix
+// delivers until the test ends.
+func subscribe(t *testing.T, store *postgres.Store, prefix string) *events {
+	t.Helper()
+	got := &events{}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return got
+}
+
 func waitStreams(t *testing.T, e *events, n int) []string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -63,12 +75,7 @@ func TestLateCommitIsNeverSkipped(t *testing.T) {
 			store := postgres.NewStore(pool, postgres.StoreConfig{PollInterval: 20 * time.Millisecond})
 			t.Cleanup(func() { store.Close() })
 			prefix := domaintest.UniquePrefix(t)
-
-			var got events
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
-			t.Cleanup(func() { cancel(); <-done })
+			got := subscribe(t, store, prefix)
 
 			// The slow writer: appends to "slow" inside an open transaction.
 			tx := beginOwnConn(t, pool.Config().ConnConfig.ConnString())
@@ -102,7 +109,7 @@ func TestLateCommitIsNeverSkipped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitStreams(t, &got, len(want))
+			waitStreams(t, got, len(want))
 			time.Sleep(100 * time.Millisecond) // let duplicates arrive, if any
 			s := got.streams()
 			if len(s) != len(want) || s[0] != want[0] || s[len(s)-1] != want[len(want)-1] {
@@ -119,16 +126,12 @@ func TestListenerDropLosesNothing(t *testing.T) {
 	store := postgres.NewStore(pool, postgres.StoreConfig{PollInterval: 50 * time.Millisecond})
 	t.Cleanup(func() { store.Close() })
 	prefix := domaintest.UniquePrefix(t)
-	var got events
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
-	t.Cleanup(func() { cancel(); <-done })
+	got := subscribe(t, store, prefix)
 
 	if _, err := store.Append(t.Context(), prefix+"a", domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
 		t.Fatal(err)
 	}
-	waitStreams(t, &got, 1)
+	waitStreams(t, got, 1)
 	// The listener connects on its own; under load it may not be listening
 	// yet, so wait for it before cutting it.
 	listening := func() int {
@@ -155,7 +158,7 @@ func TestListenerDropLosesNothing(t *testing.T) {
 			t.Fatalf("append %d after the listener dropped: %v", i, err)
 		}
 	}
-	waitStreams(t, &got, 6)
+	waitStreams(t, got, 6)
 	// The listener reconnects.
 	for deadline := time.Now().Add(10 * time.Second); listening() != 1; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -229,12 +232,7 @@ func TestSubscriptionsAreNotHeldBackByOtherWriters(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := domaintest.UniquePrefix(t)
-			var got events
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- store.SubscribeAll(ctx, domain.SubscribeAllOptions{StreamPrefix: prefix}, got.handle) }()
-			t.Cleanup(func() { cancel(); <-done })
-
+			got := subscribe(t, store, prefix)
 			tx := beginOwnConn(t, tc.url)
 			if _, err := tx.Exec(t.Context(), `CREATE TABLE IF NOT EXISTS busy (n int); INSERT INTO busy VALUES (1)`); err != nil {
 				t.Fatal(err)
@@ -243,7 +241,7 @@ func TestSubscriptionsAreNotHeldBackByOtherWriters(t *testing.T) {
 				if _, err := store.Append(t.Context(), prefix+"s", domain.Any(), domaintest.Events(t, "E", 1)...); err != nil {
 					t.Fatal(err)
 				}
-				waitStreams(t, &got, i+1) // while tx is still open
+				waitStreams(t, got, i+1) // while tx is still open
 			}
 		})
 	}

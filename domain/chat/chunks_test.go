@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -157,12 +156,7 @@ func (s *gatedStore) Append(ctx context.Context, stream string, exp domain.Expec
 func TestDeltasGatherWhileAnAppendIsInFlight(t *testing.T) {
 	store := &gatedStore{Store: inmem.New(nil), holding: make(chan struct{}), release: make(chan struct{})}
 	g := &gen{tokens: []string{"Up ", "to ", "200,000 ", "won", "."}, gate: make(chan struct{}), sent: make(chan struct{})}
-	svc := chat.NewService(chat.Config{ChunkWindow: -1, ShutdownGrace: 50 * time.Millisecond},
-		chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { stop(); <-done }()
+	svc := runService(t, chat.Config{ChunkWindow: -1}, chat.Deps{Store: store, Generator: g})
 	r, err := svc.CreateRoom(t.Context(), "42", "Housing")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -239,12 +238,7 @@ func TestSummaryIsAppendedByTheStreamingAnswer(t *testing.T) {
 	c := &compactor{gate: make(chan struct{})}
 	g := &gen{tokens: []string{"a ", "b ", "c"}, gate: make(chan struct{}, 10)}
 	// One delta to a chunk: the versions below are exact.
-	svc := chat.NewService(chat.Config{ChunkWindow: -1, MaxChunkBatch: 1, ShutdownGrace: 50 * time.Millisecond},
-		chat.Deps{Store: store, Generator: g, Memory: c, Now: time.Now, Random: rand.Reader})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { stop(); <-done }()
+	svc := runService(t, chat.Config{ChunkWindow: -1, MaxChunkBatch: 1}, chat.Deps{Store: store, Generator: g, Memory: c})
 	r, _ := svc.CreateRoom(t.Context(), "42", "t") // version 0
 
 	// The first answer (versions 1-6) completes; its summary is decided,

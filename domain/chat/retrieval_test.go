@@ -2,7 +2,6 @@ package chat_test
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -320,12 +319,7 @@ func (g askedGen) Generate(_ context.Context, _ chat.Prompt, emit func(string) e
 func TestModelIsAskedWhileTheRecordIsWritten(t *testing.T) {
 	store := &recordGate{Store: inmem.New(nil), release: make(chan struct{})}
 	g := askedGen{asked: make(chan struct{})}
-	svc := chat.NewService(chat.Config{ShutdownGrace: 50 * time.Millisecond},
-		chat.Deps{Store: store, Generator: g, Retriever: newRetriever(t, ragtest.NewMemoryIndex(0), rag.RetrieverConfig{}), Now: time.Now, Random: rand.Reader})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { stop(); <-done }()
+	svc := runService(t, chat.Config{}, chat.Deps{Store: store, Generator: g, Retriever: newRetriever(t, ragtest.NewMemoryIndex(0), rag.RetrieverConfig{})})
 	r, err := svc.CreateRoom(t.Context(), "42", "Policies")
 	if err != nil {
 		t.Fatal(err)

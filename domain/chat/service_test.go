@@ -87,6 +87,21 @@ func startFixture(t *testing.T, store *inmem.Store, cfg chat.Config, deps chat.D
 	return f
 }
 
+// runService runs a Service over deps.Store (any store: a test's wrapper,
+// say) with the real clock, crypto/rand and a short ShutdownGrace, until
+// the test ends.
+func runService(t *testing.T, cfg chat.Config, deps chat.Deps) *chat.Service {
+	t.Helper()
+	cfg.ShutdownGrace = 50 * time.Millisecond
+	deps.Now, deps.Random = time.Now, rand.Reader
+	svc := chat.NewService(cfg, deps)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return svc
+}
+
 func (f *fixture) shutdown() {
 	if f.stop != nil {
 		f.stop()

@@ -73,7 +73,7 @@ type config struct {
 	duration time.Duration
 	rounds   int
 	progress io.Writer // progress lines (stderr)
-	corpus   string // the sample corpus's directory
+	corpus   string    // the sample corpus's directory
 	stream   streamConfig
 	connect  connectConfig
 }

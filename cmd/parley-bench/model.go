@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parleychat/parley/adapters/langchain"
 )
 
 // The model server: an OpenAI-compatible chat completions endpoint
@@ -49,8 +51,14 @@ type modelServer struct {
 	mu    sync.Mutex
 	plans map[string]*answerPlan
 
-	answers, summaries, unknown atomic.Int64
+	answers, summaries, rewrites, unknown atomic.Int64
 }
+
+// rewritePrompt starts the system text of chatd's query rewrite requests.
+var rewritePrompt, _, _ = strings.Cut(langchain.RewriteInstructions(nil), ".")
+
+// rewriteReply answers a rewrite request: one search query per language.
+const rewriteReply = "en: youth housing allowance rent support eligibility amount\nko: 청년 월세 지원 자격 금액\n"
 
 // questionTag finds the tag a bench question carries: "(#tag)".
 var questionTag = regexp.MustCompile(`\(#([a-z0-9-]+)\)\s*$`)
@@ -146,7 +154,8 @@ type chatRequest struct {
 
 // complete answers one request as a stream of chunks: the registered plan
 // of the tag in the last user message, paced; a summary request, or a
-// question without a known tag, gets a short text at once.
+// question without a known tag, gets a short text at once, and a query
+// rewrite request its queries.
 func (m *modelServer) complete(w http.ResponseWriter, r *http.Request) {
 	arrived := m.now()
 	var req chatRequest
@@ -155,8 +164,9 @@ func (m *modelServer) complete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	last := req.Messages[len(req.Messages)-1].Content
+	rewrite := req.Messages[0].Role == "system" && strings.HasPrefix(req.Messages[0].Content, rewritePrompt)
 	var p *answerPlan
-	if match := questionTag.FindStringSubmatch(last); match != nil && !strings.HasPrefix(last, "<summary>") {
+	if match := questionTag.FindStringSubmatch(last); match != nil && !rewrite && !strings.HasPrefix(last, "<summary>") {
 		m.mu.Lock()
 		p = m.plans[match[1]]
 		m.mu.Unlock()
@@ -166,6 +176,9 @@ func (m *modelServer) complete(w http.ResponseWriter, r *http.Request) {
 	s := &sse{w: w, f: w.(http.Flusher)}
 	s.send(`{"id":"bench","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`)
 	switch {
+	case rewrite:
+		m.rewrites.Add(1)
+		s.content(rewriteReply)
 	case p == nil:
 		if strings.HasPrefix(last, "<summary>") {
 			m.summaries.Add(1)

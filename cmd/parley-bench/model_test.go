@@ -63,8 +63,16 @@ func TestModelServerStreamsThePlan(t *testing.T) {
 	if diff := cmp.Diff(summaryTokens, got); diff != "" {
 		t.Errorf("summary deltas (-want +got):\n%s", diff)
 	}
-	if m.answers.Load() != 1 || m.summaries.Load() != 1 {
-		t.Errorf("answers %d, summaries %d; want 1 and 1", m.answers.Load(), m.summaries.Load())
+	rw, err := langchain.NewRewriter(langchain.Config{Provider: langchain.ProviderOpenAI, BaseURL: m.url, Model: "bench-model", APIKey: "k"}, langchain.RewriterConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries, err := rw.Rewrite(t.Context(), benchQuestion+" (#persisted-r1-q2)")
+	if err != nil || len(queries) == 0 {
+		t.Errorf("Rewrite = %q, %v; want the queries", queries, err)
+	}
+	if m.answers.Load() != 1 || m.summaries.Load() != 1 || m.rewrites.Load() != 1 {
+		t.Errorf("answers %d, summaries %d, rewrites %d; want 1 each", m.answers.Load(), m.summaries.Load(), m.rewrites.Load())
 	}
 }
 

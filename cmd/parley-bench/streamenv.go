@@ -17,7 +17,7 @@ import (
 
 	"github.com/parleychat/parley/adapters/document"
 	"github.com/parleychat/parley/adapters/jwtauth"
-	"github.com/parleychat/parley/adapters/langchain"
+	"github.com/parleychat/parley/adapters/tokens"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/rag/ragtest"
@@ -27,19 +27,20 @@ import (
 // the sample corpus ingested, a Redis of their own, the model server, and
 // chatd children over them.
 type streamEnv struct {
-	progress io.Writer
-	epoch    time.Time
-	dir      string // logs of the chatd children
-	dbURL    string
-	dbName   string
-	pool     *pgxpool.Pool
-	drop     func() // closes pool and drops the database
-	redis    *privateRedis
-	model    *modelServer
-	secret   string
-	meter    *meter
-	chunks   int // corpus chunks indexed
-	procs    []*chatdProc
+	progress  io.Writer
+	epoch     time.Time
+	dir       string // logs of the chatd children
+	dbURL     string
+	dbName    string
+	pool      *pgxpool.Pool
+	drop      func() // closes pool and drops the database
+	redis     *privateRedis
+	model     *modelServer
+	secret    string
+	meter     *meter
+	chunks    int    // corpus chunks indexed
+	retrieval string // the index and embedder chatd retrieves with
+	procs     []*chatdProc
 }
 
 func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
@@ -169,18 +170,26 @@ func (e *streamEnv) token(user string) (string, error) {
 }
 
 // ingestCorpus indexes the sample corpus where chatd, on its defaults,
-// retrieves from (ragenv's embedder and collection over the embedded
-// index), as `make corpus` does with chatctl ingest: each file read by
-// document.Load, split by the langchain splitter at its defaults, through
-// rag.Ingester.
+// retrieves from (ragenv's embedder, if any, and collection over the
+// embedded index), as `make corpus` does with chatctl ingest: each file
+// read by document.LoadAll, split by the document splitter at its
+// defaults, through rag.Ingester.
 func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
 	rc, err := ragenv.FromEnv(cfg.getenv)
 	if err != nil {
 		return 0, err
 	}
-	docs, err := loadCorpus(cfg.corpus)
+	listed, err := ragtest.LoadCorpus(os.DirFS(cfg.corpus))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("the sample corpus: %w (run from the repository root)", err)
+	}
+	sources := make([]string, len(listed))
+	for i, d := range listed {
+		sources[i] = d.Source
+	}
+	docs, err := document.LoadAll(cfg.corpus, sources)
+	if err != nil {
+		return 0, fmt.Errorf("the sample corpus: %w", err)
 	}
 	emb, err := rc.OpenEmbedder(ctx)
 	if err != nil {
@@ -191,9 +200,17 @@ func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
 		return 0, err
 	}
 	defer closeIdx()
-	splitter, err := langchain.NewSplitter(langchain.SplitterConfig{})
+	counter, err := tokens.New("")
 	if err != nil {
 		return 0, err
+	}
+	splitter, err := document.NewSplitter(counter, document.SplitterConfig{})
+	if err != nil {
+		return 0, err
+	}
+	e.retrieval = rc.IndexKind() + " index"
+	if emb != nil {
+		e.retrieval += ", embedder " + emb.Name()
 	}
 	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter}
 	rep, err := in.Sync(ctx, docs, rag.SyncOptions{})
@@ -201,23 +218,6 @@ func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
 		return 0, fmt.Errorf("ingest the sample corpus: %w", err)
 	}
 	return rep.Chunks, nil
-}
-
-// loadCorpus reads the documents of the sample corpus in dir, each named
-// by its path below dir (education/…, housing/…), as chatctl ingest names
-// them.
-func loadCorpus(dir string) ([]rag.Document, error) {
-	listed, err := ragtest.LoadCorpus(os.DirFS(dir))
-	if err != nil {
-		return nil, fmt.Errorf("the sample corpus: %w (run from the repository root)", err)
-	}
-	docs := make([]rag.Document, len(listed))
-	for i, d := range listed {
-		if docs[i], err = document.Load(filepath.Join(dir, filepath.FromSlash(d.Source)), d.Source); err != nil {
-			return nil, fmt.Errorf("the sample corpus: %w", err)
-		}
-	}
-	return docs, nil
 }
 
 // settings returns PostgreSQL's settings that bear on appends.

@@ -58,7 +58,7 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "\n== stream: the path users run (load average at start: %s)\n", load)
 	fmt.Fprintf(out, "   chatd: a child process built by chatd's own wiring (cmd/internal/stack) on its defaults: Postgres event store with\n")
 	fmt.Fprintf(out, "   PARLEY_CHUNK_COMMIT=async, audit chain, ChatLog and Redis memory projections, summaries, retrieval over the sample corpus\n")
-	fmt.Fprintf(out, "   (%d chunks, lexical embedder, embedded index); PARLEY_LLM_PROVIDER=openai pointed at this process's model server\n", env.chunks)
+	fmt.Fprintf(out, "   (%d chunks; %s); PARLEY_LLM_PROVIDER=openai pointed at this process's model server\n", env.chunks, env.retrieval)
 	fmt.Fprintf(out, "   (SSE chat completions; answers of %d tokens of 3–6 characters, first token %s after the request, then paced).\n", c.tokens, c.ttft)
 	fmt.Fprintf(out, "   relay: the same chatd over the in-memory store, projections off (nothing durable). Clients: one WebSocket per room,\n")
 	fmt.Fprintf(out, "   ask → read the streamed answer → ask again. Latency = client receive − model emit, every token. Redis: a private server.\n")
@@ -85,6 +85,10 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	stmts := env.statements(ctx, statementsToShow)
+	defer func() {
+		fmt.Fprintf(out, "   the model served %d answers, %d query rewrites and %d summaries (and %d requests it did not expect)\n",
+			env.model.answers.Load(), env.model.rewrites.Load(), env.model.summaries.Load(), env.model.unknown.Load())
+	}()
 	if err := printMain(out, main[sidePersisted], main[sideRelay]); err != nil {
 		return err
 	}

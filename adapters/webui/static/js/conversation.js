@@ -63,7 +63,7 @@ export class Conversation {
           return { gap: true };
         }
         m.text += f.message;
-        m.nextSeq = f.seq + 1;
+        m.nextSeq = f.seq + (f.deltas || 1); // a chunk joins f.deltas of the model's deltas
         m.status = "streaming";
         changed = m;
         break;

@@ -573,9 +573,17 @@ const visibleBoundSQL = `(WITH l AS MATERIALIZED (SELECT locktype, database, rel
 // reader that finds them held for long works out the exact bound
 // (visibleBoundSQL) and raises the complete mark (see Store.prove). The
 // result has one row even when the page is empty, with NULL event columns.
+// The "held" probe walks the (txid, seq) index from whichever is later,
+// the position read after or the bound (rows after the position at or
+// above the bound), to its first row (ORDER BY ... LIMIT 1): written as an
+// EXISTS from the position, its generic plan scanned the whole table when
+// no row waits, and a catch-up from far back scanned all it had still to
+// read on every page.
 const readAllSQL = `WITH b AS MATERIALIZED (
-	SELECT x.bound, EXISTS (SELECT 1 FROM events e WHERE (e.txid, e.seq) > ($1, $2) AND e.txid >= x.bound
-	                          AND ($3 = '' OR starts_with(e.stream, $3))) AS held
+	SELECT x.bound, coalesce((SELECT true FROM events e
+	                           WHERE (e.txid, e.seq) > (greatest($1, x.bound - 1), CASE WHEN $1 >= x.bound THEN $2 ELSE 9223372036854775807 END)
+	                             AND ($3 = '' OR starts_with(e.stream, $3))
+	                           ORDER BY e.txid, e.seq LIMIT 1), false) AS held
 	  FROM (SELECT greatest($5::bigint, pg_snapshot_xmin(pg_current_snapshot())::text::bigint) AS bound) AS x
 ), page AS MATERIALIZED (
 	SELECT ` + eventColumns + ` FROM events

@@ -76,7 +76,29 @@ var (
 	ErrStreamNotFound = errors.New("stream not found")
 	// ErrInvalidEvent matches every *InvalidEventError.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrPermanent matches failures no retry can cure: a log position the
+	// store does not know, a deleted stream, credentials or rights the
+	// server refuses, a server without a needed feature. Subscribers and
+	// projection runners stop on them, with the error, instead of retrying
+	// forever. Mark such errors with Permanent.
+	ErrPermanent = errors.New("permanent failure")
 )
+
+// Permanent marks err as a failure no retry can cure: errors.Is(err,
+// ErrPermanent) reports true, while its text, code and chain stay err's.
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() error        { return e.err }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // ConflictError reports an append whose expected version did not hold, or a
 // retried append whose event IDs only partly match what is stored.

@@ -1,0 +1,29 @@
+package domain_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/parleychat/parley/domain"
+)
+
+func TestPermanent(t *testing.T) {
+	if domain.Permanent(nil) != nil {
+		t.Error("Permanent(nil) is not nil")
+	}
+	base := domain.Errorf(domain.EINVALID, "bad position")
+	err := fmt.Errorf("subscribe: %w", domain.Permanent(base))
+	if !errors.Is(err, domain.ErrPermanent) {
+		t.Errorf("%v does not match ErrPermanent", err)
+	}
+	if got := err.Error(); got != "subscribe: invalid: bad position" {
+		t.Errorf("text = %q, want the wrapped error's", got)
+	}
+	if domain.ErrorCode(err) != domain.EINVALID || domain.ErrorMessage(err) != "bad position" {
+		t.Errorf("code %q, message %q; want the wrapped error's", domain.ErrorCode(err), domain.ErrorMessage(err))
+	}
+	if errors.Is(base, domain.ErrPermanent) {
+		t.Error("an unmarked error matches ErrPermanent")
+	}
+}

@@ -30,12 +30,13 @@ const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmo
 // and flags (a flag wins over its variable) and validated before anything
 // starts.
 type Config struct {
-	HTTPAddr     string // PARLEY_HTTP_ADDR, -addr
-	DatabaseURL  string // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
-	EventStore   string // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv)
-	ChunkCommit  string // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
-	KurrentDBURL string // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
-	Instance     string // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
+	HTTPAddr     string          // PARLEY_HTTP_ADDR, -addr
+	DatabaseURL  string          // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
+	EventStore   string          // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv)
+	ChunkCommit  string          // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
+	KurrentDBURL string          // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
+	store        storeenv.Config // PARLEY_EVENT_STORE, PARLEY_KURRENTDB_*
+	Instance     string          // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
 	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
 	JWKSURL     string // PARLEY_JWKS_URL
@@ -175,7 +176,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if sc, err := storeenv.FromEnv(getenv); err != nil {
 		problems = append(problems, err)
 	} else {
-		cfg.EventStore, cfg.KurrentDBURL = sc.Kind, sc.KurrentDBURL
+		cfg.EventStore, cfg.KurrentDBURL, cfg.store = sc.Kind, sc.KurrentDBURL, sc
 	}
 	if rc, err := ragenv.FromEnv(getenv); err != nil {
 		problems = append(problems, fmt.Errorf("retrieval settings: %w", err))

@@ -83,15 +83,16 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
 	var subBatch int // the store's subscription batch: the ChatLog runner's FullBatch
+	storeCheck := pool.Ping
 	switch cfg.EventStore {
 	case storeenv.KurrentDB:
-		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: log})
+		k, err := kurrentdb.Dial(ctx, cfg.KurrentDBURL, cfg.store.KurrentDBOptions(log))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
 		}
 		s.store, s.closers = k, append(s.closers, k.Close)
-		subBatch = k.SubscriptionBatch()
+		subBatch, storeCheck = k.SubscriptionBatch(), k.Check
 	default:
 		scfg := postgres.StoreConfig{Logger: log}
 		if cfg.ChunkCommit == "async" {
@@ -187,7 +188,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
-			"event_store": httpapi.CheckerFunc(func(ctx context.Context) error { return pool.Ping(ctx) }),
+			"event_store": httpapi.CheckerFunc(storeCheck), // KurrentDB's reports its reconnecting
+			"database":    httpapi.CheckerFunc(pool.Ping),  // read models and tickets
 			"subscription": httpapi.CheckerFunc(func(context.Context) error {
 				select {
 				case <-s.hub.Ready():

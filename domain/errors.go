@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes are the closed set of failure kinds Parley reports at its
@@ -167,3 +168,32 @@ func (e *InvalidEventError) ErrorCode() string {
 	}
 	return EINVALID
 }
+
+// WithRetryAfter attaches to err how long the failing dependency asks
+// callers to wait before retrying (a rate limit's Retry-After, say);
+// RetryAfter reads it back. Its text, code and chain stay err's.
+func WithRetryAfter(err error, wait time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err, wait}
+}
+
+// RetryAfter returns the wait attached to the first error in err's chain
+// that carries one, or zero.
+func RetryAfter(err error) time.Duration {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return r.RetryAfter()
+	}
+	return 0
+}
+
+type retryAfterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e retryAfterError) Error() string             { return e.err.Error() }
+func (e retryAfterError) Unwrap() error             { return e.err }
+func (e retryAfterError) RetryAfter() time.Duration { return e.wait }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parleychat/parley/domain"
 )
@@ -25,5 +26,22 @@ func TestPermanent(t *testing.T) {
 	}
 	if errors.Is(base, domain.ErrPermanent) {
 		t.Error("an unmarked error matches ErrPermanent")
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	if domain.WithRetryAfter(nil, time.Second) != nil {
+		t.Error("WithRetryAfter(nil) is not nil")
+	}
+	base := domain.Errorf(domain.ERATELIMITED, "slow down")
+	err := fmt.Errorf("search: %w", domain.WithRetryAfter(base, 3*time.Second))
+	if got := domain.RetryAfter(err); got != 3*time.Second {
+		t.Errorf("RetryAfter = %v, want 3s", got)
+	}
+	if domain.ErrorCode(err) != domain.ERATELIMITED || err.Error() != "search: rate_limited: slow down" {
+		t.Errorf("code %q, text %q; want the wrapped error's", domain.ErrorCode(err), err)
+	}
+	if got := domain.RetryAfter(base); got != 0 {
+		t.Errorf("RetryAfter of an error without one = %v", got)
 	}
 }

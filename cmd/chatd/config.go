@@ -42,6 +42,7 @@ type Config struct {
 	JWKSURL     string // PARLEY_JWKS_URL
 	JWTIssuer   string // PARLEY_JWT_ISSUER
 	JWTAudience string // PARLEY_JWT_AUDIENCE
+	UserIDClaim string // PARLEY_JWT_USER_ID_CLAIM: the user id's claim (default user_id in HS256 tokens, sub in JWKS ones)
 	RoleClaim   string // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
 	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
 	devSecret   bool   // JWTSecret is the public development secret
@@ -134,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
 		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
+		UserIDClaim:       env("PARLEY_JWT_USER_ID_CLAIM", ""),
 		RoleClaim:         env("PARLEY_JWT_ROLE_CLAIM", "roles"),
 		AuditorRole:       env("PARLEY_AUDITOR_ROLE", domain.AuditorRole),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
@@ -275,6 +277,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chunk_commit", c.ChunkCommit),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
+		slog.String("jwt_user_id_claim", c.UserIDClaim),
 		slog.String("llm", llm),
 		slog.Bool("projections", c.Projections),
 		slog.Bool("web", c.Web),

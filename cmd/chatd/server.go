@@ -143,7 +143,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 
 	verifier, err := jwtauth.New(ctx, jwtauth.Config{
 		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, RoleClaim: cfg.RoleClaim, Logger: log,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserIDClaim: cfg.UserIDClaim, RoleClaim: cfg.RoleClaim, Logger: log,
 	})
 	if err != nil {
 		s.close()

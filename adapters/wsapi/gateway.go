@@ -33,6 +33,9 @@ type Timing struct {
 	Handshake  time.Duration // upgrade handshake timeout; default 10s
 }
 
+// DefaultMessageBurst is how many messages a user may send at once.
+const DefaultMessageBurst = 5
+
 // Config configures the Gateway. Zero values take the documented defaults.
 type Config struct {
 	// AllowedOrigins lists the browser origins that may connect from other
@@ -46,13 +49,24 @@ type Config struct {
 	// SendQueue is the frames buffered per connection before the client is
 	// closed as too slow (4000). Default 256.
 	SendQueue int
-	// MaxConnsPerUser caps a user's open sockets in this process; more
-	// closes with 4429. Default 16.
+	// MaxConnsPerUser caps a user's open sockets; more closes with 4429.
+	// Default 16. This and the rates below are kept by Deps.Limits, across
+	// replicas when it shares them; without it, in this process.
 	MaxConnsPerUser int
 	// MessagesPerMinute and MessageBurst rate-limit a user's messages
 	// across their sockets. Defaults 30 and 5.
 	MessagesPerMinute float64
 	MessageBurst      int
+	// ConnectsPerMinute and ConnectBurst rate-limit a user's connection
+	// attempts, before the room is looked up (so room ids cannot be
+	// probed fast); AddrConnectsPerMinute and AddrConnectBurst those from
+	// one network address, before the token is checked. Over them the
+	// socket closes with 4429, saying when to retry. Defaults 30 and 300
+	// a minute, in bursts of up to a quarter of it.
+	ConnectsPerMinute     float64
+	ConnectBurst          int
+	AddrConnectsPerMinute float64
+	AddrConnectBurst      int
 	// MaxViolations is how many protocol errors a socket may make before
 	// it is closed with 1008. Default 5.
 	MaxViolations int
@@ -78,7 +92,19 @@ func (c *Config) setDefaults() {
 		c.MessagesPerMinute = 30
 	}
 	if c.MessageBurst <= 0 {
-		c.MessageBurst = 5
+		c.MessageBurst = DefaultMessageBurst
+	}
+	if c.ConnectsPerMinute <= 0 {
+		c.ConnectsPerMinute = 30
+	}
+	if c.ConnectBurst <= 0 {
+		c.ConnectBurst = userlimit.QuarterBurst(c.ConnectsPerMinute)
+	}
+	if c.AddrConnectsPerMinute <= 0 {
+		c.AddrConnectsPerMinute = 300
+	}
+	if c.AddrConnectBurst <= 0 {
+		c.AddrConnectBurst = userlimit.QuarterBurst(c.AddrConnectsPerMinute)
 	}
 	if c.MaxViolations <= 0 {
 		c.MaxViolations = 5
@@ -148,6 +174,9 @@ type Deps struct {
 	Now     func() time.Time
 	// Audit opens rooms for auditors (chat.Service); Audit() needs it.
 	Audit AuditRooms
+	// Limits keeps the per-user limits (userlimit.Limiter, shared across
+	// replicas through Redis). Nil keeps Config's limits in this process.
+	Limits Limiter
 }
 
 // Gateway serves the chat WebSocket endpoint.
@@ -162,8 +191,7 @@ type Gateway struct {
 	mu      sync.Mutex
 	closing bool
 	conns   map[*conn]struct{}
-	perUser map[string]int
-	limits  *userlimit.Limits
+	limits  Limiter
 	wg      sync.WaitGroup
 }
 
@@ -181,7 +209,10 @@ func New(cfg Config, d Deps) *Gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, d: d, log: d.Logger.With("component", "wsapi"), ctx: ctx, cancel: cancel,
-		conns: map[*conn]struct{}{}, perUser: map[string]int{}, limits: userlimit.New(cfg.MessagesPerMinute, cfg.MessageBurst, d.Now)}
+		conns: map[*conn]struct{}{}, limits: d.Limits}
+	if g.limits == nil {
+		g.limits = localLimits(cfg, d.Now)
+	}
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  cfg.Timing.Handshake,
 		ReadBufferSize:    0, // reuse the HTTP server's 4 KiB reader: one buffer per idle socket, not two
@@ -227,7 +258,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	defer g.wg.Done()
 
 	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.CallTimeout)
-	principal, authErr := g.authenticate(ctx, r, kind, roomID)
+	refusal := g.addrRefusal(ctx, r) // before any work for the token
+	var principal domain.Principal
+	var authErr error
+	if refusal == "" {
+		principal, authErr = g.authenticate(ctx, r, kind, roomID)
+	}
 	cancel()
 
 	ws, err := g.upgrader.Upgrade(w, r, nil)
@@ -240,12 +276,20 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	}
 	g.d.Metrics.ConnOpened(kind)
 	defer func() { g.d.Metrics.ConnClosed(kind, c.code()) }()
+	if refusal != "" {
+		c.closeWith(CloseRateLimited, refusal)
+		return
+	}
 	if authErr != nil {
 		c.closeWith(CloseUnauthorized, domain.ErrorMessage(authErr))
 		return
 	}
 	if kind == kindAudit && !principal.HasRole(g.cfg.AuditorRole) {
 		c.closeWith(CloseForbidden, "auditing needs the "+truncate(g.cfg.AuditorRole, 60)+" role")
+		return
+	}
+	if refusal := g.userRefusal(principal.UserID); refusal != "" {
+		c.closeWith(CloseRateLimited, refusal)
 		return
 	}
 	log := g.log.With("room_id", roomID, "user_id", principal.UserID)
@@ -261,11 +305,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 		c.closeWith(CloseForbidden, "no such room, or it is not yours")
 		return
 	}
-	if !g.admit(c, principal.UserID) {
+	release, ok := g.admit(c, principal.UserID)
+	if !ok {
 		c.closeWith(CloseRateLimited, "too many connections")
 		return
 	}
-	defer g.release(c, principal.UserID)
+	defer release()
 
 	g.d.Hub.register(roomID, c)
 	defer g.d.Hub.unregister(roomID, c)
@@ -396,7 +441,7 @@ func (g *Gateway) readLoop(c *conn, roomID int64, p domain.Principal, log *slog.
 				}
 				continue
 			}
-			if ok, _ := g.limits.Take(p.UserID); !ok {
+			if ok, _ := g.limits.Take(g.ctx, userlimit.Messages, p.UserID); !ok {
 				c.reply(encodeError(domain.ERATELIMITED, "too many messages; slow down", clientID))
 				if limited++; limited >= g.cfg.MaxViolations {
 					c.closeWith(CloseRateLimited, "rate limited")
@@ -493,26 +538,6 @@ func (g *Gateway) authenticate(ctx context.Context, r *http.Request, kind string
 		return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "missing token")
 	}
 	return g.d.Auth.Verify(ctx, token)
-}
-
-func (g *Gateway) admit(c *conn, user string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closing || g.perUser[user] >= g.cfg.MaxConnsPerUser {
-		return false
-	}
-	g.perUser[user]++
-	g.conns[c] = struct{}{}
-	return true
-}
-
-func (g *Gateway) release(c *conn, user string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.conns, c)
-	if g.perUser[user]--; g.perUser[user] <= 0 {
-		delete(g.perUser, user)
-	}
 }
 
 // Shutdown stops accepting sockets, closes the open ones with 1001 once

@@ -17,6 +17,7 @@ import (
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/origins"
+	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
@@ -47,10 +48,13 @@ type Config struct {
 	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
 	devSecret   bool   // JWTSecret is the public development secret
 
-	AllowedOrigins    origins.List // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
-	MaxConnsPerUser   int          // PARLEY_MAX_CONNS_PER_USER
-	MessagesPerMinute float64      // PARLEY_MESSAGES_PER_MINUTE
-	APIPerMinute      float64      // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
+	AllowedOrigins    origins.List  // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
+	MaxConnsPerUser   int           // PARLEY_MAX_CONNS_PER_USER
+	MessagesPerMinute float64       // PARLEY_MESSAGES_PER_MINUTE
+	APIPerMinute      float64       // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
+	ConnectsPerMinute float64       // PARLEY_CONNECTS_PER_MINUTE: a user's WebSocket connection attempts (bursts of a quarter)
+	AddrConnects      float64       // PARLEY_ADDR_CONNECTS_PER_MINUTE: connection attempts from one address (bursts of a quarter)
+	LimitLeaseTTL     time.Duration // PARLEY_LIMIT_LEASE_TTL: a dead replica's connections stop counting after it
 
 	LLMProvider string        // PARLEY_LLM_PROVIDER: "" (offline), ollama, openai
 	LLMURL      string        // PARLEY_LLM_URL
@@ -141,6 +145,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
 		APIPerMinute:      number("PARLEY_API_REQUESTS_PER_MINUTE", httpapi.DefaultRequestsPerMinute),
+		ConnectsPerMinute: number("PARLEY_CONNECTS_PER_MINUTE", 30),
+		AddrConnects:      number("PARLEY_ADDR_CONNECTS_PER_MINUTE", 300),
+		LimitLeaseTTL:     dur("PARLEY_LIMIT_LEASE_TTL", redis.DefaultLeaseTTL),
 		LLMProvider:       strings.ToLower(env("PARLEY_LLM_PROVIDER", "")),
 		LLMURL:            env("PARLEY_LLM_URL", ""),
 		LLMModel:          env("PARLEY_LLM_MODEL", ""),
@@ -238,6 +245,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if _, ok := logLevels[cfg.LogLevel]; !ok {
 		problems = append(problems, fmt.Errorf("PARLEY_LOG_LEVEL=%q: want debug, info, warn or error", cfg.LogLevel))
+	}
+	if cfg.LimitLeaseTTL < time.Second {
+		problems = append(problems, fmt.Errorf("PARLEY_LIMIT_LEASE_TTL=%v must be at least 1s (the leases are renewed every third of it)", cfg.LimitLeaseTTL))
 	}
 	if cfg.ShutdownTimeout <= cfg.ShutdownGrace {
 		problems = append(problems, fmt.Errorf("PARLEY_SHUTDOWN_TIMEOUT (%v) must be longer than PARLEY_SHUTDOWN_GRACE (%v)", cfg.ShutdownTimeout, cfg.ShutdownGrace))

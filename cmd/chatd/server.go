@@ -25,6 +25,7 @@ import (
 	"github.com/parleychat/parley/adapters/prom"
 	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/adapters/tokens"
+	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/adapters/webui"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
@@ -54,6 +55,7 @@ type server struct {
 	hub     *wsapi.Hub
 	svc     *chat.Service
 	gateway *wsapi.Gateway
+	limits  *userlimit.Limiter
 	http    *http.Server
 }
 
@@ -163,13 +165,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
+	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
 		AuditorRole: cfg.AuditorRole,
 	}, wsapi.Deps{
 		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc, Audit: s.svc,
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
-		Stream:  s.store, Metrics: s.metrics, Logger: log,
+		Stream:  s.store, Metrics: s.metrics, Logger: log, Limits: s.limits,
 	})
 	var devTokens httpapi.DevTokenIssuer
 	if cfg.devSecret { // the chat page's development login: anyone can mint these tokens anyway
@@ -185,7 +188,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		web = page
 	}
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
-		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
+		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog}, Limits: s.limits,
 		Messages: s.chatlog, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
 			"event_store": httpapi.CheckerFunc(storeCheck), // KurrentDB's reports its reconnecting
@@ -287,6 +290,7 @@ func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 
 	goRun("log subscription", s.hub.Run, bg)
+	goRun("connection leases", s.limits.Run, bg)
 	for _, r := range s.runners {
 		goRun(r.Projection.Name()+" projection", r.Run, bg)
 	}

@@ -63,26 +63,15 @@ func TestLimiterOverAnOutageOfRedis(t *testing.T) {
 	}
 
 	srv.Start(t) // empty: no persistence
-	waitUntil(t, "the limits to be shared again", func() bool { return strings.Contains(logs.String(), "shared limits restored") })
+	domaintest.WaitUntil(t, "the limits to be shared again", 10*time.Second, func() bool { return strings.Contains(logs.String(), "shared limits restored") })
 	// The connection held through the outage counts in Redis again: a
 	// second one, as another replica would ask for it, is refused.
 	other := redis.NewLimits(rdb, redis.LimitsConfig{Prefix: "t:"})
-	waitUntil(t, "the heartbeat to re-register the connection", func() bool {
+	domaintest.WaitUntil(t, "the heartbeat to re-register the connection", 10*time.Second, func() bool {
 		ok, err := other.Acquire(ctx, "42", "other/1", 1)
 		if ok {
 			_ = other.Release(ctx, "42", "other/1")
 		}
 		return err == nil && !ok
 	})
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleychat/parley/adapters/kurrentdb/kurrentdbtest"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/domain/domaintest"
 )
 
 // TestKurrentDBRestartEndToEnd runs chatd on the KurrentDB store (the
@@ -35,7 +36,7 @@ func TestKurrentDBRestartEndToEnd(t *testing.T) {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
 	}
-	waitFor(t, "/readyz to report the event store down", func() bool {
+	domaintest.WaitUntil(t, "/readyz to report the event store down", 20*time.Second, func() bool {
 		code := c.api(t, "GET", "/readyz", "", "", &ready)
 		return code == http.StatusServiceUnavailable && strings.Contains(ready.Checks["event_store"], "unavailable")
 	})
@@ -47,24 +48,12 @@ func TestKurrentDBRestartEndToEnd(t *testing.T) {
 	}
 
 	f.Restart(t)
-	waitFor(t, "/readyz to recover", func() bool { return c.api(t, "GET", "/readyz", "", "", &ready) == http.StatusOK })
+	domaintest.WaitUntil(t, "/readyz to recover", 20*time.Second, func() bool { return c.api(t, "GET", "/readyz", "", "", &ready) == http.StatusOK })
 	id2 := c.createRoom(t, tok)
 	ws2 := connect(t, c.wsURL(id2, "token="+tok))
 	readFrame(t, ws2)
 	send(t, ws2, map[string]any{"type": "message", "message": "And after the restart?", "client_id": "8f0e6a1c-0000-4000-8000-000000000012"})
 	if fs := readAnswer(t, ws2); fs[len(fs)-1]["type"] != "answer" {
 		t.Fatalf("after the restart: %v, want an answer", fs[len(fs)-1])
-	}
-}
-
-// waitFor polls cond for up to 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

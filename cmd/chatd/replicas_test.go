@@ -10,6 +10,7 @@ import (
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/domain/domaintest"
 )
 
 // TestTwoReplicasShareLimits runs two chatd processes on one database and
@@ -55,7 +56,7 @@ func TestTwoReplicasShareLimits(t *testing.T) {
 	expectClose(t, connect(t, a.wsURL(id, "token="+tok43)), wsapi.CloseRateLimited)
 	// Closing b's socket frees its slot for a.
 	onB.Close()
-	waitFor(t, "b's closed socket to free its slot", func() bool {
+	domaintest.WaitUntil(t, "b's closed socket to free its slot", 20*time.Second, func() bool {
 		ws := connect(t, a.wsURL(id, "token="+tok43))
 		f, ok := tryReadFrame(ws)
 		if ok && f["type"] == "history" {
@@ -78,7 +79,7 @@ func TestTwoReplicasShareLimits(t *testing.T) {
 	_ = cmdB.Wait()
 	killed := time.Now()
 	expectClose(t, connect(t, a.wsURL(id44, "token="+tok44)), wsapi.CloseRateLimited)
-	waitFor(t, "the dead replica's leases to expire", func() bool {
+	domaintest.WaitUntil(t, "the dead replica's leases to expire", 20*time.Second, func() bool {
 		ws := connect(t, a.wsURL(id44, "token="+tok44))
 		f, ok := tryReadFrame(ws)
 		return ok && f["type"] == "history"

@@ -148,9 +148,14 @@ func (e *chatEnv) caughtUp(ctx context.Context, s *chatStack) error {
 
 // gatewayConfig is the gateway's configuration in the benchmark: the
 // defaults, except message rates no bench client reaches (each asks again
-// as soon as its answer ends) and room for a user's sockets that the
-// server has not finished closing when the next connect arrives.
-var gatewayConfig = wsapi.Config{MessagesPerMinute: 6000, MessageBurst: 100, MaxConnsPerUser: 64}
+// as soon as its answer ends), connection-attempt rates no bench reaches
+// (thousands of sockets from one address, a user reconnecting to time
+// its history) and room for a user's sockets that the server has not
+// finished closing when the next connect arrives.
+var gatewayConfig = wsapi.Config{
+	MessagesPerMinute: 6000, MessageBurst: 100, MaxConnsPerUser: 64,
+	ConnectsPerMinute: 1e6, ConnectBurst: 1e5, AddrConnectsPerMinute: 1e6, AddrConnectBurst: 1e5,
+}
 
 // chatStack is one chat server: a Service over a store, a Hub, and a
 // Gateway served over a real HTTP server on 127.0.0.1.

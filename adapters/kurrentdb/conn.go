@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,27 +34,52 @@ const pingTimeout = 5 * time.Second
 //     ErrorCodeConnectionClosed, and Close then makes the blocked sends
 //     panic ("send on closed channel"). The store therefore makes every
 //     client call in a goroutine it owns (call), which its caller waits
-//     for only until its context ends; such a worker recovers that one
-//     panic, and closing a dead client is what releases the workers stuck
-//     on it.
+//     for only until its context ends. A client is closed once no worker
+//     is inside it (so that no send races the close), its calls in flight
+//     ended first by cancelling their contexts. Only a worker stuck on a
+//     dead client cannot end; after stuckGrace (or closeGrace, when the
+//     store closes) the client is closed anyway, and the worker recovers
+//     that one panic. Sending on a channel while it is closed is a data
+//     race the race detector reports: it happens only then.
 //   - On an Unavailable reply the client drops its connection without
 //     closing it and discovers a new one on the next call, so every
 //     "Server Is Too Busy" or "Not Ready" would leave one more connection
-//     open. The store retires the client instead: no call starts on it any
-//     more, it is closed once its last call or subscription ends, and the
-//     store rebuilds a client, with backoff, reporting unavailable
-//     meanwhile. The client logs such a reply just before it drops the
-//     connection, and the store hears it there (clientLogger), so that no
-//     call of its own asks the retiring client for a connection after it.
+//     open, and a discovery that fails kills the client under the calls
+//     waiting for it. The store retires the client instead: no call
+//     starts on it any more, it is closed once its last call or
+//     subscription ends, and the store rebuilds a client, with backoff,
+//     reporting unavailable meanwhile. No call of the store may ask a
+//     retiring client for a connection after it dropped its own: the
+//     client logs the reply just before it drops the connection, and
+//     there (clientLogger, client.fail) the store refuses new calls and
+//     waits until every call that was asking for a connection has it.
+//     A call has its connection when the client first asks the call's
+//     context for its deadline (configureGrpcCall, right after
+//     getConnectionHandle; see gateCtx).
 
-// client is one esdb client and the store's calls using it. Its fields
-// other than esdb are guarded by the Store's mu, but failing.
+// How long calls may stay inside a dead client, or a closing store's,
+// before it is closed under them.
+const (
+	stuckGrace = 10 * time.Second
+	closeGrace = 5 * time.Second
+)
+
+// client is one esdb client and the store's calls using it. The fields
+// from callers on are guarded by the Store's mu.
 type client struct {
 	esdb    *esdb.Client
 	failing atomic.Bool // the client reported an Unavailable reply
-	users   int         // calls in flight and open subscriptions
-	retired bool        // no call starts on it; it closes when users is 0
+
+	gate    sync.Mutex
+	asking  int        // calls asking the client for a connection (gate)
+	settled *sync.Cond // signalled when asking drops to zero
+
+	callers int  // workers inside its methods: they may send on its channel
+	subs    int  // open subscriptions: they never do
+	retired bool // no call starts on it; it closes once unused
+	dead    bool // its connection goroutine has returned: close it once no worker is inside
 	closed  bool
+	gone    chan struct{} // closed when the client is
 }
 
 // closedUnder reports a call whose client was closed while it waited.
@@ -69,7 +95,8 @@ var errRetiring = fmt.Errorf("the client dropped its connection: %w",
 // newClient creates a client over the store's configuration, with a
 // logger that tells the store about Unavailable replies.
 func (s *Store) newClient() (*client, error) {
-	c := &client{}
+	c := &client{gone: make(chan struct{})}
+	c.settled = sync.NewCond(&c.gate)
 	cfg := *s.cfg
 	cfg.Logger = clientLogger(s.logger, c)
 	ec, err := esdb.NewClient(&cfg)
@@ -96,7 +123,7 @@ func (s *Store) acquire() (*client, error) {
 	case s.cur.failing.Load():
 		return nil, errRetiring
 	}
-	s.cur.users++
+	s.cur.callers++
 	s.wg.Add(1)
 	return s.cur, nil
 }
@@ -109,29 +136,57 @@ func (s *Store) downError() error {
 		s.downAt.Format(time.RFC3339), s.attempts, domain.Errorf(domain.EUNAVAILABLE, "the event store is unavailable; try again later"), s.downCause)
 }
 
-// hold adds a user to c, for a subscription opened on it.
+// hold counts a subscription opened on c.
 func (s *Store) hold(c *client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.users++
+	c.subs++
 }
 
-// release removes a user of c, closing it if it is retired and unused.
+// releaseSub uncounts a subscription of c, closing c if it is unused.
+func (s *Store) releaseSub(c *client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.subs--
+	s.maybeCloseLocked(c)
+}
+
+// release uncounts a worker of c, closing c if it is unused.
 func (s *Store) release(c *client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.users--
-	if c.retired && c.users == 0 {
+	c.callers--
+	s.maybeCloseLocked(c)
+}
+
+// maybeCloseLocked closes c when no worker is inside it and it is dead,
+// or the store is closed, or it is retired and no subscription uses it.
+// s.mu is held.
+func (s *Store) maybeCloseLocked(c *client) {
+	if c.closed || c.callers > 0 {
+		return
+	}
+	if c.dead || s.closed || c.retired && c.subs == 0 {
 		s.closeLocked(c)
 	}
 }
 
+// closeLocked closes c, even with workers inside (see the top of this
+// file); s.mu is held.
 func (s *Store) closeLocked(c *client) {
 	if !c.closed {
 		c.closed = true
+		close(c.gone)
 		delete(s.clients, c)
 		_ = c.esdb.Close() // closes the connection goroutine's channel; never fails
 	}
+}
+
+// bound returns ctx, also ended when the store closes, and its release.
+func (s *Store) bound(ctx context.Context) (context.Context, func()) {
+	bctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return bctx, func() { stop(); cancel() }
 }
 
 // run calls fn with c in a worker goroutine the store owns and returns
@@ -186,19 +241,77 @@ func (s *Store) guard(ctx context.Context, c *client, fn func(ctx context.Contex
 		}
 		panic(r)
 	}()
-	if c.failing.Load() {
+	gctx, ok := c.enter(ctx)
+	if !ok {
 		return errRetiring
 	}
-	return fn(ctx, c.esdb)
+	defer gctx.has()
+	return fn(gctx, c.esdb)
 }
 
-// call runs fn on the current client (see run).
+// enter counts a call that will ask c for a connection, unless c is
+// failing; the call's context reports when it has one.
+func (c *client) enter(ctx context.Context) (*gateCtx, bool) {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	if c.failing.Load() {
+		return nil, false
+	}
+	c.asking++
+	return &gateCtx{Context: ctx, c: c}, true
+}
+
+// fail marks c failing, so that no call enters it, and waits until the
+// calls asking it for a connection have one. The client calls it (through
+// its logger) just before it drops its connection.
+func (c *client) fail() {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	c.failing.Store(true)
+	for c.asking > 0 {
+		c.settled.Wait()
+	}
+}
+
+// gateCtx is a call's context that tells its client when the call has
+// its connection: the client's methods first read its deadline right
+// after getConnectionHandle (configureGrpcCall derives the call's own
+// deadline from it), and a call that returns has one or never will.
+type gateCtx struct {
+	context.Context
+	c    *client
+	once sync.Once
+}
+
+func (g *gateCtx) Deadline() (time.Time, bool) {
+	g.has()
+	return g.Context.Deadline()
+}
+
+// has reports, once, that the call has its connection.
+func (g *gateCtx) has() {
+	g.once.Do(func() {
+		g.c.gate.Lock()
+		defer g.c.gate.Unlock()
+		if g.c.asking--; g.c.asking == 0 {
+			g.c.settled.Broadcast()
+		}
+	})
+}
+
+// call runs fn on the current client (see run), its context also ended
+// when the store closes.
 func (s *Store) call(ctx context.Context, fn func(ctx context.Context, ec *esdb.Client) error) error {
 	c, err := s.acquire()
 	if err != nil {
 		return err
 	}
-	err, _ = s.run(ctx, c, fn, nil)
+	bctx, done := s.bound(ctx)
+	defer done()
+	err, _ = s.run(bctx, c, fn, nil)
+	if err != nil && ctx.Err() == nil && s.ctx.Err() != nil {
+		return errStoreClosed
+	}
 	return err
 }
 
@@ -228,9 +341,14 @@ func (s *Store) retire(c *client, cause error, dead bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.retired = true
-	if dead || c.users == 0 {
-		s.closeLocked(c)
+	if dead && !c.dead && !c.closed {
+		c.dead = true
+		if c.callers > 0 && !s.closed {
+			s.wg.Add(1)
+			go s.reap(c) // owned: counted in s.wg
+		}
 	}
+	s.maybeCloseLocked(c)
 	if s.cur != c || s.closed {
 		return
 	}
@@ -241,6 +359,27 @@ func (s *Store) retire(c *client, cause error, dead bool) {
 	s.logger.Warn("kurrentdb: lost the server; reconnecting", "error", cause)
 	s.wg.Add(1)
 	go s.reconnect() // owned: counted in s.wg, stopped by Close
+}
+
+// reap closes dead c if workers are still inside it after stuckGrace:
+// they are stuck on its channel, and only a close releases them.
+func (s *Store) reap(c *client) {
+	defer s.wg.Done()
+	t := time.NewTimer(stuckGrace)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return // Close takes over
+	case <-c.gone:
+		return // its workers left, and it closed
+	case <-t.C:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.closed && c.callers > 0 {
+		s.logger.Warn("kurrentdb: closing a dead client under calls stuck in it", "calls", c.callers)
+		s.closeLocked(c)
+	}
 }
 
 // reconnect builds clients until one answers a ping, waiting minDelay
@@ -295,7 +434,7 @@ func (s *Store) connect() (*client, error) {
 		s.mu.Unlock()
 		return nil, errStoreClosed
 	}
-	c.users++
+	c.callers++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, pingTimeout)
@@ -319,7 +458,7 @@ func clientLogger(l *slog.Logger, c *client) esdb.LoggingFunc {
 	return func(level esdb.LogLevel, format string, args ...any) {
 		if c != nil && level == esdb.LogError && strings.HasPrefix(format, "unexpected exception") && len(args) == 1 {
 			if err, ok := args[0].(error); ok && status.Code(err) == codes.Unavailable {
-				c.failing.Store(true)
+				c.fail()
 			}
 		}
 		lvl := slog.LevelDebug

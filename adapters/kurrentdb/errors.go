@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -50,6 +51,11 @@ func clientCode(err error) esdb.ErrorCode {
 func classify(err error) errorKind {
 	if errors.As(err, new(closedUnder)) {
 		return kindClosed
+	}
+	if errors.Is(err, io.EOF) {
+		// A send on a stream the connection dropped under (an append's
+		// request), which the client reports as ErrorCodeUnknown.
+		return kindUnavailable
 	}
 	switch clientCode(err) {
 	case esdb.ErrorCodeConnectionClosed:

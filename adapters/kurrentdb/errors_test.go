@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -40,6 +41,7 @@ func TestClassify(t *testing.T) {
 		{"not found status", status.Error(codes.NotFound, "gone"), kindNotFound},
 		{"permission denied", unknown(status.Error(codes.PermissionDenied, "no")), kindDenied},
 		{"internal", unknown(status.Error(codes.Internal, "bug")), kindOther},
+		{"append request sent on a dropped stream", fmt.Errorf("could not send append request header. Reason: %w", unknown(io.EOF)), kindUnavailable},
 	}
 	for _, tc := range tests {
 		if got := classify(tc.err); got != tc.want {

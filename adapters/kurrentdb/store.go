@@ -278,14 +278,26 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.cancel()
+	s.cancel() // ends the calls in flight and the reconnect loop
 	for c := range s.clients {
 		c.retired = true
-		s.closeLocked(c)
+		s.maybeCloseLocked(c)
 	}
 	s.cur = nil
 	s.mu.Unlock()
-	s.wg.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }() // owned: waited for below
+	select {
+	case <-done:
+		return nil
+	case <-time.After(closeGrace):
+	}
+	s.mu.Lock()
+	for c := range s.clients { // calls are stuck in them: closing releases them
+		s.closeLocked(c)
+	}
+	s.mu.Unlock()
+	<-done
 	return nil
 }
 

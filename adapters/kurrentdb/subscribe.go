@@ -97,24 +97,30 @@ func (s *Store) openSubscription(ctx context.Context, open func(ctx context.Cont
 		return nil, err
 	}
 	s.hold(c) // the subscription's own use, released when it closes
+	bctx, unbind := s.bound(ctx)
 	var sub *esdb.Subscription
-	err, abandoned := s.run(ctx, c, func(ctx context.Context, ec *esdb.Client) (err error) {
+	err, abandoned := s.run(bctx, c, func(ctx context.Context, ec *esdb.Client) (err error) {
 		sub, err = open(ctx, ec)
 		return err
 	}, func() {
 		if sub != nil {
 			_ = sub.Close()
 		}
-		s.release(c)
+		unbind()
+		s.releaseSub(c)
 	})
 	switch {
 	case abandoned:
 		return nil, err
 	case err != nil:
-		s.release(c)
+		unbind()
+		s.releaseSub(c)
+		if ctx.Err() == nil && s.ctx.Err() != nil {
+			return nil, errStoreClosed
+		}
 		return nil, err
 	}
-	return &clientSub{Subscription: sub, release: sync.OnceFunc(func() { s.release(c) })}, nil
+	return &clientSub{Subscription: sub, release: sync.OnceFunc(func() { unbind(); s.releaseSub(c) })}, nil
 }
 
 // clientSub is a server subscription that releases its client on Close.

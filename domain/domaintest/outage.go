@@ -19,8 +19,9 @@ import (
 const (
 	// OutageCallTimeout is each append's deadline in RunOutageTest.
 	OutageCallTimeout = time.Second
-	// OutageSlack is how far past its deadline a call may return: the
-	// scheduling noise of a loaded machine, not a store's retry loop.
+	// OutageSlack is how far past its deadline a call may return, beyond
+	// any stall of the whole process (see stallProbe): scheduling noise,
+	// not a store's retry loop.
 	OutageSlack     = 500 * time.Millisecond
 	outageWriters   = 8
 	outageAfter     = 5 // appends each writer makes after the outage
@@ -70,7 +71,12 @@ func RunOutageTest(t *testing.T, s domain.EventStore, outage func(t *testing.T))
 	}
 	defer stopSubs()
 
+	probe := startStallProbe()
+	defer probe.stop()
 	var (
+		back     atomic.Int64 // when the server came back (Unix ns)
+		firstOK  atomic.Int64 // when an append first succeeded after that
+		worst    atomic.Int64 // the longest append, ns
 		down     atomic.Bool  // the outage is under way
 		failed   atomic.Int64 // appends that failed while the server was down
 		after    atomic.Int64 // writers done with their appends after the outage
@@ -90,10 +96,15 @@ func RunOutageTest(t *testing.T, s domain.EventStore, outage func(t *testing.T))
 					res, err := s.Append(cctx, stream(w), domain.Exact(version), evs...)
 					took := time.Since(began)
 					ccancel()
-					if took > OutageCallTimeout+OutageSlack {
-						t.Errorf("writer %d: an append took %v, past its %v deadline (err %v)", w, took, OutageCallTimeout, err)
+					for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
+					}
+					if stall := probe.maxGap(began, began.Add(took)); took > OutageCallTimeout+OutageSlack+stall {
+						t.Errorf("writer %d: an append took %v, past its %v deadline while the process stalled at most %v (err %v)", w, took, OutageCallTimeout, stall, err)
 					}
 					if err == nil {
+						if b := back.Load(); b != 0 {
+							firstOK.CompareAndSwap(0, time.Now().UnixNano())
+						}
 						version = res.Version
 						acked[w] = append(acked[w], ids(toRecorded(evs))...)
 						break
@@ -124,6 +135,7 @@ func RunOutageTest(t *testing.T, s domain.EventStore, outage func(t *testing.T))
 	time.Sleep(300 * time.Millisecond) // appends before the outage
 	down.Store(true)
 	outage(t)
+	back.Store(time.Now().UnixNano())
 	down.Store(false)
 	close(recovery)
 	writersDone := make(chan struct{})
@@ -147,6 +159,8 @@ func RunOutageTest(t *testing.T, s domain.EventStore, outage func(t *testing.T))
 	if failed.Load() == 0 {
 		t.Errorf("no append failed during the outage: the outage was not exercised")
 	}
+	t.Logf("outage: %d appends failed while the server was down; the first append after it came back succeeded %v later; the longest append took %v",
+		failed.Load(), time.Duration(firstOK.Load()-back.Load()).Round(time.Millisecond), time.Duration(worst.Load()).Round(time.Millisecond))
 
 	// The log holds every acknowledged event, once, in order.
 	total := 0
@@ -186,7 +200,65 @@ func RunOutageTest(t *testing.T, s domain.EventStore, outage func(t *testing.T))
 			t.Errorf("a subscription ended with %v, want context.Canceled", err)
 		}
 	}
+	probe.stop()
 	waitForGoroutines(t, baseline)
+}
+
+// stallProbe ticks every 20 ms, so that a call's lateness can be told
+// from a stall of the whole process (a loaded machine, the race
+// detector, a collection): the longest gap between ticks while the call
+// ran is time no goroutine of the process could count on.
+type stallProbe struct {
+	mu    sync.Mutex
+	ticks []time.Time
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+func startStallProbe() *stallProbe {
+	p := &stallProbe{done: make(chan struct{}), ticks: []time.Time{time.Now()}}
+	p.wg.Go(func() {
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				return
+			case now := <-t.C:
+				p.mu.Lock()
+				p.ticks = append(p.ticks, now)
+				p.mu.Unlock()
+			}
+		}
+	})
+	return p
+}
+
+// stop ends the probe and waits for it; it is idempotent.
+func (p *stallProbe) stop() {
+	p.once.Do(func() { close(p.done) })
+	p.wg.Wait()
+}
+
+// maxGap returns the longest time between two ticks, less the tick
+// period, that overlaps [from, to] (counting to itself as a tick when
+// none came after it).
+func (p *stallProbe) maxGap(from, to time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var worst time.Duration
+	for i := 1; i <= len(p.ticks); i++ {
+		prev, next := p.ticks[i-1], to
+		if i < len(p.ticks) {
+			next = p.ticks[i]
+		}
+		if next.Before(from) || prev.After(to) {
+			continue
+		}
+		worst = max(worst, next.Sub(prev)-20*time.Millisecond)
+	}
+	return worst
 }
 
 // waitForGoroutines waits until the process runs at most baseline

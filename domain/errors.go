@@ -52,8 +52,10 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the client-safe message of the first coded error in
-// err's chain, or a generic text for internal errors.
+// ErrorMessage returns the client-safe message of the first *Error in
+// err's chain. Other errors, the typed ones of this package included, carry
+// internal text (stream names, versions, driver messages), so for them it
+// returns the generic text of their code (see CodeMessage).
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
@@ -62,9 +64,31 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
-	var c interface{ ErrorCode() string }
-	if errors.As(err, &c) {
-		return err.Error()
+	return CodeMessage(ErrorCode(err))
+}
+
+// CodeMessage is the generic client-safe text of an error code, for errors
+// whose own text is not meant for clients.
+func CodeMessage(code string) string {
+	switch code {
+	case ECONFLICT:
+		return "a concurrent change came first; try again"
+	case EINVALID:
+		return "invalid input"
+	case ENOTFOUND:
+		return "not found"
+	case EUNAVAILABLE:
+		return "a service this needs is unavailable; try again later"
+	case EUNAUTHORIZED:
+		return "not authenticated"
+	case EFORBIDDEN:
+		return "not allowed"
+	case ETOOLARGE:
+		return "input too large"
+	case ERATELIMITED:
+		return "too many requests; slow down"
+	case EBUSY:
+		return "busy; try again later"
 	}
 	return "internal error"
 }

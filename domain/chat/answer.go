@@ -99,11 +99,11 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
 		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
 	}
-	if err := p.append([]room.Event{end}); err != nil {
+	if err := p.end(end); err != nil {
 		if errors.Is(err, errAbandoned) {
 			return OutcomeAbandoned
 		}
-		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
+		p.s.log.Error("answer: could not write its end; the sweeper fails it once the store is back", "room_id", p.room, "answer_id", p.answerID, "error", err)
 	} else if outcome == OutcomeComplete {
 		p.s.compact(p.room)
 	}
@@ -240,8 +240,8 @@ func (p *pipeline) append(evs []room.Event) error {
 			cancel()
 			return fmt.Errorf("room %d: append %d answer events: %w", p.room, len(evs), err)
 		}
-		r := p.s.cached(p.room)
-		r.mu.Lock()
+		r := p.s.lock(p.room)
+		rewound(r, err)
 		st, rerr := p.s.refresh(ctx, p.room, r)
 		var open bool
 		var v int64
@@ -249,7 +249,7 @@ func (p *pipeline) append(evs []room.Event) error {
 			open = st.Open != nil && st.Open.AnswerID == p.answerID
 			v = st.Version
 		}
-		r.mu.Unlock()
+		p.s.unlock(r)
 		cancel()
 		if rerr != nil {
 			return rerr
@@ -261,6 +261,53 @@ func (p *pipeline) append(evs []room.Event) error {
 	}
 }
 
+// Backoff of the retries of an answer's terminal event.
+const (
+	endRetryMin = 100 * time.Millisecond
+	endRetryMax = 5 * time.Second
+)
+
+// end writes the answer's terminal event. While the store fails (a
+// database outage) it retries with backoff until AnswerTimeout plus
+// EndGrace after the answer started, or until Run stops the retries at
+// shutdown: an outage of the store must not leave the room busy once the
+// store is back. Input the store refuses is not retried.
+func (p *pipeline) end(end room.Event) error {
+	deadline := p.started.Add(p.s.cfg.AnswerTimeout + p.s.cfg.EndGrace)
+	wait := endRetryMin
+	for attempt := 1; ; attempt++ {
+		err := p.append([]room.Event{end})
+		switch domain.ErrorCode(err) {
+		case "":
+			if attempt > 1 {
+				p.s.log.Info("answer: wrote its end after retrying", "room_id", p.room, "answer_id", p.answerID, "attempts", attempt)
+			}
+			return nil
+		case domain.EINVALID, domain.ETOOLARGE:
+			return err
+		}
+		if errors.Is(err, errAbandoned) {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return err
+		}
+		if attempt == 1 {
+			p.s.log.Warn("answer: could not write its end; retrying with backoff", "room_id", p.room, "answer_id", p.answerID,
+				"error", err, "retry_for", left.Round(time.Second))
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-t.C:
+		case <-p.s.retry.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, endRetryMax)
+	}
+}
+
 // RecoverInterrupted fails the answers a crash left open: those this
 // instance started, and any other that has been idle for longer than idle
 // (its process is presumed dead), and returns how many it failed. It reads
@@ -268,6 +315,12 @@ func (p *pipeline) append(evs []room.Event) error {
 // one) for rooms where answers start, adds the rooms the finder lists, and
 // lets each room's stream decide.
 func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (int, error) {
+	return s.recoverOpen(ctx, idle, 0)
+}
+
+// recoverOpen is RecoverInterrupted sparing this instance's answers that
+// started less than ownAge ago.
+func (s *Service) recoverOpen(ctx context.Context, idle, ownAge time.Duration) (int, error) {
 	// The rooms that may have an answer open: those the read model shows
 	// streaming, and those the log after it starts answers in.
 	candidates := map[int64]bool{}
@@ -317,8 +370,9 @@ func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (i
 		evs, _, err := s.execute(ctx, id, domain.Metadata{}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
 			func(st *room.State) ([]room.Event, error) {
 				o := st.Open
-				if o == nil || st.Deleted || (o.Instance != s.cfg.Instance && s.now().Sub(o.LastAt) < idle) {
-					return nil, nil // ended, or another live process may still be streaming it
+				if o == nil || st.Deleted || (o.Instance != s.cfg.Instance && s.now().Sub(o.LastAt) < idle) ||
+					(o.Instance == s.cfg.Instance && s.now().Sub(o.StartedAt) < ownAge) {
+					return nil, nil // ended, or a live pipeline may still be streaming it
 				}
 				answer = o.AnswerID
 				return room.Fail(st, o.AnswerID, room.ReasonInterrupted), nil

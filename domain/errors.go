@@ -107,6 +107,13 @@ var (
 	// projection runners stop on them, with the error, instead of retrying
 	// forever. Mark such errors with Permanent.
 	ErrPermanent = errors.New("permanent failure")
+	// ErrStoreRestarted ends a subscription whose store restarted in a way
+	// that may have lost its newest events (PostgreSQL after a crash, when
+	// some commits were not flushed): events the subscriber was handed may
+	// be gone, and their versions and positions reused. The subscriber
+	// starts again from a position the store itself keeps (a checkpoint
+	// written with the store's own durability) or from the new head.
+	ErrStoreRestarted = errors.New("the event store restarted and may have lost its newest events")
 )
 
 // Permanent marks err as a failure no retry can cure: errors.Is(err,

@@ -103,23 +103,30 @@ func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (
 // to; its ExpiresAt is that of the token the ticket was issued under. A
 // ticket redeems at most once, even when several requests race for it.
 // Unknown, expired, reused and wrong-room tickets all fail with
-// ErrTicketRefused (code unauthorized); a wrong-room attempt does not use
-// the ticket up.
+// ErrTicketRefused (code unauthorized). Any attempt uses the ticket up,
+// a wrong-room one too: the first presentation spends it.
 func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (domain.Principal, error) {
 	if ticket == "" || len(ticket) > maxTicketLen {
 		return domain.Principal{}, ErrTicketRefused
 	}
 	hash := ticketHash(ticket)
-	var p domain.Principal
-	var tokenExpires *time.Time
+	var (
+		p            domain.Principal
+		tokenExpires *time.Time
+		issuedFor    int64
+		expires      time.Time
+	)
 	err := t.pool.QueryRow(ctx,
-		`DELETE FROM ws_tickets WHERE hash = $1 AND room_id = $2 AND expires_at > $3 RETURNING user_id, roles, token_expires_at`,
-		hash[:], roomID, t.now()).Scan(&p.UserID, &p.Roles, &tokenExpires)
+		`DELETE FROM ws_tickets WHERE hash = $1 RETURNING user_id, roles, token_expires_at, room_id, expires_at`,
+		hash[:]).Scan(&p.UserID, &p.Roles, &tokenExpires, &issuedFor, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.Principal{}, ErrTicketRefused
 	}
 	if err != nil {
 		return domain.Principal{}, fmt.Errorf("redeem ticket for room %d: %w", roomID, err)
+	}
+	if issuedFor != roomID || !expires.After(t.now()) {
+		return domain.Principal{}, ErrTicketRefused
 	}
 	if len(p.Roles) == 0 {
 		p.Roles = nil // as domain.Principal documents: nil when none

@@ -64,7 +64,8 @@ func NewTickets(pool *pgxpool.Pool, ttl time.Duration, random io.Reader, now fun
 // Issue stores a new ticket for p and roomID and returns it with the time
 // it expires: the TTL from now, or p.ExpiresAt when the principal's token
 // expires sooner. The caller must have checked that p may use the room.
-func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (string, time.Time, error) {
+func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (_ string, _ time.Time, err error) {
+	defer markOutage(&err)
 	if p.UserID == "" {
 		return "", time.Time{}, fmt.Errorf("issue ticket for room %d: no user", roomID)
 	}
@@ -90,7 +91,7 @@ func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (
 		roles = []string{}
 	}
 	hash := ticketHash(ticket)
-	_, err := t.pool.Exec(ctx,
+	_, err = t.pool.Exec(ctx,
 		`INSERT INTO ws_tickets (hash, user_id, roles, room_id, expires_at, token_expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		hash[:], p.UserID, roles, roomID, expires, tokenExpires)
 	if err != nil {
@@ -105,7 +106,8 @@ func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (
 // Unknown, expired, reused and wrong-room tickets all fail with
 // ErrTicketRefused (code unauthorized). Any attempt uses the ticket up,
 // a wrong-room one too: the first presentation spends it.
-func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (domain.Principal, error) {
+func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (_ domain.Principal, err error) {
+	defer markOutage(&err)
 	if ticket == "" || len(ticket) > maxTicketLen {
 		return domain.Principal{}, ErrTicketRefused
 	}
@@ -116,7 +118,7 @@ func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (doma
 		issuedFor    int64
 		expires      time.Time
 	)
-	err := t.pool.QueryRow(ctx,
+	err = t.pool.QueryRow(ctx,
 		`DELETE FROM ws_tickets WHERE hash = $1 RETURNING user_id, roles, token_expires_at, room_id, expires_at`,
 		hash[:]).Scan(&p.UserID, &p.Roles, &tokenExpires, &issuedFor, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {

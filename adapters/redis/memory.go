@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,19 @@ type MemoryConfig struct {
 	// follows the live generation, whichever the pointer key names, and
 	// moves to a new one at a swap without a restart; see generation.go.
 	Generation string
+	// Log, when set, is where Apply rebuilds the memory of a room that
+	// vanished from Redis (a FLUSHALL, a restart without persistence, an
+	// eviction): a room whose owner the read model no longer knows, or
+	// whose stored memory stops short of the events before the batch, is
+	// folded again from the start of its stream, and Apply carries on.
+	// Without it such a room stops the projection (an EventError).
+	Log domain.StreamReader
+	// Logger receives a warning for every room rebuilt from Log; nil
+	// discards them.
+	Logger *slog.Logger
+	// Rebuilt, when set, is called for every room rebuilt from Log (a
+	// metric of the read model's lost state).
+	Rebuilt func()
 }
 
 // Memory is the Redis read model of rooms' conversation memory.
@@ -69,6 +83,9 @@ type Memory struct {
 	name   string
 	pinned bool   // gen is fixed (MemoryConfig.Generation)
 	gen    string // the pinned generation
+	log    domain.StreamReader
+	logger *slog.Logger
+	onLost func()
 
 	mu  sync.Mutex
 	cur string // the live generation last seen, when not pinned
@@ -93,7 +110,11 @@ func NewMemory(client goredis.UniversalClient, cfg MemoryConfig) (*Memory, error
 	if cfg.Generation != "" && !validGeneration(cfg.Generation) {
 		return nil, fmt.Errorf("redis memory: Generation %q: want g followed by digits, such as g1, or empty to follow the live generation", cfg.Generation)
 	}
-	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation,
+		log: cfg.Log, logger: cfg.Logger, onLost: cfg.Rebuilt}, nil
 }
 
 // Name implements projections.Projection.
@@ -264,11 +285,12 @@ return 1
 // projection still (MemoryRebuild's swap), Apply waits, polling, until
 // the hold ends or expires, or ctx ends.
 //
-// An event the memory reads that does not decode (see
-// memory.Conversation.Apply: chunks, for one, are not read), or an event
-// of a room whose owner is unknown (its RoomCreated was never applied:
-// the keys were evicted or deleted, so run Redis without eviction), is a
-// *projections.EventError, returned before anything is written.
+// A room whose memory vanished from Redis is rebuilt from its stream
+// (MemoryConfig.Log); without a Log, an event of a room whose owner is
+// unknown is a *projections.EventError. An event the memory reads that
+// does not decode (see memory.Conversation.Apply: chunks, for one, are
+// not read) is a *projections.EventError too, returned before anything
+// is written: the only failure that stops the projection.
 func (m *Memory) Apply(ctx context.Context, batch []domain.RecordedEvent) error {
 	if len(batch) == 0 {
 		return nil
@@ -388,18 +410,20 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 		if s, ok := owners[i].(string); ok && r.owner == "" {
 			r.owner = s
 		}
-		if r.owner == "" {
+		if r.owner == "" && m.log == nil {
 			return projections.NewEventError(r.events[0], fmt.Errorf("room %d has no known owner: its RoomCreated was never applied to this read model; rebuild it from the start of the log", r.id))
 		}
 	}
 
-	// Round trip 2: the rooms' stored memory.
+	// Round trip 2: the stored memory of the rooms whose owner is known.
 	pipe = m.client.Pipeline()
 	gets := make([]*goredis.MapStringStringCmd, len(rooms))
 	for i, r := range rooms {
-		gets[i] = pipe.HGetAll(ctx, base+roomSuffix(r.id, r.owner))
+		if r.owner != "" {
+			gets[i] = pipe.HGetAll(ctx, base+roomSuffix(r.id, r.owner))
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return err
 	}
 
@@ -407,9 +431,18 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	keys := []string{m.prefix + pointerSuffix, m.prefix + holdSuffix, base + m.checkpointSuffix(), base + ownersSuffix}
 	args := []any{m.followFlag(), gen, formatPosition(last)}
 	for i, r := range rooms {
-		c, err := decodeConversation(gets[i].Val())
-		if err != nil {
-			return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+		c := memory.NewConversation()
+		if gets[i] != nil {
+			if c, err = decodeConversation(gets[i].Val()); err != nil {
+				return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+			}
+		}
+		if first := firstAfter(r.events, cp); first != nil && m.log != nil && (r.owner == "" || c.Version < first.Version-1) {
+			// The room's memory is not where the batch continues it: it
+			// vanished (or never was, with its owner). Fold it again.
+			if c, err = m.rebuildRoom(ctx, r, first.Version-1); err != nil {
+				return err
+			}
 		}
 		was := c.Version
 		for _, ev := range r.events {
@@ -464,20 +497,31 @@ func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
 			out = append(out, r)
 		}
 		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
-			p, err := room.Decode(ev, false)
+			owner, err := ownerOf(ev)
 			if err != nil {
 				return nil, eventError(ev, err)
 			}
-			switch e := p.(type) {
-			case room.RoomCreated:
-				r.owner = e.OwnerID
-			case room.MessagePosted:
-				r.owner = e.UserID
-			}
+			r.owner = owner
 		}
 		r.events = append(r.events, ev)
 	}
 	return out, nil
+}
+
+// ownerOf returns the owner a RoomCreated names, or the poster of a
+// MessagePosted (only a room's owner posts in it).
+func ownerOf(ev domain.RecordedEvent) (string, error) {
+	p, err := room.Decode(ev, false)
+	if err != nil {
+		return "", err
+	}
+	switch e := p.(type) {
+	case room.RoomCreated:
+		return e.OwnerID, nil
+	case room.MessagePosted:
+		return e.UserID, nil
+	}
+	return "", nil
 }
 
 // eventError is the EventError of ev failing to decode with err. The

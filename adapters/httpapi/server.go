@@ -171,8 +171,13 @@ type Deps struct {
 	Messages MessagePager
 	// Tickets issues WebSocket tickets (postgres.Tickets).
 	Tickets TicketIssuer
-	// Checks are the readiness checks by name ("event_store", "redis").
+	// Checks are the readiness checks by name ("event_store"): one that
+	// fails makes /readyz answer 503.
 	Checks map[string]Checker
+	// DegradedChecks are the checks of what the server can serve without,
+	// worse ("redis", "projections"): one that fails makes /readyz answer
+	// 200 with status "degraded".
+	DegradedChecks map[string]Checker
 	// Metrics records requests and serves /metrics (prom.Metrics).
 	Metrics Metrics
 	// Docs holds openapi.yaml and asyncapi.yaml at its root (docs.FS).

@@ -65,7 +65,10 @@ type Config struct {
 	AnswerTimeout   time.Duration // PARLEY_ANSWER_TIMEOUT
 	ShutdownGrace   time.Duration // PARLEY_SHUTDOWN_GRACE: how long answers may finish on shutdown
 	ShutdownTimeout time.Duration // PARLEY_SHUTDOWN_TIMEOUT: the whole shutdown's bound
-	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed at start
+	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed (at start and by the sweeper)
+	SweepInterval   time.Duration // PARLEY_SWEEP_INTERVAL: how often the sweeper looks for answers left open
+	HistoryMessages int           // PARLEY_HISTORY_MESSAGES: the history frame's newest messages, at most
+	HistoryBytes    int           // PARLEY_HISTORY_BYTES: and at most this many bytes of them
 
 	Projections     bool          // PARLEY_PROJECTIONS, -projections: run the ChatLog and memory projections in this process
 	ChatLogInterval time.Duration // PARLEY_CHATLOG_INTERVAL: the ChatLog projection applies a live log at most this often
@@ -157,6 +160,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		ShutdownGrace:     dur("PARLEY_SHUTDOWN_GRACE", 5*time.Second),
 		ShutdownTimeout:   dur("PARLEY_SHUTDOWN_TIMEOUT", 20*time.Second),
 		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
+		SweepInterval:     dur("PARLEY_SWEEP_INTERVAL", 30*time.Second),
+		HistoryMessages:   int(number("PARLEY_HISTORY_MESSAGES", 100)),
+		HistoryBytes:      int(number("PARLEY_HISTORY_BYTES", 256<<10)),
 		Projections:       boolean("PARLEY_PROJECTIONS", true),
 		ChatLogInterval:   dur("PARLEY_CHATLOG_INTERVAL", 100*time.Millisecond),
 		LogLevel:          strings.ToLower(env("PARLEY_LOG_LEVEL", "info")),

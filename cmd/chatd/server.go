@@ -120,7 +120,10 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 		s.close()
 		return nil, fmt.Errorf("PARLEY_REDIS_URL: %w", err)
 	}
-	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix})
+	// A room whose memory vanished from Redis (flushed, restarted empty) is
+	// folded again from the log, with a warning and a count.
+	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log,
+		Rebuilt: func() { s.metrics.RoomRebuilt(redis.DefaultMemoryName) }})
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("conversation memory: %w", err)
@@ -162,13 +165,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace,
+		SweepInterval: cfg.SweepInterval, RecoverIdle: cfg.RecoverIdle,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
-		AuditorRole: cfg.AuditorRole,
+		AuditorRole: cfg.AuditorRole, HistoryMessages: cfg.HistoryMessages, HistoryBytes: cfg.HistoryBytes,
 	}, wsapi.Deps{
 		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc, Audit: s.svc,
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
@@ -201,6 +205,12 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 					return errors.New("not subscribed to the log yet")
 				}
 			}),
+		},
+		// Without these chatd serves, worse: prompts read the conversation
+		// from the log, and history the log after what the ChatLog shows.
+		DegradedChecks: map[string]httpapi.Checker{
+			"redis":       httpapi.CheckerFunc(func(ctx context.Context) error { return s.redis.Ping(ctx).Err() }),
+			"projections": httpapi.CheckerFunc(s.projectionsStopped),
 		},
 		ChatWS:    s.gateway.Chat(),
 		AuditWS:   s.gateway.Audit(),
@@ -292,7 +302,14 @@ func (s *server) serve(ctx context.Context, ready func(addr net.Addr)) error {
 	goRun("log subscription", s.hub.Run, bg)
 	goRun("connection leases", s.limits.Run, bg)
 	for _, r := range s.runners {
-		goRun(r.Projection.Name()+" projection", r.Run, bg)
+		// A projection that stops (an event it cannot decode) does not stop
+		// chatd: it serves on, and /readyz reports it (degraded).
+		wg.Go(func() {
+			if err := r.Run(bg); err != nil && bg.Err() == nil {
+				s.log.Error("projection stopped; chatd serves on without it (see /readyz, and chatctl projections status)",
+					"projection", r.Projection.Name(), "error", err)
+			}
+		})
 	}
 	if len(s.runners) > 0 {
 		wg.Go(func() { s.reportLag(bg) })
@@ -472,6 +489,22 @@ func (s *server) sweepTickets(ctx context.Context) {
 			s.log.Warn("sweeping expired tickets failed", "error", err)
 		}
 	}
+}
+
+// projectionsStopped is the readiness check of the projections this
+// process runs: an error naming those stopped by an event they cannot
+// apply.
+func (s *server) projectionsStopped(ctx context.Context) error {
+	var stopped []string
+	for _, r := range s.runners {
+		if st, err := r.Status(ctx); err == nil && st.State == projections.StateFailed {
+			stopped = append(stopped, st.Name+": "+st.LastError)
+		}
+	}
+	if len(stopped) > 0 {
+		return fmt.Errorf("stopped: %s", strings.Join(stopped, "; "))
+	}
+	return nil
 }
 
 // roomLister lists rooms from the ChatLog read model for the REST API.

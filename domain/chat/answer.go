@@ -28,6 +28,11 @@ const appendTimeout = 10 * time.Second
 // deleted, or ended by another process); stop without writing.
 var errAbandoned = errors.New("answer no longer open")
 
+// errRewound: the stream is shorter than the pipeline's appends left it
+// (a database crash lost its last unflushed commits); what the pipeline
+// was writing must be built again from the log.
+var errRewound = errors.New("the log lost events of this answer")
+
 // startAnswer runs the answer pipeline in a goroutine the Service owns.
 func (s *Service) startAnswer(id int64, user string, msgID, answerID domain.UUID, version int64, prompt Prompt) {
 	genCtx, cancel := context.WithTimeout(s.ctx, s.cfg.AnswerTimeout)
@@ -241,7 +246,13 @@ func (p *pipeline) append(evs []room.Event) error {
 			return fmt.Errorf("room %d: append %d answer events: %w", p.room, len(evs), err)
 		}
 		r := p.s.lock(p.room)
-		rewound(r, err)
+		if rewound(r, err) {
+			// The log lost events this pipeline had appended: what it
+			// was about to write was built on them.
+			p.s.unlock(r)
+			cancel()
+			return fmt.Errorf("room %d: append %d answer events: %w", p.room, len(evs), errRewound)
+		}
 		st, rerr := p.s.refresh(ctx, p.room, r)
 		var open bool
 		var v int64
@@ -276,7 +287,10 @@ func (p *pipeline) end(end room.Event) error {
 	deadline := p.started.Add(p.s.cfg.AnswerTimeout + p.s.cfg.EndGrace)
 	wait := endRetryMin
 	for attempt := 1; ; attempt++ {
-		err := p.append([]room.Event{end})
+		err := p.logged(&end)
+		if err == nil {
+			err = p.append([]room.Event{end})
+		}
 		switch domain.ErrorCode(err) {
 		case "":
 			if attempt > 1 {
@@ -306,6 +320,33 @@ func (p *pipeline) end(end room.Event) error {
 		}
 		wait = min(2*wait, endRetryMax)
 	}
+}
+
+// logged gives an AnswerFailed the answer's text as the log holds it,
+// and the pipeline the log's version: a failed append (the reason the
+// answer fails, often) may have committed after all, or a crash may have
+// lost appends that had succeeded, so the text the pipeline built may not
+// be the chunks the log holds, and the failure's text must be those, as
+// clients fold them. Other ends keep their text.
+func (p *pipeline) logged(end *room.Event) error {
+	f, ok := (*end).(room.AnswerFailed)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	r := p.s.lock(p.room)
+	defer p.s.unlock(r)
+	st, err := p.s.refresh(ctx, p.room, r)
+	if err != nil {
+		return err
+	}
+	if st.Open == nil || st.Open.AnswerID != p.answerID {
+		return errAbandoned
+	}
+	f.Text, p.version = st.Open.Text.String(), st.Version
+	*end = f
+	return nil
 }
 
 // RecoverInterrupted fails the answers a crash left open: those this

@@ -221,3 +221,50 @@ func TestPostAdmittedOrder(t *testing.T) {
 	}
 	close(g.gate)
 }
+
+// lyingStore commits an append of chunks, then reports it failed, as a
+// database that goes down between its commit and its reply does.
+type lyingStore struct {
+	*inmem.Store
+	armed atomic.Bool
+}
+
+func (l *lyingStore) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) (domain.AppendResult, error) {
+	res, err := l.Store.Append(ctx, stream, exp, evs...)
+	if err == nil && evs[0].Type == room.TypeAnswerChunk && l.armed.CompareAndSwap(true, false) {
+		return domain.AppendResult{}, domain.Errorf(domain.EUNAVAILABLE, "connection reset after the commit")
+	}
+	return res, err
+}
+
+// TestFailedAnswerKeepsTheLoggedText: an append whose reply was lost had
+// committed; the answer fails, and its end says what the log's chunks
+// say, as every client folds them, not what the pipeline believed.
+func TestFailedAnswerKeepsTheLoggedText(t *testing.T) {
+	store := &lyingStore{Store: inmem.New(nil)}
+	g := &gen{tokens: []string{"one ", "two ", "three"}, gate: make(chan struct{})}
+	svc := runService(t, store, chat.Config{}, g)
+	r, _ := svc.CreateRoom(t.Context(), "42", "t")
+	if _, err := svc.Post(t.Context(), r.ID, "42", "q", ""); err != nil {
+		t.Fatal(err)
+	}
+	g.gate <- struct{}{}
+	waitFor(t, store, r.ID, room.TypeAnswerChunk)
+	store.armed.Store(true)
+	g.gate <- struct{}{} // "two " commits, and its append reports a failure
+	evs := waitFor(t, store, r.ID, room.TypeAnswerFailed)
+	var chunks string
+	for _, ev := range evs {
+		if ev.Type == room.TypeAnswerChunk {
+			var c room.AnswerChunk
+			_ = json.Unmarshal(ev.Data, &c)
+			chunks += c.Delta
+		}
+	}
+	var fl room.AnswerFailed
+	_ = json.Unmarshal(evs[len(evs)-1].Data, &fl)
+	if chunks != "one two " || fl.Text != chunks {
+		t.Errorf("the log's chunks say %q, the failure %q; want both \"one two \"", chunks, fl.Text)
+	}
+	close(g.gate)
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -374,34 +373,6 @@ func TestTrustedTypesNeedNoRead(t *testing.T) {
 	}
 }
 
-// swappable is a store whose inner store a test replaces, as a database
-// that comes back from a crash without its last unflushed commits.
-type swappable struct {
-	mu    sync.Mutex
-	inner domain.EventStore
-}
-
-func (s *swappable) get() domain.EventStore      { s.mu.Lock(); defer s.mu.Unlock(); return s.inner }
-func (s *swappable) set(inner domain.EventStore) { s.mu.Lock(); s.inner = inner; s.mu.Unlock() }
-func (s *swappable) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) (domain.AppendResult, error) {
-	return s.get().Append(ctx, stream, exp, evs...)
-}
-func (s *swappable) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
-	return s.get().ReadStream(ctx, stream, opts)
-}
-func (s *swappable) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
-	return s.get().ReadAll(ctx, opts)
-}
-func (s *swappable) HeadPosition(ctx context.Context) (domain.Position, error) {
-	return s.get().HeadPosition(ctx)
-}
-func (s *swappable) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
-	return s.get().SubscribeAll(ctx, opts, h)
-}
-func (s *swappable) SubscribeStream(ctx context.Context, stream string, after int64, h domain.Handler) error {
-	return s.get().SubscribeStream(ctx, stream, after, h)
-}
-
 // TestStreamThatWentBack: trusted chunks up to version 3 are cached, then
 // the database loses versions 2 and 3. The next append at version 3
 // conflicts and forgets the cached head, so once the stream has grown
@@ -410,7 +381,7 @@ func (s *swappable) SubscribeStream(ctx context.Context, stream string, after in
 func TestStreamThatWentBack(t *testing.T) {
 	ctx := t.Context()
 	before := inmem.New(nil)
-	inner := &swappable{inner: before}
+	inner := domaintest.NewSwapStore(before)
 	s := audit.NewChainingStore(inner, audit.ChainOptions{TrustTypes: []string{"AnswerChunk"}})
 	if _, err := s.Append(ctx, "room-7", domain.NoStream(), event(t, "AnswerStarted", `{}`)); err != nil {
 		t.Fatal(err)
@@ -421,14 +392,12 @@ func TestStreamThatWentBack(t *testing.T) {
 		}
 	}
 	// The crash: versions 0 and 1 survive.
-	after := inmem.New(nil)
-	for _, ev := range readAll(t, before, "room-7")[:2] {
-		if _, err := after.Append(ctx, "room-7", domain.Exact(ev.Version-1), domain.EventData{ID: ev.ID, Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata}); err != nil {
-			t.Fatal(err)
-		}
+	after, err := domaintest.Truncated(ctx, before, "room-7", 2, inmem.New(nil))
+	if err != nil {
+		t.Fatal(err)
 	}
-	inner.set(after)
-	_, err := s.Append(ctx, "room-7", domain.Exact(3), event(t, "AnswerChunk", `{"seq":3}`))
+	inner.Set(after)
+	_, err = s.Append(ctx, "room-7", domain.Exact(3), event(t, "AnswerChunk", `{"seq":3}`))
 	var ce *domain.ConflictError
 	if !errors.As(err, &ce) || ce.Actual != 1 {
 		t.Fatalf("append at 3 after the loss: %v, want a conflict at version 1", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -67,23 +68,35 @@ func lastEvent(t *testing.T, s domain.StreamReader, id int64) domain.RecordedEve
 // TestAnswerEndsAfterAStoreOutage: the store is down when the answer's
 // end is written; the pipeline retries until it is back, and the room
 // takes questions again, without a restart.
-func TestAnswerEndsAfterAStoreOutage(t *testing.T) {
-	store := &flakyStore{Store: inmem.New(nil), types: []string{room.TypeAnswerCompleted}}
-	g := &gen{tokens: []string{"a", "b"}, gate: make(chan struct{})}
+// streaming runs a Service over store and has it answer a question in a
+// new room with g, until the answer's first chunk is stored; it returns
+// the Service and the room.
+func streaming(t *testing.T, store chat.Store, g *gen) (*chat.Service, int64) {
+	t.Helper()
 	svc := runService(t, store, chat.Config{}, g)
-	r, _ := svc.CreateRoom(t.Context(), "42", "t")
+	r, err := svc.CreateRoom(t.Context(), "42", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.Post(t.Context(), r.ID, "42", "q", ""); err != nil {
 		t.Fatal(err)
 	}
 	g.gate <- struct{}{}
 	waitFor(t, store, r.ID, room.TypeAnswerChunk)
+	return svc, r.ID
+}
+
+func TestAnswerEndsAfterAStoreOutage(t *testing.T) {
+	store := &flakyStore{Store: inmem.New(nil), types: []string{room.TypeAnswerCompleted}}
+	g := &gen{tokens: []string{"a", "b"}, gate: make(chan struct{})}
+	svc, id := streaming(t, store, g)
 	store.down.Store(true)
 	g.gate <- struct{}{} // the last token: the generator ends, the end is due
 	waitUntil(t, func() bool { return store.fails.Load() > 0 })
 	time.Sleep(300 * time.Millisecond) // an outage of some length
 	store.down.Store(false)
-	waitFor(t, store, r.ID, room.TypeAnswerCompleted)
-	if _, err := svc.Post(t.Context(), r.ID, "42", "again", ""); err != nil {
+	waitFor(t, store, id, room.TypeAnswerCompleted)
+	if _, err := svc.Post(t.Context(), id, "42", "again", ""); err != nil {
 		t.Errorf("a question after the outage: %v, want it answered (the room must not stay busy)", err)
 	}
 }
@@ -139,7 +152,7 @@ func TestSweeperSparesRunningAnswers(t *testing.T) {
 // again and goes through, instead of conflicting until a restart.
 func TestStoreThatLostItsTail(t *testing.T) {
 	before := inmem.New(nil)
-	sw := &swapStore{inner: before}
+	sw := domaintest.NewSwapStore(before)
 	svc := runService(t, sw, chat.Config{}, &gen{tokens: []string{"x", "y"}})
 	r, _ := svc.CreateRoom(t.Context(), "42", "t")
 	if _, err := svc.Post(t.Context(), r.ID, "42", "q", ""); err != nil {
@@ -151,37 +164,15 @@ func TestStoreThatLostItsTail(t *testing.T) {
 	}
 	// The crash: only the room's creation survives, then recovery fails
 	// nothing (the answer's start is gone too).
-	after := inmem.New(nil)
-	ev := all[0]
-	if _, err := after.Append(t.Context(), ev.Stream, domain.NoStream(), domain.EventData{ID: ev.ID, Type: ev.Type, Data: ev.Data, Metadata: ev.Metadata}); err != nil {
+	after, err := domaintest.Truncated(t.Context(), before, all[0].Stream, 1, inmem.New(nil))
+	if err != nil {
 		t.Fatal(err)
 	}
-	sw.set(after)
+	sw.Set(after)
 	if _, err := svc.Post(t.Context(), r.ID, "42", "after the crash", ""); err != nil {
 		t.Fatalf("post after the store lost its tail: %v", err)
 	}
-	waitFor(t, after, r.ID, room.TypeAnswerCompleted)
-}
-
-// swapStore passes everything to an inner store a test may replace.
-type swapStore struct {
-	mu    sync.Mutex
-	inner *inmem.Store
-}
-
-func (s *swapStore) get() *inmem.Store   { s.mu.Lock(); defer s.mu.Unlock(); return s.inner }
-func (s *swapStore) set(in *inmem.Store) { s.mu.Lock(); s.inner = in; s.mu.Unlock() }
-func (s *swapStore) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, evs ...domain.EventData) (domain.AppendResult, error) {
-	return s.get().Append(ctx, stream, exp, evs...)
-}
-func (s *swapStore) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
-	return s.get().ReadStream(ctx, stream, opts)
-}
-func (s *swapStore) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
-	return s.get().ReadAll(ctx, opts)
-}
-func (s *swapStore) HeadPosition(ctx context.Context) (domain.Position, error) {
-	return s.get().HeadPosition(ctx)
+	waitFor(t, after.(domain.StreamReader), r.ID, room.TypeAnswerCompleted)
 }
 
 // TestPostAdmittedOrder: admit (the rate limit) is asked after the text
@@ -243,16 +234,10 @@ func (l *lyingStore) Append(ctx context.Context, stream string, exp domain.Expec
 func TestFailedAnswerKeepsTheLoggedText(t *testing.T) {
 	store := &lyingStore{Store: inmem.New(nil)}
 	g := &gen{tokens: []string{"one ", "two ", "three"}, gate: make(chan struct{})}
-	svc := runService(t, store, chat.Config{}, g)
-	r, _ := svc.CreateRoom(t.Context(), "42", "t")
-	if _, err := svc.Post(t.Context(), r.ID, "42", "q", ""); err != nil {
-		t.Fatal(err)
-	}
-	g.gate <- struct{}{}
-	waitFor(t, store, r.ID, room.TypeAnswerChunk)
+	_, id := streaming(t, store, g)
 	store.armed.Store(true)
 	g.gate <- struct{}{} // "two " commits, and its append reports a failure
-	evs := waitFor(t, store, r.ID, room.TypeAnswerFailed)
+	evs := waitFor(t, store, id, room.TypeAnswerFailed)
 	var chunks string
 	for _, ev := range evs {
 		if ev.Type == room.TypeAnswerChunk {

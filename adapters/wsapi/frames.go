@@ -180,16 +180,16 @@ func parseClientFrame(data []byte) (clientFrame, error) {
 	if err := strictjson.DecodeObject(data, &cf); err != nil {
 		return clientFrame{}, err
 	}
+	if cf.ClientID != "" {
+		if _, err := domain.ParseUUID(cf.ClientID); err != nil {
+			cf.ClientID = "" // never echoed: it may be anything, of any length
+			return cf, errors.New("client_id must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+		}
+	}
 	switch cf.Type {
 	case "", "message":
 		if cf.Message == nil {
 			return cf, errors.New(`a message frame needs "message"`)
-		}
-		if cf.ClientID != "" {
-			if _, err := domain.ParseUUID(cf.ClientID); err != nil {
-				cf.ClientID = "" // not echoed: it may be anything, of any length
-				return cf, errors.New("client_id must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
-			}
 		}
 	case "cancel", "ping":
 		if cf.Message != nil || cf.ClientID != "" {

@@ -66,6 +66,7 @@ func TestClientFramesAreStrict(t *testing.T) {
 		{"client_id not a UUID", `{"message":"a","client_id":"not-a-uuid"}`, "client_id must be a UUID"},
 		{"client_id a path", `{"message":"a","client_id":"../../etc/passwd"}`, "client_id must be a UUID"},
 		{"client_id huge", `{"message":"a","client_id":"` + strings.Repeat("a", 40000) + `"}`, "client_id must be a UUID"},
+		{"client_id bad, message missing", `{"client_id":"0"}`, "client_id must be a UUID"}, // found by FuzzClientFrame
 		{"a lone surrogate", `{"message":"a\ud800"}`, "lone surrogate"},
 		{"ping with a message", `{"type":"ping","message":"x"}`, `only "type"`},
 		{"type not a string", `{"type":5}`, `"type" must be a string`},

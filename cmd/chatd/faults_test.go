@@ -12,10 +12,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -202,4 +206,36 @@ func (c *chatd) readyz(t *testing.T) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestUndecodableEventStopsOnlyItsProjections: an event the projections
+// cannot decode stops them, not chatd: it serves on, and /readyz says so
+// (200, degraded, naming the stopped projections).
+func TestUndecodableEventStopsOnlyItsProjections(t *testing.T) {
+	c := startChatd(t, pgtest.NewDatabase(t), nil)
+	tok := token(t, "42", time.Hour)
+	id := c.createRoom(t, tok)
+	pool, err := pgxpool.New(t.Context(), c.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := postgres.NewStore(pool, postgres.StoreConfig{})
+	defer st.Close()
+	bad := domain.EventData{ID: domaintest.NewID(t), Type: room.TypeMessagePosted, Data: json.RawMessage(`{"text":5}`)}
+	if _, err := st.Append(t.Context(), room.Stream(id), domain.Any(), bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		code, body := c.readyz(t)
+		return code == http.StatusOK && strings.Contains(body, `"status":"degraded"`) && strings.Contains(body, "stopped")
+	}, "/readyz to report the stopped projections")
+	select {
+	case <-c.exited:
+		t.Fatal("chatd exited when a projection stopped")
+	default:
+	}
+	if code := c.api(t, "POST", "/api/rooms", tok, `{"title":"Still serving"}`, nil); code != http.StatusCreated {
+		t.Errorf("POST /api/rooms with the projections stopped: %d, want 201", code)
+	}
 }

@@ -76,7 +76,12 @@ type Config struct {
 	// each connect a bounded frame, not the whole conversation.
 	HistoryMessages int
 	HistoryBytes    int
-	Timing          Timing
+	// TokenLeeway is the clock skew the token verifier tolerates past a
+	// token's expiry (jwtauth.Config.Leeway). A socket is closed with 4401
+	// at its token's ExpiresAt plus it: when a REST request with the same
+	// token starts being refused, one leeway for both. Zero: at ExpiresAt.
+	TokenLeeway time.Duration
+	Timing      Timing
 	// AuditorRole is the token role (jwtauth.Config.RoleClaim) that may
 	// open any room read-only at /ws/audit/{room_id}/. Default "auditor".
 	AuditorRole string
@@ -327,7 +332,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, kind string) {
 	defer c.requestClose(discNormal)
 
 	if !principal.ExpiresAt.IsZero() {
-		t := time.AfterFunc(principal.ExpiresAt.Sub(g.d.Now()), func() { c.requestClose(discTokenExpired) })
+		t := time.AfterFunc(principal.ExpiresAt.Add(g.cfg.TokenLeeway).Sub(g.d.Now()), func() { c.requestClose(discTokenExpired) })
 		defer t.Stop()
 	}
 	if err := g.catchUp(c, roomID, pos, log); err != nil {

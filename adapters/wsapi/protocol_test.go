@@ -403,3 +403,22 @@ func TestStoreRestartClosesSockets(t *testing.T) {
 }
 
 func errorsAs(err error, target **websocket.CloseError) bool { return errors.As(err, target) }
+
+// TestTokenLeeway: a token the verifier accepted within its leeway, past
+// its expiry, keeps its socket until the leeway is over too: REST and the
+// socket treat it alike.
+func TestTokenLeeway(t *testing.T) {
+	e := newEnv(t, wsapi.Config{TokenLeeway: time.Second})
+	id := e.room(t, "42")
+	c, f := connect(t, e.chatURL(id, "token=late-42"))
+	if f["type"] != "history" {
+		t.Fatalf("first frame %v, want the history", f)
+	}
+	start := time.Now()
+	if got := closeCode(t, c); got != wsapi.CloseUnauthorized {
+		t.Fatalf("close %d, want 4401", got)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("closed %v after connecting, want about 600ms: the socket must have the verifier's leeway", d)
+	}
+}

@@ -50,6 +50,7 @@ func TestBrowser(t *testing.T) {
 		"PARLEY_LLM_MODEL":          "fake",
 		"PARLEY_LLM_API_KEY":        "not-checked",
 		"PARLEY_MEMORY_TOKEN_LIMIT": "100000",
+		"PARLEY_JWT_LEEWAY":         "1s", // the expiry test's socket closes a second after its token's exp
 	})
 	proxy := newCutProxy(t, strings.TrimPrefix(model.base, "http://"))
 
@@ -277,9 +278,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("an expired token closes 4401 and the page asks for a new one", func(t *testing.T) {
 		tb := newTab(t, browser, nil, "")
 		open(tb, model.base)
-		// Accepted for 6 s more: its exp passed 24 s ago, within the one
-		// leeway (30 s) REST and the socket share.
-		short, err := jwtauth.Mint([]byte(jwtauth.DevJWTSecret), "grace", 6*time.Second, time.Now().Add(-jwtauth.DefaultLeeway), nil)
+		short, err := jwtauth.Mint([]byte(jwtauth.DevJWTSecret), "grace", 6*time.Second, time.Now(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,14 +39,15 @@ type Config struct {
 	store        storeenv.Config // PARLEY_EVENT_STORE, PARLEY_KURRENTDB_*
 	Instance     string          // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
-	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
-	JWKSURL     string // PARLEY_JWKS_URL
-	JWTIssuer   string // PARLEY_JWT_ISSUER
-	JWTAudience string // PARLEY_JWT_AUDIENCE
-	UserIDClaim string // PARLEY_JWT_USER_ID_CLAIM: the user id's claim (default user_id in HS256 tokens, sub in JWKS ones)
-	RoleClaim   string // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
-	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
-	devSecret   bool   // JWTSecret is the public development secret
+	JWTSecret   string        // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
+	JWKSURL     string        // PARLEY_JWKS_URL
+	JWTIssuer   string        // PARLEY_JWT_ISSUER
+	JWTAudience string        // PARLEY_JWT_AUDIENCE
+	UserIDClaim string        // PARLEY_JWT_USER_ID_CLAIM: the user id's claim (default user_id in HS256 tokens, sub in JWKS ones)
+	RoleClaim   string        // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
+	JWTLeeway   time.Duration // PARLEY_JWT_LEEWAY: clock skew tolerated past a token's exp, by REST and sockets alike
+	AuditorRole string        // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
+	devSecret   bool          // JWTSecret is the public development secret
 
 	AllowedOrigins    origins.List  // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
 	MaxConnsPerUser   int           // PARLEY_MAX_CONNS_PER_USER
@@ -160,6 +161,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		ShutdownGrace:     dur("PARLEY_SHUTDOWN_GRACE", 5*time.Second),
 		ShutdownTimeout:   dur("PARLEY_SHUTDOWN_TIMEOUT", 20*time.Second),
 		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
+		JWTLeeway:         dur("PARLEY_JWT_LEEWAY", jwtauth.DefaultLeeway),
 		SweepInterval:     dur("PARLEY_SWEEP_INTERVAL", 30*time.Second),
 		HistoryMessages:   int(number("PARLEY_HISTORY_MESSAGES", 100)),
 		HistoryBytes:      int(number("PARLEY_HISTORY_BYTES", 256<<10)),

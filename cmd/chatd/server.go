@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -146,8 +147,12 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	}
 	s.tickets = postgres.NewTickets(pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
 
+	// One clock-skew leeway on a token's expiry, for REST (the verifier)
+	// and sockets (the gateway) alike. jwtauth reads 0 as its default and
+	// any value below a second as none.
+	tokenLeeway := cmp.Or(cfg.JWTLeeway, time.Nanosecond)
 	verifier, err := jwtauth.New(ctx, jwtauth.Config{
-		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
+		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL, Leeway: tokenLeeway,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserIDClaim: cfg.UserIDClaim, RoleClaim: cfg.RoleClaim, Logger: log,
 	})
 	if err != nil {
@@ -173,6 +178,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
 		AuditorRole: cfg.AuditorRole, HistoryMessages: cfg.HistoryMessages, HistoryBytes: cfg.HistoryBytes,
+		TokenLeeway: tokenLeeway,
 	}, wsapi.Deps{
 		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc, Audit: s.svc,
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},

@@ -32,6 +32,12 @@ type Timing struct {
 // DefaultMessageBurst is how many messages a user may send at once.
 const DefaultMessageBurst = 5
 
+// Defaults of Config's history cap.
+const (
+	DefaultHistoryMessages = 100
+	DefaultHistoryBytes    = 256 << 10
+)
+
 // Config configures the Gateway. Zero values take the documented defaults.
 type Config struct {
 	// AllowedOrigins lists the browser origins that may connect from other
@@ -122,10 +128,10 @@ func (c *Config) setDefaults() {
 		c.CallTimeout = 10 * time.Second
 	}
 	if c.HistoryMessages <= 0 {
-		c.HistoryMessages = 100
+		c.HistoryMessages = DefaultHistoryMessages
 	}
 	if c.HistoryBytes <= 0 {
-		c.HistoryBytes = 256 << 10
+		c.HistoryBytes = DefaultHistoryBytes
 	}
 	if c.AuditorRole == "" {
 		c.AuditorRole = domain.AuditorRole

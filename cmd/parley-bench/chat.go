@@ -159,8 +159,8 @@ func benchChat(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	fmt.Fprintf(out, "\n   (2) connect → history frame, room of %d messages (%d chunks), frame %d bytes; %d connects per side, alternating\n\n",
-		2*historyTurns, hr.chunks, hr.frameBytes, c.dials)
+	fmt.Fprintf(out, "\n   (2) connect → history frame, room of %d messages (%d chunks), frame %d bytes (the newest %d messages); %d connects per side, alternating\n\n",
+		2*historyTurns, hr.chunks, hr.frameBytes, min(2*historyTurns, wsapi.DefaultHistoryMessages), c.dials)
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "server\tp50\tp99\t")
 	fmt.Fprintf(tw, "gateway (jwt, room check, ChatLog + stream tail)\t%s\t%s\t\n", pct(hr.gateway, 50), pct(hr.gateway, 99))

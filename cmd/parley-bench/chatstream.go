@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 )
 
@@ -273,7 +274,8 @@ func streamRound(ctx context.Context, clients []*streamClient, epoch time.Time, 
 func (cl *streamClient) ask(end, epoch time.Time) ([]time.Duration, error) {
 	cl.asks++
 	_ = cl.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := cl.ws.WriteJSON(map[string]string{"type": "message", "message": benchQuestion, "client_id": "q-" + strconv.Itoa(cl.asks)}); err != nil {
+	clientID := domain.NameUUID(domain.UUID{}, "parley-bench question "+strconv.Itoa(cl.asks)).String() // a UUID, as the protocol wants
+	if err := cl.ws.WriteJSON(map[string]string{"type": "message", "message": benchQuestion, "client_id": clientID}); err != nil {
 		return nil, fmt.Errorf("send question: %w", err)
 	}
 	var lat []time.Duration

@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -57,4 +59,28 @@ func isOutage(err error) bool {
 		return true
 	}
 	return pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed")
+}
+
+// checkServer reads the server's start time. When it differs from the
+// one seen before, the server has restarted (and, after a crash, may have
+// lost its last unflushed commits): it starts a new epoch, which ends the
+// subscriptions of earlier ones, and drops the complete mark, whose
+// transaction ids may be reused. It reports whether it saw a restart.
+func (s *Store) checkServer(ctx context.Context) (bool, error) {
+	var started time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT pg_postmaster_start_time()`).Scan(&started); err != nil {
+		return false, fmt.Errorf("postgres: read the server's start time: %w", err)
+	}
+	s.serverMu.Lock()
+	defer s.serverMu.Unlock()
+	if s.serverStart.IsZero() || s.serverStart.Equal(started) {
+		s.serverStart = started
+		return false, nil
+	}
+	s.serverStart = started
+	s.complete.Store(0)
+	s.epoch.Add(1)
+	s.log.Warn("the database restarted; subscriptions start again from positions it kept", "started_at", started)
+	s.broadcast()
+	return true, nil
 }

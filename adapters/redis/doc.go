@@ -9,7 +9,7 @@
 // see Memory.Apply. Keys live under a configurable prefix, so tests and
 // rebuilds can use their own. A room whose keys vanished (a FLUSHALL, a
 // Redis restarted without persistence) is folded again from its stream
-// (MemoryConfig.Log, vanished.go) instead of stopping the projection.
+// (MemoryConfig.Log, rooms.go) instead of stopping the projection.
 //
 // redistest starts private servers for tests that pause, flush or kill
 // one.

@@ -17,7 +17,6 @@ import (
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/memory"
-	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
 
@@ -477,62 +476,6 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	return m.scriptOutcome(ctx, res)
 }
 
-// groupRooms groups the batch's room events by room, in first-seen order,
-// with the owner when the batch tells it: a RoomCreated's, else the first
-// MessagePosted's. It decodes only those events (the fold decodes what it
-// folds); one that does not decode is an EventError. Events of other
-// streams are skipped.
-func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
-	var out []*roomBatch
-	byID := map[int64]*roomBatch{}
-	for _, ev := range batch {
-		id, ok := room.ParseStream(ev.Stream)
-		if !ok {
-			continue
-		}
-		r := byID[id]
-		if r == nil {
-			r = &roomBatch{id: id}
-			byID[id] = r
-			out = append(out, r)
-		}
-		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
-			owner, err := ownerOf(ev)
-			if err != nil {
-				return nil, eventError(ev, err)
-			}
-			r.owner = owner
-		}
-		r.events = append(r.events, ev)
-	}
-	return out, nil
-}
-
-// ownerOf returns the owner a RoomCreated names, or the poster of a
-// MessagePosted (only a room's owner posts in it).
-func ownerOf(ev domain.RecordedEvent) (string, error) {
-	p, err := room.Decode(ev, false)
-	if err != nil {
-		return "", err
-	}
-	switch e := p.(type) {
-	case room.RoomCreated:
-		return e.OwnerID, nil
-	case room.MessagePosted:
-		return e.UserID, nil
-	}
-	return "", nil
-}
-
-// eventError is the EventError of ev failing to decode with err. The
-// EventError names the event, so room.Decode's naming of it is dropped.
-func eventError(ev domain.RecordedEvent, err error) *projections.EventError {
-	if cause := errors.Unwrap(err); cause != nil {
-		err = cause
-	}
-	return projections.NewEventError(ev, err)
-}
-
 // saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are
 // applyScript's first three.
 var saveCheckpointScript = goredis.NewScript(checkpointGuard + `
@@ -565,51 +508,4 @@ func parsePosition(s string) (domain.Position, error) {
 		return domain.Start, fmt.Errorf("stored position %q is not COMMIT/PREPARE in 20 digits each", s)
 	}
 	return domain.Position{Commit: commit, Prepare: prepare}, nil
-}
-
-// Clear deletes every memory key of the Memory's generation (memories,
-// owners and checkpoints of every name): the pinned one, or the one live
-// now. It is for tests, and for a rebuild into a generation that held an
-// earlier attempt. It returns how many keys it deleted.
-func (m *Memory) Clear(ctx context.Context) (int, error) {
-	base, err := m.resolveBase(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("redis memory: clear: %w", err)
-	}
-	return deleteMatching(ctx, m.client, globEscape(base+"memory:")+"*")
-}
-
-// deleteMatching unlinks the keys matching a SCAN pattern and returns how
-// many it deleted.
-func deleteMatching(ctx context.Context, client goredis.UniversalClient, pattern string) (int, error) {
-	deleted := 0
-	var cursor uint64
-	for {
-		keys, next, err := client.Scan(ctx, cursor, pattern, 500).Result()
-		if err != nil {
-			return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
-		}
-		if len(keys) > 0 {
-			n, err := client.Unlink(ctx, keys...).Result()
-			if err != nil {
-				return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
-			}
-			deleted += int(n)
-		}
-		if cursor = next; cursor == 0 {
-			return deleted, nil
-		}
-	}
-}
-
-// globEscape escapes the glob metacharacters of a key prefix for SCAN MATCH.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -11,6 +11,62 @@ import (
 	"github.com/parleychat/parley/projections"
 )
 
+// groupRooms groups the batch's room events by room, in first-seen order,
+// with the owner when the batch tells it: a RoomCreated's, else the first
+// MessagePosted's. It decodes only those events (the fold decodes what it
+// folds); one that does not decode is an EventError. Events of other
+// streams are skipped.
+func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
+	var out []*roomBatch
+	byID := map[int64]*roomBatch{}
+	for _, ev := range batch {
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		r := byID[id]
+		if r == nil {
+			r = &roomBatch{id: id}
+			byID[id] = r
+			out = append(out, r)
+		}
+		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
+			owner, err := ownerOf(ev)
+			if err != nil {
+				return nil, eventError(ev, err)
+			}
+			r.owner = owner
+		}
+		r.events = append(r.events, ev)
+	}
+	return out, nil
+}
+
+// ownerOf returns the owner a RoomCreated names, or the poster of a
+// MessagePosted (only a room's owner posts in it).
+func ownerOf(ev domain.RecordedEvent) (string, error) {
+	p, err := room.Decode(ev, false)
+	if err != nil {
+		return "", err
+	}
+	switch e := p.(type) {
+	case room.RoomCreated:
+		return e.OwnerID, nil
+	case room.MessagePosted:
+		return e.UserID, nil
+	}
+	return "", nil
+}
+
+// eventError is the EventError of ev failing to decode with err. The
+// EventError names the event, so room.Decode's naming of it is dropped.
+func eventError(ev domain.RecordedEvent, err error) *projections.EventError {
+	if cause := errors.Unwrap(err); cause != nil {
+		err = cause
+	}
+	return projections.NewEventError(ev, err)
+}
+
 // firstAfter returns the first of events after position cp, or nil.
 func firstAfter(events []domain.RecordedEvent, cp domain.Position) *domain.RecordedEvent {
 	for i := range events {

@@ -81,10 +81,9 @@ func TestDependencyFaultsEndToEnd(t *testing.T) {
 		t.Fatalf("the answer across the flush ended %v", fs[len(fs)-1])
 	}
 	ask(ws, "And for students?") // the next batch finds the room's memory gone
-	waitFor(t, func() bool {
+	domaintest.WaitUntil(t, "the memory projection to count the rebuilt room", 30*time.Second, func() bool {
 		return strings.Contains(c.get(t, "/metrics"), `parley_projection_rooms_rebuilt_total{projection="memory"}`)
-	},
-		"the memory projection to count the rebuilt room")
+	})
 	alive("after FLUSHALL")
 	if code, body := c.readyz(t); code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Errorf("/readyz after the flush: %d %s, want ok", code, body)
@@ -99,7 +98,7 @@ func TestDependencyFaultsEndToEnd(t *testing.T) {
 		t.Errorf("with Redis down the answer ended %v", fs[len(fs)-1])
 	}
 	rd.Start(t) // back, empty
-	waitFor(t, func() bool { code, body := c.readyz(t); return code == 200 && strings.Contains(body, `"status":"ok"`) }, "/readyz ok with Redis back")
+	domaintest.WaitUntil(t, "/readyz ok with Redis back", 30*time.Second, func() bool { code, body := c.readyz(t); return code == 200 && strings.Contains(body, `"status":"ok"`) })
 	ask(ws, "Who can apply?")
 	alive("after Redis restarted empty")
 
@@ -176,15 +175,6 @@ func decode(t *testing.T, data []byte) frameMap {
 	return f
 }
 
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30s for %s", what)
-		}
-	}
-}
-
 // get returns the body of GET path.
 func (c *chatd) get(t *testing.T, path string) string {
 	t.Helper()
@@ -226,10 +216,10 @@ func TestUndecodableEventStopsOnlyItsProjections(t *testing.T) {
 	if _, err := st.Append(t.Context(), room.Stream(id), domain.Any(), bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	domaintest.WaitUntil(t, "/readyz to report the stopped projections", 30*time.Second, func() bool {
 		code, body := c.readyz(t)
 		return code == http.StatusOK && strings.Contains(body, `"status":"degraded"`) && strings.Contains(body, "stopped")
-	}, "/readyz to report the stopped projections")
+	})
 	select {
 	case <-c.exited:
 		t.Fatal("chatd exited when a projection stopped")

@@ -17,7 +17,7 @@ PARLEY_REDIS_URL ?= $(PARLEY_TEST_REDIS_URL)
 TEST_ENV = PARLEY_TEST_POSTGRES_URL='$(PARLEY_TEST_POSTGRES_URL)' PARLEY_TEST_REDIS_URL='$(PARLEY_TEST_REDIS_URL)'
 RUN_ENV = PARLEY_DATABASE_URL='$(PARLEY_DATABASE_URL)' PARLEY_REDIS_URL='$(PARLEY_REDIS_URL)'
 
-.PHONY: services test lint fmt-check vet bench run build corpus
+.PHONY: services test lint fmt-check vet bench run build corpus chaos
 
 services:
 	.ci/services
@@ -68,3 +68,19 @@ run: services corpus
 
 build:
 	$(GO) build ./...
+
+# The fault suite (not part of make test; about 8 minutes): chatd as a
+# real process on its own private PostgreSQL and Redis (started on free
+# ports in a temporary directory; the shared servers are never touched),
+# kill -9s of chatd, PostgreSQL stopped and crashed mid-stream, Redis
+# paused, flushed and restarted empty, and one table of what each left
+# behind; then the fuzz targets of client input, FUZZTIME each.
+FUZZTIME ?= 30s
+CHAOS_FLAGS ?=
+
+chaos:
+	$(GO) build -o bin/chatd ./cmd/chatd
+	$(GO) run ./cmd/parley-chaos -chatd bin/chatd $(CHAOS_FLAGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzClientFrame$$' -fuzztime $(FUZZTIME) ./adapters/wsapi
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./adapters/jwtauth
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) ./adapters/strictjson

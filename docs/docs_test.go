@@ -20,9 +20,9 @@ var (
 	serverFrameTypes = []string{"history", "message", "chunk", "answer", "answer_failed", "answer_cancelled", "error", "pong"}
 	chatClientTypes  = []string{"message", "cancel", "ping"}
 	auditClientTypes = []string{"ping"}
-	wsErrorCodes     = []string{"invalid", "too_large", "busy", "rate_limited", "internal", "forbidden"}
+	wsErrorCodes     = []string{"invalid", "too_large", "busy", "rate_limited", "unavailable", "internal", "forbidden"}
 	answerReasons    = []string{"interrupted", "shutdown", "cancelled", "generator_error", "timeout"}
-	closeCodes       = []string{"4401", "4403", "4429", "4000", "1009", "1007", "1008", "1001", "1012"}
+	closeCodes       = []string{"4401", "4403", "4429", "4000", "1009", "1007", "1008", "1001", "1011", "1012", "1013"}
 	securitySchemes  = map[string][3]string{ // name -> type, in, name
 		"queryToken":        {"httpApiKey", "query", "token"},
 		"bearerHeader":      {"http", "", ""},

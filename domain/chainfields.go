@@ -125,3 +125,18 @@ func isChainHash(s string) bool {
 	}
 	return true
 }
+
+// ChainHash returns the audit chain's hash at the end of an event's
+// metadata, or "" when the metadata carries no chain fields (an event
+// written before the chain, or by a store without it). It only looks at
+// the end of meta, so it is cheap enough for every frame sent.
+func ChainHash(meta []byte) string {
+	if _, _, h, ok := chainTail(meta); ok {
+		return h
+	}
+	return ""
+}
+
+// IsChainHash reports whether s has the form of a chain hash: 64
+// lowercase hex digits.
+func IsChainHash(s string) bool { return isChainHash(s) }

@@ -41,6 +41,9 @@ func TestChainFieldsRoundTrip(t *testing.T) {
 			if err := json.Unmarshal(got, &m); err != nil || m.PrevHash != prevHex || m.Hash != hashHex {
 				t.Errorf("as Metadata: %+v, %v; want the chain fields", m, err)
 			}
+			if h := domain.ChainHash(got); h != hashHex {
+				t.Errorf("ChainHash = %q, want %s", h, hashHex)
+			}
 			base, p, h, ok := domain.SplitChainFields(got)
 			if !ok || string(base) != tc.wantBase || p != prevHex || h != hashHex {
 				t.Errorf("SplitChainFields = %s, %s, %s, %v; want %s and the hashes", base, p, h, ok, tc.wantBase)
@@ -101,5 +104,16 @@ func TestSizeIgnoresChainFields(t *testing.T) {
 	ev := domain.EventData{Type: "T", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{"a":1}`)}
 	if got, want := ev.Size(), 1+2+7; got != want {
 		t.Errorf("Size = %d, want %d", got, want)
+	}
+}
+
+func TestChainHashOfUnchainedMetadata(t *testing.T) {
+	for _, meta := range []string{"", "{}", `{"user_id":"42"}`, `{"hash":"` + hashHex + `"}`, `{"prev_hash":"x","hash":"` + hashHex + `"}`} {
+		if h := domain.ChainHash([]byte(meta)); h != "" {
+			t.Errorf("ChainHash(%s) = %q, want none", meta, h)
+		}
+	}
+	if !domain.IsChainHash(hashHex) || domain.IsChainHash(strings.ToUpper(hashHex)) || domain.IsChainHash(hashHex[1:]) {
+		t.Error("IsChainHash accepts only 64 lowercase hex digits")
 	}
 }

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes are the closed set of failure kinds Parley reports at its
@@ -51,8 +52,10 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the client-safe message of the first coded error in
-// err's chain, or a generic text for internal errors.
+// ErrorMessage returns the client-safe message of the first *Error in
+// err's chain. Other errors, the typed ones of this package included, carry
+// internal text (stream names, versions, driver messages), so for them it
+// returns the generic text of their code (see CodeMessage).
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
@@ -61,9 +64,31 @@ func ErrorMessage(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
-	var c interface{ ErrorCode() string }
-	if errors.As(err, &c) {
-		return err.Error()
+	return CodeMessage(ErrorCode(err))
+}
+
+// CodeMessage is the generic client-safe text of an error code, for errors
+// whose own text is not meant for clients.
+func CodeMessage(code string) string {
+	switch code {
+	case ECONFLICT:
+		return "a concurrent change came first; try again"
+	case EINVALID:
+		return "invalid input"
+	case ENOTFOUND:
+		return "not found"
+	case EUNAVAILABLE:
+		return "a service this needs is unavailable; try again later"
+	case EUNAUTHORIZED:
+		return "not authenticated"
+	case EFORBIDDEN:
+		return "not allowed"
+	case ETOOLARGE:
+		return "input too large"
+	case ERATELIMITED:
+		return "too many requests; slow down"
+	case EBUSY:
+		return "busy; try again later"
 	}
 	return "internal error"
 }
@@ -76,7 +101,36 @@ var (
 	ErrStreamNotFound = errors.New("stream not found")
 	// ErrInvalidEvent matches every *InvalidEventError.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrPermanent matches failures no retry can cure: a log position the
+	// store does not know, a deleted stream, credentials or rights the
+	// server refuses, a server without a needed feature. Subscribers and
+	// projection runners stop on them, with the error, instead of retrying
+	// forever. Mark such errors with Permanent.
+	ErrPermanent = errors.New("permanent failure")
+	// ErrStoreRestarted ends a subscription whose store restarted in a way
+	// that may have lost its newest events (PostgreSQL after a crash, when
+	// some commits were not flushed): events the subscriber was handed may
+	// be gone, and their versions and positions reused. The subscriber
+	// starts again from a position the store itself keeps (a checkpoint
+	// written with the store's own durability) or from the new head.
+	ErrStoreRestarted = errors.New("the event store restarted and may have lost its newest events")
 )
+
+// Permanent marks err as a failure no retry can cure: errors.Is(err,
+// ErrPermanent) reports true, while its text, code and chain stay err's.
+// Permanent(nil) is nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() error        { return e.err }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // ConflictError reports an append whose expected version did not hold, or a
 // retried append whose event IDs only partly match what is stored.
@@ -145,3 +199,32 @@ func (e *InvalidEventError) ErrorCode() string {
 	}
 	return EINVALID
 }
+
+// WithRetryAfter attaches to err how long the failing dependency asks
+// callers to wait before retrying (a rate limit's Retry-After, say);
+// RetryAfter reads it back. Its text, code and chain stay err's.
+func WithRetryAfter(err error, wait time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err, wait}
+}
+
+// RetryAfter returns the wait attached to the first error in err's chain
+// that carries one, or zero.
+func RetryAfter(err error) time.Duration {
+	var r interface{ RetryAfter() time.Duration }
+	if errors.As(err, &r) {
+		return r.RetryAfter()
+	}
+	return 0
+}
+
+type retryAfterError struct {
+	err  error
+	wait time.Duration
+}
+
+func (e retryAfterError) Error() string             { return e.err.Error() }
+func (e retryAfterError) Unwrap() error             { return e.err }
+func (e retryAfterError) RetryAfter() time.Duration { return e.wait }

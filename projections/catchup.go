@@ -190,7 +190,7 @@ func attempt(ctx context.Context, log *slog.Logger, opts CatchUpOptions, what st
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.As(err, &ee) || try >= opts.Attempts:
+		case errors.As(err, &ee) || errors.Is(err, domain.ErrPermanent) || try >= opts.Attempts:
 			return err
 		}
 		d := bo.next()

@@ -34,7 +34,7 @@ const (
 	StateIdle     State = "idle"     // Run has not started, or has returned after its context ended
 	StateRunning  State = "running"  // applying events, or caught up and following the log
 	StateRetrying State = "retrying" // the last attempt failed; waiting to try again
-	StateFailed   State = "failed"   // stopped by an event it cannot apply; see LastError
+	StateFailed   State = "failed"   // stopped by an event it cannot apply, or a log it cannot follow; see LastError
 )
 
 // Runner runs one Projection: it subscribes to the log after the
@@ -111,10 +111,14 @@ type Status struct {
 // errRunning is Run's answer while another Run of the same Runner is active.
 var errRunning = errors.New("already running")
 
-// Run applies the log to the projection until ctx ends (it returns nil) or
+// Run applies the log to the projection until ctx ends (it returns nil),
 // an event cannot be applied (it returns the *EventError, wrapped with the
-// projection's name). Failures to read the checkpoint, follow the log or
-// apply a batch are logged, shown in Status and retried with backoff.
+// projection's name), or the store cannot follow the log from the
+// checkpoint and no retry can change that (it returns the store's error,
+// which matches domain.ErrPermanent: a checkpoint the store does not
+// know, say). A stop is recorded where the projection keeps failures.
+// Other failures to read the checkpoint, follow the log or apply a batch
+// are logged, shown in Status and retried with backoff.
 func (r *Runner) Run(ctx context.Context) error {
 	name := r.Projection.Name()
 	if err := r.start(name); err != nil {
@@ -151,6 +155,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			failure = stop.err
 			log.Error("projection stopped: an event cannot be applied", "error", failure)
 			recordError(ctx, log, r.Projection, failure)
+			return fmt.Errorf("projection %s: %w", name, failure)
+		}
+		if errors.Is(err, domain.ErrPermanent) {
+			failure = fmt.Errorf("follow the log after %s: %w", opts.After, err)
+			log.Error("projection stopped: the log cannot be followed from its checkpoint, and no retry can change that", "error", err, "checkpoint", opts.After.String())
+			recordStop(ctx, log, r.Projection, opts.After, failure)
 			return fmt.Errorf("projection %s: %w", name, failure)
 		}
 		if err == nil {
@@ -244,14 +254,29 @@ func (r *Runner) retry(ctx context.Context, log *slog.Logger, bo *backoff, err e
 // effort): an *EventError that stops its driver to a FailureRecorder with
 // its position, any other error to an ErrorRecorder.
 func recordError(ctx context.Context, log *slog.Logger, p Projection, err error) {
+	var ee *EventError
+	if errors.As(err, &ee) {
+		recordStop(ctx, log, p, ee.Position, err)
+		return
+	}
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	var (
-		rerr error
-		ee   *EventError
-	)
-	if fr, ok := p.(FailureRecorder); ok && errors.As(err, &ee) {
-		rerr = fr.RecordFailure(rctx, ee.Position, err.Error())
+	if rec, ok := p.(ErrorRecorder); ok {
+		if rerr := rec.RecordError(rctx, err.Error()); rerr != nil && ctx.Err() == nil {
+			log.Warn("projection could not record its error", "error", rerr)
+		}
+	}
+}
+
+// recordStop hands err, which stopped the driver at position at, to
+// projection p when it keeps failures (best effort), else to its
+// ErrorRecorder.
+func recordStop(ctx context.Context, log *slog.Logger, p Projection, at domain.Position, err error) {
+	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	var rerr error
+	if fr, ok := p.(FailureRecorder); ok {
+		rerr = fr.RecordFailure(rctx, at, err.Error())
 	} else if rec, ok := p.(ErrorRecorder); ok {
 		rerr = rec.RecordError(rctx, err.Error())
 	}

@@ -457,3 +457,36 @@ func TestRunnerIntervalGathersLiveEvents(t *testing.T) {
 		t.Errorf("live applies %s apart, want at least %s", gap, interval)
 	}
 }
+
+// TestRunnerStopsWhenTheLogCannotBeFollowed: a store that cannot follow
+// the log from the checkpoint, for good (a checkpoint from another store,
+// say), stops the runner with its error, recorded where it stopped,
+// instead of retrying forever.
+func TestRunnerStopsWhenTheLogCannotBeFollowed(t *testing.T) {
+	log := newFakeLog(10)
+	bad := domain.Permanent(errors.New("the position is not one of this event store's"))
+	log.subErrs = []error{bad}
+	p := &stoppingProjection{}
+	r := &projections.Runner{Store: log, Projection: p}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(t.Context()) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept retrying a permanent failure")
+	}
+	if !errors.Is(err, domain.ErrPermanent) || !strings.Contains(err.Error(), "not one of this event store's") {
+		t.Errorf("Run = %v, want the store's permanent error", err)
+	}
+	if diff := cmp.Diff([]domain.Position{domain.Start}, p.failedAt); diff != "" {
+		t.Errorf("recorded stops (-want +got):\n%s", diff)
+	}
+	st, serr := r.Status(t.Context())
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if st.State != projections.StateFailed || !strings.Contains(st.LastError, "not one of this event store's") {
+		t.Errorf("status = %+v, want failed with the store's error", st)
+	}
+}

@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 
+	"github.com/parleychat/parley/adapters/strictjson"
 	"github.com/parleychat/parley/domain"
 )
 
@@ -82,7 +81,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads the request body, at most maxBytes of it, into v. The
-// body must be one JSON object with no fields v does not have; a
+// body must be one JSON object that strictjson accepts: valid UTF-8, keys
+// spelt exactly as v's fields, none unknown and none twice. A
 // Content-Type, when present, must be application/json.
 func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -97,16 +97,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) e
 	if err != nil {
 		return fmt.Errorf("%w: %v", domain.Errorf(domain.EINVALID, "could not read the request body"), err)
 	}
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return domain.Errorf(domain.EINVALID, "request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return domain.Errorf(domain.EINVALID, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return domain.Errorf(domain.EINVALID, "invalid JSON body: data after the object")
+	if err := strictjson.DecodeObject(body, v); err != nil {
+		return domain.Errorf(domain.EINVALID, "invalid JSON body: %s", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/domain"
 )
 
@@ -13,7 +14,7 @@ import (
 // after authenticate, which names the user.
 func (s *Server) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := s.limits.Take(principalFrom(r.Context()).UserID); !ok {
+		if ok, wait := s.limits.Take(r.Context(), userlimit.Requests, principalFrom(r.Context()).UserID); !ok {
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			writeError(w, r, domain.Errorf(domain.ERATELIMITED,

@@ -27,9 +27,10 @@ const maxCheckText = 200
 
 // handleReadyz serves GET /readyz: it runs every check at once under
 // timeout and answers 200 {"status":"ok","checks":{name:"ok"}} when all
-// pass, else 503 {"status":"unavailable", "checks":{...}} with each failed
-// check's error text.
-func handleReadyz(checks map[string]Checker, timeout time.Duration) http.Handler {
+// pass; 200 {"status":"degraded",...} when only checks of degraded fail
+// (the server serves, worse: a load balancer keeps it); else 503
+// {"status":"unavailable",...}. A failed check shows its error's text.
+func handleReadyz(checks, degraded map[string]Checker, timeout time.Duration) http.Handler {
 	type response struct {
 		Status string            `json:"status"`
 		Checks map[string]string `json:"checks"`
@@ -37,11 +38,11 @@ func handleReadyz(checks map[string]Checker, timeout time.Duration) http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		out := response{Status: "ok", Checks: make(map[string]string, len(checks))}
+		out := response{Status: "ok", Checks: make(map[string]string, len(checks)+len(degraded))}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		var failed []string
-		for name, c := range checks {
+		var failed, worse []string
+		run := func(name string, c Checker, critical bool) {
 			wg.Go(func() {
 				text := "ok"
 				if err := c.Check(ctx); err != nil {
@@ -50,22 +51,36 @@ func handleReadyz(checks map[string]Checker, timeout time.Duration) http.Handler
 				mu.Lock()
 				defer mu.Unlock()
 				out.Checks[name] = text
-				if text != "ok" {
+				switch {
+				case text == "ok":
+				case critical:
 					failed = append(failed, name+": "+text)
+				default:
+					worse = append(worse, name+": "+text)
 				}
 			})
 		}
-		wg.Wait()
-		if len(failed) > 0 {
-			sort.Strings(failed)
-			out.Status = "unavailable"
-			if ri := infoFrom(r.Context()); ri != nil {
-				ri.err = fmt.Errorf("not ready: %s", strings.Join(failed, "; "))
-			}
-			writeJSON(w, http.StatusServiceUnavailable, out)
-			return
+		for name, c := range checks {
+			run(name, c, true)
 		}
-		writeJSON(w, http.StatusOK, out)
+		for name, c := range degraded {
+			run(name, c, false)
+		}
+		wg.Wait()
+		status := http.StatusOK
+		switch {
+		case len(failed) > 0:
+			out.Status, status = "unavailable", http.StatusServiceUnavailable
+		case len(worse) > 0:
+			out.Status = "degraded"
+		}
+		if problems := append(failed, worse...); len(problems) > 0 {
+			sort.Strings(problems)
+			if ri := infoFrom(r.Context()); ri != nil {
+				ri.err = fmt.Errorf("%s: %s", out.Status, strings.Join(problems, "; "))
+			}
+		}
+		writeJSON(w, status, out)
 	})
 }
 

@@ -31,22 +31,29 @@ func TestReadyz(t *testing.T) {
 	tests := []struct {
 		name       string
 		checks     map[string]httpapi.Checker
+		degraded   map[string]httpapi.Checker
 		wantStatus int
 		want       map[string]any
 	}{
-		{"no checks", nil, 200, map[string]any{"status": "ok", "checks": map[string]any{}}},
-		{"all pass", map[string]httpapi.Checker{"event_store": ok, "redis": ok}, 200,
+		{"no checks", nil, nil, 200, map[string]any{"status": "ok", "checks": map[string]any{}}},
+		{"all pass", map[string]httpapi.Checker{"event_store": ok, "redis": ok}, nil, 200,
 			map[string]any{"status": "ok", "checks": map[string]any{"event_store": "ok", "redis": "ok"}}},
-		{"one fails", map[string]httpapi.Checker{"event_store": ok, "redis": down}, 503,
+		{"one fails", map[string]httpapi.Checker{"event_store": ok, "redis": down}, nil, 503,
 			map[string]any{"status": "unavailable", "checks": map[string]any{"event_store": "ok", "redis": "connection refused"}}},
-		{"one hangs", map[string]httpapi.Checker{"event_store": hangs, "redis": ok}, 503,
+		{"one hangs", map[string]httpapi.Checker{"event_store": hangs, "redis": ok}, nil, 503,
 			map[string]any{"status": "unavailable", "checks": map[string]any{"event_store": "no answer within 50ms", "redis": "ok"}}},
+		{"a degraded check fails", map[string]httpapi.Checker{"event_store": ok}, map[string]httpapi.Checker{"redis": down}, 200,
+			map[string]any{"status": "degraded", "checks": map[string]any{"event_store": "ok", "redis": "connection refused"}}},
+		{"a degraded and a critical check fail", map[string]httpapi.Checker{"event_store": down}, map[string]httpapi.Checker{"redis": hangs}, 503,
+			map[string]any{"status": "unavailable", "checks": map[string]any{"event_store": "connection refused", "redis": "no answer within 50ms"}}},
+		{"degraded checks pass", map[string]httpapi.Checker{"event_store": ok}, map[string]httpapi.Checker{"redis": ok, "projections": ok}, 200,
+			map[string]any{"status": "ok", "checks": map[string]any{"event_store": "ok", "redis": "ok", "projections": "ok"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(c *httpapi.Config, d *httpapi.Deps) {
 				c.ReadinessTimeout = 50 * time.Millisecond
-				d.Checks = tc.checks
+				d.Checks, d.DegradedChecks = tc.checks, tc.degraded
 			})
 			resp := f.do(t, request{method: "GET", path: "/readyz"})
 			if diff := cmp.Diff(tc.want, resp.json(t)); diff != "" || resp.status != tc.wantStatus {

@@ -52,6 +52,10 @@ func TestCreateRoomRefusals(t *testing.T) {
 		{"null", `null`, nil, 400, domain.EINVALID},
 		{"malformed", `{"title":`, nil, 400, domain.EINVALID},
 		{"two objects", `{"title":"a"}{"title":"b"}`, nil, 400, domain.EINVALID},
+		{"key in another case", `{"Title":"x"}`, nil, 400, domain.EINVALID},
+		{"key twice", `{"title":"a","title":"b"}`, nil, 400, domain.EINVALID},
+		{"title not valid UTF-8", "{\"title\":\"caf\xe9\"}", nil, 400, domain.EINVALID},
+		{"title with a lone surrogate", `{"title":"a\ud800"}`, nil, 400, domain.EINVALID},
 		{"form content type", `{"title":"x"}`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, domain.EINVALID},
 		{"over the body limit", `{"title":"` + strings.Repeat("a", httpapi.DefaultMaxBodyBytes) + `"}`, nil, 413, domain.ETOOLARGE},
 	}
@@ -102,6 +106,10 @@ func TestErrorStatuses(t *testing.T) {
 		{domain.Errorf(domain.EBUSY, "busy now"), 409, "busy", "busy now"},
 		{fmt.Errorf("append: %w", domain.Errorf(domain.EUNAVAILABLE, "event store unavailable")), 503, "unavailable", "event store unavailable"},
 		{errors.New("dial tcp 10.0.0.7:5432: secret detail"), 500, "internal", "internal error"},
+		// The store's typed errors name streams and versions: a client gets
+		// their code's generic text, never "append to room-…".
+		{fmt.Errorf("create room: %w", &domain.InvalidEventError{Stream: "room-7", Index: 0, Field: "data", Reason: "it contains a NUL character"}), 400, "invalid", "invalid input"},
+		{fmt.Errorf("room 7: %w", &domain.ConflictError{Stream: "room-7", Expected: domain.Exact(1), Actual: 2}), 409, "conflict", "a concurrent change came first; try again"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.wantCode, func(t *testing.T) {

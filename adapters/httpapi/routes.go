@@ -31,7 +31,7 @@ func (s *Server) routes() {
 	}
 
 	handle("GET /livez", handleLivez())
-	handle("GET /readyz", noStore(handleReadyz(s.deps.Checks, s.cfg.ReadinessTimeout)))
+	handle("GET /readyz", noStore(handleReadyz(s.deps.Checks, s.deps.DegradedChecks, s.cfg.ReadinessTimeout)))
 	handle("GET /metrics", handleMetrics(s.deps.Metrics))
 	handle("GET /openapi.yaml", handleDocument(s.deps.Docs, "openapi.yaml"))
 	handle("GET /asyncapi.yaml", handleDocument(s.deps.Docs, "asyncapi.yaml"))

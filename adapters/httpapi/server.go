@@ -42,7 +42,8 @@ type Config struct {
 	// RequestsPerMinute and RequestBurst limit each user's /api requests
 	// (a token bucket): RequestBurst at once, RequestsPerMinute a minute
 	// after that. Over it a request is answered 429 rate_limited with
-	// Retry-After. Defaults 120, and a quarter of RequestsPerMinute.
+	// Retry-After. Defaults 120, and a quarter of RequestsPerMinute. With
+	// Deps.Limits, the rate is the one it keeps.
 	RequestsPerMinute float64
 	RequestBurst      int
 	// AuditorRole is the token role that may read any room's REST history
@@ -72,7 +73,7 @@ func (c *Config) setDefaults() {
 		c.RequestsPerMinute = DefaultRequestsPerMinute
 	}
 	if c.RequestBurst <= 0 {
-		c.RequestBurst = max(1, int(c.RequestsPerMinute/4))
+		c.RequestBurst = userlimit.QuarterBurst(c.RequestsPerMinute)
 	}
 }
 
@@ -170,8 +171,13 @@ type Deps struct {
 	Messages MessagePager
 	// Tickets issues WebSocket tickets (postgres.Tickets).
 	Tickets TicketIssuer
-	// Checks are the readiness checks by name ("event_store", "redis").
+	// Checks are the readiness checks by name ("event_store"): one that
+	// fails makes /readyz answer 503.
 	Checks map[string]Checker
+	// DegradedChecks are the checks of what the server can serve without,
+	// worse ("redis", "projections"): one that fails makes /readyz answer
+	// 200 with status "degraded".
+	DegradedChecks map[string]Checker
 	// Metrics records requests and serves /metrics (prom.Metrics).
 	Metrics Metrics
 	// Docs holds openapi.yaml and asyncapi.yaml at its root (docs.FS).
@@ -184,6 +190,10 @@ type Deps struct {
 	// Audit lets callers with Config.AuditorRole read rooms they do not
 	// own, recording each read (chat.Service). Nil: only owners read.
 	Audit RoomAuditor
+	// Limits keeps the request rate (userlimit.Limiter, shared across
+	// replicas through Redis, kind userlimit.Requests). Nil keeps Config's
+	// rate in this process.
+	Limits RateLimiter
 	// Now is the clock of the request limits. Default time.Now.
 	Now func() time.Time
 	// DevTokens, set only on a server running on the public development
@@ -195,6 +205,12 @@ type Deps struct {
 	Web http.Handler
 }
 
+// RateLimiter spends one token of kind for key, or says how long until
+// there is one; userlimit.Limiter implements it.
+type RateLimiter interface {
+	Take(ctx context.Context, kind userlimit.Kind, key string) (bool, time.Duration)
+}
+
 // Server is Parley's HTTP handler. Create it with NewServer and serve
 // Handler with an http.Server; it starts no goroutines of its own.
 type Server struct {
@@ -203,7 +219,7 @@ type Server struct {
 	deps    Deps
 	mux     *http.ServeMux
 	handler http.Handler
-	limits  *userlimit.Limits
+	limits  RateLimiter
 }
 
 // NewServer returns a Server. It panics when a required dependency is nil:
@@ -224,8 +240,12 @@ func NewServer(cfg Config, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: deps.Logger, deps: deps, mux: http.NewServeMux(),
-		limits: userlimit.New(cfg.RequestsPerMinute, cfg.RequestBurst, deps.Now)}
+	s := &Server{cfg: cfg, log: deps.Logger, deps: deps, mux: http.NewServeMux(), limits: deps.Limits}
+	if s.limits == nil {
+		s.limits = userlimit.NewLimiter(userlimit.LimiterConfig{
+			Rates: map[userlimit.Kind]userlimit.Rate{userlimit.Requests: {PerMinute: cfg.RequestsPerMinute, Burst: cfg.RequestBurst}},
+		}, userlimit.LimiterDeps{Now: deps.Now})
+	}
 	s.routes()
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
 	return s

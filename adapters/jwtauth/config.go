@@ -25,7 +25,8 @@ const MinSecretLength = 32
 const (
 	DefaultLeeway               = 30 * time.Second
 	DefaultMaxTokenLength       = 4096
-	DefaultUserIDClaim          = "user_id"
+	DefaultUserIDClaim          = "user_id" // of HMAC tokens: simplejwt's USER_ID_CLAIM
+	DefaultJWKSUserIDClaim      = "sub"     // of tokens verified with JWKS keys: OIDC's subject
 	DefaultRoleClaim            = "roles"
 	DefaultJWKSRefreshInterval  = time.Hour
 	DefaultJWKSRefreshRateLimit = time.Minute
@@ -85,8 +86,11 @@ type Config struct {
 	// simplejwt's access tokens (about 250 bytes).
 	MaxTokenLength int
 
-	// UserIDClaim names the claim holding the user's id. Default "user_id",
-	// simplejwt's USER_ID_CLAIM.
+	// UserIDClaim names the claim holding the user's id, in every token.
+	// Empty means the default of the key that verified the token:
+	// "user_id" (simplejwt's USER_ID_CLAIM) for HMAC tokens verified with
+	// Secret, "sub" (OIDC's subject, as Keycloak, Auth0 and Entra ID issue
+	// it) for tokens verified with a key from JWKSURL.
 	UserIDClaim string
 
 	// RoleClaim names the claim holding the user's roles: a string (one
@@ -137,9 +141,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxTokenLength == 0 {
 		c.MaxTokenLength = DefaultMaxTokenLength
-	}
-	if c.UserIDClaim == "" {
-		c.UserIDClaim = DefaultUserIDClaim
 	}
 	if c.RoleClaim == "" {
 		c.RoleClaim = DefaultRoleClaim
@@ -237,10 +238,44 @@ func (c Config) Validate() error {
 	if c.JWKSFetchTimeout < 0 {
 		problem("JWKSFetchTimeout %v is negative", c.JWKSFetchTimeout)
 	}
-	if c.UserIDClaim == c.RoleClaim {
-		problem("UserIDClaim and RoleClaim are both %q", c.UserIDClaim)
+	role := c.RoleClaim
+	if role == "" {
+		role = DefaultRoleClaim
+	}
+	for _, id := range c.userIDClaims() {
+		if id == role {
+			problem("UserIDClaim and RoleClaim are both %q", id)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// userIDClaims returns the claims that may hold the user id.
+func (c Config) userIDClaims() []string {
+	if c.UserIDClaim != "" {
+		return []string{c.UserIDClaim}
+	}
+	return []string{DefaultUserIDClaim, DefaultJWKSUserIDClaim}
+}
+
+// userIDClaim returns the claim that holds the user id of a token signed
+// with alg.
+func (c Config) userIDClaim(alg string) string {
+	switch {
+	case c.UserIDClaim != "":
+		return c.UserIDClaim
+	case slices.Contains(hmacAlgorithms, alg):
+		return DefaultUserIDClaim
+	}
+	return DefaultJWKSUserIDClaim
+}
+
+// userIDClaimText describes the user id claim for logs.
+func (c Config) userIDClaimText() string {
+	if c.UserIDClaim != "" {
+		return c.UserIDClaim
+	}
+	return DefaultUserIDClaim + " (HMAC tokens), " + DefaultJWKSUserIDClaim + " (JWKS tokens)"
 }
 
 // checkJWKSURL accepts absolute https URLs, and http URLs on loopback hosts
@@ -275,7 +310,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("audience", c.Audience),
 		slog.Duration("leeway", c.Leeway),
 		slog.Int("max_token_length", c.MaxTokenLength),
-		slog.String("user_id_claim", c.UserIDClaim),
+		slog.String("user_id_claim", c.userIDClaimText()),
 		slog.String("role_claim", c.RoleClaim),
 	)
 }
@@ -288,7 +323,7 @@ func (c Config) String() string {
 		secret = redacted
 	}
 	return fmt.Sprintf("jwtauth.Config{Secret: %s, JWKSURL: %q, Algorithms: %q, Issuer: %q, Audience: %q, Leeway: %v, MaxTokenLength: %d, UserIDClaim: %q, RoleClaim: %q}",
-		secret, redactURL(c.JWKSURL), c.Algorithms, c.Issuer, c.Audience, c.Leeway, c.MaxTokenLength, c.UserIDClaim, c.RoleClaim)
+		secret, redactURL(c.JWKSURL), c.Algorithms, c.Issuer, c.Audience, c.Leeway, c.MaxTokenLength, c.userIDClaimText(), c.RoleClaim)
 }
 
 // GoString is String, so that %#v does not leak the secret either.

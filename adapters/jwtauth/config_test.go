@@ -54,6 +54,8 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"JWKSRefreshInterval", "JWKSRefreshRateLimit", "JWKSFetchTimeout"}},
 		{name: "same claim twice", cfg: jwtauth.Config{Secret: testSecret, UserIDClaim: "sub", RoleClaim: "sub"},
 			want: []string{`UserIDClaim and RoleClaim are both "sub"`}},
+		{name: "roles in the default user id claim", cfg: jwtauth.Config{Secret: testSecret, RoleClaim: "sub"},
+			want: []string{`UserIDClaim and RoleClaim are both "sub"`}},
 		{name: "several problems", cfg: jwtauth.Config{Secret: short, Leeway: -time.Second, MaxTokenLength: -5},
 			want: []string{"Secret is shorter", "Leeway", "MaxTokenLength"}},
 	} {

@@ -5,7 +5,9 @@
 // djangorestframework-simplejwt (HS256 over the shared SIGNING_KEY, a
 // "user_id" claim that is a number or a string, "token_type": "access"), and
 // tokens from an identity provider that publishes its RS256/ES256 keys as a
-// JWK Set (fetched and refreshed with github.com/MicahParks/keyfunc/v3).
+// JWK Set (fetched and refreshed with github.com/MicahParks/keyfunc/v3),
+// whose user id is their "sub" claim. Config.UserIDClaim names one claim
+// for both instead.
 // Parsing and claim checks are github.com/golang-jwt/jwt/v5's, run with an
 // algorithm allow-list, a required "exp", leeway for clock skew, and a
 // length limit checked before anything is parsed.

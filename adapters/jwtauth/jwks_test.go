@@ -126,25 +126,27 @@ func TestVerifyJWKS(t *testing.T) {
 		want    domain.Principal
 		wantErr string
 	}{
-		{name: "RS256", token: sign(t, jwt.SigningMethodRS256, rsa1, access("u-1"), kid("rsa-1")),
+		{name: "RS256", token: sign(t, jwt.SigningMethodRS256, rsa1, oidc("u-1"), kid("rsa-1")),
 			want: domain.Principal{UserID: "u-1", ExpiresAt: exp}},
-		{name: "ES256", token: sign(t, jwt.SigningMethodES256, ec1, with(access(7), "roles", "auditor"), kid("ec-1")),
+		{name: "RS256 with a simplejwt user_id but no sub", token: sign(t, jwt.SigningMethodRS256, rsa1, access("u-1"), kid("rsa-1")),
+			wantErr: "token has no user id"},
+		{name: "ES256", token: sign(t, jwt.SigningMethodES256, ec1, with(oidc(7), "roles", "auditor"), kid("ec-1")),
 			want: domain.Principal{UserID: "7", Roles: []string{"auditor"}, ExpiresAt: exp}},
-		{name: "RS256 without kid tries every key", token: sign(t, jwt.SigningMethodRS256, rsa1, access("u-1"), nil),
+		{name: "RS256 without kid tries every key", token: sign(t, jwt.SigningMethodRS256, rsa1, oidc("u-1"), nil),
 			want: domain.Principal{UserID: "u-1", ExpiresAt: exp}},
-		{name: "RS256 signed by a stranger's key", token: sign(t, jwt.SigningMethodRS256, stranger, access("u-1"), kid("rsa-1")),
+		{name: "RS256 signed by a stranger's key", token: sign(t, jwt.SigningMethodRS256, stranger, oidc("u-1"), kid("rsa-1")),
 			wantErr: "signature invalid"},
-		{name: "RS256 naming the EC key", token: sign(t, jwt.SigningMethodRS256, rsa1, access("u-1"), kid("ec-1")),
+		{name: "RS256 naming the EC key", token: sign(t, jwt.SigningMethodRS256, rsa1, oidc("u-1"), kid("ec-1")),
 			wantErr: "signing key not found"},
-		{name: "expired RS256", token: sign(t, jwt.SigningMethodRS256, rsa1, with(access("u-1"), "exp", now.Add(-time.Hour).Unix()), kid("rsa-1")),
+		{name: "expired RS256", token: sign(t, jwt.SigningMethodRS256, rsa1, with(oidc("u-1"), "exp", now.Add(-time.Hour).Unix()), kid("rsa-1")),
 			wantErr: "token expired"},
-		{name: "refresh ES256", token: sign(t, jwt.SigningMethodES256, ec1, with(access(7), "token_type", "refresh"), kid("ec-1")),
+		{name: "refresh ES256", token: sign(t, jwt.SigningMethodES256, ec1, with(oidc(7), "token_type", "refresh"), kid("ec-1")),
 			wantErr: "token is a refresh token"},
-		{name: "alg confusion: HS256 keyed with the RSA public key", token: sign(t, jwt.SigningMethodHS256, pubPEM, access("u-1"), kid("rsa-1")),
+		{name: "alg confusion: HS256 keyed with the RSA public key", token: sign(t, jwt.SigningMethodHS256, pubPEM, oidc("u-1"), kid("rsa-1")),
 			wantErr: "algorithm HS256 not allowed"},
-		{name: "alg none", token: sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, access("u-1"), kid("rsa-1")),
+		{name: "alg none", token: sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, oidc("u-1"), kid("rsa-1")),
 			wantErr: "algorithm none not allowed"},
-		{name: "ES384 not allowed", token: sign(t, jwt.SigningMethodES256, ec1, access("u-1"), map[string]any{"kid": "ec-1", "alg": "ES384"}),
+		{name: "ES384 not allowed", token: sign(t, jwt.SigningMethodES256, ec1, oidc("u-1"), map[string]any{"kid": "ec-1", "alg": "ES384"}),
 			wantErr: "algorithm ES384 not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,7 +174,7 @@ func TestJWKSUnknownKIDIsBounded(t *testing.T) {
 	// The provider hangs: the refresh the unknown kid causes times out.
 	srv.setHang(true)
 	before := srv.requestCount()
-	token := sign(t, jwt.SigningMethodRS256, key, access(1), map[string]any{"kid": "unknown-1"})
+	token := sign(t, jwt.SigningMethodRS256, key, oidc(1), map[string]any{"kid": "unknown-1"})
 	start := time.Now()
 	got, err := v.Verify(t.Context(), token)
 	if elapsed := time.Since(start); elapsed > bound {
@@ -186,7 +188,7 @@ func TestJWKSUnknownKIDIsBounded(t *testing.T) {
 	// The rate limit is spent: another unknown kid fails without a request.
 	srv.setHang(false)
 	before = srv.requestCount()
-	token = sign(t, jwt.SigningMethodRS256, key, access(1), map[string]any{"kid": "unknown-2"})
+	token = sign(t, jwt.SigningMethodRS256, key, oidc(1), map[string]any{"kid": "unknown-2"})
 	start = time.Now()
 	got, err = v.Verify(t.Context(), token)
 	if elapsed := time.Since(start); elapsed > bound {
@@ -198,7 +200,7 @@ func TestJWKSUnknownKIDIsBounded(t *testing.T) {
 	}
 
 	// Known keys keep working throughout.
-	token = sign(t, jwt.SigningMethodRS256, key, access(1), map[string]any{"kid": "rsa-1"})
+	token = sign(t, jwt.SigningMethodRS256, key, oidc(1), map[string]any{"kid": "rsa-1"})
 	got, err = v.Verify(t.Context(), token)
 	checkVerify(t, token, got, err, domain.Principal{UserID: "1", ExpiresAt: now.Add(5 * time.Minute)}, "")
 }
@@ -214,12 +216,12 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	want := domain.Principal{UserID: "42", ExpiresAt: now.Add(5 * time.Minute)}
-	oldToken := sign(t, jwt.SigningMethodRS256, oldKey, access(42), map[string]any{"kid": "2025-05"})
+	oldToken := sign(t, jwt.SigningMethodRS256, oldKey, oidc(42), map[string]any{"kid": "2025-05"})
 	got, err := v.Verify(t.Context(), oldToken)
 	checkVerify(t, oldToken, got, err, want, "")
 
 	srv.serve(t, publicJWK(t, &newKey.PublicKey, "2025-06", jwkset.AlgES256))
-	newToken := sign(t, jwt.SigningMethodES256, newKey, access(42), map[string]any{"kid": "2025-06"})
+	newToken := sign(t, jwt.SigningMethodES256, newKey, oidc(42), map[string]any{"kid": "2025-06"})
 	got, err = v.Verify(t.Context(), newToken)
 	checkVerify(t, newToken, got, err, want, "")
 
@@ -240,13 +242,13 @@ func TestJWKSBackgroundRefresh(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	// Spend the unknown-kid refresh, so only the periodic one can help.
-	spent := sign(t, jwt.SigningMethodRS256, newKey, access(1), map[string]any{"kid": "spent"})
+	spent := sign(t, jwt.SigningMethodRS256, newKey, oidc(1), map[string]any{"kid": "spent"})
 	if _, err := v.Verify(t.Context(), spent); err == nil {
 		t.Fatal("Verify with an unpublished kid succeeded")
 	}
 
 	srv.serve(t, publicJWK(t, &newKey.PublicKey, "new", jwkset.AlgRS256))
-	token := sign(t, jwt.SigningMethodRS256, newKey, access(1), map[string]any{"kid": "new"})
+	token := sign(t, jwt.SigningMethodRS256, newKey, oidc(1), map[string]any{"kid": "new"})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := v.Verify(t.Context(), token)
@@ -289,6 +291,55 @@ func TestNewJWKSFailures(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("New error %q does not mention %q", err, tc.want)
 			}
+		})
+	}
+}
+
+// TestUserIDClaimByKey: without UserIDClaim, HMAC tokens (simplejwt's)
+// carry the user id in "user_id" and tokens verified with JWKS keys (an
+// identity provider's) in "sub"; UserIDClaim names one claim for both.
+func TestUserIDClaimByKey(t *testing.T) {
+	rsa1, ec1 := rsaKey(t), ecKey(t)
+	srv := newJWKSServer(t, publicJWK(t, &rsa1.PublicKey, "rsa-1", jwkset.AlgRS256), publicJWK(t, &ec1.PublicKey, "ec-1", jwkset.AlgES256))
+	exp := now.Add(5 * time.Minute)
+	rs := func(c jwt.MapClaims) string {
+		return sign(t, jwt.SigningMethodRS256, rsa1, c, map[string]any{"kid": "rsa-1"})
+	}
+	es := func(c jwt.MapClaims) string {
+		return sign(t, jwt.SigningMethodES256, ec1, c, map[string]any{"kid": "ec-1"})
+	}
+	hs := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, testSecret, c, nil) }
+	both := oidc("sub-9")
+	both["user_id"] = 42
+	for _, tc := range []struct {
+		name    string
+		claim   string
+		token   string
+		want    string
+		wantErr string
+	}{
+		{"default, RS256 reads sub", "", rs(oidc("auth0|5f7c")), "auth0|5f7c", ""},
+		{"default, ES256 reads sub", "", es(oidc("7b1e0c52-4f7a-4d1e-9a55-0c1f2b3d4e5f")), "7b1e0c52-4f7a-4d1e-9a55-0c1f2b3d4e5f", ""},
+		{"default, RS256 with both reads sub", "", rs(both), "sub-9", ""},
+		{"default, HS256 reads user_id", "", hs(access(42)), "42", ""},
+		{"default, HS256 with only sub", "", hs(oidc("u")), "", "token has no user id"},
+		{"user_id for all, RS256", "user_id", rs(both), "42", ""},
+		{"user_id for all, RS256 with only sub", "user_id", rs(oidc("u")), "", "token has no user id"},
+		{"sub for all, HS256", "sub", hs(with(access(42), "sub", "s-1")), "s-1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := jwksConfig(srv.srv.URL)
+			cfg.Secret, cfg.UserIDClaim = testSecret, tc.claim
+			v, err := jwtauth.New(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := v.Verify(t.Context(), tc.token)
+			var want domain.Principal
+			if tc.wantErr == "" {
+				want = domain.Principal{UserID: tc.want, ExpiresAt: exp}
+			}
+			checkVerify(t, tc.token, got, err, want, tc.wantErr)
 		})
 	}
 }

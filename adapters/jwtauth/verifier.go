@@ -133,7 +133,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (domain.Principal, 
 	if err != nil {
 		return domain.Principal{}, v.parseFailure(parsed, claims, err)
 	}
-	return v.principal(claims)
+	return v.principal(claims, parsed.Method.Alg())
 }
 
 // errNoKey means the token's algorithm family has no key configured; it
@@ -223,8 +223,9 @@ func (v *Verifier) parseFailure(t *jwt.Token, claims jwt.MapClaims, err error) e
 }
 
 // principal checks the claims simplejwt compatibility needs and builds the
-// principal. The registered claims are already verified.
-func (v *Verifier) principal(claims jwt.MapClaims) (domain.Principal, error) {
+// principal of a token signed with alg. The registered claims are already
+// verified.
+func (v *Verifier) principal(claims jwt.MapClaims, alg string) (domain.Principal, error) {
 	if tt, ok := claims["token_type"]; ok {
 		switch tt {
 		case "access":
@@ -234,7 +235,7 @@ func (v *Verifier) principal(claims jwt.MapClaims) (domain.Principal, error) {
 			return domain.Principal{}, unauthorized("token is not an access token", nil)
 		}
 	}
-	userID, err := userIDOf(claims[v.cfg.UserIDClaim])
+	userID, err := userIDOf(claims[v.cfg.userIDClaim(alg)])
 	if err != nil {
 		return domain.Principal{}, err
 	}

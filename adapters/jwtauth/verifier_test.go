@@ -43,6 +43,21 @@ func access(userID any) jwt.MapClaims {
 	}
 }
 
+// oidc returns the claims of an identity provider's access token (Keycloak,
+// Auth0, Entra ID) for subject sub, valid for five minutes from now: the
+// user id is "sub", and there is no token_type.
+func oidc(sub any) jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss":   "https://id.example/realms/parley",
+		"aud":   "parley",
+		"sub":   sub,
+		"exp":   now.Add(5 * time.Minute).Unix(),
+		"iat":   now.Unix(),
+		"scope": "openid profile",
+		"typ":   "Bearer",
+	}
+}
+
 // drop marks a claim that with removes.
 type drop struct{}
 

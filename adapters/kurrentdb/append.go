@@ -18,6 +18,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 	if err := domain.ValidateAppend(stream, events); err != nil {
 		return domain.AppendResult{}, err
 	}
+	for i, ev := range events {
+		if n := appendSize(ev); n > s.maxAppendEventSize {
+			return domain.AppendResult{}, &domain.InvalidEventError{Stream: stream, Index: i, Field: "size",
+				Reason: fmt.Sprintf("%d bytes as KurrentDB counts them (data, metadata and twice the type), over its MaxAppendEventSize of %d", n, s.maxAppendEventSize)}
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return domain.AppendResult{}, fmt.Errorf("kurrentdb: append to %s: %w", stream, err)
 	}
@@ -80,7 +86,11 @@ func (s *Store) appendOnce(ctx context.Context, stream string, exp domain.Expect
 	for i, ev := range events {
 		data[i] = toEventData(ev)
 	}
-	wr, err := s.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(exp)}, data...)
+	var wr *esdb.WriteResult
+	err := s.call(ctx, func(ctx context.Context, ec *esdb.Client) (err error) {
+		wr, err = ec.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(exp)}, data...)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() == nil && classify(err) == kindConflict {
 			return domain.AppendResult{}, s.conflict(ctx, stream, exp, err)
@@ -89,7 +99,7 @@ func (s *Store) appendOnce(ctx context.Context, stream string, exp domain.Expect
 	}
 	version := int64(wr.NextExpectedVersion)
 	last := events[len(events)-1]
-	got, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(wr.NextExpectedVersion)}, 1)
+	got, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(wr.NextExpectedVersion)}, 1, true)
 	if err != nil {
 		// The events are stored; a retry with the same IDs and expectation
 		// returns the result.
@@ -115,7 +125,7 @@ func (s *Store) conflict(ctx context.Context, stream string, exp domain.Expected
 		ce.Actual = v
 		return ce
 	}
-	last, rerr := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+	last, rerr := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1, true)
 	switch {
 	case rerr == nil && len(last) == 1:
 		ce.Actual = last[0].Version
@@ -135,7 +145,7 @@ func (s *Store) conflict(ctx context.Context, stream string, exp domain.Expected
 // the stream's last version, domain.NoVersion when it does not exist.
 func (s *Store) readTail(ctx context.Context, stream string, events []domain.EventData) (tail []domain.RecordedEvent, current int64, err error) {
 	n := uint64(len(events))
-	back, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, n)
+	back, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, n, true)
 	if isNotFound(err) {
 		return nil, domain.NoVersion, nil
 	}
@@ -162,7 +172,7 @@ func (s *Store) readTail(ctx context.Context, stream string, events []domain.Eve
 	if newest < 0 || oldest <= want {
 		return back, current, nil
 	}
-	more, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.Revision(uint64(oldest - 1))}, uint64(oldest-want))
+	more, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.Revision(uint64(oldest - 1))}, uint64(oldest-want), true)
 	if err != nil {
 		return nil, 0, err
 	}

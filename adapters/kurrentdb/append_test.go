@@ -30,13 +30,13 @@ func sized(t *testing.T, n int) domain.EventData {
 func TestAppendSize(t *testing.T) {
 	ev := domain.EventData{Type: "MessagePosted", Data: json.RawMessage(`{"n":1}`), Metadata: json.RawMessage(`{}`)}
 	// The server counts the type twice (UTF-16), so a domain.MaxEventSize
-	// event is over a 1 MiB server limit.
+	// event is over a server limit of 1 MiB (the default before 24.10).
 	if got, want := appendSize(ev), 7+2+2*13; got != want {
 		t.Errorf("appendSize = %d, want %d", got, want)
 	}
 	big := domaintest.SizedEvent(t, domain.MaxEventSize)
-	if got := appendSize(big); got <= DefaultMaxAppendSize {
-		t.Errorf("appendSize of a MaxEventSize event = %d, want over %d", got, DefaultMaxAppendSize)
+	if got := appendSize(big); got <= mib {
+		t.Errorf("appendSize of a MaxEventSize event = %d, want over %d", got, mib)
 	}
 }
 
@@ -101,8 +101,9 @@ func TestSplitAppendContractBatch(t *testing.T) {
 		limit int
 		want  []int
 	}{
-		{DefaultMaxAppendSize, []int{1, 1, 1}},
+		{mib, []int{1, 1, 1}},
 		{2 * mib, []int{2, 1}},
+		{DefaultMaxAppendSize, []int{3}},
 	} {
 		var got []int
 		for _, g := range splitAppend(batch, tc.limit) {

@@ -12,7 +12,7 @@ import (
 // TestChainingStoreContractFakeServer runs the contract over the audit
 // chain store in front of the store, over the real client and fakeServer.
 func TestChainingStoreContractFakeServer(t *testing.T) {
-	_, url := startFakeServer(t, 2*mib)
+	_, url := startFakeServer(t, DefaultMaxAppendSize)
 	s := audit.NewChainingStore(fakeStoreOver(t, url, Options{}), audit.ChainOptions{})
 	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore { return s })
 }
@@ -20,7 +20,7 @@ func TestChainingStoreContractFakeServer(t *testing.T) {
 // TestChainSurvivesTheClient: data and metadata cross the client and back
 // as the same bytes, so the chain verifies from what the store reads.
 func TestChainSurvivesTheClient(t *testing.T) {
-	_, url := startFakeServer(t, 2*mib)
+	_, url := startFakeServer(t, DefaultMaxAppendSize)
 	k := fakeStoreOver(t, url, Options{})
 	s := audit.NewChainingStore(k, audit.ChainOptions{})
 	odd := []string{`{"b":1,"a":2}`, `{ "a" :  [1, 2,3] }`, `{"n":1.0,"m":1e2}`, `{"s":"caf\u00e9 😀"}`, `[1,"two"]`}

@@ -6,5 +6,6 @@
 // which is archived in favour of KurrentDB-Client-Go
 // (github.com/kurrent-io/KurrentDB-Client-Go). Switching clients touches
 // only this package. The Store documentation lists what the store adds to
-// the client and the client's limits it cannot hide.
+// the client; conn.go describes the client's failure modes the store works
+// around. Package kurrentdbtest fakes the server for tests.
 package kurrentdb

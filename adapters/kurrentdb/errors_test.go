@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
@@ -39,6 +41,7 @@ func TestClassify(t *testing.T) {
 		{"not found status", status.Error(codes.NotFound, "gone"), kindNotFound},
 		{"permission denied", unknown(status.Error(codes.PermissionDenied, "no")), kindDenied},
 		{"internal", unknown(status.Error(codes.Internal, "bug")), kindOther},
+		{"append request sent on a dropped stream", fmt.Errorf("could not send append request header. Reason: %w", unknown(io.EOF)), kindUnavailable},
 	}
 	for _, tc := range tests {
 		if got := classify(tc.err); got != tc.want {
@@ -138,49 +141,52 @@ func closedAddr(t *testing.T) string {
 	return addr
 }
 
-// TestDeadClient drives a real client at an address with no server: its
-// discovery fails (ErrorUnavailable), after which the client is closed for
-// good (ErrorCodeConnectionClosed). Both are unavailable to callers, and a
-// subscription gives up instead of retrying a closed client forever.
-func TestDeadClient(t *testing.T) {
+// TestNoServer drives a real client at an address with no server: its
+// discovery fails, after which the v4 client is closed for good. Calls
+// are unavailable, within their deadline; the store keeps rebuilding its
+// client in the background; subscriptions keep retrying until their
+// context ends; Close returns.
+func TestNoServer(t *testing.T) {
 	cfg, err := esdb.ParseConnectionString("esdb://" + closedAddr(t) + "?tls=false&maxDiscoverAttempts=1&discoveryInterval=1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Logger = esdb.NoopLogging()
-	client, err := esdb.NewClient(cfg)
+	s, err := newStore(cfg, Options{MinRetryDelay: 10 * time.Millisecond, MaxRetryDelay: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = client.Close() })
-	s := New(client, Options{})
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
 	ctx := t.Context()
 	ev := sized(t, 64)
 
-	_, err = s.Append(ctx, "room-1", domain.Any(), ev)
-	if code := clientCode(err); code != esdb.ErrorUnavailable {
-		t.Errorf("first append: client code %d, want ErrorUnavailable; err = %v", code, err)
+	for i := range 3 {
+		_, err = s.Append(ctx, "room-1", domain.Any(), ev)
+		if domain.ErrorCode(err) != domain.EUNAVAILABLE || !strings.HasPrefix(err.Error(), "kurrentdb: ") {
+			t.Errorf("append %d: err = %v (code %q), want unavailable", i, err, domain.ErrorCode(err))
+		}
 	}
-	if domain.ErrorCode(err) != domain.EUNAVAILABLE || !strings.Contains(err.Error(), "kurrentdb: read room-1") {
-		t.Errorf("first append: err = %v (code %q), want an unavailable error from the tail read", err, domain.ErrorCode(err))
-	}
-
-	_, err = s.ReadStream(ctx, "room-1", domain.ReadStreamOptions{})
-	if code := clientCode(err); code != esdb.ErrorCodeConnectionClosed || domain.ErrorCode(err) != domain.EUNAVAILABLE {
-		t.Errorf("read after failed discovery: client code %d, ErrorCode %q; want ErrorCodeConnectionClosed, unavailable; err = %v", code, domain.ErrorCode(err), err)
+	if _, err := s.ReadStream(ctx, "room-1", domain.ReadStreamOptions{}); domain.ErrorCode(err) != domain.EUNAVAILABLE {
+		t.Errorf("ReadStream: %v, want unavailable", err)
 	}
 	if _, err := s.ReadAll(ctx, domain.ReadAllOptions{}); domain.ErrorCode(err) != domain.EUNAVAILABLE {
-		t.Errorf("ReadAll on a closed client: %v, want unavailable", err)
+		t.Errorf("ReadAll: %v, want unavailable", err)
+	}
+	if err := s.Check(ctx); domain.ErrorCode(err) != domain.EUNAVAILABLE || !strings.Contains(err.Error(), "reconnecting since") {
+		t.Errorf("Check: %v, want unavailable, reconnecting", err)
 	}
 
 	h := func(context.Context, []domain.RecordedEvent) error { return nil }
-	err = s.SubscribeAll(ctx, domain.SubscribeAllOptions{}, h)
-	if domain.ErrorCode(err) != domain.EUNAVAILABLE || !strings.Contains(err.Error(), "subscribe to $all") {
-		t.Errorf("SubscribeAll on a closed client = %v, want an unavailable error", err)
+	sctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := s.SubscribeAll(sctx, domain.SubscribeAllOptions{}, h); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SubscribeAll with no server = %v, want it to retry until its context ends", err)
 	}
-	err = s.SubscribeStream(ctx, "room-1", domain.NoVersion, h)
-	if domain.ErrorCode(err) != domain.EUNAVAILABLE {
-		t.Errorf("SubscribeStream on a closed client = %v, want an unavailable error", err)
+	if err := s.SubscribeStream(sctx, "room-1", domain.NoVersion, h); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("SubscribeStream with no server = %v, want it to retry until its context ends", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/parleychat/parley/adapters/kurrentdb/kurrentdbtest"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/domaintest"
 )
@@ -21,7 +22,7 @@ import (
 // the server behaviour the fake models, not KurrentDB itself (TestContract
 // does that when PARLEY_KURRENTDB_URL is set).
 func TestContractFakeServer(t *testing.T) {
-	_, url := startFakeServer(t, 2*mib)
+	_, url := startFakeServer(t, DefaultMaxAppendSize)
 	s := fakeStoreOver(t, url, Options{})
 	domaintest.RunEventStoreTests(t, func(t *testing.T) domain.EventStore { return s })
 }
@@ -41,14 +42,14 @@ func readIDs(t *testing.T, s *Store, stream string) []domain.UUID {
 
 func TestAppendSplitsOverTheServerLimit(t *testing.T) {
 	f, url := startFakeServer(t, mib)
-	s := fakeStoreOver(t, url, Options{})
+	s := fakeStoreOver(t, url, Options{MaxAppendSize: mib})
 	batch := []domain.EventData{sized(t, 600*kib), sized(t, 600*kib), sized(t, 300*kib)}
-	before := f.appendRequests()
+	before := f.AppendRequests()
 	res, err := s.Append(t.Context(), "room-1", domain.NoStream(), batch...)
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	if n := f.appendRequests() - before; n != 2 {
+	if n := f.AppendRequests() - before; n != 2 {
 		t.Errorf("the append took %d requests, want 2 (600 KiB, then 600+300 KiB)", n)
 	}
 	if diff := cmp.Diff(ids(batch), readIDs(t, s, "room-1")); diff != "" {
@@ -63,30 +64,30 @@ func TestAppendSplitsOverTheServerLimit(t *testing.T) {
 	}
 
 	// A retry sends nothing and returns the original result.
-	before = f.appendRequests()
+	before = f.AppendRequests()
 	again, err := s.Append(t.Context(), "room-1", domain.NoStream(), batch...)
 	if err != nil || again != res {
 		t.Errorf("retry = %+v, %v; want %+v", again, err, res)
 	}
-	if n := f.appendRequests() - before; n != 0 {
+	if n := f.AppendRequests() - before; n != 0 {
 		t.Errorf("the retry sent %d requests, want none", n)
 	}
 }
 
 func TestAppendFinishesACutShortSplitAppend(t *testing.T) {
 	f, url := startFakeServer(t, mib)
-	s := fakeStoreOver(t, url, Options{})
+	s := fakeStoreOver(t, url, Options{MaxAppendSize: mib})
 	batch := []domain.EventData{sized(t, 600*kib), sized(t, 600*kib), sized(t, 600*kib)}
 	// The first request of an earlier attempt got through, then the
 	// process died.
-	rawAppend(t, s, "room-1", esdb.NoStream{}, toEventData(batch[0]))
+	kurrentdbtest.RawAppend(t, url, "room-1", esdb.NoStream{}, toEventData(batch[0]))
 
-	before := f.appendRequests()
+	before := f.AppendRequests()
 	res, err := s.Append(t.Context(), "room-1", domain.NoStream(), batch...)
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	if n := f.appendRequests() - before; n != 2 {
+	if n := f.AppendRequests() - before; n != 2 {
 		t.Errorf("finishing the append took %d requests, want 2", n)
 	}
 	if res.Version != 2 {
@@ -108,17 +109,17 @@ func TestAppendFinishesACutShortSplitAppend(t *testing.T) {
 // be stored twice by the server; the store refuses it as a conflict.
 func TestAppendRefusesToDuplicateAtTheEnd(t *testing.T) {
 	f, url := startFakeServer(t, mib)
-	s := fakeStoreOver(t, url, Options{})
+	s := fakeStoreOver(t, url, Options{MaxAppendSize: mib})
 	evs := domaintest.Events(t, "MessagePosted", 2)
 	if _, err := s.Append(t.Context(), "room-1", domain.NoStream(), evs[0]); err != nil {
 		t.Fatal(err)
 	}
-	before := f.appendRequests()
+	before := f.AppendRequests()
 	_, err := s.Append(t.Context(), "room-1", domain.Exact(0), evs[0], evs[1])
 	if !errors.Is(err, domain.ErrConflict) {
 		t.Errorf("append of a stored ID at the end = %v, want a conflict", err)
 	}
-	if n := f.appendRequests() - before; n != 0 {
+	if n := f.AppendRequests() - before; n != 0 {
 		t.Errorf("the refused append sent %d requests", n)
 	}
 	if got := readIDs(t, s, "room-1"); len(got) != 1 {
@@ -131,7 +132,7 @@ func TestAppendRefusesToDuplicateAtTheEnd(t *testing.T) {
 // original position.
 func TestAppendRetryAfterOthersAppended(t *testing.T) {
 	_, url := startFakeServer(t, mib)
-	s := fakeStoreOver(t, url, Options{})
+	s := fakeStoreOver(t, url, Options{MaxAppendSize: mib})
 	evs := domaintest.Events(t, "MessagePosted", 2)
 	first, err := s.Append(t.Context(), "room-1", domain.NoStream(), evs...)
 	if err != nil {
@@ -158,6 +159,23 @@ func TestAppendTooLargeForTheServer(t *testing.T) {
 	}
 	if _, err := s.ReadStream(t.Context(), "room-1", domain.ReadStreamOptions{}); !errors.Is(err, domain.ErrStreamNotFound) {
 		t.Errorf("after the refused append, read = %v; want not found", err)
+	}
+}
+
+// An event over the configured MaxAppendEventSize is refused before
+// anything is sent; the server (whose own limit is the same) would refuse
+// it too, after receiving it.
+func TestAppendRefusesAnEventOverTheEventLimit(t *testing.T) {
+	f, url := startFakeServer(t, DefaultMaxAppendSize)
+	s := fakeStoreOver(t, url, Options{MaxAppendEventSize: 512 * kib})
+	before := f.AppendRequests()
+	_, err := s.Append(t.Context(), "room-1", domain.NoStream(), sized(t, 100), sized(t, 512*kib+1))
+	var ie *domain.InvalidEventError
+	if !errors.As(err, &ie) || ie.Index != 1 || domain.ErrorCode(err) != domain.ETOOLARGE {
+		t.Errorf("append with an event over MaxAppendEventSize = %v (code %q), want event 1 too large", err, domain.ErrorCode(err))
+	}
+	if n := f.AppendRequests() - before; n != 0 {
+		t.Errorf("the refused append sent %d requests", n)
 	}
 }
 
@@ -223,7 +241,7 @@ func TestSubscriptionsSurviveAServerDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(3)
-	f.dropSubscriptions()
+	f.DropSubscriptions()
 	if _, err := s.Append(t.Context(), "p-room", domain.Exact(2), evs[3:]...); err != nil {
 		t.Fatal(err)
 	}

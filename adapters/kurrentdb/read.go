@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/parleychat/parley/domain"
 )
@@ -22,54 +23,70 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 	}
 	limit := uint64(domain.ReadLimit(opts.Limit))
 	if opts.Direction != domain.Backward {
-		return s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(uint64(max(opts.From, 0)))}, limit)
+		return s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(uint64(max(opts.From, 0)))}, limit, false)
 	}
 	end := esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}
 	switch {
 	case opts.From == domain.EndOfStream:
-		return s.readStream(ctx, stream, end, limit)
+		return s.readStream(ctx, stream, end, limit, false)
 	case opts.From < 0:
 		// Nothing is at or before version -1, but a missing stream is
 		// still reported.
-		if _, err := s.readStream(ctx, stream, end, 1); err != nil {
+		if _, err := s.readStream(ctx, stream, end, 1, false); err != nil {
 			return nil, err
 		}
 		return nil, nil
 	}
-	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.Revision(uint64(opts.From))}, limit)
+	evs, err := s.readStream(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.Revision(uint64(opts.From))}, limit, false)
 	if err != nil {
 		return nil, err
 	}
 	if len(evs) == 0 || evs[0].Version < opts.From {
 		// From is past the end: read from the last event instead, as the
 		// port asks, whether the server returned nothing or clamped.
-		return s.readStream(ctx, stream, end, limit)
+		return s.readStream(ctx, stream, end, limit, false)
 	}
 	return evs, nil
 }
 
 // readStream reads up to count events of stream; a missing stream is a
-// *domain.StreamNotFoundError.
-func (s *Store) readStream(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64) ([]domain.RecordedEvent, error) {
-	rs, err := s.client.ReadStream(ctx, stream, opts, count)
-	if err != nil {
-		return nil, mapError(ctx, err, "read %s", stream)
-	}
-	defer rs.Close()
+// *domain.StreamNotFoundError. With leader set the read asks for the
+// leader (the "requires-leader" header): a follower answers with the
+// leader's address, the client moves there, and the read is made again.
+func (s *Store) readStream(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64, leader bool) ([]domain.RecordedEvent, error) {
 	var out []domain.RecordedEvent
-	for {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
+	read := func(ctx context.Context, ec *esdb.Client) error {
+		out = out[:0]
+		if leader {
+			ctx = metadata.AppendToOutgoingContext(ctx, "requires-leader", "true")
 		}
+		rs, err := ec.ReadStream(ctx, stream, opts, count)
 		if err != nil {
-			if ctx.Err() == nil && classify(err) == kindNotFound {
-				return nil, &domain.StreamNotFoundError{Stream: stream}
-			}
-			return nil, mapError(ctx, err, "read %s", stream)
+			return err
 		}
-		out = append(out, toRecorded(ev.OriginalEvent()))
+		defer rs.Close()
+		for {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, toRecorded(ev.OriginalEvent()))
+		}
 	}
+	err := s.call(ctx, read)
+	if err != nil && ctx.Err() == nil && classify(err) == kindNotLeader {
+		err = s.call(ctx, read)
+	}
+	switch {
+	case err == nil:
+		return out, nil
+	case ctx.Err() == nil && classify(err) == kindNotFound:
+		return nil, &domain.StreamNotFoundError{Stream: stream}
+	}
+	return nil, mapError(ctx, err, "read %s", stream)
 }
 
 func isNotFound(err error) bool {
@@ -116,23 +133,31 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 // inclusive, handing each to fn until fn returns false. It returns how
 // many events it read.
 func (s *Store) scanAll(ctx context.Context, from esdb.AllPosition, fn func(*esdb.RecordedEvent) bool) (int, error) {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: from}, readAllPage)
-	if err != nil {
-		return 0, mapError(ctx, err, "read $all")
-	}
-	defer rs.Close()
-	for n := 0; ; n++ {
-		ev, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return n, nil
-		}
+	n := 0
+	err := s.call(ctx, func(ctx context.Context, ec *esdb.Client) error {
+		rs, err := ec.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: from}, readAllPage)
 		if err != nil {
-			return n, mapError(ctx, err, "read $all")
+			return err
 		}
-		if !fn(ev.OriginalEvent()) {
-			return n + 1, nil
+		defer rs.Close()
+		for ; ; n++ {
+			ev, err := rs.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !fn(ev.OriginalEvent()) {
+				n++
+				return nil
+			}
 		}
+	})
+	if err != nil {
+		return n, mapError(ctx, err, "read $all")
 	}
+	return n, nil
 }
 
 // HeadPosition implements domain.AllReader: it reads $all backwards from
@@ -141,12 +166,20 @@ func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
 	var from esdb.AllPosition = esdb.End{}
 	var cursor *domain.Position // the last position examined
 	for {
-		rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: from}, readAllPage)
-		if err != nil {
-			return domain.Position{}, mapError(ctx, err, "read the head of $all")
-		}
-		n, head, found, err := scanBack(rs, cursor)
-		rs.Close()
+		var (
+			n     int
+			head  domain.Position
+			found bool
+		)
+		err := s.call(ctx, func(ctx context.Context, ec *esdb.Client) error {
+			rs, err := ec.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: from}, readAllPage)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			n, head, found, err = scanBack(rs, cursor)
+			return err
+		})
 		if err != nil {
 			return domain.Position{}, mapError(ctx, err, "read the head of $all")
 		}

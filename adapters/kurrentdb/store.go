@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -17,14 +19,27 @@ import (
 
 var _ domain.EventStore = (*Store)(nil)
 
-// Defaults for the zero values of Options.
+// Defaults for the zero values of Options, and of the connection string.
 const (
-	// DefaultMaxAppendSize is KurrentDB's default MaxAppendSize.
-	DefaultMaxAppendSize = 1 << 20
-	// DefaultMinRetryDelay is the first wait before resubscribing.
+	// DefaultMaxAppendSize is KurrentDB's default MaxAppendSize since
+	// 24.10: 256 MiB, a transaction file chunk (TFConsts.ChunkSize), which
+	// is also the most the server accepts.
+	DefaultMaxAppendSize = 256 << 20
+	// DefaultMaxAppendEventSize is KurrentDB's default MaxAppendEventSize:
+	// 16 MiB, its largest log record (TFConsts.MaxLogRecordSize), which is
+	// also the most the server accepts.
+	DefaultMaxAppendEventSize = 16 << 20
+	// DefaultMinRetryDelay is the first wait before resubscribing or
+	// rebuilding the client.
 	DefaultMinRetryDelay = 100 * time.Millisecond
-	// DefaultMaxRetryDelay caps the wait before resubscribing.
+	// DefaultMaxRetryDelay caps the wait before resubscribing or
+	// rebuilding the client.
 	DefaultMaxRetryDelay = 5 * time.Second
+	// DefaultMaxDiscoverAttempts is the client's maxDiscoverAttempts when
+	// the connection string does not set it (the client's own default is
+	// 10): the store rebuilds a client whose discovery failed, with
+	// backoff, so a long discovery only delays reporting the outage.
+	DefaultMaxDiscoverAttempts = 3
 )
 
 // maxBatch caps the events handed to a subscription handler at once.
@@ -32,27 +47,45 @@ const maxBatch = 256
 
 // Options configure a Store. The zero value is ready to use.
 type Options struct {
-	// Logger receives subscription drops and retries and, for a dialled
-	// store, the client's own log lines at debug and info level. Nil
-	// discards them.
+	// Logger receives lost and regained connections, subscription drops
+	// and retries, and the client's own log lines at debug and info
+	// level. Nil discards them.
 	Logger *slog.Logger
 	// MaxAppendSize is the most one append request may carry, counted as
 	// the server counts it: data + metadata + 2 × type length per event.
 	// Larger appends are split (see Store). Set it to the server's
-	// MaxAppendSize; zero or less means DefaultMaxAppendSize.
+	// MaxAppendSize (KURRENTDB_MAX_APPEND_SIZE); zero or less means
+	// DefaultMaxAppendSize.
 	MaxAppendSize int
+	// MaxAppendEventSize is the largest event the server accepts, counted
+	// the same way; a larger one is refused before anything is sent. Set
+	// it to the server's MaxAppendEventSize (KURRENTDB_MAX_APPEND_EVENT_SIZE);
+	// zero or less means DefaultMaxAppendEventSize.
+	MaxAppendEventSize int
 	// MinRetryDelay is the first wait before resubscribing after a dropped
-	// subscription; it doubles on each failed attempt up to MaxRetryDelay
-	// and starts again once a subscription delivers. Zero or less means
+	// subscription, and before rebuilding a failed client; it doubles on
+	// each failed attempt up to MaxRetryDelay, and a subscription starts
+	// again from MinRetryDelay once it delivers. Zero or less means
 	// DefaultMinRetryDelay and DefaultMaxRetryDelay.
 	MinRetryDelay, MaxRetryDelay time.Duration
 }
 
-// Store is a domain.EventStore over one KurrentDB client. It is safe for
-// concurrent use.
+// Store is a domain.EventStore over KurrentDB through the v4 client. It
+// is safe for concurrent use.
 //
 // What it adds to the client, and why:
 //
+//   - A store that outlives its server. Every client call runs in a
+//     goroutine the store owns and returns when its context ends, even
+//     where the client ignores contexts (see conn.go for the client's
+//     failure modes). When the client loses its server (an Unavailable
+//     reply, failed discovery, a closed client) the store retires it and
+//     builds another with backoff (MinRetryDelay doubling to
+//     MaxRetryDelay), checking it with a read of $all before use.
+//     Meanwhile calls fail at once with domain.EUNAVAILABLE and Check
+//     says why; subscriptions resume where they stopped once a client
+//     works again. Close never panics and waits for every goroutine the
+//     store started.
 //   - Idempotent retries. KurrentDB deduplicates event IDs only when the
 //     expected revision points before them (and, for Any, only while they
 //     are in a server cache); appending IDs already stored at the stream's
@@ -64,21 +97,24 @@ type Options struct {
 //     position for both numbers (KurrentDB's WriteEvents.cs: "not
 //     technically correct"), not the position reads and subscriptions
 //     report for the last event, so Append reads its last event back.
-//     An append therefore costs three round trips.
-//   - Large appends. The server rejects requests whose events add up to
-//     more than its MaxAppendSize. Append splits bigger batches into
-//     several requests: the first at the caller's expectation, each next
-//     one at the exact revision the previous one returned. A split append
-//     is NOT atomic: if it fails part-way, the first requests stay
+//     An append therefore costs three round trips. Those reads, the tail
+//     read and the read-back, ask for the leader ("requires-leader"), so
+//     a lagging follower cannot make a retry look new or hide the event
+//     just written; a follower answers with the leader's address, and
+//     the client moves there.
+//   - Large appends. The server refuses an event over its
+//     MaxAppendEventSize (16 MiB by default) and a request whose events
+//     add up to more than its MaxAppendSize (256 MiB by default). Append
+//     refuses the first itself (domain.ETOOLARGE) and splits the second
+//     into several requests: the first at the caller's expectation, each
+//     next one at the exact revision the previous one returned. A split
+//     append is NOT atomic: if it fails part-way, the first requests stay
 //     written, and a concurrent writer may slip in between them (the
 //     later request then fails as a conflict). Retrying a failed split
 //     append with the same events and expectation is safe: the tail check
 //     finds the requests already written (the split is deterministic) and
-//     appends the rest at the exact revision after them. One event over
-//     the server's limit cannot be split; the server rejects it and Append
-//     reports domain.ETOOLARGE. To accept a whole domain.MaxEventSize
-//     event a server needs a MaxAppendSize of at least 1 MiB + 400 bytes
-//     (KURRENTDB_MAX_APPEND_SIZE=2097152, say).
+//     appends the rest at the exact revision after them. Options must
+//     match the server's settings for this to hold.
 //   - Filtered ReadAll. The v4 client's ReadAll sends no server-side filter,
 //     so ReadAll pages through $all and filters here; a selective prefix
 //     can mean reading much of the log. SubscribeAll uses the server's
@@ -89,46 +125,62 @@ type Options struct {
 //     after a drop from the last delivered event, with exponential backoff.
 //     The server starts a catch-up subscription after the position or
 //     revision it is given; the store also skips anything at or before its
-//     checkpoint, so one call never delivers an event twice.
+//     checkpoint, so one call never delivers an event twice. Failures no
+//     retry can cure end them with an error matching domain.ErrPermanent:
+//     a $all position the server does not know (a checkpoint taken on
+//     another store), a deleted stream, refused credentials or rights, a
+//     server without the needed API.
 //
-// Limits of the v4 client: when node discovery fails (maxDiscoverAttempts
-// in the connection string, 10 by default, tried 100 ms apart) the client
-// closes itself for good, so a server outage longer than that window
-// leaves the Store unusable: operations fail with domain.EUNAVAILABLE,
-// subscriptions return, and the process should be restarted (raise
-// maxDiscoverAttempts to ride out longer outages). Discovery ignores
-// contexts. Stream reads need KurrentDB 22.6 or later, which reports $all
-// positions on stream reads. Close the store only after every
-// subscription has returned: the client panics on errors that arrive
-// after it is closed.
+// The user in the connection string needs read access to $all (Dial, Check
+// and SubscribeAll read it; KurrentDB grants it to admins only by default)
+// and read and write access to the room streams. Stream reads need
+// KurrentDB 22.6 or later, which reports $all positions on stream reads.
 type Store struct {
-	client        *esdb.Client
-	owned         bool // Close closes client
-	logger        *slog.Logger
-	maxAppendSize int
-	minDelay      time.Duration
-	maxDelay      time.Duration
+	cfg                *esdb.Configuration
+	logger             *slog.Logger
+	maxAppendSize      int
+	maxAppendEventSize int
+	minDelay           time.Duration
+	maxDelay           time.Duration
+
+	ctx    context.Context // ends when Close starts; bounds reconnect pings
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every worker and the reconnect loop
+
+	mu        sync.Mutex
+	cur       *client              // nil while reconnecting
+	clients   map[*client]struct{} // every client not yet closed
+	closed    bool
+	downCause error     // why cur is nil
+	downAt    time.Time // since when
+	attempts  int       // reconnect attempts since downAt
 
 	// The client's subscribe calls, replaced by fakes in tests.
 	subscribeToAll    func(ctx context.Context, opts esdb.SubscribeToAllOptions) (subscription, error)
 	subscribeToStream func(ctx context.Context, stream string, opts esdb.SubscribeToStreamOptions) (subscription, error)
 }
 
-// New returns a store over client. The client stays the caller's: Close
-// does not close it.
-func New(client *esdb.Client, opts Options) *Store {
+// newStore returns a store over cfg, connecting lazily; a nil cfg gives a
+// store without a client, for tests that replace its subscribe calls.
+func newStore(cfg *esdb.Configuration, opts Options) (*Store, error) {
 	s := &Store{
-		client:        client,
-		logger:        opts.Logger,
-		maxAppendSize: opts.MaxAppendSize,
-		minDelay:      opts.MinRetryDelay,
-		maxDelay:      opts.MaxRetryDelay,
+		cfg:                cfg,
+		logger:             opts.Logger,
+		maxAppendSize:      opts.MaxAppendSize,
+		maxAppendEventSize: opts.MaxAppendEventSize,
+		minDelay:           opts.MinRetryDelay,
+		maxDelay:           opts.MaxRetryDelay,
+		clients:            map[*client]struct{}{},
+		downCause:          errors.New("no server configured"),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	if s.maxAppendSize <= 0 {
 		s.maxAppendSize = DefaultMaxAppendSize
+	}
+	if s.maxAppendEventSize <= 0 {
+		s.maxAppendEventSize = DefaultMaxAppendEventSize
 	}
 	if s.minDelay <= 0 {
 		s.minDelay = DefaultMinRetryDelay
@@ -137,28 +189,33 @@ func New(client *esdb.Client, opts Options) *Store {
 		s.maxDelay = DefaultMaxRetryDelay
 	}
 	s.maxDelay = max(s.maxDelay, s.minDelay)
-	s.subscribeToAll = func(ctx context.Context, opts esdb.SubscribeToAllOptions) (subscription, error) {
-		sub, err := client.SubscribeToAll(ctx, opts)
-		if err != nil {
-			return nil, err // not a nil *esdb.Subscription in a non-nil interface
-		}
-		return sub, nil
-	}
-	s.subscribeToStream = func(ctx context.Context, stream string, opts esdb.SubscribeToStreamOptions) (subscription, error) {
-		sub, err := client.SubscribeToStream(ctx, stream, opts)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if cfg != nil {
+		c, err := s.newClient()
 		if err != nil {
 			return nil, err
 		}
-		return sub, nil
+		s.cur = c
 	}
-	return s
+	s.subscribeToAll = func(ctx context.Context, opts esdb.SubscribeToAllOptions) (subscription, error) {
+		return s.openSubscription(ctx, func(ctx context.Context, ec *esdb.Client) (*esdb.Subscription, error) {
+			return ec.SubscribeToAll(ctx, opts)
+		})
+	}
+	s.subscribeToStream = func(ctx context.Context, stream string, opts esdb.SubscribeToStreamOptions) (subscription, error) {
+		return s.openSubscription(ctx, func(ctx context.Context, ec *esdb.Client) (*esdb.Subscription, error) {
+			return ec.SubscribeToStream(ctx, stream, opts)
+		})
+	}
+	return s, nil
 }
 
 // Dial parses a KurrentDB connection string (esdb://host:2113?tls=false,
 // say; see esdb.ParseConnectionString), creates a client that logs to
 // opts.Logger, and checks that the server answers by reading the last
-// event of $all. The connection string may hold a password; it never
-// appears in errors or logs. Close the store to close the client.
+// event of $all. A connection string without maxDiscoverAttempts gets
+// DefaultMaxDiscoverAttempts. It may hold a password; that never appears
+// in errors or logs. Close the store when done.
 func Dial(ctx context.Context, connString string, opts Options) (*Store, error) {
 	cfg, err := esdb.ParseConnectionString(connString)
 	if err != nil {
@@ -168,33 +225,40 @@ func Dial(ctx context.Context, connString string, opts Options) (*Store, error) 
 		}
 		return nil, fmt.Errorf("kurrentdb: parse connection string: %w", err)
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if q := strings.ToLower(connString); !strings.Contains(q[strings.IndexByte(q, '?')+1:], "maxdiscoverattempts=") {
+		cfg.MaxDiscoverAttempts = DefaultMaxDiscoverAttempts
 	}
-	cfg.Logger = clientLogger(logger)
-	client, err := esdb.NewClient(cfg)
+	s, err := newStore(cfg, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kurrentdb: create client: %w", err)
+		return nil, err
 	}
-	s := New(client, opts)
-	s.owned = true
-	if err := s.ping(ctx); err != nil {
-		_ = client.Close()
+	if err := s.Check(ctx); err != nil {
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// ping reads the last event of $all.
-func (s *Store) ping(ctx context.Context) error {
-	rs, err := s.client.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
+// Check reports whether the store can serve now: nil when the server
+// answers a read of the end of $all, an error coded domain.EUNAVAILABLE
+// while the store reconnects (saying since when and why), or the read's
+// error. /readyz calls it.
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.call(ctx, pingOn); err != nil {
+		return mapError(ctx, err, "read the end of $all")
+	}
+	return nil
+}
+
+// pingOn reads the last event of $all.
+func pingOn(ctx context.Context, ec *esdb.Client) error {
+	rs, err := ec.ReadAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
 	if err != nil {
-		return mapError(ctx, err, "connect")
+		return err
 	}
 	defer rs.Close()
 	if _, err := rs.Recv(); err != nil && !errors.Is(err, io.EOF) {
-		return mapError(ctx, err, "connect")
+		return err
 	}
 	return nil
 }
@@ -203,34 +267,38 @@ func (s *Store) ping(ctx context.Context) error {
 // once: a batch of that size means the subscriber is behind the log.
 func (s *Store) SubscriptionBatch() int { return maxBatch }
 
-// Close closes the client if Dial created it. Call it after every
-// subscription has returned.
+// Close closes every client and waits for the store's goroutines. Calls
+// in flight and open subscriptions fail with domain.EUNAVAILABLE; later
+// calls fail at once with an error matching domain.ErrPermanent, which
+// ends subscriptions. It never panics and may be called more than once.
 func (s *Store) Close() error {
-	if !s.owned {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
-	if err := s.client.Close(); err != nil {
-		return fmt.Errorf("kurrentdb: close client: %w", err)
+	s.closed = true
+	s.cancel() // ends the calls in flight and the reconnect loop
+	for c := range s.clients {
+		c.retired = true
+		s.maybeCloseLocked(c)
 	}
+	s.cur = nil
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }() // owned: waited for below
+	select {
+	case <-done:
+		return nil
+	case <-time.After(closeGrace):
+	}
+	s.mu.Lock()
+	for c := range s.clients { // calls are stuck in them: closing releases them
+		s.closeLocked(c)
+	}
+	s.mu.Unlock()
+	<-done
 	return nil
-}
-
-// clientLogger routes the client's log lines to l. The client logs every
-// failed or cancelled call, subscription closes included, as an error, so
-// its errors and warnings go out at info level and the rest at debug; the
-// store logs what matters itself.
-func clientLogger(l *slog.Logger) esdb.LoggingFunc {
-	return func(level esdb.LogLevel, format string, args ...any) {
-		lvl := slog.LevelDebug
-		if level == esdb.LogError || level == esdb.LogWarn {
-			lvl = slog.LevelInfo
-		}
-		ctx := context.Background()
-		if !l.Enabled(ctx, lvl) {
-			return
-		}
-		l.Log(ctx, lvl, "kurrentdb client: "+fmt.Sprintf(format, args...), "client_level", level)
-	}
 }
 
 // toEventData converts an event to append. The ID always comes from the

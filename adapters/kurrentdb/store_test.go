@@ -138,16 +138,33 @@ func TestIsSystem(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
-	s := New(nil, Options{})
-	if s.maxAppendSize != DefaultMaxAppendSize || s.minDelay != DefaultMinRetryDelay || s.maxDelay != DefaultMaxRetryDelay || s.logger == nil {
-		t.Errorf("New(nil, Options{}) = {max append %d, delays %v..%v, logger %v}, want the documented defaults",
-			s.maxAppendSize, s.minDelay, s.maxDelay, s.logger)
+	s := mustNewStore(t, Options{})
+	if s.maxAppendSize != DefaultMaxAppendSize || s.maxAppendEventSize != DefaultMaxAppendEventSize ||
+		s.minDelay != DefaultMinRetryDelay || s.maxDelay != DefaultMaxRetryDelay || s.logger == nil {
+		t.Errorf("newStore(nil, Options{}) = {max append %d, max event %d, delays %v..%v, logger %v}, want the documented defaults",
+			s.maxAppendSize, s.maxAppendEventSize, s.minDelay, s.maxDelay, s.logger)
 	}
-	s = New(nil, Options{MaxAppendSize: 4096, MinRetryDelay: time.Second, MaxRetryDelay: time.Millisecond})
-	if s.maxAppendSize != 4096 || s.minDelay != time.Second || s.maxDelay != time.Second {
-		t.Errorf("New with a max delay below the min = {max append %d, delays %v..%v}, want 4096, 1s..1s", s.maxAppendSize, s.minDelay, s.maxDelay)
+	s = mustNewStore(t, Options{MaxAppendSize: 4096, MaxAppendEventSize: 1024, MinRetryDelay: time.Second, MaxRetryDelay: time.Millisecond})
+	if s.maxAppendSize != 4096 || s.maxAppendEventSize != 1024 || s.minDelay != time.Second || s.maxDelay != time.Second {
+		t.Errorf("newStore with a max delay below the min = {max append %d, max event %d, delays %v..%v}, want 4096, 1024, 1s..1s",
+			s.maxAppendSize, s.maxAppendEventSize, s.minDelay, s.maxDelay)
 	}
 	if err := s.Close(); err != nil {
-		t.Errorf("Close of a store over a caller's client: %v", err)
+		t.Errorf("Close: %v", err)
 	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// mustNewStore returns a store without a client, for tests that replace
+// its subscribe calls.
+func mustNewStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := newStore(nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }

@@ -89,6 +89,52 @@ func (s *Store) SubscribeStream(ctx context.Context, stream string, after int64,
 	return f.run(ctx, h)
 }
 
+// openSubscription opens a server subscription on the current client
+// with open. The subscription keeps the client in use until it is closed.
+func (s *Store) openSubscription(ctx context.Context, open func(ctx context.Context, ec *esdb.Client) (*esdb.Subscription, error)) (subscription, error) {
+	c, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	s.hold(c) // the subscription's own use, released when it closes
+	bctx, unbind := s.bound(ctx)
+	var sub *esdb.Subscription
+	err, abandoned := s.run(bctx, c, func(ctx context.Context, ec *esdb.Client) (err error) {
+		sub, err = open(ctx, ec)
+		return err
+	}, func() {
+		if sub != nil {
+			_ = sub.Close()
+		}
+		unbind()
+		s.releaseSub(c)
+	})
+	switch {
+	case abandoned:
+		return nil, err
+	case err != nil:
+		unbind()
+		s.releaseSub(c)
+		if ctx.Err() == nil && s.ctx.Err() != nil {
+			return nil, errStoreClosed
+		}
+		return nil, err
+	}
+	return &clientSub{Subscription: sub, release: sync.OnceFunc(func() { unbind(); s.releaseSub(c) })}, nil
+}
+
+// clientSub is a server subscription that releases its client on Close.
+type clientSub struct {
+	*esdb.Subscription
+	release func()
+}
+
+func (c *clientSub) Close() error {
+	err := c.Subscription.Close()
+	c.release()
+	return err
+}
+
 // subscription is the part of *esdb.Subscription a follower uses.
 type subscription interface {
 	// Recv blocks for the next event; it reports a drop, Close included,
@@ -123,8 +169,9 @@ func (e *handlerError) Unwrap() error { return e.err }
 // run subscribes, delivers, and resubscribes after drops, waiting
 // minDelay, then twice as long after each attempt that delivered nothing,
 // up to maxDelay. It returns ctx's error once ctx is done, the handler's
-// error when the handler fails, and a wrapped error when the client can
-// no longer subscribe (closed for good, or credentials refused).
+// error when the handler fails, and an error matching domain.ErrPermanent
+// when no retry can cure the failure (see mapError) or the store is
+// closed.
 func (f *follower) run(ctx context.Context, h domain.Handler) error {
 	delay := f.minDelay
 	for {
@@ -137,7 +184,7 @@ func (f *follower) run(ctx context.Context, h domain.Handler) error {
 			return herr.err
 		}
 		if permanent(err) {
-			return mapError(ctx, err, "subscribe to %s", f.name)
+			return mapError(ctx, err, "subscribe to %s after %s", f.name, f.checkpoint().Value)
 		}
 		if delivered > 0 || time.Since(started) >= f.maxDelay {
 			delay = f.minDelay

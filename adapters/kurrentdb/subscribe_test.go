@@ -135,7 +135,7 @@ func streamFrom(p esdb.StreamPosition) string {
 
 // fakeStore returns a store whose subscribe calls go to c.
 func fakeStore(c *fakeClient) *Store {
-	s := New(nil, Options{})
+	s, _ := newStore(nil, Options{})
 	c.start = time.Now()
 	s.subscribeToAll = func(ctx context.Context, opts esdb.SubscribeToAllOptions) (subscription, error) {
 		c.mu.Lock()
@@ -429,7 +429,7 @@ func TestSubscribeGivesUpOnRefusedCredentials(t *testing.T) {
 }
 
 func TestSubscribeInvalidStream(t *testing.T) {
-	s := New(nil, Options{})
+	s := mustNewStore(t, Options{})
 	err := s.SubscribeStream(t.Context(), "$all", domain.NoVersion, newRecorder().handle)
 	if !errors.Is(err, domain.ErrInvalidEvent) {
 		t.Errorf("SubscribeStream($all) = %v, want an invalid stream name", err)

@@ -573,7 +573,8 @@ func scanRoom(row pgx.Row) (RoomRow, error) {
 
 // Room returns room id, deleted or not, and false when the ChatLog does
 // not hold it (yet).
-func (c *ChatLog) Room(ctx context.Context, id int64) (RoomRow, bool, error) {
+func (c *ChatLog) Room(ctx context.Context, id int64) (_ RoomRow, _ bool, err error) {
+	defer markOutage(&err)
 	r, err := scanRoom(c.pool.QueryRow(ctx, c.sql.room, id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -587,7 +588,8 @@ func (c *ChatLog) Room(ctx context.Context, id int64) (RoomRow, bool, error) {
 // RoomsOf returns owner's rooms that are not deleted, newest first: at
 // most limit of them (DefaultPageSize when limit is not positive, at most
 // MaxPageSize).
-func (c *ChatLog) RoomsOf(ctx context.Context, owner string, limit int) ([]RoomRow, error) {
+func (c *ChatLog) RoomsOf(ctx context.Context, owner string, limit int) (_ []RoomRow, err error) {
+	defer markOutage(&err)
 	rows, err := c.pool.Query(ctx, c.sql.roomsOf, owner, pageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list the rooms of %s: %w", owner, err)
@@ -615,7 +617,8 @@ func pageSize(limit int) int {
 //
 // Messages do not overlap in a room: an answer ends before the next
 // question is posted, so paging by Version never skips or repeats one.
-func (c *ChatLog) Messages(ctx context.Context, roomID int64, before int64, limit int) ([]room.Message, error) {
+func (c *ChatLog) Messages(ctx context.Context, roomID int64, before int64, limit int) (_ []room.Message, err error) {
+	defer markOutage(&err)
 	if before <= 0 {
 		before = math.MaxInt64
 	}
@@ -648,7 +651,8 @@ func (c *ChatLog) Messages(ctx context.Context, roomID int64, before int64, limi
 //
 // It returns no messages and version domain.NoVersion (-1) when the room
 // is not projected yet.
-func (c *ChatLog) History(ctx context.Context, roomID int64) ([]room.Message, int64, error) {
+func (c *ChatLog) History(ctx context.Context, roomID int64) (_ []room.Message, _ int64, err error) {
+	defer markOutage(&err)
 	rows, err := c.pool.Query(ctx, c.sql.history, roomID)
 	if err != nil {
 		return nil, domain.NoVersion, fmt.Errorf("postgres: read the history of room %d: %w", roomID, err)
@@ -680,7 +684,8 @@ func (c *ChatLog) History(ctx context.Context, roomID int64) ([]room.Message, in
 // streaming, and the position it reflects: its checkpoint, read in the
 // same snapshot. An answer left open before that position is among the
 // rooms; one opened after it is in the log after it.
-func (c *ChatLog) OpenAnswers(ctx context.Context) ([]int64, domain.Position, error) {
+func (c *ChatLog) OpenAnswers(ctx context.Context) (_ []int64, _ domain.Position, err error) {
+	defer markOutage(&err)
 	tx, err := c.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, domain.Position{}, fmt.Errorf("postgres: find open answers: %w", err)

@@ -8,4 +8,11 @@
 // slow writer that commits late is never skipped. LISTEN/NOTIFY is only a
 // wake-up hint: subscriptions poll behind it, and a dropped listener loses
 // nothing.
+//
+// A server that cannot be reached, or is shutting down or starting up, is
+// an error with code domain.EUNAVAILABLE (outage.go). A subscription ends
+// with domain.ErrStoreRestarted when the server has restarted since it
+// began: after a crash with asynchronous commits, positions and versions
+// of what was lost are reused, so its subscriber starts again from a
+// position the database itself kept.
 package postgres

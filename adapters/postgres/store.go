@@ -153,6 +153,14 @@ type Store struct {
 	// stop below it, so a ReadAll after HeadPosition reaches that head.
 	complete atomic.Int64
 
+	// epoch counts the server restarts this store has seen (see
+	// checkServer); serverStart is the server's start time at the last
+	// look. A subscription that began in an earlier epoch ends with
+	// domain.ErrStoreRestarted.
+	epoch       atomic.Int64
+	serverMu    sync.Mutex
+	serverStart time.Time
+
 	batch      *batcher // appends on pool; nil when AppendBatch is 1
 	asyncBatch *batcher // appends on AsyncPool; nil without one or when AppendBatch is 1
 	stats      appendCounters
@@ -312,7 +320,8 @@ func encodeEvents(events []domain.EventData) encodedEvents {
 // Append implements domain.Appender. While other appends are in flight it
 // joins them in one statement and one commit (see batch.go); alone, or
 // with StoreConfig.AppendBatch 1, it runs appendSQL by itself.
-func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (_ domain.AppendResult, err error) {
+	defer markOutage(&err)
 	if err := domain.ValidateAppend(stream, events); err != nil {
 		return domain.AppendResult{}, err
 	}
@@ -484,7 +493,8 @@ func scanEvents(rows pgx.Rows, capacity int) ([]domain.RecordedEvent, error) {
 }
 
 // ReadStream implements domain.StreamReader.
-func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) (_ []domain.RecordedEvent, err error) {
+	defer markOutage(&err)
 	if err := domain.ValidateStreamName(stream); err != nil {
 		return nil, err
 	}
@@ -602,7 +612,8 @@ const boundSQL = `SELECT greatest($1::bigint, ` + visibleBoundSQL + `)`
 // ReadAll implements domain.AllReader. When committed events wait behind
 // a transaction that holds the cheap bound back, it works out the exact
 // bound and reads again, so it returns every event that is safe to.
-func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
+func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) (_ []domain.RecordedEvent, err error) {
+	defer markOutage(&err)
 	limit := domain.ReadLimit(opts.Limit)
 	page, err := s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
 	if err != nil || !page.held || len(page.events) == limit {
@@ -616,9 +627,10 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]doma
 }
 
 // HeadPosition implements domain.AllReader, with the exact bound.
-func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
+func (s *Store) HeadPosition(ctx context.Context) (_ domain.Position, err error) {
+	defer markOutage(&err)
 	var txid, seq int64
-	err := s.readPool().QueryRow(ctx, `SELECT txid, seq FROM events
+	err = s.readPool().QueryRow(ctx, `SELECT txid, seq FROM events
 		WHERE txid < greatest($1::bigint, `+visibleBoundSQL+`)
 		ORDER BY txid DESC, seq DESC LIMIT 1`, s.complete.Load()).Scan(&txid, &seq)
 	switch {
@@ -781,12 +793,43 @@ func (e handlerError) Error() string { return e.err.Error() }
 // than ReadInterval after the previous read began, so that under a
 // stream of small appends one read carries many of them. Read errors are
 // logged and retried with backoff.
+//
+// When the server has restarted since the subscription began, follow
+// returns domain.ErrStoreRestarted instead of reading on: with
+// synchronous_commit off (StoreConfig.AsyncPool) a crash loses the last
+// commits, and the transaction ids, versions and positions of what it
+// lost are given to new events, which a reader past them would skip or
+// take for what it already has. A restart is seen by the listener, whose
+// connection it breaks, and by the subscription itself before it reads
+// again after a failed read.
 func (s *Store) follow(ctx context.Context, what string, step func(context.Context) (int, time.Duration, error)) error {
 	backoff := s.cfg.PollInterval
+	epoch := s.epoch.Load()
+	if _, err := s.checkServer(ctx); err == nil {
+		epoch = s.epoch.Load()
+	}
+	failed := false
 	for {
+		if failed {
+			if _, err := s.checkServer(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err := sleep(ctx, backoff); err != nil {
+					return err
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+		}
+		if s.epoch.Load() != epoch {
+			s.log.Warn("the database restarted; ending the subscription so that it starts again from a position the database kept", "subscription", what)
+			return domain.ErrStoreRestarted
+		}
 		wake := s.wakeup() // taken before reading, so no wake-up is missed
 		began := time.Now()
 		n, retry, err := step(ctx)
+		failed = err != nil
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -866,6 +909,9 @@ func (s *Store) listenOnce(ctx context.Context, connected func()) error {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Channel, err)
 	}
 	connected()
+	if _, err := s.checkServer(ctx); err != nil {
+		return fmt.Errorf("check for a server restart: %w", err)
+	}
 	s.broadcast() // notifications may have been missed while reconnecting
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {

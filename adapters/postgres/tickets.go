@@ -64,7 +64,8 @@ func NewTickets(pool *pgxpool.Pool, ttl time.Duration, random io.Reader, now fun
 // Issue stores a new ticket for p and roomID and returns it with the time
 // it expires: the TTL from now, or p.ExpiresAt when the principal's token
 // expires sooner. The caller must have checked that p may use the room.
-func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (string, time.Time, error) {
+func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (_ string, _ time.Time, err error) {
+	defer markOutage(&err)
 	if p.UserID == "" {
 		return "", time.Time{}, fmt.Errorf("issue ticket for room %d: no user", roomID)
 	}
@@ -90,7 +91,7 @@ func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (
 		roles = []string{}
 	}
 	hash := ticketHash(ticket)
-	_, err := t.pool.Exec(ctx,
+	_, err = t.pool.Exec(ctx,
 		`INSERT INTO ws_tickets (hash, user_id, roles, room_id, expires_at, token_expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		hash[:], p.UserID, roles, roomID, expires, tokenExpires)
 	if err != nil {
@@ -103,23 +104,31 @@ func (t *Tickets) Issue(ctx context.Context, p domain.Principal, roomID int64) (
 // to; its ExpiresAt is that of the token the ticket was issued under. A
 // ticket redeems at most once, even when several requests race for it.
 // Unknown, expired, reused and wrong-room tickets all fail with
-// ErrTicketRefused (code unauthorized); a wrong-room attempt does not use
-// the ticket up.
-func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (domain.Principal, error) {
+// ErrTicketRefused (code unauthorized). Any attempt uses the ticket up,
+// a wrong-room one too: the first presentation spends it.
+func (t *Tickets) Redeem(ctx context.Context, ticket string, roomID int64) (_ domain.Principal, err error) {
+	defer markOutage(&err)
 	if ticket == "" || len(ticket) > maxTicketLen {
 		return domain.Principal{}, ErrTicketRefused
 	}
 	hash := ticketHash(ticket)
-	var p domain.Principal
-	var tokenExpires *time.Time
-	err := t.pool.QueryRow(ctx,
-		`DELETE FROM ws_tickets WHERE hash = $1 AND room_id = $2 AND expires_at > $3 RETURNING user_id, roles, token_expires_at`,
-		hash[:], roomID, t.now()).Scan(&p.UserID, &p.Roles, &tokenExpires)
+	var (
+		p            domain.Principal
+		tokenExpires *time.Time
+		issuedFor    int64
+		expires      time.Time
+	)
+	err = t.pool.QueryRow(ctx,
+		`DELETE FROM ws_tickets WHERE hash = $1 RETURNING user_id, roles, token_expires_at, room_id, expires_at`,
+		hash[:]).Scan(&p.UserID, &p.Roles, &tokenExpires, &issuedFor, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return domain.Principal{}, ErrTicketRefused
 	}
 	if err != nil {
 		return domain.Principal{}, fmt.Errorf("redeem ticket for room %d: %w", roomID, err)
+	}
+	if issuedFor != roomID || !expires.After(t.now()) {
+		return domain.Principal{}, ErrTicketRefused
 	}
 	if len(p.Roles) == 0 {
 		p.Roles = nil // as domain.Principal documents: nil when none

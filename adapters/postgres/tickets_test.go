@@ -145,14 +145,16 @@ func TestTicketRefusals(t *testing.T) {
 	}
 }
 
-func TestTicketWrongRoomDoesNotUseItUp(t *testing.T) {
+// TestTicketWrongRoomUsesItUp: a ticket is spent by the first attempt
+// that presents it, whichever room it names (docs/protocol.md §2), so a
+// ticket that leaked with its URL cannot be tried against rooms.
+func TestTicketWrongRoomUsesItUp(t *testing.T) {
 	tickets, _ := newTickets(t)
 	ticket := issue(t, tickets, alice, 42)
 	p, err := tickets.Redeem(t.Context(), ticket, 7)
 	wantRefused(t, "wrong room", p, err)
-	if _, err := tickets.Redeem(t.Context(), ticket, 42); err != nil {
-		t.Errorf("redeem for the right room after a wrong-room attempt: %v", err)
-	}
+	p, err = tickets.Redeem(t.Context(), ticket, 42)
+	wantRefused(t, "the right room after a wrong-room attempt", p, err)
 }
 
 func TestTicketExpiryCappedByToken(t *testing.T) {

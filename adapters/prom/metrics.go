@@ -59,7 +59,8 @@ type Metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 
-	projectionLag *prometheus.GaugeVec
+	projectionLag     *prometheus.GaugeVec
+	projectionRebuilt *prometheus.CounterVec
 }
 
 // New returns Metrics over a fresh registry that also holds the Go runtime
@@ -126,6 +127,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "projection_lag_seconds",
 			Help: "How long ago the oldest event a projection has not applied yet was recorded; 0 when caught up.",
 		}, []string{"projection"}),
+		projectionRebuilt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "projection_rooms_rebuilt_total",
+			Help: "Rooms a projection folded again from the log because its own state of them had vanished (Redis flushed or restarted empty).",
+		}, []string{"projection"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -134,7 +139,7 @@ func New() *Metrics {
 		m.answers, m.answerDuration,
 		m.connsOpen, m.connsOpened, m.connsClosed, m.framesIn, m.framesOut, m.queueDrops,
 		m.httpRequests, m.httpDuration,
-		m.projectionLag,
+		m.projectionLag, m.projectionRebuilt,
 	)
 	return m
 }
@@ -214,3 +219,7 @@ func frameLabel(typ string) string {
 	}
 	return otherFrame
 }
+
+// RoomRebuilt counts a room the projection name folded again from the log
+// because its own state of it had vanished.
+func (m *Metrics) RoomRebuilt(name string) { m.projectionRebuilt.WithLabelValues(name).Inc() }

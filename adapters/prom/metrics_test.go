@@ -53,6 +53,8 @@ func TestMetricsExposition(t *testing.T) {
 	m.ObserveHTTP("GET /api/rooms/{id}", 404, 5*time.Millisecond)
 	m.ObserveHTTP("POST /api/rooms", 201, 7*time.Millisecond)
 	m.SetProjectionLag("chatlog", 12*time.Second)
+	m.RoomRebuilt("memory")
+	m.RoomRebuilt("memory")
 
 	got := scrape(t, m)
 	for _, want := range []string{
@@ -76,6 +78,7 @@ func TestMetricsExposition(t *testing.T) {
 		`parley_http_requests_total{route="POST /api/rooms",status="201"} 1`,
 		`parley_http_request_duration_seconds_count{route="POST /api/rooms"} 1`,
 		`parley_projection_lag_seconds{projection="chatlog"} 12`,
+		`parley_projection_rooms_rebuilt_total{projection="memory"} 2`,
 		"# TYPE go_goroutines gauge", // the runtime collector is registered
 	} {
 		if !strings.Contains(got, want+"\n") {

@@ -26,7 +26,13 @@
 // written (Qdrant has no multi-request transactions): ingest re-runs
 // repair it.
 //
-// Errors are mapped to domain codes: unreachable or timed out is
-// EUNAVAILABLE, refused arguments EINVALID, a missing collection
-// ENOTFOUND.
+// A point's payload is bounded (Config.MaxPayloadBytes), and reads accept
+// responses as large as their points need, past gRPC's 4 MiB default.
+// Errors are mapped to domain codes by what the caller can do (see fail):
+// unreachable, timed out, out of resources or closed is EUNAVAILABLE; a
+// rate limit ERATELIMITED with its Retry-After; an oversized response or
+// chunk ETOOLARGE; refused arguments EINVALID; what only an operator can
+// fix (a refused API key, a deleted collection, an old server)
+// EUNAVAILABLE matching domain.ErrPermanent. An API key goes over plain
+// http only when allowed. Calls racing Close fail as unavailable.
 package qdrant

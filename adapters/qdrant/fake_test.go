@@ -12,6 +12,7 @@ import (
 	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -37,6 +38,10 @@ import (
 //   - limits defaulting to 10, keyword, has_id, has_vector and range
 //     filters, scrolling by ascending ID, exact counts.
 //
+// And its refusals: a wrong or missing api-key header (PermissionDenied),
+// strict mode's rate limit (ResourceExhausted with a retry-after
+// trailer), requests over 32 MiB (its default max_request_size_mb).
+//
 // It lets the contract suite check the requests the adapter builds where
 // no server runs.
 type fakeServer struct {
@@ -44,8 +49,11 @@ type fakeServer struct {
 
 	mu          sync.Mutex
 	collections map[string]*fakeCollection
-	requests    int    // Upsert requests, for batch tests
-	stop        func() // stops serving; idempotent
+	requests    int           // Upsert requests, for batch tests
+	stop        func()        // stops serving; idempotent
+	apiKey      string        // when set, the api-key every request must carry
+	rateLimited int           // requests still to refuse as rate limited
+	block       chan struct{} // when set, requests wait for it to close
 }
 
 // fakeCollections and fakePoints serve the two services whose method
@@ -81,7 +89,7 @@ func startFake(t *testing.T) (*fakeServer, string) {
 		t.Fatal(err)
 	}
 	f := &fakeServer{collections: map[string]*fakeCollection{}}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(32<<20), grpc.UnaryInterceptor(f.refuse))
 	qc.RegisterQdrantServer(srv, f)
 	qc.RegisterCollectionsServer(srv, fakeCollections{fakeServer: f})
 	qc.RegisterPointsServer(srv, fakePoints{fakeServer: f})
@@ -94,6 +102,37 @@ func startFake(t *testing.T) (*fakeServer, string) {
 	f.stop = func() { once.Do(func() { srv.Stop(); <-done }) }
 	t.Cleanup(f.stop)
 	return f, "http://" + lis.Addr().String()
+}
+
+// refuse answers a request as Qdrant refuses it: without the API key it
+// requires, or over strict mode's rate limit (with a retry-after
+// trailer, lib/storage/src/content_manager/conversions.rs).
+func (f *fakeServer) refuse(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	f.mu.Lock()
+	key, block := f.apiKey, f.block
+	limited := f.rateLimited > 0
+	if limited {
+		f.rateLimited--
+	}
+	f.mu.Unlock()
+	if key != "" {
+		md, _ := metadata.FromIncomingContext(ctx)
+		if got := md.Get("api-key"); len(got) == 0 || got[0] != key {
+			return nil, status.Error(codes.PermissionDenied, "Invalid api-key")
+		}
+	}
+	if limited {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("retry-after", "3"))
+		return nil, status.Error(codes.ResourceExhausted, "Rate limiting exceeded: Write rate limit exceeded, retry later")
+	}
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return h(ctx, req)
 }
 
 func (f *fakeServer) HealthCheck(context.Context, *qc.HealthCheckRequest) (*qc.HealthCheckReply, error) {

@@ -9,11 +9,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/rag"
@@ -27,6 +29,10 @@ const (
 	DefaultBatchSize = 256
 	// DefaultTimeout bounds each request.
 	DefaultTimeout = 30 * time.Second
+	// DefaultMaxPayloadBytes bounds the payload of one point: a chunk's
+	// text, title, source and metadata, as Parley writes them (its chunks
+	// are a few KiB).
+	DefaultMaxPayloadBytes = 64 << 10
 )
 
 // scrollPage is how many points one Sources request reads.
@@ -63,8 +69,12 @@ type Config struct {
 	// REST port and will not work).
 	URL string
 	// APIKey is sent with every request when set. It never appears in
-	// logs, errors or String.
+	// logs, errors or String. Over plain http it would cross the network
+	// in clear text, so Validate refuses that unless AllowInsecureAPIKey.
 	APIKey string
+	// AllowInsecureAPIKey allows an APIKey with an http:// URL, for a
+	// network the operator trusts (a compose network, say).
+	AllowInsecureAPIKey bool
 	// Collection is the collection's name, one per embedder.
 	Collection string
 	// Dimension is the embedder's vector dimension; 0 for a collection
@@ -75,13 +85,21 @@ type Config struct {
 	BatchSize int
 	// Timeout bounds each request; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MaxPayloadBytes bounds the payload of one point (its chunk's text,
+	// title, source and metadata, protobuf-encoded): Upsert refuses a
+	// larger chunk as too_large, and reads accept responses as large as
+	// their points at this size need, past gRPC's 4 MiB default. 0 means
+	// DefaultMaxPayloadBytes.
+	MaxPayloadBytes int
 }
 
 // Validate reports every problem with c.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, _, err := c.endpoint(); err != nil {
+	if _, _, tls, err := c.endpoint(); err != nil {
 		errs = append(errs, err)
+	} else if c.APIKey != "" && !tls && !c.AllowInsecureAPIKey {
+		errs = append(errs, fmt.Errorf("qdrant: an API key with the http URL %q would cross the network in clear text: use https, or allow it explicitly for a trusted network (AllowInsecureAPIKey)", redact(c.URL)))
 	}
 	if c.Collection == "" {
 		errs = append(errs, errors.New("qdrant: Collection is required"))
@@ -94,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("qdrant: Timeout %s is negative", c.Timeout))
+	}
+	if c.MaxPayloadBytes < 0 {
+		errs = append(errs, fmt.Errorf("qdrant: MaxPayloadBytes %d is negative", c.MaxPayloadBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -134,10 +155,16 @@ func redact(raw string) string {
 }
 
 // Index is a rag.Index in a Qdrant collection, safe for concurrent use.
+// Calls that race Close, or come after it, fail as unavailable.
 type Index struct {
 	client *qc.Client
 	cfg    Config
 	stats  lengthStats // for writes: the collection's chunk lengths
+
+	closing context.Context // ends when Close starts: calls in flight end
+	stop    context.CancelFunc
+	mu      sync.RWMutex // read-held by each call; Close takes it to close the client
+	closed  bool
 }
 
 var (
@@ -160,6 +187,9 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.MaxPayloadBytes == 0 {
+		cfg.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
 	host, port, tls, _ := cfg.endpoint()
 	client, err := qc.NewClient(&qc.Config{
 		Host:                   host,
@@ -173,26 +203,23 @@ func Open(ctx context.Context, cfg Config) (*Index, error) {
 		return nil, fmt.Errorf("qdrant %s: connect: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
 	}
 	x := &Index{client: client, cfg: cfg}
+	x.closing, x.stop = context.WithCancel(context.Background())
 	if err := x.ensureCollection(ctx); err != nil {
-		client.Close()
+		_ = x.Close()
 		return nil, err
 	}
 	return x, nil
 }
 
-// Close closes the connection.
-func (x *Index) Close() error { return x.client.Close() }
-
 // Name returns "qdrant".
 func (x *Index) Name() string { return "qdrant" }
 
-func (x *Index) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, x.cfg.Timeout)
-}
-
 func (x *Index) ensureCollection(ctx context.Context) error {
-	cctx, cancel := x.call(ctx)
-	defer cancel()
+	cctx, done, err := x.call(ctx)
+	if err != nil {
+		return x.fail("open", err)
+	}
+	defer done()
 	if _, err := x.client.HealthCheck(cctx); err != nil {
 		return x.fail("health check (is Qdrant running, and is the URL its gRPC port?)", err)
 	}
@@ -306,15 +333,21 @@ func (x *Index) upsert(ctx context.Context, chunks []rag.Chunk, vectors []rag.Ve
 			if err != nil {
 				return domain.Errorf(domain.EINVALID, "qdrant upsert: chunk %s: %v", chunks[i].ID, err)
 			}
+			if n := proto.Size(&qc.PointStruct{Payload: p.GetPayload()}); n > x.cfg.MaxPayloadBytes {
+				return domain.Errorf(domain.ETOOLARGE, "qdrant upsert: chunk %s of %s: its payload is %d bytes, over the index's limit of %d (split documents into smaller chunks)",
+					chunks[i].ID, chunks[i].Source, n, x.cfg.MaxPayloadBytes)
+			}
 			points = append(points, p)
 		}
-		cctx, cancel := x.call(ctx)
-		_, err := x.client.Upsert(cctx, &qc.UpsertPoints{
-			CollectionName: x.cfg.Collection,
-			Wait:           qc.PtrOf(true),
-			Points:         points,
-		})
-		cancel()
+		cctx, done, err := x.call(ctx)
+		if err == nil {
+			_, err = x.client.Upsert(cctx, &qc.UpsertPoints{
+				CollectionName: x.cfg.Collection,
+				Wait:           qc.PtrOf(true),
+				Points:         points,
+			})
+			done()
+		}
 		if err != nil {
 			return x.fail(fmt.Sprintf("upsert points %d-%d of %d", start, end, len(chunks)), err)
 		}
@@ -350,9 +383,12 @@ func (x *Index) DeleteSource(ctx context.Context, source string) error {
 }
 
 func (x *Index) deleteWhere(ctx context.Context, what string, filter *qc.Filter) error {
-	cctx, cancel := x.call(ctx)
-	defer cancel()
-	_, err := x.client.Delete(cctx, &qc.DeletePoints{
+	cctx, done, err := x.call(ctx)
+	if err != nil {
+		return x.fail(what, err)
+	}
+	defer done()
+	_, err = x.client.Delete(cctx, &qc.DeletePoints{
 		CollectionName: x.cfg.Collection,
 		Wait:           qc.PtrOf(true),
 		Points:         qc.NewPointsSelectorFilter(filter),
@@ -420,39 +456,4 @@ func fromPayload(id string, p map[string]*qc.Value) (rag.Chunk, error) {
 		}
 	}
 	return c, nil
-}
-
-// fail wraps a client error with what was being done and, when a gRPC
-// status or a deadline says what went wrong, a *domain.Error with its code
-// and a message safe to show clients; the client's error stays in the
-// chain for logs and errors.As.
-func (x *Index) fail(what string, err error) error {
-	var coded *domain.Error
-	switch status.Code(unwrapStatus(err)) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted:
-		coded = domain.Errorf(domain.EUNAVAILABLE, "the vector index is unavailable; try again later")
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		coded = domain.Errorf(domain.EINVALID, "the vector index rejected the request")
-	case codes.NotFound:
-		coded = domain.Errorf(domain.ENOTFOUND, "the vector index collection was not found")
-	case codes.Unauthenticated, codes.PermissionDenied:
-		coded = domain.Errorf(domain.EUNAUTHORIZED, "the vector index refused the credentials")
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		coded = domain.Errorf(domain.EUNAVAILABLE, "the vector index is unavailable; try again later")
-	}
-	if coded == nil {
-		return fmt.Errorf("qdrant %s: %s: %w", x.cfg.Collection, what, err)
-	}
-	return fmt.Errorf("qdrant %s: %s: %w: %w", x.cfg.Collection, what, coded, err)
-}
-
-// unwrapStatus returns the innermost error that carries a gRPC status.
-func unwrapStatus(err error) error {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if _, ok := status.FromError(e); ok {
-			return e
-		}
-	}
-	return err
 }

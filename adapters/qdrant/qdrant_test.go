@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	qc "github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc/codes"
@@ -200,6 +201,9 @@ func TestConfig(t *testing.T) {
 		{Config{URL: "http://localhost", Dimension: 4}, "Collection is required"},
 		{Config{URL: "http://localhost", Collection: "c"}, ""},
 		{Config{URL: "http://localhost", Collection: "c", Dimension: -1}, "Dimension -1"},
+		{Config{URL: "http://q.example", Collection: "c", Dimension: 4, APIKey: "k"}, "clear text"},
+		{Config{URL: "http://q.example", Collection: "c", Dimension: 4, APIKey: "k", AllowInsecureAPIKey: true}, ""},
+		{Config{URL: "http://localhost", Collection: "c", Dimension: 4, MaxPayloadBytes: -1}, "MaxPayloadBytes -1"},
 	} {
 		err := tt.cfg.Validate()
 		switch {
@@ -241,20 +245,29 @@ func TestPayloadRoundTrip(t *testing.T) {
 }
 
 func TestFailCodesWithoutLeaking(t *testing.T) {
-	x := &Index{cfg: Config{Collection: "docs"}}
+	x := &Index{cfg: Config{Collection: "docs", MaxPayloadBytes: DefaultMaxPayloadBytes}}
 	const raw = "rpc detail from the server"
 	tests := []struct {
-		name string
-		err  error
-		code string
+		name      string
+		err       error
+		code      string
+		permanent bool
+		wait      time.Duration
 	}{
-		{"unavailable", status.Error(codes.Unavailable, raw), domain.EUNAVAILABLE},
-		{"wrapped deadline", fmt.Errorf("call: %w", status.Error(codes.DeadlineExceeded, raw)), domain.EUNAVAILABLE},
-		{"context deadline", fmt.Errorf("%s: %w", raw, context.DeadlineExceeded), domain.EUNAVAILABLE},
-		{"invalid", status.Error(codes.InvalidArgument, raw), domain.EINVALID},
-		{"not found", status.Error(codes.NotFound, raw), domain.ENOTFOUND},
-		{"denied", status.Error(codes.PermissionDenied, raw), domain.EUNAUTHORIZED},
-		{"other", errors.New(raw), domain.EINTERNAL},
+		{"unavailable", status.Error(codes.Unavailable, raw), domain.EUNAVAILABLE, false, 0},
+		{"wrapped deadline", fmt.Errorf("call: %w", status.Error(codes.DeadlineExceeded, raw)), domain.EUNAVAILABLE, false, 0},
+		{"context deadline", fmt.Errorf("%s: %w", raw, context.DeadlineExceeded), domain.EUNAVAILABLE, false, 0},
+		{"closed", errClosed, domain.EUNAVAILABLE, false, 0},
+		{"rate limited", &qc.QdrantResourceExhaustedError{Reason: raw, RetryAfterS: 3}, domain.ERATELIMITED, false, 3 * time.Second},
+		{"response too large", status.Error(codes.ResourceExhausted, "grpc: received message larger than max (5000000 vs. 4194304)"), domain.ETOOLARGE, false, 0},
+		{"out of disk", status.Error(codes.ResourceExhausted, raw), domain.EUNAVAILABLE, false, 0},
+		{"invalid", status.Error(codes.InvalidArgument, raw), domain.EINVALID, false, 0},
+		{"locked", status.Error(codes.FailedPrecondition, raw), domain.EUNAVAILABLE, false, 0},
+		{"collection gone", status.Error(codes.NotFound, raw), domain.EUNAVAILABLE, true, 0},
+		{"api key refused", status.Error(codes.PermissionDenied, raw), domain.EUNAVAILABLE, true, 0},
+		{"unauthenticated", status.Error(codes.Unauthenticated, raw), domain.EUNAVAILABLE, true, 0},
+		{"old server", status.Error(codes.Unimplemented, raw), domain.EUNAVAILABLE, true, 0},
+		{"other", errors.New(raw), domain.EINTERNAL, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,10 +275,17 @@ func TestFailCodesWithoutLeaking(t *testing.T) {
 			if code := domain.ErrorCode(err); code != tt.code {
 				t.Errorf("code %q, want %q (%v)", code, tt.code, err)
 			}
+			if got := errors.Is(err, domain.ErrPermanent); got != tt.permanent {
+				t.Errorf("permanent = %v, want %v (%v)", got, tt.permanent, err)
+			}
+			if got := domain.RetryAfter(err); got != tt.wait {
+				t.Errorf("RetryAfter = %v, want %v", got, tt.wait)
+			}
 			if msg := domain.ErrorMessage(err); strings.Contains(msg, raw) || strings.Contains(msg, "docs") {
 				t.Errorf("client message %q leaks the server's error or the collection", msg)
 			}
-			if !strings.HasPrefix(err.Error(), "qdrant docs: search: ") || !strings.Contains(err.Error(), raw) || !errors.Is(err, tt.err) {
+			keeps := strings.Contains(err.Error(), raw) || tt.name == "closed" || tt.name == "response too large"
+			if !strings.HasPrefix(err.Error(), "qdrant docs: search: ") || !keeps || !errors.Is(err, tt.err) {
 				t.Errorf("error %q does not name the collection and keep the client's error", err)
 			}
 		})

@@ -65,12 +65,17 @@ func (x *Index) Search(ctx context.Context, q rag.Query, opts rag.SearchOptions)
 		batch = append(batch, &qc.QueryPoints{CollectionName: x.cfg.Collection, Prefetch: lists,
 			Query: qc.NewQueryRRF(&qc.Rrf{K: qc.PtrOf(uint32(opts.RRFK))}), Limit: qc.PtrOf(uint64(opts.K)), WithPayload: qc.NewWithPayload(true)})
 	}
-	cctx, cancel := x.call(ctx)
-	defer cancel()
-	results, err := x.client.QueryBatch(cctx, &qc.QueryBatchPoints{CollectionName: x.cfg.Collection, QueryPoints: batch})
+	cctx, done, err := x.call(ctx)
 	if err != nil {
 		return rag.Result{}, x.fail("search", err)
 	}
+	defer done()
+	resp, err := x.client.GetPointsClient().QueryBatch(cctx, &qc.QueryBatchPoints{CollectionName: x.cfg.Collection, QueryPoints: batch},
+		x.recvLimit(len(batch)*max(opts.Candidates, opts.K), false))
+	if err != nil {
+		return rag.Result{}, x.fail("search", err)
+	}
+	results := resp.GetResult()
 	if len(results) != len(batch) {
 		return rag.Result{}, fmt.Errorf("qdrant %s: search: %d results for a batch of %d queries", x.cfg.Collection, len(results), len(batch))
 	}
@@ -144,8 +149,11 @@ func (x *Index) maxScores(ctx context.Context, sparse []rag.SparseVector) ([]flo
 	}
 	slices.Sort(terms)
 	terms = slices.Compact(terms)
-	cctx, cancel := x.call(ctx)
-	defer cancel()
+	cctx, done, err := x.call(ctx)
+	if err != nil {
+		return nil, x.fail("count points with terms", err)
+	}
+	defer done()
 	n, err := x.client.Count(cctx, &qc.CountPoints{CollectionName: x.cfg.Collection, Exact: qc.PtrOf(true),
 		Filter: &qc.Filter{Must: []*qc.Condition{qc.NewHasVector(vectorSparse)}}})
 	if err != nil {

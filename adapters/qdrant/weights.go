@@ -89,19 +89,23 @@ func (x *Index) scroll(ctx context.Context, what string, filter *qc.Filter, payl
 	}
 	var offset *qc.PointId
 	for {
-		cctx, cancel := x.call(ctx)
-		points, next, err := x.client.ScrollAndOffset(cctx, &qc.ScrollPoints{
+		cctx, done, err := x.call(ctx)
+		if err != nil {
+			return x.fail(what, err)
+		}
+		resp, err := x.client.GetPointsClient().Scroll(cctx, &qc.ScrollPoints{
 			CollectionName: x.cfg.Collection,
 			Filter:         filter,
 			Offset:         offset,
 			Limit:          qc.PtrOf(uint32(scrollPage)),
 			WithPayload:    payload,
 			WithVectors:    vectors,
-		})
-		cancel()
+		}, x.recvLimit(scrollPage, vectors.GetEnable() || vectors.GetInclude() != nil))
+		done()
 		if err != nil {
 			return x.fail(what, err)
 		}
+		points, next := resp.GetResult(), resp.GetNextPageOffset()
 		for _, p := range points {
 			if err := each(p); err != nil {
 				return err
@@ -181,8 +185,11 @@ func (x *Index) Reweigh(ctx context.Context) (int, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		cctx, cancel := x.call(ctx)
-		defer cancel()
+		cctx, done, err := x.call(ctx)
+		if err != nil {
+			return x.fail(fmt.Sprintf("reweigh %d points", len(batch)), err)
+		}
+		defer done()
 		if _, err := x.client.Upsert(cctx, &qc.UpsertPoints{CollectionName: x.cfg.Collection, Wait: qc.PtrOf(true), Points: batch}); err != nil {
 			return x.fail(fmt.Sprintf("reweigh %d points", len(batch)), err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/memory"
-	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
 
@@ -48,6 +48,19 @@ type MemoryConfig struct {
 	// follows the live generation, whichever the pointer key names, and
 	// moves to a new one at a swap without a restart; see generation.go.
 	Generation string
+	// Log, when set, is where Apply rebuilds the memory of a room that
+	// vanished from Redis (a FLUSHALL, a restart without persistence, an
+	// eviction): a room whose owner the read model no longer knows, or
+	// whose stored memory stops short of the events before the batch, is
+	// folded again from the start of its stream, and Apply carries on.
+	// Without it such a room stops the projection (an EventError).
+	Log domain.StreamReader
+	// Logger receives a warning for every room rebuilt from Log; nil
+	// discards them.
+	Logger *slog.Logger
+	// Rebuilt, when set, is called for every room rebuilt from Log (a
+	// metric of the read model's lost state).
+	Rebuilt func()
 }
 
 // Memory is the Redis read model of rooms' conversation memory.
@@ -69,6 +82,9 @@ type Memory struct {
 	name   string
 	pinned bool   // gen is fixed (MemoryConfig.Generation)
 	gen    string // the pinned generation
+	log    domain.StreamReader
+	logger *slog.Logger
+	onLost func()
 
 	mu  sync.Mutex
 	cur string // the live generation last seen, when not pinned
@@ -93,7 +109,11 @@ func NewMemory(client goredis.UniversalClient, cfg MemoryConfig) (*Memory, error
 	if cfg.Generation != "" && !validGeneration(cfg.Generation) {
 		return nil, fmt.Errorf("redis memory: Generation %q: want g followed by digits, such as g1, or empty to follow the live generation", cfg.Generation)
 	}
-	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation,
+		log: cfg.Log, logger: cfg.Logger, onLost: cfg.Rebuilt}, nil
 }
 
 // Name implements projections.Projection.
@@ -264,11 +284,12 @@ return 1
 // projection still (MemoryRebuild's swap), Apply waits, polling, until
 // the hold ends or expires, or ctx ends.
 //
-// An event the memory reads that does not decode (see
-// memory.Conversation.Apply: chunks, for one, are not read), or an event
-// of a room whose owner is unknown (its RoomCreated was never applied:
-// the keys were evicted or deleted, so run Redis without eviction), is a
-// *projections.EventError, returned before anything is written.
+// A room whose memory vanished from Redis is rebuilt from its stream
+// (MemoryConfig.Log); without a Log, an event of a room whose owner is
+// unknown is a *projections.EventError. An event the memory reads that
+// does not decode (see memory.Conversation.Apply: chunks, for one, are
+// not read) is a *projections.EventError too, returned before anything
+// is written: the only failure that stops the projection.
 func (m *Memory) Apply(ctx context.Context, batch []domain.RecordedEvent) error {
 	if len(batch) == 0 {
 		return nil
@@ -388,18 +409,20 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 		if s, ok := owners[i].(string); ok && r.owner == "" {
 			r.owner = s
 		}
-		if r.owner == "" {
+		if r.owner == "" && m.log == nil {
 			return projections.NewEventError(r.events[0], fmt.Errorf("room %d has no known owner: its RoomCreated was never applied to this read model; rebuild it from the start of the log", r.id))
 		}
 	}
 
-	// Round trip 2: the rooms' stored memory.
+	// Round trip 2: the stored memory of the rooms whose owner is known.
 	pipe = m.client.Pipeline()
 	gets := make([]*goredis.MapStringStringCmd, len(rooms))
 	for i, r := range rooms {
-		gets[i] = pipe.HGetAll(ctx, base+roomSuffix(r.id, r.owner))
+		if r.owner != "" {
+			gets[i] = pipe.HGetAll(ctx, base+roomSuffix(r.id, r.owner))
+		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return err
 	}
 
@@ -407,9 +430,18 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	keys := []string{m.prefix + pointerSuffix, m.prefix + holdSuffix, base + m.checkpointSuffix(), base + ownersSuffix}
 	args := []any{m.followFlag(), gen, formatPosition(last)}
 	for i, r := range rooms {
-		c, err := decodeConversation(gets[i].Val())
-		if err != nil {
-			return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+		c := memory.NewConversation()
+		if gets[i] != nil {
+			if c, err = decodeConversation(gets[i].Val()); err != nil {
+				return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+			}
+		}
+		if first := firstAfter(r.events, cp); first != nil && m.log != nil && (r.owner == "" || c.Version < first.Version-1) {
+			// The room's memory is not where the batch continues it: it
+			// vanished (or never was, with its owner). Fold it again.
+			if c, err = m.rebuildRoom(ctx, r, first.Version-1); err != nil {
+				return err
+			}
 		}
 		was := c.Version
 		for _, ev := range r.events {
@@ -444,56 +476,6 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	return m.scriptOutcome(ctx, res)
 }
 
-// groupRooms groups the batch's room events by room, in first-seen order,
-// with the owner when the batch tells it: a RoomCreated's, else the first
-// MessagePosted's. It decodes only those events (the fold decodes what it
-// folds); one that does not decode is an EventError. Events of other
-// streams, and events the memory does not fold (memory.Folds: answer
-// chunks above all), are skipped: a batch of chunks writes nothing but the
-// checkpoint.
-func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
-	var out []*roomBatch
-	byID := map[int64]*roomBatch{}
-	for _, ev := range batch {
-		if !memory.Folds(ev.Type) && ev.Type != room.TypeRoomCreated {
-			continue
-		}
-		id, ok := room.ParseStream(ev.Stream)
-		if !ok {
-			continue
-		}
-		r := byID[id]
-		if r == nil {
-			r = &roomBatch{id: id}
-			byID[id] = r
-			out = append(out, r)
-		}
-		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
-			p, err := room.Decode(ev, false)
-			if err != nil {
-				return nil, eventError(ev, err)
-			}
-			switch e := p.(type) {
-			case room.RoomCreated:
-				r.owner = e.OwnerID
-			case room.MessagePosted:
-				r.owner = e.UserID
-			}
-		}
-		r.events = append(r.events, ev)
-	}
-	return out, nil
-}
-
-// eventError is the EventError of ev failing to decode with err. The
-// EventError names the event, so room.Decode's naming of it is dropped.
-func eventError(ev domain.RecordedEvent, err error) *projections.EventError {
-	if cause := errors.Unwrap(err); cause != nil {
-		err = cause
-	}
-	return projections.NewEventError(ev, err)
-}
-
 // saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are
 // applyScript's first three.
 var saveCheckpointScript = goredis.NewScript(checkpointGuard + `
@@ -526,51 +508,4 @@ func parsePosition(s string) (domain.Position, error) {
 		return domain.Start, fmt.Errorf("stored position %q is not COMMIT/PREPARE in 20 digits each", s)
 	}
 	return domain.Position{Commit: commit, Prepare: prepare}, nil
-}
-
-// Clear deletes every memory key of the Memory's generation (memories,
-// owners and checkpoints of every name): the pinned one, or the one live
-// now. It is for tests, and for a rebuild into a generation that held an
-// earlier attempt. It returns how many keys it deleted.
-func (m *Memory) Clear(ctx context.Context) (int, error) {
-	base, err := m.resolveBase(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("redis memory: clear: %w", err)
-	}
-	return deleteMatching(ctx, m.client, globEscape(base+"memory:")+"*")
-}
-
-// deleteMatching unlinks the keys matching a SCAN pattern and returns how
-// many it deleted.
-func deleteMatching(ctx context.Context, client goredis.UniversalClient, pattern string) (int, error) {
-	deleted := 0
-	var cursor uint64
-	for {
-		keys, next, err := client.Scan(ctx, cursor, pattern, 500).Result()
-		if err != nil {
-			return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
-		}
-		if len(keys) > 0 {
-			n, err := client.Unlink(ctx, keys...).Result()
-			if err != nil {
-				return deleted, fmt.Errorf("redis memory: clear %s: %w", pattern, err)
-			}
-			deleted += int(n)
-		}
-		if cursor = next; cursor == 0 {
-			return deleted, nil
-		}
-	}
-}
-
-// globEscape escapes the glob metacharacters of a key prefix for SCAN MATCH.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

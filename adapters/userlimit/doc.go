@@ -1,4 +1,6 @@
-// Package userlimit keeps a token bucket (golang.org/x/time/rate) per
-// user: the WebSocket gateway limits messages with it, the REST API
-// requests.
+// Package userlimit keeps per-user limits: Limits is a token bucket per
+// user (golang.org/x/time/rate) in one process; Limiter keeps the rates
+// and the cap on open connections the WebSocket gateway and the REST API
+// enforce, shared across replicas through stores (adapters/redis.Limits)
+// and falling back to per-process limits while they fail.
 package userlimit

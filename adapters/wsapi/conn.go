@@ -8,14 +8,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Close codes of the protocol (docs/protocol.md).
-const (
-	CloseUnauthorized = 4401
-	CloseForbidden    = 4403
-	CloseRateLimited  = 4429
-	CloseTooSlow      = 4000
-)
-
 // conn is one client socket. Frames reach the writer goroutine through a
 // queue that holds at most max frames and takes no memory while empty (an
 // idle connection is cheap); until the connection is live (its catch-up
@@ -39,8 +31,7 @@ type conn struct {
 
 	reqOnce   sync.Once
 	closeReq  chan struct{} // closed when someone asks the writer to close
-	reqCode   int
-	reqReason string
+	req       disconnect
 	closeOnce sync.Once
 	closeCode atomic.Int32
 }
@@ -164,27 +155,60 @@ func (c *conn) queueLocked(f frame) {
 
 func (c *conn) overflowLocked() {
 	c.metrics.SendQueueDrop()
-	c.requestClose(CloseTooSlow, "client too slow; reconnect with ?after=<last version seen>")
+	c.requestClose(discTooSlow)
 }
 
-// requestClose asks the writer goroutine to close the connection with code.
+// requestClose asks the writer goroutine to close the connection with d.
 // It never blocks, so the hub and other connections never wait on a slow
 // client's socket.
-func (c *conn) requestClose(code int, reason string) {
+func (c *conn) requestClose(d disconnect) {
 	c.reqOnce.Do(func() {
-		c.reqCode, c.reqReason = code, reason
+		c.req = d
 		close(c.closeReq)
 	})
 }
 
 // drainAndClose asks the writer to write the frames already queued and
-// then close with code; when the queue is full it closes at once.
-func (c *conn) drainAndClose(code int, reason string) {
+// then close with d; when the queue is full it closes at once.
+func (c *conn) drainAndClose(d disconnect) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.enqueueLocked(frame{version: -1, close: code, data: []byte(reason)}) {
-		c.requestClose(code, reason)
+	if !c.enqueueLocked(frame{version: -1, close: d}) {
+		c.requestClose(d)
 	}
+}
+
+// closeAfterQueued closes with d once the frames queued before it (an
+// error frame saying why, say) are written, and waits for that, for at
+// most the write deadline. The connection's reader calls it, so that the
+// deferred close of a returning reader cannot overtake those frames.
+func (c *conn) closeAfterQueued(d disconnect) {
+	c.drainAndClose(d)
+	t := time.NewTimer(2 * c.timing.WriteWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.requestClose(d)
+	}
+}
+
+// resumeFrom records that the client holds every event up to version
+// after: frames for them are dropped, those the hub delivered meanwhile
+// included.
+func (c *conn) resumeFrom(after int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if after > c.lastQueued {
+		c.lastQueued = after
+	}
+	kept := c.pending[:0]
+	for _, p := range c.pending {
+		if p.version > after {
+			kept = append(kept, p)
+		}
+	}
+	c.pending = kept
 }
 
 // catchUp queues a catch-up frame, waiting for room in the queue; it
@@ -262,11 +286,11 @@ func (c *conn) take() []frame {
 // closeWith sends a close frame and ends the connection; the first call
 // wins. It may block for the write deadline, so only the connection's own
 // goroutines call it; everyone else uses requestClose.
-func (c *conn) closeWith(code int, reason string) {
+func (c *conn) closeWith(d disconnect) {
 	c.closeOnce.Do(func() {
-		c.closeCode.Store(int32(code))
-		if code != websocket.CloseAbnormalClosure { // 1006 is never sent: the peer is gone or stuck
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(c.timing.WriteWait))
+		c.closeCode.Store(int32(d.code))
+		if d.code != websocket.CloseAbnormalClosure { // 1006 is never sent: the peer is gone or stuck
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(d.code, d.reason), time.Now().Add(c.timing.WriteWait))
 		}
 		close(c.done)
 		_ = c.ws.Close()
@@ -284,30 +308,30 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		case <-c.closeReq:
-			c.closeWith(c.reqCode, c.reqReason)
+			c.closeWith(c.req)
 			return
 		case <-c.wake:
 			for _, f := range c.take() {
 				select { // a close request wins over queued frames
 				case <-c.closeReq:
-					c.closeWith(c.reqCode, c.reqReason)
+					c.closeWith(c.req)
 					return
 				default:
 				}
-				if f.close != 0 {
-					c.closeWith(f.close, string(f.data))
+				if f.close.code != 0 {
+					c.closeWith(f.close)
 					return
 				}
 				_ = c.ws.SetWriteDeadline(time.Now().Add(c.timing.WriteWait))
 				if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-					c.closeWith(websocket.CloseAbnormalClosure, "")
+					c.closeWith(discGone)
 					return
 				}
 				c.metrics.FrameOut(f.kind)
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.timing.WriteWait)); err != nil {
-				c.closeWith(websocket.CloseAbnormalClosure, "")
+				c.closeWith(discGone)
 				return
 			}
 		}

@@ -12,7 +12,13 @@
 // Each connection has exactly one reader goroutine (the handler's own) and
 // one writer goroutine, a bounded send queue, a read limit, pings below the
 // pong wait, and a deadline on every write. A client that cannot keep up is
-// closed with 4000 and resumes with ?after=<last version>.
+// closed with 4000 and resumes with ?after=<last version>&hash=<its hash>;
+// a position the log no longer holds (beyond its head, or another hash
+// there) gets the room's history instead (resume.go). When the event store
+// restarts (domain.ErrStoreRestarted) every socket is closed with 1012, and
+// while it is unavailable new ones with 1013. Client frames are decoded
+// strictly (adapters/strictjson). Every close, code and reason, is named
+// once, in close.go.
 //
 // /ws/audit/{room_id}/ (Gateway.Audit) serves the same frames read-only to
 // tokens with the auditor role, for any room; each accepted connection is

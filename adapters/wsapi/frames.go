@@ -3,8 +3,12 @@ package wsapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 
+	"github.com/parleychat/parley/adapters/strictjson"
 	"github.com/parleychat/parley/adapters/wire"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
@@ -19,6 +23,7 @@ type (
 		Message  string `json:"message"`
 		ClientID string `json:"client_id,omitempty"`
 		Version  int64  `json:"version"`
+		Hash     string `json:"hash,omitempty"`
 	}
 	chunkFrame struct {
 		Type        string `json:"type"`
@@ -28,6 +33,7 @@ type (
 		Message     string `json:"message"`
 		IsStreaming bool   `json:"is_streaming"`
 		Version     int64  `json:"version"`
+		Hash        string `json:"hash,omitempty"`
 	}
 	answerFrame struct {
 		Type        string        `json:"type"`
@@ -36,6 +42,7 @@ type (
 		IsStreaming bool          `json:"is_streaming"`
 		Sources     []room.Source `json:"sources"`
 		Version     int64         `json:"version"`
+		Hash        string        `json:"hash,omitempty"`
 	}
 	endFrame struct {
 		Type        string `json:"type"`
@@ -43,11 +50,19 @@ type (
 		Reason      string `json:"reason"`
 		IsStreaming bool   `json:"is_streaming"`
 		Version     int64  `json:"version"`
+		Hash        string `json:"hash,omitempty"`
 	}
 	historyFrame struct {
-		Type     string         `json:"type"`
-		Messages []wire.Message `json:"messages"` // the objects of GET /api/rooms/{id}/messages
-		Version  int64          `json:"version"`
+		Type string `json:"type"`
+		// Messages are the objects of GET /api/rooms/{id}/messages
+		// (wire.Message), the newest that fit the cap, oldest first.
+		Messages []json.RawMessage `json:"messages"`
+		// NextBefore is the version of the oldest message sent when older
+		// ones were left out (the cap): GET /api/rooms/{id}/messages?before=
+		// it pages through them. Null when the frame holds them all.
+		NextBefore *int64 `json:"next_before"`
+		Version    int64  `json:"version"`
+		Hash       string `json:"hash,omitempty"`
 	}
 	errorFrame struct {
 		Type     string `json:"type"`
@@ -63,14 +78,14 @@ type frame struct {
 	version int64
 	kind    string
 	data    []byte
-	close   int // non-zero: close with this code once the frames before it are written
+	close   disconnect // a code: close so once the frames before it are written
 }
 
 // eventFrame encodes the frame a client sees for ev, or reports false for
 // events clients do not see (RoomCreated, AnswerStarted, later kinds).
 func eventFrame(ev domain.RecordedEvent) (frame, bool, error) {
 	if room.IsChunk(ev.Type) {
-		if b, ok := chunkFrameOf(ev.Data, ev.Version); ok {
+		if b, ok := chunkFrameOf(ev.Data, ev.Version, domain.ChainHash(ev.Metadata)); ok {
 			return frame{version: ev.Version, kind: "chunk", data: b}, true, nil
 		}
 	}
@@ -79,21 +94,22 @@ func eventFrame(ev domain.RecordedEvent) (frame, bool, error) {
 		return frame{}, false, err
 	}
 	var v any
+	hash := domain.ChainHash(ev.Metadata)
 	switch e := p.(type) {
 	case room.MessagePosted:
-		v = messageFrame{Type: "message", Role: room.RoleUser, ID: e.MessageID.String(), Message: e.Text, ClientID: e.ClientID, Version: ev.Version}
+		v = messageFrame{Type: "message", Role: room.RoleUser, ID: e.MessageID.String(), Message: e.Text, ClientID: e.ClientID, Version: ev.Version, Hash: hash}
 	case room.AnswerChunk:
-		v = chunkFrame{Type: "chunk", AnswerID: e.AnswerID.String(), Seq: e.Seq, Deltas: e.Count(), Message: e.Delta, IsStreaming: true, Version: ev.Version}
+		v = chunkFrame{Type: "chunk", AnswerID: e.AnswerID.String(), Seq: e.Seq, Deltas: e.Count(), Message: e.Delta, IsStreaming: true, Version: ev.Version, Hash: hash}
 	case room.AnswerCompleted:
 		src := e.Sources
 		if src == nil {
 			src = []room.Source{}
 		}
-		v = answerFrame{Type: "answer", AnswerID: e.AnswerID.String(), Message: e.Text, Sources: src, Version: ev.Version}
+		v = answerFrame{Type: "answer", AnswerID: e.AnswerID.String(), Message: e.Text, Sources: src, Version: ev.Version, Hash: hash}
 	case room.AnswerFailed:
-		v = endFrame{Type: "answer_failed", AnswerID: e.AnswerID.String(), Reason: e.Reason, Version: ev.Version}
+		v = endFrame{Type: "answer_failed", AnswerID: e.AnswerID.String(), Reason: e.Reason, Version: ev.Version, Hash: hash}
 	case room.AnswerCancelled:
-		v = endFrame{Type: "answer_cancelled", AnswerID: e.AnswerID.String(), Reason: e.Reason, Version: ev.Version}
+		v = endFrame{Type: "answer_cancelled", AnswerID: e.AnswerID.String(), Reason: e.Reason, Version: ev.Version, Hash: hash}
 	default:
 		return frame{}, false, nil
 	}
@@ -118,8 +134,32 @@ func frameKind(v any) string {
 	return "other"
 }
 
-func encodeHistory(h *room.History) (frame, error) {
-	b, err := json.Marshal(historyFrame{Type: "history", Messages: wire.Messages(h.Messages), Version: h.Version})
+// encodeHistory encodes the history frame of h, whose last event's hash
+// is hash: its newest messages, at most maxMessages of them and, past the
+// newest, at most maxBytes of their encoding (see Config.HistoryMessages).
+func encodeHistory(h *room.History, hash string, maxMessages, maxBytes int) (frame, error) {
+	var msgs []json.RawMessage
+	size := 0
+	for i := len(h.Messages) - 1; i >= 0 && len(msgs) < maxMessages; i-- {
+		b, err := json.Marshal(wire.MessageOf(h.Messages[i]))
+		if err != nil {
+			return frame{}, err
+		}
+		if size += len(b); size > maxBytes && len(msgs) > 0 {
+			break
+		}
+		msgs = append(msgs, b)
+	}
+	slices.Reverse(msgs)
+	f := historyFrame{Type: "history", Messages: msgs, Version: h.Version, Hash: hash}
+	if msgs == nil {
+		f.Messages = []json.RawMessage{}
+	}
+	if n := len(msgs); n < len(h.Messages) {
+		v := h.Messages[len(h.Messages)-n].Version
+		f.NextBefore = &v
+	}
+	b, err := json.Marshal(f)
 	return frame{version: h.Version, kind: "history", data: b}, err
 }
 
@@ -142,9 +182,10 @@ type clientFrame struct {
 // "delta":"…"} and, for several deltas, ,"ends":[…],"offsets_ms":[…]),
 // copying the delta's JSON string as it is, without decoding the event:
 // chunks are most of the frames. For any other form it reports false, and
-// the event is decoded. What it writes is what json.Marshal writes for the
-// decoded chunk (see TestChunkFrameOfMatchesTheDecodedFrame).
-func chunkFrameOf(data []byte, version int64) ([]byte, bool) {
+// the event is decoded. hash is the event's chain hash (domain.ChainHash:
+// hex, or "" for none). What it writes is what json.Marshal writes for
+// the decoded chunk (see TestChunkFrameOfMatchesTheDecodedFrame).
+func chunkFrameOf(data []byte, version int64, hash string) ([]byte, bool) {
 	const (
 		head   = `{"answer_id":"`
 		seqKey = `","seq":`
@@ -184,7 +225,7 @@ func chunkFrameOf(data []byte, version int64) ([]byte, bool) {
 	} else if string(rest) != "}" {
 		return nil, false
 	}
-	b := make([]byte, 0, 110+len(text))
+	b := make([]byte, 0, 120+len(text)+len(hash))
 	b = append(b, `{"type":"chunk","answer_id":"`...)
 	b = append(b, id...)
 	b = append(b, `","seq":`...)
@@ -195,6 +236,11 @@ func chunkFrameOf(data []byte, version int64) ([]byte, bool) {
 	b = append(b, text...)
 	b = append(b, `,"is_streaming":true,"version":`...)
 	b = strconv.AppendInt(b, version, 10)
+	if hash != "" {
+		b = append(b, `,"hash":"`...)
+		b = append(b, hash...)
+		b = append(b, '"')
+	}
 	return append(b, '}'), true
 }
 
@@ -245,4 +291,35 @@ func cutString(b []byte) (str, rest []byte, ok bool) {
 		}
 	}
 	return nil, nil, false
+}
+
+// parseClientFrame decodes a client's text frame strictly (strictjson: a
+// JSON object, keys spelt exactly, none unknown or twice) and checks what
+// the frame's type needs. Its error is the message of an error frame with
+// code invalid; the frame's client_id, when it could be read, is kept
+// for it.
+func parseClientFrame(data []byte) (clientFrame, error) {
+	var cf clientFrame
+	if err := strictjson.DecodeObject(data, &cf); err != nil {
+		return clientFrame{}, err
+	}
+	if cf.ClientID != "" {
+		if _, err := domain.ParseUUID(cf.ClientID); err != nil {
+			cf.ClientID = "" // never echoed: it may be anything, of any length
+			return cf, errors.New("client_id must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
+		}
+	}
+	switch cf.Type {
+	case "", "message":
+		if cf.Message == nil {
+			return cf, errors.New(`a message frame needs "message"`)
+		}
+	case "cancel", "ping":
+		if cf.Message != nil || cf.ClientID != "" {
+			return cf, fmt.Errorf("a %s frame has only \"type\"", cf.Type)
+		}
+	default:
+		return cf, fmt.Errorf("unknown frame type %s", strconv.Quote(truncate(cf.Type, 40)))
+	}
+	return cf, nil
 }

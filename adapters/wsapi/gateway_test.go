@@ -27,7 +27,8 @@ import (
 	"github.com/parleychat/parley/domain/room"
 )
 
-// auth accepts "user-<id>" tokens; "short-<id>" tokens expire in 300ms.
+// auth accepts "user-<id>" tokens; "short-<id>" tokens expire in 300ms;
+// "late-<id>" tokens expired 400ms ago (a verifier's leeway accepts them).
 type auth struct{}
 
 func (auth) Verify(_ context.Context, token string) (domain.Principal, error) {
@@ -36,6 +37,9 @@ func (auth) Verify(_ context.Context, token string) (domain.Principal, error) {
 	}
 	if id, ok := strings.CutPrefix(token, "short-"); ok {
 		return domain.Principal{UserID: id, ExpiresAt: time.Now().Add(300 * time.Millisecond)}, nil
+	}
+	if id, ok := strings.CutPrefix(token, "late-"); ok {
+		return domain.Principal{UserID: id, ExpiresAt: time.Now().Add(-400 * time.Millisecond)}, nil
 	}
 	return domain.Principal{}, domain.Errorf(domain.EUNAUTHORIZED, "bad token")
 }
@@ -358,6 +362,12 @@ func TestTokenTransports(t *testing.T) {
 // TestConversation: history on connect, chunk order, two sockets see the
 // same frames, resume mid-answer without gap or duplicate, a retried
 // client_id is answered once, busy while streaming, cancel.
+// Client ids of the tests' messages.
+const (
+	cid1    = "c7d9e1a2-3b4c-4d5e-8f60-718293a4b5c6"
+	cidBusy = "0b9c2f4e-8d0a-4a51-9d7e-3c1f4b2a6e10"
+)
+
 func TestConversation(t *testing.T) {
 	e := newEnv(t, wsapi.Config{})
 	id := e.room(t, "42")
@@ -369,10 +379,10 @@ func TestConversation(t *testing.T) {
 			t.Fatalf("history = %v, want empty at version 0", f)
 		}
 	}
-	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": "c-1"})
+	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": cid1})
 	var framesA, framesB []map[string]any
 	msgA, msgB := read(t, a), read(t, b)
-	if msgA["type"] != "message" || msgA["message"] != "How much is the housing allowance?" || msgA["client_id"] != "c-1" {
+	if msgA["type"] != "message" || msgA["message"] != "How much is the housing allowance?" || msgA["client_id"] != cid1 {
 		t.Fatalf("message frame %v", msgA)
 	}
 	framesA, framesB = append(framesA, msgA), append(framesB, msgB)
@@ -382,11 +392,11 @@ func TestConversation(t *testing.T) {
 	}
 	// Mid-answer: a busy refusal, and a resume from the first chunk.
 	send(t, a, map[string]any{"message": "another"})
-	send(t, a, map[string]any{"message": "a third", "client_id": "c-busy"})
+	send(t, a, map[string]any{"message": "a third", "client_id": cidBusy})
 	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" {
 		t.Errorf("second question while streaming: %v, want a busy error", f)
 	}
-	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" || f["client_id"] != "c-busy" {
+	if f := read(t, a); f["type"] != "error" || f["code"] != "busy" || f["client_id"] != cidBusy {
 		t.Errorf("second question while streaming: %v, want a busy error", f)
 	}
 	firstChunk := int(framesA[1]["version"].(float64))
@@ -423,7 +433,7 @@ func TestConversation(t *testing.T) {
 	}
 
 	// The retried client_id is stored once and answered once: nothing new.
-	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": "c-1"})
+	send(t, a, map[string]any{"type": "message", "message": "How much is the housing allowance?", "client_id": cid1})
 	send(t, a, map[string]any{"type": "ping"})
 	if f := read(t, a); f["type"] != "pong" {
 		t.Errorf("after a retried client_id the next frame is %v, want only the pong", f)

@@ -19,31 +19,44 @@ type ProjectedHistory struct {
 	Stream domain.StreamReader
 }
 
-// History implements HistoryLoader.
-func (p ProjectedHistory) History(ctx context.Context, roomID int64) (*room.History, error) {
+// History implements HistoryLoader. It reads the stream from the base's
+// version on, so the event there gives the hash of the history; a base
+// whose version the stream does not hold (a read model ahead of a log
+// that lost its tail) is dropped and the stream folded from its start.
+func (p ProjectedHistory) History(ctx context.Context, roomID int64) (*room.History, string, error) {
 	h := room.NewHistory()
 	if p.Base != nil {
 		msgs, v, err := p.Base(ctx, roomID)
 		if err != nil {
-			return nil, fmt.Errorf("load history of room %d: %w", roomID, err)
+			return nil, "", fmt.Errorf("load history of room %d: %w", roomID, err)
 		}
 		h.Load(msgs, v)
 	}
+	hash := ""
+	from := max(h.Version, 0)
 	for {
-		evs, err := p.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: h.Version + 1, Limit: 1000})
+		evs, err := p.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: from, Limit: 1000})
 		if errors.Is(err, domain.ErrStreamNotFound) {
-			return h, nil
+			return h, hash, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("load history of room %d: %w", roomID, err)
+			return nil, "", fmt.Errorf("load history of room %d: %w", roomID, err)
+		}
+		if from == h.Version && h.Version >= 0 && (len(evs) == 0 || evs[0].Version != h.Version) {
+			h, from = room.NewHistory(), 0 // the base is ahead of the stream
+			continue
 		}
 		for _, ev := range evs {
 			if err := h.Apply(ev); err != nil {
-				return nil, fmt.Errorf("load history of room %d: %w", roomID, err)
+				return nil, "", fmt.Errorf("load history of room %d: %w", roomID, err)
+			}
+			if ev.Version == h.Version {
+				hash = domain.ChainHash(ev.Metadata)
 			}
 		}
 		if len(evs) < 1000 {
-			return h, nil
+			return h, hash, nil
 		}
+		from = evs[len(evs)-1].Version + 1
 	}
 }

@@ -2,8 +2,10 @@ package wsapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/chat"
@@ -47,6 +49,13 @@ func NewHub(store hubStore, log *slog.Logger) *Hub {
 
 // Run follows the log from its current head until ctx ends. Events before
 // the head reach clients through their catch-up reads, never through here.
+//
+// When the store reports that it restarted (domain.ErrStoreRestarted: it
+// may have lost its newest events, and their positions and versions may
+// be reused), the frames sent may no longer be the log's: Run takes the
+// new head, closes every socket with 1012 so that each client resumes by
+// version and hash (and gets the history when its position is gone), and
+// follows the log again from that head.
 func (h *Hub) Run(ctx context.Context) error {
 	head, err := h.store.HeadPosition(ctx)
 	if err != nil {
@@ -54,7 +63,48 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.advance(head)
 	close(h.ready)
-	return h.store.SubscribeAll(ctx, domain.SubscribeAllOptions{After: head, StreamPrefix: room.StreamPrefix}, h.dispatch)
+	for {
+		err := h.store.SubscribeAll(ctx, domain.SubscribeAllOptions{After: head, StreamPrefix: room.StreamPrefix}, h.dispatch)
+		if !errors.Is(err, domain.ErrStoreRestarted) || ctx.Err() != nil {
+			return err
+		}
+		if head, err = h.restart(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// restart takes the log's new head, then closes every socket registered
+// by then: a socket registered later catches up from the stream after
+// that head was taken, so nothing falls between its catch-up and the new
+// subscription.
+func (h *Hub) restart(ctx context.Context) (domain.Position, error) {
+	h.log.Warn("hub: the event log restarted and may have lost its newest events; closing every socket so that clients resume by hash")
+	wait := 100 * time.Millisecond
+	for {
+		head, err := h.store.HeadPosition(ctx)
+		if err == nil {
+			h.posMu.Lock()
+			h.pos = head
+			h.posMu.Unlock()
+			h.mu.Lock()
+			for _, conns := range h.rooms {
+				for c := range conns {
+					c.requestClose(discLogRestarted)
+				}
+			}
+			h.mu.Unlock()
+			return head, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return domain.Position{}, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // Ready is closed once Run has found where to start.
@@ -75,7 +125,7 @@ func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
 		}
 		if ev.Type == room.TypeRoomDeleted {
 			for _, c := range targets {
-				c.requestClose(CloseForbidden, "the room was deleted")
+				c.requestClose(discRoomDeleted)
 			}
 			continue
 		}
@@ -205,11 +255,25 @@ type tapStore struct {
 }
 
 func (t tapStore) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	if ca, ok := t.Store.(chainedAppender); ok {
+		// The events as stored carry their chain hashes, which frames show.
+		res, chained, err := ca.AppendChained(ctx, stream, expected, events...)
+		if err == nil {
+			t.hub.local(stream, res, chained)
+		}
+		return res, err
+	}
 	res, err := t.Store.Append(ctx, stream, expected, events...)
 	if err == nil {
 		t.hub.local(stream, res, events)
 	}
 	return res, err
+}
+
+// chainedAppender is a store that returns the events it appended with
+// their chain fields (audit.ChainingStore).
+type chainedAppender interface {
+	AppendChained(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, []domain.EventData, error)
 }
 
 // local hands the chunks of a successful append to the room's connections.

@@ -3,6 +3,7 @@ package wsapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -151,11 +152,15 @@ func TestChunkFrameOfMatchesTheDecodedFrame(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := chunkFrameOf(data, int64(i))
+		hash := "" // events written before the audit chain have none
+		if i%2 == 1 {
+			hash = fmt.Sprintf("%064x", i)
+		}
+		got, ok := chunkFrameOf(data, int64(i), hash)
 		if !ok {
 			t.Fatalf("chunkFrameOf(%s) refused json.Marshal's form", data)
 		}
-		want, err := json.Marshal(chunkFrame{Type: "chunk", AnswerID: c.AnswerID.String(), Seq: c.Seq, Deltas: c.Count(), Message: c.Delta, IsStreaming: true, Version: int64(i)})
+		want, err := json.Marshal(chunkFrame{Type: "chunk", AnswerID: c.AnswerID.String(), Seq: c.Seq, Deltas: c.Count(), Message: c.Delta, IsStreaming: true, Version: int64(i), Hash: hash})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +178,7 @@ func TestChunkFrameOfMatchesTheDecodedFrame(t *testing.T) {
 		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"xyz","ends":[1,2],"offsets_ms":[3]}`,
 		`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":1,"delta":"x`,
 	} {
-		if f, ok := chunkFrameOf([]byte(data), 1); ok {
+		if f, ok := chunkFrameOf([]byte(data), 1, ""); ok {
 			t.Errorf("chunkFrameOf(%s) = %s; want it left to the decoder", data, f)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/domain"
 )
 
 const (
@@ -43,12 +44,12 @@ const (
 
 // Exit statuses of chatctl chat besides 0, 1 (other failures) and 2 (usage).
 const (
-	exitReconnect    = 3 // the connection ended but may be resumed with --after
+	exitReconnect    = 3 // the connection ended but may be resumed with --after (and --hash)
 	exitUnauthorized = 4 // the server refused the token
 	exitForbidden    = 5 // no such room, or not the token user's
 )
 
-const chatUsage = `usage: chatctl chat (--room ID | --create TITLE) [--server URL] [--user ID | --token T] [--after V] [--json]
+const chatUsage = `usage: chatctl chat (--room ID | --create TITLE) [--server URL] [--user ID | --token T] [--after V [--hash H]] [--json]
 
 Talks to a room over Parley's WebSocket: prints the room's history, then sends
 each line read from stdin as a message and streams the answer to stdout. A
@@ -72,8 +73,9 @@ Environment:
                       public development secret, with a warning)
 
 Exit status: 0 when you left; 2 usage; 3 the connection ended but can be
-resumed (rerun with the --after the message names); 4 the token was refused;
-5 no such room or not yours; 1 anything else.
+resumed (rerun with the --after and --hash the message names: when the server
+no longer holds that position, it sends the room's history instead); 4 the
+token was refused; 5 no such room or not yours; 1 anything else.
 
 Flags:
 `
@@ -84,6 +86,7 @@ type chatConfig struct {
 	roomID int64    // 0 until created with --create
 	create string   // title of a room to create, or ""
 	after  int64    // resume after this version; -1 means connect with history
+	hash   string   // the chain hash of the event at after, "" when unknown
 	json   bool     // print raw frames
 	wait   time.Duration
 	token  string
@@ -128,6 +131,7 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 	token := fs.String("token", "", "access token (PARLEY_TOKEN keeps it out of ps and shell history)")
 	user := fs.String("user", "", "mint a token for this user id with PARLEY_JWT_SECRET")
 	after := fs.String("after", "", "resume after this version: no history, only the frames after it")
+	hash := fs.String("hash", "", "with --after: the hash of the event at that version, so the server can tell whether the log still holds it")
 	wait := fs.Duration("wait", time.Minute, "at end of input, how long to wait for each answer still to come (0: leave at once)")
 	jsonOut := fs.Bool("json", false, "print every server frame as one raw JSON line instead of the conversation")
 	fs.Usage = func() { fmt.Fprint(stderr, chatUsage); fs.PrintDefaults() }
@@ -165,6 +169,16 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 			problem("--after resumes an existing room; a room made with --create has nothing to resume")
 		default:
 			cfg.after = v
+		}
+	}
+	if set["hash"] {
+		switch {
+		case !set["after"]:
+			problem("--hash goes with --after: the hash of the event at that version")
+		case !domain.IsChainHash(*hash):
+			problem("--hash %q is not a frame's hash: want its 64 lowercase hex digits", *hash)
+		default:
+			cfg.hash = *hash
 		}
 	}
 	if u, err := parseServer(*server); err != nil {
@@ -297,14 +311,19 @@ func apiError(status int, body []byte) error {
 	return fmt.Errorf("HTTP %d %s", status, detail)
 }
 
-// chatURL is the room's WebSocket URL, with ?after= when resuming.
-func chatURL(server *url.URL, roomID, after int64) string {
+// chatURL is the room's WebSocket URL, with ?after= (and &hash=, when
+// known) when resuming.
+func chatURL(server *url.URL, roomID, after int64, hash string) string {
 	u := *server
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path += "/ws/chat/" + strconv.FormatInt(roomID, 10) + "/"
 	u.RawQuery = ""
 	if after >= 0 {
-		u.RawQuery = url.Values{"after": {strconv.FormatInt(after, 10)}}.Encode()
+		q := url.Values{"after": {strconv.FormatInt(after, 10)}}
+		if hash != "" {
+			q.Set("hash", hash)
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
@@ -317,7 +336,7 @@ func dialRoom(ctx context.Context, cfg chatConfig) (*websocket.Conn, error) {
 		HandshakeTimeout: chatHTTPTimeout,
 		Subprotocols:     []string{wsapi.Subprotocol},
 	}
-	u := chatURL(cfg.server, cfg.roomID, cfg.after)
+	u := chatURL(cfg.server, cfg.roomID, cfg.after, cfg.hash)
 	conn, resp, err := d.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + cfg.token}})
 	if err != nil {
 		if resp != nil {

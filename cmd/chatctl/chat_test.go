@@ -210,6 +210,12 @@ func TestChat(t *testing.T) {
 			wantStdout: "you: How much is it?\nbot: " + testAnswer + "\n",
 		},
 		{
+			name:       "resume from a position the server does not hold gets the room, with a notice",
+			args:       []string{"--token", good, "--after", "9999", "--hash", strings.Repeat("0", 64)},
+			wantStdout: "you: Who can apply?\nbot: " + testAnswer + "\n",
+			wantStderr: []string{"no longer holds version 9999", "here is the room as it is"},
+		},
+		{
 			name:       "token from PARLEY_TOKEN, history only",
 			env:        map[string]string{"PARLEY_TOKEN": good},
 			wantStdout: "you: Who can apply?\nbot: " + testAnswer + "\n",
@@ -530,6 +536,8 @@ func TestChatUsage(t *testing.T) {
 		{"room not a number", []string{"--room", "lobby"}, nil, []string{`invalid value "lobby" for flag -room`}},
 		{"after negative", []string{"--room", "1", "--after", "-1", "--token", "t"}, nil, []string{`--after "-1" is not a version`}},
 		{"after with create", []string{"--create", "x", "--after", "3", "--token", "t"}, nil, []string{"--after resumes an existing room"}},
+		{"hash without after", []string{"--room", "1", "--hash", strings.Repeat("a", 64), "--token", "t"}, nil, []string{"--hash goes with --after"}},
+		{"hash malformed", []string{"--room", "1", "--after", "3", "--hash", "xyz", "--token", "t"}, nil, []string{`--hash "xyz" is not a frame's hash`}},
 		{"bad server", []string{"--room", "1", "--server", "127.0.0.1:8080", "--token", "t"}, nil, []string{`--server "127.0.0.1:8080"`}},
 		{"ftp server", []string{"--room", "1", "--server", "ftp://h", "--token", "t"}, nil, []string{"want an http:// or https:// URL"}},
 		{"token and user", []string{"--room", "1", "--token", "t", "--user", "4"}, nil, []string{"--token and --user both given"}},

@@ -36,8 +36,10 @@ type session struct {
 	// server queues the catch-up before it reads any client frame).
 	synced bool
 	// last is the version of the last event frame (or history) seen, -1
-	// before any: what a rerun passes to --after.
-	last int64
+	// before any: what a rerun passes to --after; lastHash is that
+	// event's chain hash ("" when the frame had none), for --hash.
+	last     int64
+	lastHash string
 	// answering is true from a user message (or a streaming history
 	// entry) until its answer's final frame: the room is busy.
 	answering bool
@@ -53,12 +55,13 @@ type session struct {
 
 func newSession(cfg chatConfig, conn *websocket.Conn, stdout, stderr io.Writer) *session {
 	return &session{
-		cfg:    cfg,
-		conn:   conn,
-		view:   &transcript{w: stdout, raw: cfg.json},
-		stderr: stderr,
-		last:   cfg.after,
-		sent:   map[string]struct{}{},
+		cfg:      cfg,
+		conn:     conn,
+		view:     &transcript{w: stdout, raw: cfg.json},
+		stderr:   stderr,
+		last:     cfg.after,
+		lastHash: cfg.hash,
+		sent:     map[string]struct{}{},
 	}
 }
 
@@ -251,10 +254,13 @@ func (s *session) handle(data []byte) {
 	switch {
 	case f.Type == "history" && f.Version != nil:
 		// A history frame replaces the client's state, also when it
-		// answers an --after beyond the room's version.
-		s.last = *f.Version
+		// answers an --after the log no longer holds.
+		if s.cfg.after >= 0 && !s.synced {
+			fmt.Fprintf(s.stderr, "chatctl: the server no longer holds version %d as this client saw it (the room changed, or its log lost its newest events); here is the room as it is\n", s.cfg.after)
+		}
+		s.last, s.lastHash = *f.Version, f.Hash
 	case f.Version != nil && *f.Version > s.last:
-		s.last = *f.Version
+		s.last, s.lastHash = *f.Version, f.Hash
 	}
 	if !s.synced && (f.Type == "history" || f.Type == "pong") {
 		s.synced = true
@@ -445,6 +451,8 @@ func (s *session) explain(err error) error {
 		return fail(exitReconnect, "too slow (%s): this client did not keep up with the room, so the server dropped it; nothing is lost: rerun with --after %d: %s", why, s.last, s.rerun())
 	case websocket.CloseGoingAway, websocket.CloseServiceRestart:
 		return fail(exitReconnect, "the server is shutting down or restarting (%s); in a few seconds rerun: %s", why, s.rerun())
+	case wsapi.CloseUnavailable:
+		return fail(exitReconnect, "the server's event store is unavailable (%s); nothing is lost: in a few seconds rerun: %s", why, s.rerun())
 	case websocket.CloseAbnormalClosure:
 		return fail(exitReconnect, "the connection dropped (%s); to reconnect: %s", why, s.rerun())
 	case websocket.CloseInvalidFramePayloadData, websocket.ClosePolicyViolation, websocket.CloseMessageTooBig:
@@ -463,6 +471,9 @@ func (s *session) rerun() string {
 	cmd += " --room " + strconv.FormatInt(s.cfg.roomID, 10)
 	if s.last >= 0 {
 		cmd += " --after " + strconv.FormatInt(s.last, 10)
+		if s.lastHash != "" {
+			cmd += " --hash " + s.lastHash
+		}
 	}
 	return cmd
 }

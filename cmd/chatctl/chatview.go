@@ -13,6 +13,7 @@ import (
 type serverFrame struct {
 	Type     string        `json:"type"`
 	Version  *int64        `json:"version"`
+	Hash     string        `json:"hash"`     // of the event at Version, when the log chains its events
 	Messages []historyItem `json:"messages"` // history
 	Role     string        `json:"role"`     // message
 	ID       string        `json:"id"`       // message

@@ -132,6 +132,7 @@ func TestSessionState(t *testing.T) {
 		// A history replaces the state, even at a lower version (an
 		// --after beyond the room's version).
 		{frame: `{"type":"history","version":3,"messages":[{"id":"a","role":"assistant","message":"","status":"streaming"}]}`, wantLast: 3, wantInFlight: true},
+		{frame: `{"type":"chunk","answer_id":"a","seq":0,"message":"x","version":4,"hash":"` + strings.Repeat("cd", 32) + `"}`, wantLast: 4, wantInFlight: true},
 	}
 	for i, st := range steps {
 		if st.sent != "" {
@@ -142,6 +143,9 @@ func TestSessionState(t *testing.T) {
 		if s.last != st.wantLast || s.pending() != st.wantInFlight {
 			t.Errorf("step %d %s: last %d, in flight %v; want %d, %v", i, st.frame, s.last, s.pending(), st.wantLast, st.wantInFlight)
 		}
+	}
+	if want := "chatctl chat --room 12 --after 4 --hash " + strings.Repeat("cd", 32); s.rerun() != want {
+		t.Errorf("rerun %q, want %q: the version and hash of the last frame", s.rerun(), want)
 	}
 	want := "chatctl: the server refused that: busy: busy (the message was not sent: wait for the answer, or /cancel it, then send it again)\n"
 	if !strings.Contains(stderr.String(), want) {
@@ -174,6 +178,7 @@ func TestExplainClose(t *testing.T) {
 		{"shutting down", &websocket.CloseError{Code: 1001}, local, 9, false, exitReconnect,
 			[]string{"shutting down or restarting (close 1001)", "--after 9"}},
 		{"restarting", &websocket.CloseError{Code: 1012}, local, 9, false, exitReconnect, []string{"(close 1012)", "--after 9"}},
+		{"store unavailable", &websocket.CloseError{Code: 1013}, local, 9, false, exitReconnect, []string{"event store is unavailable (close 1013)", "--after 9"}},
 		{"dropped", &websocket.CloseError{Code: 1006}, local, 9, false, exitReconnect, []string{"dropped (close 1006)", "--after 9"}},
 		{"dropped without a close", io.ErrUnexpectedEOF, local, 9, false, exitReconnect, []string{"dropped: unexpected EOF", "--after 9"}},
 		{"protocol violation", &websocket.CloseError{Code: 1008}, local, 9, false, 1, []string{"(close 1008)", "bug in chatctl"}},
@@ -202,22 +207,25 @@ func TestExplainClose(t *testing.T) {
 }
 
 func TestChatURL(t *testing.T) {
+	hash := strings.Repeat("ab", 32)
 	for _, tc := range []struct {
 		server string
 		after  int64
+		hash   string
 		want   string
 	}{
-		{"http://127.0.0.1:8080", -1, "ws://127.0.0.1:8080/ws/chat/42/"},
-		{"http://127.0.0.1:8080/", 0, "ws://127.0.0.1:8080/ws/chat/42/?after=0"},
-		{"https://chat.example/parley/", 17, "wss://chat.example/parley/ws/chat/42/?after=17"},
-		{"ws://h:1", -1, "ws://h:1/ws/chat/42/"},
-		{"wss://h", -1, "wss://h/ws/chat/42/"},
+		{"http://127.0.0.1:8080", -1, "", "ws://127.0.0.1:8080/ws/chat/42/"},
+		{"http://127.0.0.1:8080/", 0, "", "ws://127.0.0.1:8080/ws/chat/42/?after=0"},
+		{"https://chat.example/parley/", 17, "", "wss://chat.example/parley/ws/chat/42/?after=17"},
+		{"https://chat.example/parley/", 17, hash, "wss://chat.example/parley/ws/chat/42/?after=17&hash=" + hash},
+		{"ws://h:1", -1, "", "ws://h:1/ws/chat/42/"},
+		{"wss://h", -1, "", "wss://h/ws/chat/42/"},
 	} {
 		u, err := parseServer(tc.server)
 		if err != nil {
 			t.Fatalf("parseServer(%q): %v", tc.server, err)
 		}
-		if got := chatURL(u, 42, tc.after); got != tc.want {
+		if got := chatURL(u, 42, tc.after, tc.hash); got != tc.want {
 			t.Errorf("chatURL(%q, after %d) = %q, want %q", tc.server, tc.after, got, tc.want)
 		}
 	}

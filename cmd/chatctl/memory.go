@@ -66,7 +66,8 @@ func (e *projectionEnv) liveMemory() (*redis.Memory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewMemory(c, redis.MemoryConfig{Prefix: e.redis.prefix})
+	// A room whose memory vanished from Redis is folded again from the log.
+	return redis.NewMemory(c, redis.MemoryConfig{Prefix: e.redis.prefix, Log: e.store, Logger: e.log})
 }
 
 func (e *projectionEnv) memoryRebuild(opts rebuildOptions) (*redis.MemoryRebuild, error) {

@@ -31,7 +31,7 @@ func openEventStore(ctx context.Context, getenv func(string) string, stderr io.W
 	if sc.Kind == storeenv.KurrentDB {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		s, err := kurrentdb.Dial(dctx, sc.KurrentDBURL, kurrentdb.Options{Logger: log})
+		s, err := kurrentdb.Dial(dctx, sc.KurrentDBURL, sc.KurrentDBOptions(log))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open the KurrentDB event store (PARLEY_EVENT_STORE=kurrentdb) at PARLEY_KURRENTDB_URL: %w", err)
 		}

@@ -50,6 +50,7 @@ func TestBrowser(t *testing.T) {
 		"PARLEY_LLM_MODEL":          "fake",
 		"PARLEY_LLM_API_KEY":        "not-checked",
 		"PARLEY_MEMORY_TOKEN_LIMIT": "100000",
+		"PARLEY_JWT_LEEWAY":         "1s", // the expiry test's socket closes a second after its token's exp
 	})
 	proxy := newCutProxy(t, strings.TrimPrefix(model.base, "http://"))
 
@@ -293,8 +294,8 @@ func TestBrowser(t *testing.T) {
 		devLogin(tb, "grace")
 		tb.waitFor("the room live again", `document.getElementById("conn").dataset.state === "live"`)
 		socks := tb.ws.snapshot()
-		if len(socks) < 2 || !strings.Contains(socks[len(socks)-1].url, "after=") {
-			t.Errorf("after signing in again the page connected to %s; want a resume with ?after=", redactTicket(socks[len(socks)-1].url))
+		if last := socks[len(socks)-1].url; len(socks) < 2 || !strings.Contains(last, "after=") || !strings.Contains(last, "hash=") {
+			t.Errorf("after signing in again the page connected to %s; want a resume with ?after= and &hash=", redactTicket(last))
 		}
 		if n := len(tb.messages()); n != 2 {
 			t.Errorf("%d messages after the new sign-in, want the 2 already shown", n)

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,49 +17,11 @@ import (
 // of an answer and checks that the next start fails the answer left open
 // with reason "interrupted", so no answer stays streaming forever.
 func TestCrashRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIP: builds and kills a chatd binary")
-	}
-	bin := filepath.Join(t.TempDir(), "chatd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("go build chatd: %v", err)
-	}
+	bin := buildChatd(t)
 	db := pgtest.NewDatabase(t)
 	env := append(os.Environ(), "PARLEY_DATABASE_URL="+db, "PARLEY_HTTP_ADDR=127.0.0.1:0", "PARLEY_JWT_SECRET="+testSecret,
 		"PARLEY_INSTANCE=crashy", "PARLEY_OFFLINE_TOKEN_DELAY=500ms")
-
-	start := func() (*exec.Cmd, string) {
-		t.Helper()
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		addr := make(chan string, 1)
-		go func() { // ends when the process's stdout closes
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				var line struct{ Msg, Addr string }
-				if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "chatd listening" {
-					addr <- line.Addr
-				}
-			}
-		}()
-		select {
-		case a := <-addr:
-			return cmd, "http://" + a
-		case <-time.After(60 * time.Second):
-			t.Fatal("chatd did not start")
-		}
-		return nil, ""
-	}
+	start := func() (*exec.Cmd, string) { return startProcess(t, bin, env) }
 
 	cmd, base := start()
 	c := &chatd{base: base, dbURL: db}

@@ -41,7 +41,8 @@ const testSecret = "e2e-test-secret-0123456789abcdef0123456789"
 type chatd struct {
 	base   string // http://127.0.0.1:port
 	dbURL  string
-	stop   func() error // shuts chatd down and returns serve's error
+	stop   func() error  // shuts chatd down and returns serve's error
+	exited chan struct{} // closed when serve has returned, stopped or not
 	logBuf *domaintest.SyncBuffer
 }
 
@@ -75,8 +76,11 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 	}
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, func(a net.Addr) { addr <- a }) }()
-	c := &chatd{dbURL: dbURL, logBuf: logs}
+	c := &chatd{dbURL: dbURL, logBuf: logs, exited: make(chan struct{})}
+	go func() {
+		defer close(c.exited)
+		done <- s.Serve(ctx, func(a net.Addr) { addr <- a })
+	}()
 	select {
 	case a := <-addr:
 		c.base = "http://" + a.String()
@@ -425,9 +429,27 @@ func TestCloseCodesEndToEnd(t *testing.T) {
 		expectClose(t, connect(t, c.wsURL(r, "token="+u)), wsapi.CloseRateLimited)
 	})
 	t.Run("token expires while connected", func(t *testing.T) {
-		ws := connect(t, c.wsURL(id, "token="+token(t, "42", 2*time.Second)))
+		// One leeway (30s) for REST and socket: a token that expired 28s
+		// ago is served by both, and the socket closes when REST would
+		// start refusing it, 2s from now.
+		tok, err := jwtauth.Mint([]byte(testSecret), "42", 2*time.Second, time.Now().Add(-jwtauth.DefaultLeeway), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := c.api(t, "GET", fmt.Sprintf("/api/rooms/%d", id), tok, "", nil); code != http.StatusOK {
+			t.Fatalf("REST with a token expired 28s ago: %d, want 200", code)
+		}
+		ws := connect(t, c.wsURL(id, "token="+tok))
 		readFrame(t, ws)
+		start := time.Now()
 		expectClose(t, ws, wsapi.CloseUnauthorized)
+		if d := time.Since(start); d < time.Second {
+			t.Errorf("closed after %v, want about 2s: the socket's leeway must be REST's", d)
+		}
+		time.Sleep(time.Second)
+		if code := c.api(t, "GET", fmt.Sprintf("/api/rooms/%d", id), tok, "", nil); code != http.StatusUnauthorized {
+			t.Errorf("REST after the socket closed: %d, want 401", code)
+		}
 	})
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/parleychat/parley/domain"
 )
 
 // benchQuestion is what every client asks, with its tag after it.
@@ -143,7 +145,8 @@ func (c *roomClient) ask(m *modelServer, n int, period, ttft time.Duration) (*an
 	rec := &answerRecord{plan: p, recv: make([]int64, n)}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	rec.askedAt = m.now()
-	if err := c.ws.WriteJSON(map[string]string{"type": "message", "message": benchQuestion + " (#" + tag + ")", "client_id": tag}); err != nil {
+	clientID := domain.NameUUID(domain.UUID{}, "parley-bench question "+tag).String() // a UUID, as the protocol wants
+	if err := c.ws.WriteJSON(map[string]string{"type": "message", "message": benchQuestion + " (#" + tag + ")", "client_id": clientID}); err != nil {
 		return rec, fmt.Errorf("room %d: send the question: %w", c.id, err)
 	}
 	next, base := 0, 0 // the next token expected; chunks before the model's (a notice)

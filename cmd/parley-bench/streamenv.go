@@ -138,6 +138,10 @@ func (e *streamEnv) chatdEnv(side string) []string {
 		"PARLEY_LOG_LEVEL":           "warn",
 		"PARLEY_MESSAGES_PER_MINUTE": "6000", // every client asks again as soon as its answer ends
 		"PARLEY_MAX_CONNS_PER_USER":  "64",
+		// Connection attempts at rates no bench reaches: hundreds of
+		// sockets from one address, a user reconnecting to time its history.
+		"PARLEY_CONNECTS_PER_MINUTE":      "1000000",
+		"PARLEY_ADDR_CONNECTS_PER_MINUTE": "1000000",
 	} {
 		env = append(env, k+"="+v)
 	}

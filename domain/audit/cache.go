@@ -63,6 +63,16 @@ func (c *headCache) put(stream string, version int64, hash Hash) {
 	}
 }
 
+// forget drops what is remembered of stream.
+func (c *headCache) forget(stream string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.streams[stream]; ok {
+		c.order.Remove(el)
+		delete(c.streams, stream)
+	}
+}
+
 // len returns how many streams are remembered.
 func (c *headCache) len() int {
 	c.mu.Lock()

@@ -87,32 +87,51 @@ func NewChainingStore(inner domain.EventStore, opts ChainOptions) *ChainingStore
 // Append implements domain.Appender: it chains events after the stream's
 // last event and appends them to the inner store.
 func (s *ChainingStore) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	res, _, err := s.AppendChained(ctx, stream, expected, events...)
+	return res, err
+}
+
+// AppendChained is Append that also returns the events as it appended
+// them, their metadata ending with the chain fields: what a caller that
+// shows events before reading them back (the gateway's tap) needs to show
+// their hashes. For an idempotent retry of events whose IDs are never
+// reused with other content (ChainOptions.TrustTypes), they are the events
+// stored; for others the store may hold what an earlier append wrote.
+func (s *ChainingStore) AppendChained(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, []domain.EventData, error) {
 	if err := domain.ValidateAppend(stream, events); err != nil {
-		return domain.AppendResult{}, err
+		return domain.AppendResult{}, nil, err
 	}
 	bases, err := writerMetadata(stream, events)
 	if err != nil {
-		return domain.AppendResult{}, err
+		return domain.AppendResult{}, nil, err
 	}
 	if expected.IsNoStream() {
 		chained, last := chain(stream, domain.NoVersion, Genesis, events, bases)
-		return s.appendTrusting(ctx, stream, expected, chained, last)
+		res, err := s.appendTrusting(ctx, stream, expected, chained, last)
+		return res, chained, err
 	}
 	if v, ok := expected.Version(); ok {
 		prev, err := s.hashAt(ctx, stream, expected, v)
 		if err != nil {
-			return domain.AppendResult{}, err
+			return domain.AppendResult{}, nil, err
 		}
 		chained, last := chain(stream, v, prev, events, bases)
-		return s.appendTrusting(ctx, stream, expected, chained, last)
+		res, err := s.appendTrusting(ctx, stream, expected, chained, last)
+		return res, chained, err
 	}
 	return s.appendAtHead(ctx, stream, expected, events, bases)
 }
 
 // appendTrusting appends chained events and, when they are all of
-// trusted types, caches last, the hash of the last one.
+// trusted types, caches last, the hash of the last one. A conflict
+// forgets the stream's cached head: the stream is not where this store
+// thought, and may even be shorter (a database that lost its last
+// unflushed commits in a crash), so the next append reads it.
 func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expected domain.ExpectedVersion, chained []domain.EventData, last Hash) (domain.AppendResult, error) {
 	res, err := s.inner.Append(ctx, stream, expected, chained...)
+	if errors.Is(err, domain.ErrConflict) {
+		s.cache.forget(stream)
+	}
 	if err != nil || len(s.trust) == 0 {
 		return res, err
 	}
@@ -127,38 +146,38 @@ func (s *ChainingStore) appendTrusting(ctx context.Context, stream string, expec
 
 // appendAtHead appends an Any or StreamExists append at the exact version
 // of the stream's last event.
-func (s *ChainingStore) appendAtHead(ctx context.Context, stream string, expected domain.ExpectedVersion, events []domain.EventData, bases []json.RawMessage) (domain.AppendResult, error) {
+func (s *ChainingStore) appendAtHead(ctx context.Context, stream string, expected domain.ExpectedVersion, events []domain.EventData, bases []json.RawMessage) (domain.AppendResult, []domain.EventData, error) {
 	for attempt := 0; ; attempt++ {
 		head, prev, err := s.head(ctx, stream)
 		if err != nil {
-			return domain.AppendResult{}, err
+			return domain.AppendResult{}, nil, err
 		}
 		if !expected.Holds(head) {
-			return domain.AppendResult{}, &domain.ConflictError{Stream: stream, Expected: expected, Actual: head}
+			return domain.AppendResult{}, nil, &domain.ConflictError{Stream: stream, Expected: expected, Actual: head}
 		}
 		chained, _ := chain(stream, head, prev, events, bases)
 		res, err := s.inner.Append(ctx, stream, domain.Exact(head), chained...)
 		var ce *domain.ConflictError
 		if !errors.As(err, &ce) {
-			return res, err
+			return res, chained, err
 		}
 		if ce.Actual == head || ce.Reason != "" {
 			// The version held, so the event IDs are the trouble: stored
 			// already (a retry) or partly (a conflict).
 			res, found, err := s.findRetry(ctx, stream, expected, events)
 			if err != nil || found {
-				return res, err
+				return res, chained, err
 			}
 			ce.Expected = expected
-			return domain.AppendResult{}, ce
+			return domain.AppendResult{}, nil, ce
 		}
 		if attempt >= s.maxRetries {
 			ce.Expected = expected
 			ce.Reason = fmt.Sprintf("other writers appended first %d times in a row", attempt+1)
-			return domain.AppendResult{}, ce
+			return domain.AppendResult{}, nil, ce
 		}
 		if err := ctx.Err(); err != nil {
-			return domain.AppendResult{}, err
+			return domain.AppendResult{}, nil, err
 		}
 	}
 }

@@ -372,3 +372,46 @@ func TestTrustedTypesNeedNoRead(t *testing.T) {
 		t.Fatalf("verify: %+v, %v", res, err)
 	}
 }
+
+// TestStreamThatWentBack: trusted chunks up to version 3 are cached, then
+// the database loses versions 2 and 3. The next append at version 3
+// conflicts and forgets the cached head, so once the stream has grown
+// back to version 3 with other events, the chain links to those, not to
+// the lost ones.
+func TestStreamThatWentBack(t *testing.T) {
+	ctx := t.Context()
+	before := inmem.New(nil)
+	inner := domaintest.NewSwapStore(before)
+	s := audit.NewChainingStore(inner, audit.ChainOptions{TrustTypes: []string{"AnswerChunk"}})
+	if _, err := s.Append(ctx, "room-7", domain.NoStream(), event(t, "AnswerStarted", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for v := range 3 {
+		if _, err := s.Append(ctx, "room-7", domain.Exact(int64(v)), event(t, "AnswerChunk", fmt.Sprintf(`{"seq":%d}`, v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The crash: versions 0 and 1 survive.
+	after, err := domaintest.Truncated(ctx, before, "room-7", 2, inmem.New(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner.Set(after)
+	_, err = s.Append(ctx, "room-7", domain.Exact(3), event(t, "AnswerChunk", `{"seq":3}`))
+	var ce *domain.ConflictError
+	if !errors.As(err, &ce) || ce.Actual != 1 {
+		t.Fatalf("append at 3 after the loss: %v, want a conflict at version 1", err)
+	}
+	other := audit.NewChainingStore(after, audit.ChainOptions{}) // another writer
+	for v := 1; v < 3; v++ {
+		if _, err := other.Append(ctx, "room-7", domain.Exact(int64(v)), event(t, "AnswerFailed", fmt.Sprintf(`{"n":%d}`, v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Append(ctx, "room-7", domain.Exact(3), event(t, "AnswerChunk", `{"seq":9}`)); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustVerify(t, after, "room-7"); res.FirstBroken != nil || res.Events != 5 {
+		t.Errorf("verify after the loss: %+v, want 5 events and no break", res)
+	}
+}

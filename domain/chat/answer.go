@@ -29,6 +29,11 @@ const appendTimeout = 10 * time.Second
 // deleted, or ended by another process); stop without writing.
 var errAbandoned = errors.New("answer no longer open")
 
+// errRewound: the stream is shorter than the pipeline's appends left it
+// (a database crash lost its last unflushed commits); what the pipeline
+// was writing must be built again from the log.
+var errRewound = errors.New("the log lost events of this answer")
+
 // startAnswer runs the answer pipeline in a goroutine the Service owns.
 func (s *Service) startAnswer(id int64, user string, msgID, answerID domain.UUID, version int64, prompt Prompt) {
 	genCtx, cancel := context.WithTimeout(s.ctx, s.cfg.AnswerTimeout)
@@ -105,14 +110,16 @@ func (p *pipeline) run(genCtx context.Context, stopGen context.CancelFunc, promp
 		p.s.log.Warn("answer: generator failed", "room_id", p.room, "answer_id", p.answerID, "error", genErr)
 		end = room.AnswerFailed{AnswerID: p.answerID, Reason: room.ReasonGeneratorError, Text: p.text.String()}
 	}
+	// The summary the answer holds goes before its end, once: a failure
+	// leaves it to the next compaction.
 	if err := p.appendSummary(true); err != nil && !errors.Is(err, errAbandoned) {
 		p.s.log.Warn("memory: could not append the room's summary", "room_id", p.room, "error", err)
 	}
-	if err := p.append([]room.Event{end}); err != nil {
+	if err := p.end(end); err != nil {
 		if errors.Is(err, errAbandoned) {
 			return OutcomeAbandoned
 		}
-		p.s.log.Error("answer: could not write its end; it stays open until recovery fails it", "room_id", p.room, "answer_id", p.answerID, "error", err)
+		p.s.log.Error("answer: could not write its end; the sweeper fails it once the store is back", "room_id", p.room, "answer_id", p.answerID, "error", err)
 	} else if outcome == OutcomeComplete {
 		p.s.compact(p.room)
 	}
@@ -377,8 +384,14 @@ func (p *pipeline) appendData(data []domain.EventData, n int) error {
 			cancel()
 			return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, err)
 		}
-		r := p.s.cached(p.room)
-		r.mu.Lock()
+		r := p.s.lock(p.room)
+		if rewound(r, err) {
+			// The log lost events this pipeline had appended: what it
+			// was about to write was built on them.
+			p.s.unlock(r)
+			cancel()
+			return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, errRewound)
+		}
 		st, rerr := p.s.refresh(ctx, p.room, r)
 		var open bool
 		var v int64
@@ -386,7 +399,7 @@ func (p *pipeline) appendData(data []domain.EventData, n int) error {
 			open = st.Open != nil && st.Open.AnswerID == p.answerID
 			v = st.Version
 		}
-		r.mu.Unlock()
+		p.s.unlock(r)
 		cancel()
 		if rerr != nil {
 			return rerr
@@ -398,6 +411,83 @@ func (p *pipeline) appendData(data []domain.EventData, n int) error {
 	}
 }
 
+// Backoff of the retries of an answer's terminal event.
+const (
+	endRetryMin = 100 * time.Millisecond
+	endRetryMax = 5 * time.Second
+)
+
+// end writes the answer's terminal event. While the store fails (a
+// database outage) it retries with backoff until AnswerTimeout plus
+// EndGrace after the answer started, or until Run stops the retries at
+// shutdown: an outage of the store must not leave the room busy once the
+// store is back. Input the store refuses is not retried.
+func (p *pipeline) end(end room.Event) error {
+	deadline := p.started.Add(p.s.cfg.AnswerTimeout + p.s.cfg.EndGrace)
+	wait := endRetryMin
+	for attempt := 1; ; attempt++ {
+		err := p.logged(&end)
+		if err == nil {
+			err = p.append([]room.Event{end})
+		}
+		switch domain.ErrorCode(err) {
+		case "":
+			if attempt > 1 {
+				p.s.log.Info("answer: wrote its end after retrying", "room_id", p.room, "answer_id", p.answerID, "attempts", attempt)
+			}
+			return nil
+		case domain.EINVALID, domain.ETOOLARGE:
+			return err
+		}
+		if errors.Is(err, errAbandoned) {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return err
+		}
+		if attempt == 1 {
+			p.s.log.Warn("answer: could not write its end; retrying with backoff", "room_id", p.room, "answer_id", p.answerID,
+				"error", err, "retry_for", left.Round(time.Second))
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-t.C:
+		case <-p.s.retry.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, endRetryMax)
+	}
+}
+
+// logged gives an AnswerFailed the answer's text as the log holds it,
+// and the pipeline the log's version: a failed append (the reason the
+// answer fails, often) may have committed after all, or a crash may have
+// lost appends that had succeeded, so the text the pipeline built may not
+// be the chunks the log holds, and the failure's text must be those, as
+// clients fold them. Other ends keep their text.
+func (p *pipeline) logged(end *room.Event) error {
+	f, ok := (*end).(room.AnswerFailed)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	r := p.s.lock(p.room)
+	defer p.s.unlock(r)
+	st, err := p.s.refresh(ctx, p.room, r)
+	if err != nil {
+		return err
+	}
+	if st.Open == nil || st.Open.AnswerID != p.answerID {
+		return errAbandoned
+	}
+	f.Text, p.version = st.Open.Text.String(), st.Version
+	*end = f
+	return nil
+}
+
 // RecoverInterrupted fails the answers a crash left open: those this
 // instance started, and any other that has been idle for longer than idle
 // (its process is presumed dead), and returns how many it failed. It reads
@@ -405,6 +495,12 @@ func (p *pipeline) appendData(data []domain.EventData, n int) error {
 // one) for rooms where answers start, adds the rooms the finder lists, and
 // lets each room's stream decide.
 func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (int, error) {
+	return s.recoverOpen(ctx, idle, 0)
+}
+
+// recoverOpen is RecoverInterrupted sparing this instance's answers that
+// started less than ownAge ago.
+func (s *Service) recoverOpen(ctx context.Context, idle, ownAge time.Duration) (int, error) {
 	// The rooms that may have an answer open: those the read model shows
 	// streaming, and those the log after it starts answers in.
 	candidates := map[int64]bool{}
@@ -454,8 +550,9 @@ func (s *Service) RecoverInterrupted(ctx context.Context, idle time.Duration) (i
 		evs, _, err := s.execute(ctx, id, domain.Metadata{}, func(_ int, e room.Event) domain.UUID { return eventID(e) },
 			func(st *room.State) ([]room.Event, error) {
 				o := st.Open
-				if o == nil || st.Deleted || (o.Instance != s.cfg.Instance && s.now().Sub(o.LastAt) < idle) {
-					return nil, nil // ended, or another live process may still be streaming it
+				if o == nil || st.Deleted || (o.Instance != s.cfg.Instance && s.now().Sub(o.LastAt) < idle) ||
+					(o.Instance == s.cfg.Instance && s.now().Sub(o.StartedAt) < ownAge) {
+					return nil, nil // ended, or a live pipeline may still be streaming it
 				}
 				answer = o.AnswerID
 				return room.Fail(st, o.AnswerID, room.ReasonInterrupted), nil

@@ -50,15 +50,14 @@ func RecordAccess(ctx context.Context, store domain.Appender, id int64, eventID 
 // event. The Service does not check roles: whether auditor may audit is
 // the transport's decision (a role in the token).
 func (s *Service) Audit(ctx context.Context, id int64, auditor, iface string) (RoomInfo, error) {
-	r := s.cached(id)
-	r.mu.Lock()
+	r := s.lock(id)
 	st, err := s.refresh(ctx, id, r)
 	var ri RoomInfo
 	exists := err == nil && st.Exists()
 	if exists {
 		ri = info(st)
 	}
-	r.mu.Unlock()
+	s.unlock(r)
 	if err != nil {
 		return RoomInfo{}, err
 	}

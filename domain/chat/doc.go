@@ -4,4 +4,9 @@
 // Retriever that grounds an answer in document passages. Each retrieval is
 // recorded beside its answer (room.RetrievalRecorded, with the hash of the
 // exact prompt) before the answer's first chunk.
+//
+// Answers always end: a pipeline retries its terminal event through a
+// store outage (bounded by AnswerTimeout plus EndGrace), and a sweeper
+// (Service.Run) fails what is left open, so no room stays busy without a
+// restart. The rooms' folded states are cached in a bounded LRU (rooms.go).
 package chat

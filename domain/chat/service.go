@@ -65,6 +65,24 @@ type Config struct {
 	// CompactTimeout bounds one Deps.Memory.Summarize after an answer, and
 	// its append. Default 2 minutes.
 	CompactTimeout time.Duration
+	// EndGrace is how long past AnswerTimeout an answer's pipeline keeps
+	// retrying to write its terminal event while the store fails (a
+	// database outage), with backoff. Default 1 minute. An answer still
+	// open after that is the sweeper's.
+	EndGrace time.Duration
+	// SweepInterval is how often Run looks for answers left open: this
+	// instance's that no pipeline of this process runs any more and that
+	// started more than AnswerTimeout ago (its end could not be written),
+	// and other instances' idle for RecoverIdle. It fails them as
+	// interrupted, so a room is never left busy. Default 30s.
+	SweepInterval time.Duration
+	// RecoverIdle is how long another instance's open answer must have
+	// been idle for the sweeper to fail it (its process is presumed dead).
+	// Default 5 minutes.
+	RecoverIdle time.Duration
+	// MaxRooms bounds the rooms whose folded state is kept, least recently
+	// used dropped first. Default DefaultMaxRooms.
+	MaxRooms int
 }
 
 // DefaultChunkWindow is Config.ChunkWindow's default.
@@ -101,6 +119,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.CompactTimeout <= 0 {
 		c.CompactTimeout = 2 * time.Minute
+	}
+	if c.EndGrace <= 0 {
+		c.EndGrace = time.Minute
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 30 * time.Second
+	}
+	if c.RecoverIdle <= 0 {
+		c.RecoverIdle = 5 * time.Minute
+	}
+	if c.MaxRooms <= 0 {
+		c.MaxRooms = DefaultMaxRooms
 	}
 }
 
@@ -154,21 +184,21 @@ type Service struct {
 	memOutage outage
 	retOutage outage
 
+	rooms *roomCache
+
 	mu      sync.Mutex
-	rooms   map[int64]*cachedRoom
 	running map[int64]*runningAnswer
 	// compacting holds the rooms with a Compact running in this process;
 	// true asks it to run once more when done.
 	compacting map[int64]bool
 
-	ctx     context.Context // answers run under it; cancelled by Run's end
-	cancel  context.CancelFunc
-	answers sync.WaitGroup
-}
-
-type cachedRoom struct {
-	mu    sync.Mutex
-	state *room.State
+	ctx    context.Context // answers run under it; cancelled by Run's end
+	cancel context.CancelFunc
+	// retry bounds the pipelines' retries of their terminal events; Run
+	// ends it a ShutdownGrace after cancelling ctx.
+	retry     context.Context
+	stopRetry context.CancelFunc
+	answers   sync.WaitGroup
 }
 
 type runningAnswer struct {
@@ -193,29 +223,41 @@ func NewService(cfg Config, deps Deps) *Service {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	retry, stopRetry := context.WithCancel(context.Background())
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
 		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader, opens: deps.OpenAnswers,
 		ret:   deps.Retriever,
-		rooms: map[int64]*cachedRoom{}, running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
-		ctx: ctx, cancel: cancel,
+		rooms: newRoomCache(cfg.MaxRooms), running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
+		ctx: ctx, cancel: cancel, retry: retry, stopRetry: stopRetry,
 	}
 }
 
-// Run waits for ctx to end, then gives streaming answers ShutdownGrace to
-// finish, fails the rest with reason "shutdown", and returns when every
-// answer goroutine has ended.
+// Run sweeps for answers left open every SweepInterval (see Config) until
+// ctx ends. Then it gives streaming answers ShutdownGrace to finish, fails
+// the rest with reason "shutdown", gives the pipelines another
+// ShutdownGrace to write those ends (the store may be failing), and
+// returns when every answer goroutine has ended.
 func (s *Service) Run(ctx context.Context) error {
+	var sweeper sync.WaitGroup
+	sweeper.Go(func() { s.sweep(ctx) })
 	<-ctx.Done()
+	sweeper.Wait()
 	done := make(chan struct{})
 	go func() { s.answers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(s.cfg.ShutdownGrace):
 		s.cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ShutdownGrace):
+			s.stopRetry()
+			<-done
+		}
 	}
 	s.cancel()
+	s.stopRetry()
 	return nil
 }
 
@@ -270,9 +312,8 @@ func (s *Service) CreateRoom(ctx context.Context, owner, title string) (RoomInfo
 // room.ErrNotFound when it does not exist or was deleted, room.ErrForbidden
 // when user does not own it.
 func (s *Service) Room(ctx context.Context, id int64, user string) (RoomInfo, error) {
-	r := s.cached(id)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r := s.lock(id)
+	defer s.unlock(r)
 	st, err := s.refresh(ctx, id, r)
 	if err != nil {
 		return RoomInfo{}, err
@@ -284,25 +325,13 @@ func (s *Service) Room(ctx context.Context, id int64, user string) (RoomInfo, er
 }
 
 func (s *Service) state(ctx context.Context, id int64) (RoomInfo, error) {
-	r := s.cached(id)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r := s.lock(id)
+	defer s.unlock(r)
 	st, err := s.refresh(ctx, id, r)
 	if err != nil {
 		return RoomInfo{}, err
 	}
 	return info(st), nil
-}
-
-func (s *Service) cached(id int64) *cachedRoom {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.rooms[id]
-	if r == nil {
-		r = &cachedRoom{state: room.NewState()}
-		s.rooms[id] = r
-	}
-	return r
 }
 
 // refresh folds the events appended since the cached state into it. The
@@ -333,9 +362,8 @@ func (s *Service) refresh(ctx context.Context, id int64, r *cachedRoom) (*room.S
 // returns the state after the append (nil events: nothing was decided).
 func (s *Service) execute(ctx context.Context, id int64, meta domain.Metadata, ids func(i int, e room.Event) domain.UUID,
 	decide func(*room.State) ([]room.Event, error)) ([]room.Event, domain.AppendResult, error) {
-	r := s.cached(id)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r := s.lock(id)
+	defer s.unlock(r)
 	for attempt := 0; ; attempt++ {
 		st, err := s.refresh(ctx, id, r)
 		if err != nil {
@@ -351,6 +379,7 @@ func (s *Service) execute(ctx context.Context, id int64, meta domain.Metadata, i
 		}
 		res, err := s.appendTimed(ctx, room.Stream(id), domain.Exact(st.Version), data)
 		if errors.Is(err, domain.ErrConflict) && attempt < 20 {
+			rewound(r, err)
 			continue
 		}
 		if err != nil {
@@ -411,6 +440,16 @@ type PostResult struct {
 // clientID, the message ID derives from it, so a retried send is stored
 // once and answered once.
 func (s *Service) Post(ctx context.Context, id int64, user, text, clientID string) (PostResult, error) {
+	return s.PostAdmitted(ctx, id, user, text, clientID, nil)
+}
+
+// PostAdmitted is Post with admit, which a transport uses to apply its
+// rate limit in the protocol's order: the message is refused as invalid or
+// too large first, a retried clientID already stored is a duplicate (and
+// costs nothing), then admit is called, once, and only then is the room
+// checked for an answer in progress (busy). An error from admit refuses
+// the message and is returned as is. A nil admit admits everything.
+func (s *Service) PostAdmitted(ctx context.Context, id int64, user, text, clientID string, admit func() error) (PostResult, error) {
 	// The text needs no room to check, so a bad one costs no memory read
 	// (which may wait up to MemoryReadTimeout) and no stream read.
 	if err := room.ValidateMessage(text); err != nil {
@@ -426,11 +465,18 @@ func (s *Service) Post(ctx context.Context, id int64, user, text, clientID strin
 	answerID := domain.NameUUID(msgID, "answer")
 	mem := s.readMemory(ctx, id, user)
 	var prompt Prompt
+	admitted := admit == nil
 	evs, res, err := s.execute(ctx, id, domain.Metadata{CorrelationID: msgID.String(), UserID: user},
 		func(_ int, e room.Event) domain.UUID { return eventID(e) },
 		func(st *room.State) ([]room.Event, error) {
 			evs, err := room.PostMessage(st, room.Post{UserID: user, Text: text, ClientID: clientID,
 				MessageID: msgID, AnswerID: answerID, Model: s.gen.Name(), Instance: s.cfg.Instance})
+			if !admitted && (len(evs) > 0 || errors.Is(err, room.ErrBusy)) {
+				if err := admit(); err != nil {
+					return nil, err
+				}
+				admitted = true
+			}
 			if len(evs) > 0 {
 				prompt = s.prompt(st, text, mem)
 			}

@@ -6,6 +6,9 @@
 // postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable), which
 // `make test` brings up. Tests fail, not skip, when it cannot be reached:
 // Postgres is a real dependency of the suite.
+//
+// StartServer starts a private server instead, for a test (or make chaos)
+// that stops, crashes or restarts one: never the shared server.
 package pgtest
 
 import (

@@ -48,7 +48,8 @@ func Client(t testing.TB) *goredis.Client {
 }
 
 // Prefix returns a key prefix no other test uses, and deletes every key
-// under it in t.Cleanup.
+// under it in t.Cleanup, with the rate limits' keys under "rate:" and it
+// (github.com/go-redis/redis_rate puts its own prefix first).
 func Prefix(t testing.TB, c *goredis.Client) string {
 	t.Helper()
 	var b [6]byte
@@ -57,18 +58,20 @@ func Prefix(t testing.TB, c *goredis.Client) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, prefix+"*", 500).Result()
-			if err != nil {
-				t.Errorf("redistest: clean up %s*: %v", prefix, err)
-				return
-			}
-			if len(keys) > 0 {
-				c.Unlink(ctx, keys...)
-			}
-			if cursor = next; cursor == 0 {
-				return
+		for _, pattern := range []string{prefix + "*", "rate:" + prefix + "*"} {
+			var cursor uint64
+			for {
+				keys, next, err := c.Scan(ctx, cursor, pattern, 500).Result()
+				if err != nil {
+					t.Errorf("redistest: clean up %s: %v", pattern, err)
+					return
+				}
+				if len(keys) > 0 {
+					c.Unlink(ctx, keys...)
+				}
+				if cursor = next; cursor == 0 {
+					break
+				}
 			}
 		}
 	})

@@ -16,7 +16,8 @@
 //	PARLEY_OPENAI_API_KEY  its API key (required for openai)
 //	PARLEY_QDRANT_URL      Qdrant's gRPC URL; when set the index is Qdrant,
 //	                       else the embedded index in Postgres
-//	PARLEY_QDRANT_API_KEY  Qdrant's API key, if it needs one
+//	PARLEY_QDRANT_API_KEY  Qdrant's API key, if it needs one; only over
+//	                       https unless PARLEY_QDRANT_ALLOW_INSECURE_API_KEY=true
 //	PARLEY_RAG_COLLECTION  the collection (default: "parley-", the sparse
 //	                       encoding, and the embedder's name if any, e.g.
 //	                       parley-terms-ko-en-1 or
@@ -30,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -59,7 +61,9 @@ type Config struct {
 	OpenAIKey    string // never logged
 	QdrantURL    string
 	QdrantAPIKey string // never logged
-	Collection   string
+	// QdrantInsecureAPIKey allows QdrantAPIKey over plain http.
+	QdrantInsecureAPIKey bool
+	Collection           string
 }
 
 // FromEnv reads the settings and reports every problem with them.
@@ -75,6 +79,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Collection:   getenv("PARLEY_RAG_COLLECTION"),
 	}
 	var errs []error
+	if v := strings.TrimSpace(getenv("PARLEY_QDRANT_ALLOW_INSECURE_API_KEY")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("PARLEY_QDRANT_ALLOW_INSECURE_API_KEY=%q is not a boolean (true or false)", v))
+		}
+		c.QdrantInsecureAPIKey = b
+	}
+	if c.QdrantAPIKey != "" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(c.QdrantURL)), "http://") && !c.QdrantInsecureAPIKey {
+		errs = append(errs, errors.New("PARLEY_QDRANT_API_KEY with an http:// PARLEY_QDRANT_URL would send the key in clear text: use https, or set PARLEY_QDRANT_ALLOW_INSECURE_API_KEY=true on a network you trust"))
+	}
 	switch c.Embedder {
 	case "":
 		c.Embedder = EmbedderNone
@@ -157,7 +171,7 @@ func (c Config) OpenIndex(ctx context.Context, e rag.Embedder, pool *pgxpool.Poo
 		dim = e.Dimension()
 	}
 	if c.QdrantURL != "" {
-		x, err := qdrant.Open(ctx, qdrant.Config{URL: c.QdrantURL, APIKey: c.QdrantAPIKey, Collection: collection, Dimension: dim})
+		x, err := qdrant.Open(ctx, qdrant.Config{URL: c.QdrantURL, APIKey: c.QdrantAPIKey, AllowInsecureAPIKey: c.QdrantInsecureAPIKey, Collection: collection, Dimension: dim})
 		if err != nil {
 			return nil, nil, err
 		}

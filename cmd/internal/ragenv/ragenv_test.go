@@ -21,6 +21,10 @@ func TestFromEnv(t *testing.T) {
 		{map[string]string{"PARLEY_EMBEDDER": "bert"}, "not none, ollama, openai or lexical"},
 		{map[string]string{"PARLEY_EMBED_MODEL": "all-minilm"}, "no effect with the none embedder"},
 		{map[string]string{"PARLEY_EMBEDDER": "lexical", "PARLEY_EMBED_MODEL": "x"}, "no effect with the lexical embedder"},
+		{map[string]string{"PARLEY_QDRANT_URL": "https://q.example:6334", "PARLEY_QDRANT_API_KEY": "k"}, ""},
+		{map[string]string{"PARLEY_QDRANT_URL": "http://qdrant:6334", "PARLEY_QDRANT_API_KEY": "k"}, "in clear text"},
+		{map[string]string{"PARLEY_QDRANT_URL": "http://qdrant:6334", "PARLEY_QDRANT_API_KEY": "k", "PARLEY_QDRANT_ALLOW_INSECURE_API_KEY": "true"}, ""},
+		{map[string]string{"PARLEY_QDRANT_ALLOW_INSECURE_API_KEY": "sure"}, "not a boolean"},
 	} {
 		_, err := FromEnv(func(k string) string { return tt.env[k] })
 		switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/origins"
+	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
@@ -31,26 +32,32 @@ const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmo
 // and flags (a flag wins over its variable) by ParseConfig and validated
 // before anything starts.
 type Config struct {
-	HTTPAddr     string        // PARLEY_HTTP_ADDR, -addr
-	DatabaseURL  string        // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
-	EventStore   string        // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv); MemoryStore only from code
-	ChunkCommit  string        // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
-	ChunkWindow  time.Duration // PARLEY_CHUNK_WINDOW: how long a fast model's delta may wait to share a chunk (chat.Config.ChunkWindow); 0s never
-	KurrentDBURL string        // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
-	Instance     string        // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
+	HTTPAddr     string          // PARLEY_HTTP_ADDR, -addr
+	DatabaseURL  string          // PARLEY_DATABASE_URL, -database: read models, tickets, and the log unless EventStore says otherwise
+	EventStore   string          // PARLEY_EVENT_STORE: postgres (default) or kurrentdb (see cmd/internal/storeenv); MemoryStore only from code
+	ChunkCommit  string          // PARLEY_CHUNK_COMMIT: async (default) or sync: how answer chunks are committed in Postgres
+	ChunkWindow  time.Duration   // PARLEY_CHUNK_WINDOW: how long a fast model's delta may wait to share a chunk (chat.Config.ChunkWindow); 0s never
+	KurrentDBURL string          // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
+	store        storeenv.Config // PARLEY_EVENT_STORE, PARLEY_KURRENTDB_*
+	Instance     string          // PARLEY_INSTANCE, -instance: names this process in AnswerStarted
 
-	JWTSecret   string // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
-	JWKSURL     string // PARLEY_JWKS_URL
-	JWTIssuer   string // PARLEY_JWT_ISSUER
-	JWTAudience string // PARLEY_JWT_AUDIENCE
-	RoleClaim   string // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
-	AuditorRole string // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
-	devSecret   bool   // JWTSecret is the public development secret
+	JWTSecret   string        // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
+	JWKSURL     string        // PARLEY_JWKS_URL
+	JWTIssuer   string        // PARLEY_JWT_ISSUER
+	JWTAudience string        // PARLEY_JWT_AUDIENCE
+	UserIDClaim string        // PARLEY_JWT_USER_ID_CLAIM: the user id's claim (default user_id in HS256 tokens, sub in JWKS ones)
+	RoleClaim   string        // PARLEY_JWT_ROLE_CLAIM: the claim listing a user's roles (default "roles")
+	JWTLeeway   time.Duration // PARLEY_JWT_LEEWAY: clock skew tolerated past a token's exp, by REST and sockets alike
+	AuditorRole string        // PARLEY_AUDITOR_ROLE: the role that may read any room, read-only (default "auditor")
+	devSecret   bool          // JWTSecret is the public development secret
 
-	AllowedOrigins    origins.List // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
-	MaxConnsPerUser   int          // PARLEY_MAX_CONNS_PER_USER
-	MessagesPerMinute float64      // PARLEY_MESSAGES_PER_MINUTE
-	APIPerMinute      float64      // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
+	AllowedOrigins    origins.List  // PARLEY_ALLOWED_ORIGINS, comma-separated: other sites' pages that may use the API and sockets
+	MaxConnsPerUser   int           // PARLEY_MAX_CONNS_PER_USER
+	MessagesPerMinute float64       // PARLEY_MESSAGES_PER_MINUTE
+	APIPerMinute      float64       // PARLEY_API_REQUESTS_PER_MINUTE: a user's /api requests (bursts of a quarter of it)
+	ConnectsPerMinute float64       // PARLEY_CONNECTS_PER_MINUTE: a user's WebSocket connection attempts (bursts of a quarter)
+	AddrConnects      float64       // PARLEY_ADDR_CONNECTS_PER_MINUTE: connection attempts from one address (bursts of a quarter)
+	LimitLeaseTTL     time.Duration // PARLEY_LIMIT_LEASE_TTL: a dead replica's connections stop counting after it
 
 	LLMProvider string        // PARLEY_LLM_PROVIDER: "" (offline), ollama, openai
 	LLMURL      string        // PARLEY_LLM_URL
@@ -61,7 +68,10 @@ type Config struct {
 	AnswerTimeout   time.Duration // PARLEY_ANSWER_TIMEOUT
 	ShutdownGrace   time.Duration // PARLEY_SHUTDOWN_GRACE: how long answers may finish on shutdown
 	ShutdownTimeout time.Duration // PARLEY_SHUTDOWN_TIMEOUT: the whole shutdown's bound
-	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed at start
+	RecoverIdle     time.Duration // PARLEY_RECOVER_IDLE: another process's open answer idle this long is failed (at start and by the sweeper)
+	SweepInterval   time.Duration // PARLEY_SWEEP_INTERVAL: how often the sweeper looks for answers left open
+	HistoryMessages int           // PARLEY_HISTORY_MESSAGES: the history frame's newest messages, at most
+	HistoryBytes    int           // PARLEY_HISTORY_BYTES: and at most this many bytes of them
 
 	Projections     bool          // PARLEY_PROJECTIONS, -projections: run the ChatLog and memory projections in this process
 	ChatLogInterval time.Duration // PARLEY_CHATLOG_INTERVAL: the ChatLog projection applies a live log at most this often
@@ -138,11 +148,15 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
 		JWTAudience:       env("PARLEY_JWT_AUDIENCE", ""),
+		UserIDClaim:       env("PARLEY_JWT_USER_ID_CLAIM", ""),
 		RoleClaim:         env("PARLEY_JWT_ROLE_CLAIM", "roles"),
 		AuditorRole:       env("PARLEY_AUDITOR_ROLE", domain.AuditorRole),
 		MaxConnsPerUser:   int(number("PARLEY_MAX_CONNS_PER_USER", 16)),
 		MessagesPerMinute: number("PARLEY_MESSAGES_PER_MINUTE", 30),
 		APIPerMinute:      number("PARLEY_API_REQUESTS_PER_MINUTE", httpapi.DefaultRequestsPerMinute),
+		ConnectsPerMinute: number("PARLEY_CONNECTS_PER_MINUTE", 30),
+		AddrConnects:      number("PARLEY_ADDR_CONNECTS_PER_MINUTE", 300),
+		LimitLeaseTTL:     dur("PARLEY_LIMIT_LEASE_TTL", redis.DefaultLeaseTTL),
 		LLMProvider:       strings.ToLower(env("PARLEY_LLM_PROVIDER", "")),
 		LLMURL:            env("PARLEY_LLM_URL", ""),
 		LLMModel:          env("PARLEY_LLM_MODEL", ""),
@@ -152,6 +166,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		ShutdownGrace:     dur("PARLEY_SHUTDOWN_GRACE", 5*time.Second),
 		ShutdownTimeout:   dur("PARLEY_SHUTDOWN_TIMEOUT", 20*time.Second),
 		RecoverIdle:       dur("PARLEY_RECOVER_IDLE", 5*time.Minute),
+		JWTLeeway:         dur("PARLEY_JWT_LEEWAY", jwtauth.DefaultLeeway),
+		SweepInterval:     dur("PARLEY_SWEEP_INTERVAL", 30*time.Second),
+		HistoryMessages:   int(number("PARLEY_HISTORY_MESSAGES", 100)),
+		HistoryBytes:      int(number("PARLEY_HISTORY_BYTES", 256<<10)),
 		Projections:       boolean("PARLEY_PROJECTIONS", true),
 		ChatLogInterval:   dur("PARLEY_CHATLOG_INTERVAL", 100*time.Millisecond),
 		LogLevel:          strings.ToLower(env("PARLEY_LOG_LEVEL", "info")),
@@ -180,7 +198,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if sc, err := storeenv.FromEnv(getenv); err != nil {
 		problems = append(problems, err)
 	} else {
-		cfg.EventStore, cfg.KurrentDBURL = sc.Kind, sc.KurrentDBURL
+		cfg.EventStore, cfg.KurrentDBURL, cfg.store = sc.Kind, sc.KurrentDBURL, sc
 	}
 	if rc, err := ragenv.FromEnv(getenv); err != nil {
 		problems = append(problems, fmt.Errorf("retrieval settings: %w", err))
@@ -247,6 +265,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if _, ok := logLevels[cfg.LogLevel]; !ok {
 		problems = append(problems, fmt.Errorf("PARLEY_LOG_LEVEL=%q: want debug, info, warn or error", cfg.LogLevel))
 	}
+	if cfg.LimitLeaseTTL < time.Second {
+		problems = append(problems, fmt.Errorf("PARLEY_LIMIT_LEASE_TTL=%v must be at least 1s (the leases are renewed every third of it)", cfg.LimitLeaseTTL))
+	}
 	if cfg.ShutdownTimeout <= cfg.ShutdownGrace {
 		problems = append(problems, fmt.Errorf("PARLEY_SHUTDOWN_TIMEOUT (%v) must be longer than PARLEY_SHUTDOWN_GRACE (%v)", cfg.ShutdownTimeout, cfg.ShutdownGrace))
 	}
@@ -295,6 +316,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chunk_window", max(c.ChunkWindow, 0).String()),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
+		slog.String("jwt_user_id_claim", c.UserIDClaim),
 		slog.String("llm", llm),
 		slog.Bool("projections", c.Projections),
 		slog.Bool("web", c.Web),

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/parleychat/parley/projections"
 )
 
 // Serve runs chatd until ctx ends, then shuts down: it stops accepting,
@@ -39,8 +42,16 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 
 	goRun("log subscription", s.feed.Run, bg)
 	goRun("WebSocket hub", s.hub.Run, bg)
+	goRun("connection leases", s.limits.Run, bg)
 	for _, r := range s.runners {
-		goRun(r.Projection.Name()+" projection", r.Run, bg)
+		// A projection that stops (an event it cannot decode) does not stop
+		// chatd: it serves on, and /readyz reports it (degraded).
+		wg.Go(func() {
+			if err := r.Run(bg); err != nil && bg.Err() == nil {
+				s.log.Error("projection stopped; chatd serves on without it (see /readyz, and chatctl projections status)",
+					"projection", r.Projection.Name(), "error", err)
+			}
+		})
 	}
 	if len(s.runners) > 0 {
 		wg.Go(func() { s.reportLag(bg) })
@@ -148,4 +159,20 @@ func (s *Server) sweepTickets(ctx context.Context) {
 			s.log.Warn("sweeping expired tickets failed", "error", err)
 		}
 	}
+}
+
+// projectionsStopped is the readiness check of the projections this
+// process runs: an error naming those stopped by an event they cannot
+// apply.
+func (s *Server) projectionsStopped(ctx context.Context) error {
+	var stopped []string
+	for _, r := range s.runners {
+		if st, err := r.Status(ctx); err == nil && st.State == projections.StateFailed {
+			stopped = append(stopped, st.Name+": "+st.LastError)
+		}
+	}
+	if len(stopped) > 0 {
+		return fmt.Errorf("stopped: %s", strings.Join(stopped, "; "))
+	}
+	return nil
 }

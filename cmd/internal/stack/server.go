@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/parleychat/parley/adapters/prom"
 	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/adapters/tokens"
+	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/adapters/webui"
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
@@ -61,6 +63,7 @@ type Server struct {
 	hub     *wsapi.Hub
 	svc     *chat.Service
 	gateway *wsapi.Gateway
+	limits  *userlimit.Limiter
 	http    *http.Server
 }
 
@@ -91,7 +94,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err := postgres.Migrate(ctx, s.pool, log); err != nil {
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
-	subBatch, err := s.openStore(ctx)
+	subBatch, storeCheck, err := s.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +106,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if s.redis, err = redis.NewClient(cfg.RedisURL); err != nil {
 		return nil, fmt.Errorf("PARLEY_REDIS_URL: %w", err)
 	}
-	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix})
+	// A room whose memory vanished from Redis (flushed, restarted empty) is
+	// folded again from the log, with a warning and a count.
+	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log,
+		Rebuilt: func() { s.metrics.RoomRebuilt(redis.DefaultMemoryName) }})
 	if err != nil {
 		return nil, fmt.Errorf("conversation memory: %w", err)
 	}
@@ -125,9 +131,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	s.tickets = postgres.NewTickets(s.pool, postgres.DefaultTicketTTL, rand.Reader, time.Now)
 
+	// One clock-skew leeway on a token's expiry, for REST (the verifier)
+	// and sockets (the gateway) alike. jwtauth reads 0 as its default and
+	// any value below a second as none.
+	tokenLeeway := cmp.Or(cfg.JWTLeeway, time.Nanosecond)
 	verifier, err := jwtauth.New(ctx, jwtauth.Config{
-		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL,
-		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, RoleClaim: cfg.RoleClaim, Logger: log,
+		Secret: secretBytes(cfg.JWTSecret), JWKSURL: cfg.JWKSURL, Leeway: tokenLeeway,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, UserIDClaim: cfg.UserIDClaim, RoleClaim: cfg.RoleClaim, Logger: log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("JWT verifier: %w", err)
@@ -142,16 +152,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace, ChunkWindow: cfg.ChunkWindow,
+		SweepInterval: cfg.SweepInterval, RecoverIdle: cfg.RecoverIdle,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
 		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
+	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{
 		AllowedOrigins: cfg.AllowedOrigins, MaxConnsPerUser: cfg.MaxConnsPerUser, MessagesPerMinute: cfg.MessagesPerMinute,
-		AuditorRole: cfg.AuditorRole,
+		AuditorRole: cfg.AuditorRole, HistoryMessages: cfg.HistoryMessages, HistoryBytes: cfg.HistoryBytes,
+		TokenLeeway: tokenLeeway,
 	}, wsapi.Deps{
 		Hub: s.hub, Auth: verifier, Tickets: s.tickets, Rooms: s.svc, Audit: s.svc,
 		History: wsapi.ProjectedHistory{Base: s.chatlog.History, Stream: s.store},
-		Stream:  s.store, Metrics: s.metrics, Logger: log,
+		Stream:  s.store, Metrics: s.metrics, Logger: log, Limits: s.limits,
 	})
 	var devTokens httpapi.DevTokenIssuer
 	if cfg.devSecret { // the chat page's development login: anyone can mint these tokens anyway
@@ -165,12 +178,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		}
 		web = page
 	}
-	pool := s.pool
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
-		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog},
+		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog}, Limits: s.limits,
 		Messages: httpapi.StreamingMessages{Base: s.chatlog, Stream: s.store}, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
-			"event_store": httpapi.CheckerFunc(func(ctx context.Context) error { return pool.Ping(ctx) }),
+			"event_store": httpapi.CheckerFunc(storeCheck),
+			"database":    httpapi.CheckerFunc(s.pool.Ping), // read models and tickets
 			"subscription": httpapi.CheckerFunc(func(context.Context) error {
 				select {
 				case <-s.hub.Ready():
@@ -179,6 +192,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 					return errors.New("not subscribed to the log yet")
 				}
 			}),
+		},
+		// Without these chatd serves, worse: prompts read the conversation
+		// from the log, and history the log after what the ChatLog shows.
+		DegradedChecks: map[string]httpapi.Checker{
+			"redis":       httpapi.CheckerFunc(func(ctx context.Context) error { return s.redis.Ping(ctx).Err() }),
+			"projections": httpapi.CheckerFunc(s.projectionsStopped),
 		},
 		ChatWS:    s.gateway.Chat(),
 		AuditWS:   s.gateway.Audit(),
@@ -196,32 +215,33 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 }
 
 // openStore opens the event store cfg.EventStore names and returns its
-// subscription batch (the ChatLog runner's FullBatch).
-func (s *Server) openStore(ctx context.Context) (int, error) {
+// subscription batch (the ChatLog runner's FullBatch) and its readiness
+// check.
+func (s *Server) openStore(ctx context.Context) (int, func(context.Context) error, error) {
 	switch s.cfg.EventStore {
 	case storeenv.KurrentDB:
-		k, err := kurrentdb.Dial(ctx, s.cfg.KurrentDBURL, kurrentdb.Options{Logger: s.log})
+		k, err := kurrentdb.Dial(ctx, s.cfg.KurrentDBURL, s.cfg.store.KurrentDBOptions(s.log))
 		if err != nil {
-			return 0, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
+			return 0, nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
 		}
 		s.store, s.closers = k, append(s.closers, k.Close)
-		return k.SubscriptionBatch(), nil
+		return k.SubscriptionBatch(), k.Check, nil // KurrentDB's check reports its reconnecting
 	case MemoryStore:
 		s.store = inmem.New(nil)
-		return domain.DefaultReadLimit, nil
+		return domain.DefaultReadLimit, func(context.Context) error { return nil }, nil
 	}
 	scfg := postgres.StoreConfig{Logger: s.log}
 	if s.cfg.ChunkCommit == "async" {
 		async, err := openPool(ctx, s.cfg.DatabaseURL, map[string]string{"synchronous_commit": "off"})
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		s.closers = append(s.closers, func() error { async.Close(); return nil })
 		scfg.AsyncPool, scfg.AsyncTypes = async, room.ChunkTypes()
 	}
 	p := postgres.NewStore(s.pool, scfg)
 	s.store, s.closers = p, append(s.closers, p.Close)
-	return p.SubscriptionBatch(), nil
+	return p.SubscriptionBatch(), s.pool.Ping, nil
 }
 
 // openPool opens a pool on url with params set on every connection. A URL

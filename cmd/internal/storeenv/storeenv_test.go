@@ -16,7 +16,17 @@ func TestFromEnv(t *testing.T) {
 		// chatd ignores a KurrentDB URL unless told to use it; so must chatctl.
 		{map[string]string{"PARLEY_KURRENTDB_URL": url}, Config{Kind: Postgres}, ""},
 		{map[string]string{"PARLEY_EVENT_STORE": "postgres", "PARLEY_KURRENTDB_URL": url}, Config{Kind: Postgres}, ""},
-		{map[string]string{"PARLEY_EVENT_STORE": " KurrentDB ", "PARLEY_KURRENTDB_URL": url}, Config{Kind: KurrentDB, KurrentDBURL: url}, ""},
+		{map[string]string{"PARLEY_EVENT_STORE": " KurrentDB ", "PARLEY_KURRENTDB_URL": url},
+			Config{Kind: KurrentDB, KurrentDBURL: url, MaxAppendSize: 256 << 20, MaxAppendEventSize: 16 << 20}, ""},
+		{map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_KURRENTDB_MAX_APPEND_SIZE": "2097152", "PARLEY_KURRENTDB_MAX_APPEND_EVENT_SIZE": "1048576"},
+			Config{Kind: KurrentDB, KurrentDBURL: url, MaxAppendSize: 2 << 20, MaxAppendEventSize: 1 << 20}, ""},
+		// KurrentDB 25.1 refuses to start with an event limit over the append limit.
+		{map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_KURRENTDB_MAX_APPEND_SIZE": "2097152"},
+			Config{}, "PARLEY_KURRENTDB_MAX_APPEND_EVENT_SIZE (16777216) must not exceed PARLEY_KURRENTDB_MAX_APPEND_SIZE (2097152)"},
+		{map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_KURRENTDB_MAX_APPEND_SIZE": "300000000"},
+			Config{}, "must be a number of bytes from 1 to 268435456"},
+		{map[string]string{"PARLEY_EVENT_STORE": "kurrentdb", "PARLEY_KURRENTDB_URL": url, "PARLEY_KURRENTDB_MAX_APPEND_EVENT_SIZE": "1MiB"},
+			Config{}, `PARLEY_KURRENTDB_MAX_APPEND_EVENT_SIZE="1MiB" must be a number of bytes`},
 		{map[string]string{"PARLEY_EVENT_STORE": "kurrentdb"}, Config{}, "needs PARLEY_KURRENTDB_URL"},
 		{map[string]string{"PARLEY_EVENT_STORE": "mysql"}, Config{}, `PARLEY_EVENT_STORE="mysql": want postgres or kurrentdb`},
 	} {

@@ -322,8 +322,8 @@ func testK(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 
 func testMinSimilarity(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	x := newIndex(t, 4)
-	a, b, c := chunk("m.md", 0, "a"), chunk("m.md", 1, "b"), chunk("m.md", 2, "c")
-	upsert(t, x, []rag.Chunk{a, b, c}, [][]float32{{1, 0, 0, 0}, {1, 1, 0, 0}, {-1, 0.1, 0, 0}})
+	a, b, c, d := chunk("m.md", 0, "a"), chunk("m.md", 1, "b"), chunk("m.md", 2, "c"), chunk("m.md", 3, "d")
+	upsert(t, x, []rag.Chunk{a, b, c, d}, [][]float32{{1, 0, 0, 0}, {1, 1, 0, 0}, {-1, 0.1, 0, 0}, {0, 0, 1, 0}})
 	q := axis(4, 0, 1)
 	for _, tt := range []struct {
 		min  float64
@@ -331,8 +331,9 @@ func testMinSimilarity(t *testing.T, newIndex func(*testing.T, int) rag.Index) {
 	}{
 		{0.9, []string{a.ID}},
 		{0.5, []string{a.ID, b.ID}},
-		{0, []string{a.ID, b.ID}}, // the zero value drops negative scores
-		{-1, []string{a.ID, b.ID, c.ID}},
+		{1, []string{a.ID}},             // a scores exactly 1: at least MinScore is kept
+		{0, []string{a.ID, b.ID, d.ID}}, // the zero value drops negative scores, keeps d's 0
+		{-1, []string{a.ID, b.ID, d.ID, c.ID}},
 		{1.5, nil},
 	} {
 		got := ids(search(t, x, q, rag.SearchOptions{K: 10, MinSimilarity: tt.min}))

@@ -229,6 +229,7 @@ function connect() {
   const id = state.room.id;
   state.socket = new RoomSocket(api, id, {
     after: () => (state.conv.synced ? state.conv.version : -1),
+    hash: () => (state.conv.synced ? state.conv.hash : ""),
     onFrame,
     onState: socketState,
     onError: failed,

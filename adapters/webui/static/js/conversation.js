@@ -4,20 +4,23 @@
 // Every event frame carries the version of its event; a frame at or below
 // the version already applied is a duplicate and changes nothing, so a
 // resumed connection (?after=) can never show a chunk twice. A history
-// frame replaces everything.
+// frame replaces everything. The hash of the last event applied goes with
+// its version into a resume (?after=&hash=), so the server can tell when
+// the log no longer holds that position and send the room afresh.
 
 export class Conversation {
   constructor() {
-    this.reset([], -1);
+    this.reset([], -1, "");
   }
 
   // reset replaces the conversation with messages (wire objects, oldest
-  // first) at version.
-  reset(messages, version) {
+  // first) at version, whose event has hash.
+  reset(messages, version, hash) {
     this.byId = new Map();
     this.order = [];
     for (const m of messages) this.put(fromWire(m));
     this.version = version;
+    this.hash = hash || "";
     this.synced = version >= 0;
   }
 
@@ -46,7 +49,7 @@ export class Conversation {
   // must be reloaded), and {} for frames that are not events.
   apply(f) {
     if (f.type === "history") {
-      this.reset(f.messages || [], f.version);
+      this.reset(f.messages || [], f.version, f.hash);
       return { reset: true };
     }
     if (typeof f.version !== "number") return {};
@@ -86,6 +89,7 @@ export class Conversation {
       }
     }
     this.version = f.version;
+    this.hash = f.hash || "";
     if (changed) changed.version = f.version;
     return changed ? { changed: changed.id } : {};
   }

@@ -19,6 +19,7 @@ export const CLOSE = { unauthorized: 4401, forbidden: 4403, rateLimited: 4429, t
 
 // RoomSocket keeps one room connected until stop. Its owner supplies:
 //   after()          the version to resume after, or -1 for a history frame
+//   hash()           the hash of the event at that version ("" if unknown)
 //   onFrame(frame)   every frame, parsed
 //   onState(state, detail)  "connecting" | "live" | "reconnecting" {seconds}
 //                    | "expired" | "gone" | "closed" {code, reason}
@@ -101,7 +102,11 @@ export class RoomSocket {
     this.forceHistory = false;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const q = new URLSearchParams({ ticket });
-    if (after >= 0) q.set("after", String(after));
+    if (after >= 0) {
+      q.set("after", String(after));
+      const hash = this.h.hash ? this.h.hash() : "";
+      if (hash) q.set("hash", hash); // a position the log lost gets a fresh history
+    }
     const ws = new WebSocket(`${scheme}//${location.host}/ws/chat/${this.roomId}/?${q}`, [SUBPROTOCOL]);
     this.ws = ws;
     this.live = false;

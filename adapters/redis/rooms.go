@@ -1,0 +1,127 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/room"
+	"github.com/parleychat/parley/projections"
+)
+
+// groupRooms groups the batch's room events by room, in first-seen order,
+// with the owner when the batch tells it: a RoomCreated's, else the first
+// MessagePosted's. It decodes only those events (the fold decodes what it
+// folds); one that does not decode is an EventError. Events of other
+// streams, and events the memory does not fold (memory.Folds: answer
+// chunks above all), are skipped: a batch of chunks writes nothing but the
+// checkpoint.
+func groupRooms(batch []domain.RecordedEvent) ([]*roomBatch, error) {
+	var out []*roomBatch
+	byID := map[int64]*roomBatch{}
+	for _, ev := range batch {
+		if !memory.Folds(ev.Type) && ev.Type != room.TypeRoomCreated {
+			continue
+		}
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		r := byID[id]
+		if r == nil {
+			r = &roomBatch{id: id}
+			byID[id] = r
+			out = append(out, r)
+		}
+		if ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted && r.owner == "" {
+			owner, err := ownerOf(ev)
+			if err != nil {
+				return nil, eventError(ev, err)
+			}
+			r.owner = owner
+		}
+		r.events = append(r.events, ev)
+	}
+	return out, nil
+}
+
+// ownerOf returns the owner a RoomCreated names, or the poster of a
+// MessagePosted (only a room's owner posts in it).
+func ownerOf(ev domain.RecordedEvent) (string, error) {
+	p, err := room.Decode(ev, false)
+	if err != nil {
+		return "", err
+	}
+	switch e := p.(type) {
+	case room.RoomCreated:
+		return e.OwnerID, nil
+	case room.MessagePosted:
+		return e.UserID, nil
+	}
+	return "", nil
+}
+
+// eventError is the EventError of ev failing to decode with err. The
+// EventError names the event, so room.Decode's naming of it is dropped.
+func eventError(ev domain.RecordedEvent, err error) *projections.EventError {
+	if cause := errors.Unwrap(err); cause != nil {
+		err = cause
+	}
+	return projections.NewEventError(ev, err)
+}
+
+// firstAfter returns the first of events after position cp, or nil.
+func firstAfter(events []domain.RecordedEvent, cp domain.Position) *domain.RecordedEvent {
+	for i := range events {
+		if cp.Less(events[i].Position) {
+			return &events[i]
+		}
+	}
+	return nil
+}
+
+// rebuildRoom folds room r's stream from its start through version upTo
+// (the event before the batch's first), learning its owner from it when
+// the batch did not tell it, warns, and counts the room as rebuilt.
+func (m *Memory) rebuildRoom(ctx context.Context, r *roomBatch, upTo int64) (*memory.Conversation, error) {
+	c := memory.NewConversation()
+	for from := int64(0); from <= upTo; {
+		evs, err := m.log.ReadStream(ctx, room.Stream(r.id), domain.ReadStreamOptions{From: from, Limit: domain.DefaultReadLimit})
+		if errors.Is(err, domain.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("room %d: rebuild its vanished memory from the log: %w", r.id, err)
+		}
+		for _, ev := range evs {
+			if ev.Version > upTo {
+				break
+			}
+			if r.owner == "" && (ev.Type == room.TypeRoomCreated || ev.Type == room.TypeMessagePosted) {
+				if owner, err := ownerOf(ev); err != nil {
+					return nil, eventError(ev, err)
+				} else if owner != "" {
+					r.owner = owner
+				}
+			}
+			if err := c.Apply(ev); err != nil {
+				return nil, eventError(ev, err)
+			}
+		}
+		if len(evs) < domain.DefaultReadLimit {
+			break
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+	if r.owner == "" {
+		return nil, projections.NewEventError(r.events[0], fmt.Errorf("room %d has no owner: its stream has no RoomCreated", r.id))
+	}
+	m.logger.Warn("redis memory: a room's memory had vanished from Redis (flushed, restarted empty or evicted); rebuilt it from the room's stream",
+		"projection", m.name, "room_id", r.id, "version", c.Version)
+	if m.onLost != nil {
+		m.onLost()
+	}
+	return c, nil
+}

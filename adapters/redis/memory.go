@@ -436,11 +436,18 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 				return fmt.Errorf("room %d: stored memory: %w", r.id, err)
 			}
 		}
-		if first := firstAfter(r.events, cp); first != nil && m.log != nil && (r.owner == "" || c.Version < first.Version-1) {
-			// The room's memory is not where the batch continues it: it
-			// vanished (or never was, with its owner). Fold it again.
-			if c, err = m.rebuildRoom(ctx, r, first.Version-1); err != nil {
+		if first := firstAfter(r.events, cp); first != nil && m.log != nil {
+			stored := gets[i] != nil && len(gets[i].Val()) > 0
+			lost, err := m.lost(ctx, r, stored, c.Version, first.Version)
+			if err != nil {
 				return err
+			}
+			if lost {
+				// The room's memory is not where the batch continues it: it
+				// vanished (or never was, with its owner). Fold it again.
+				if c, err = m.rebuildRoom(ctx, r, first.Version-1); err != nil {
+					return err
+				}
 			}
 		}
 		was := c.Version

@@ -82,6 +82,44 @@ func firstAfter(events []domain.RecordedEvent, cp domain.Position) *domain.Recor
 	return nil
 }
 
+// lost reports whether room r's memory, stored (or not) at version have,
+// is not where its batch's first event at version next continues it: its
+// owner is unknown, it is gone from Redis while its stream is not new, or
+// Redis lost writes that its stream's events between have and next made.
+// The memory skips the events it does not fold (answer chunks, retrieval
+// records), so its version lags its stream's across an answer; only when
+// the events between hold one it folds did it lose any. Those are read
+// from the log: a read of an answer's chunks when the answer ends.
+func (m *Memory) lost(ctx context.Context, r *roomBatch, stored bool, have, next int64) (bool, error) {
+	switch {
+	case r.owner == "":
+		return true, nil
+	case have >= next-1:
+		return false, nil
+	case !stored:
+		return true, nil
+	}
+	for from := have + 1; from < next; {
+		evs, err := m.log.ReadStream(ctx, room.Stream(r.id), domain.ReadStreamOptions{From: from, Limit: int(min(next-from, domain.DefaultReadLimit))})
+		if err != nil {
+			return false, fmt.Errorf("room %d: read the events its memory skipped: %w", r.id, err)
+		}
+		for _, ev := range evs {
+			if ev.Version >= next {
+				return false, nil
+			}
+			if memory.Folds(ev.Type) {
+				return true, nil
+			}
+		}
+		if len(evs) == 0 {
+			return false, nil
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+	return false, nil
+}
+
 // rebuildRoom folds room r's stream from its start through version upTo
 // (the event before the batch's first), learning its owner from it when
 // the batch did not tell it, warns, and counts the room as rebuilt.

@@ -80,3 +80,63 @@ func TestVanishedMemoryIsRebuiltFromTheLog(t *testing.T) {
 		t.Errorf("%d rooms rebuilt applying an intact log event by event, want 0", n)
 	}
 }
+
+// TestMemoryBehindItsStreamIsRebuilt: Redis comes back with older room
+// keys than the checkpoint (writes lost, an older snapshot restored). The
+// memory skips answer chunks, so its version lags its stream's across an
+// answer and that alone is no loss; a question or summary missing between
+// is, and the room is rebuilt from its stream.
+func TestMemoryBehindItsStreamIsRebuilt(t *testing.T) {
+	log := sampleLog(t)
+	evs := readAll(t, log)
+	c := redistest.Client(t)
+	refPrefix := redistest.Prefix(t, c)
+	if err := newMemory(t, c, refPrefix, "").Apply(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(t, c, refPrefix, false)
+
+	// Room 1's memory as it stood after its first exchange; the log goes on
+	// to its second exchange, then its summary.
+	var k, j int
+	for i, ev := range evs {
+		if ev.Stream == room.Stream(1) && ev.Version == 4 {
+			k = i + 1
+		}
+		if ev.Stream == room.Stream(1) && ev.Type == room.TypeSummaryUpdated {
+			j = i
+		}
+	}
+	prefix := redistest.Prefix(t, c)
+	var rebuilt atomic.Int32
+	m, err := redis.NewMemory(c, redis.MemoryConfig{Prefix: prefix, Log: log, Rebuilt: func() { rebuilt.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(t.Context(), evs[:k]); err != nil {
+		t.Fatal(err)
+	}
+	old := dump(t, c, prefix, false)
+	for i := k; i < j; i++ {
+		if err := m.Apply(t.Context(), evs[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, h := range old { // the older snapshot's keys; the checkpoint stays
+		if err := c.Del(t.Context(), prefix+key).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(t.Context(), prefix+key, h).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Apply(t.Context(), evs[j:]); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, dump(t, c, prefix, false)); diff != "" {
+		t.Errorf("memory after Redis lost writes (-want +got):\n%s", diff)
+	}
+	if rebuilt.Load() == 0 {
+		t.Error("no room counted as rebuilt")
+	}
+}

@@ -46,6 +46,14 @@ type FeedConfig struct {
 // falls more than Buffer events behind does the same. Every subscriber gets
 // every event of its streams after its position exactly once, in order.
 //
+// When the store ends the Feed's subscription with domain.ErrStoreRestarted
+// (it may have lost its newest events, and reuse their positions), the
+// Feed drops what it holds, starts again from the store's new head, and
+// ends every SubscribeAll with that error: each subscriber starts again
+// from a position the store kept, as it would over the store itself. A
+// failure no retry can cure (domain.ErrPermanent) ends Run and every
+// SubscribeAll with it.
+//
 // Feed passes ReadAll and HeadPosition through to the store, so it is a
 // Source for Runners. Run must be running for SubscribeAll to deliver.
 type Feed struct {
@@ -63,11 +71,17 @@ type Feed struct {
 	start       int
 	base, head  domain.Position
 	subscribers map[*feedSub]struct{} // those following the buffer
+	epoch       int                   // store restarts seen
+	err         error                 // the permanent failure that ended Run
 }
 
 // feedSub is one SubscribeAll following the buffer: pos is the position
-// of the last event it has handled, which the buffer keeps events after.
-type feedSub struct{ pos domain.Position }
+// of the last event it has handled, which the buffer keeps events after;
+// epoch the Feed's when it began.
+type feedSub struct {
+	pos   domain.Position
+	epoch int
+}
 
 // NewFeed returns a Feed over store; call Run.
 func NewFeed(store Source, cfg FeedConfig) *Feed {
@@ -104,6 +118,11 @@ func (f *Feed) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, domain.ErrPermanent) {
+			err = f.fail(fmt.Errorf("read the log's head: %w", err))
+			close(f.ready) // to the subscribers waiting: they end with err
+			return err
+		}
 		if !f.retry(ctx, &bo, fmt.Errorf("read the log's head: %w", err)) {
 			return nil
 		}
@@ -120,13 +139,55 @@ func (f *Feed) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			err = errors.New("the subscription ended without an error")
+		case errors.Is(err, domain.ErrPermanent):
+			return f.fail(fmt.Errorf("follow the log after %s: %w", after, err))
+		case errors.Is(err, domain.ErrStoreRestarted):
+			if !f.restart(ctx, &bo) {
+				return nil
+			}
+			continue
 		}
 		if !f.retry(ctx, &bo, fmt.Errorf("follow the log after %s: %w", after, err)) {
 			return nil
 		}
 	}
+}
+
+// restart drops the buffer, whose events the store may have lost, and
+// starts the Feed again from the store's new head, in a new epoch that
+// ends the subscriptions of the old one. It reports false when ctx ended.
+func (f *Feed) restart(ctx context.Context, bo *backoff) bool {
+	f.log.Warn("the event store restarted and may have lost its newest events; following it again from its head, and every subscriber from a position it kept")
+	for {
+		head, err := f.store.HeadPosition(ctx)
+		if err == nil {
+			f.mu.Lock()
+			f.buf, f.start = nil, 0
+			f.base, f.head = head, head
+			f.epoch++
+			close(f.changed)
+			f.changed = make(chan struct{})
+			f.mu.Unlock()
+			bo.reset()
+			return true
+		}
+		if ctx.Err() != nil || !f.retry(ctx, bo, fmt.Errorf("read the log's head after a restart: %w", err)) {
+			return false
+		}
+	}
+}
+
+// fail ends every subscription with err, and returns it.
+func (f *Feed) fail(err error) error {
+	f.mu.Lock()
+	f.err = err
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	return err
 }
 
 func (f *Feed) retry(ctx context.Context, bo *backoff, err error) bool {
@@ -197,17 +258,24 @@ func (f *Feed) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s := &feedSub{pos: opts.After}
+	f.mu.Lock()
+	s := &feedSub{pos: opts.After, epoch: f.epoch}
+	f.mu.Unlock()
 	defer f.leave(s)
 	bo := backoff{min: f.cfg.MinBackoff, max: f.cfg.MaxBackoff}
 	for {
-		batch, base, changed, behind := f.next(s, opts.StreamPrefix)
+		batch, base, changed, behind, err := f.next(s, opts.StreamPrefix)
 		switch {
+		case err != nil:
+			return err
 		case behind:
 			evs, err := f.store.ReadAll(ctx, domain.ReadAllOptions{After: s.pos, StreamPrefix: opts.StreamPrefix, Limit: f.cfg.Batch})
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
+				}
+				if errors.Is(err, domain.ErrPermanent) {
+					return fmt.Errorf("catch up after %s: %w", s.pos, err)
 				}
 				if !f.retry(ctx, &bo, fmt.Errorf("catch up after %s: %w", s.pos, err)) {
 					return ctx.Err()
@@ -253,19 +321,26 @@ type feedBatch struct {
 // next takes s's next batch from the buffer. It reports behind when s's
 // position is before the buffer (with the buffer's base); otherwise a
 // batch, or, when there is nothing after s yet, the channel closed when
-// events arrive.
-func (f *Feed) next(s *feedSub, prefix string) (feedBatch, domain.Position, <-chan struct{}, bool) {
+// events arrive. Its error ends s: the store restarted since s began
+// (domain.ErrStoreRestarted), or Run failed for good.
+func (f *Feed) next(s *feedSub, prefix string) (feedBatch, domain.Position, <-chan struct{}, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	switch {
+	case f.err != nil:
+		return feedBatch{}, f.base, nil, false, f.err
+	case s.epoch != f.epoch:
+		return feedBatch{}, f.base, nil, false, domain.ErrStoreRestarted
+	}
 	if s.pos.Less(f.base) {
 		delete(f.subscribers, s)
-		return feedBatch{}, f.base, nil, true
+		return feedBatch{}, f.base, nil, true, nil
 	}
 	f.subscribers[s] = struct{}{}
 	live := f.buf[f.start:]
 	i := f.after(live, s.pos)
 	if i == len(live) {
-		return feedBatch{}, f.base, f.changed, false
+		return feedBatch{}, f.base, f.changed, false, nil
 	}
 	evs := live[i:min(len(live), i+f.cfg.Batch)]
 	b := feedBatch{events: evs, last: evs[len(evs)-1].Position}
@@ -277,7 +352,7 @@ func (f *Feed) next(s *feedSub, prefix string) (feedBatch, domain.Position, <-ch
 			}
 		}
 	}
-	return b, f.base, nil, false
+	return b, f.base, nil, false, nil
 }
 
 // moveTo records that s has handled everything up to pos.

@@ -217,3 +217,124 @@ func TestFeedSubscriberErrorEndsOnlyItsSubscription(t *testing.T) {
 		t.Errorf("the other subscriber got %d events, want 6", len(got))
 	}
 }
+
+// restartingLog is a log whose server can crash and restart: restart drops
+// its newest n events (commits the crash lost, whose positions new events
+// reuse) and ends the subscription in progress with
+// domain.ErrStoreRestarted, as the Postgres store does.
+type restartingLog struct {
+	*fakeLog
+	mu      sync.Mutex
+	crashed chan struct{}
+}
+
+func (l *restartingLog) restart(n int) {
+	l.fakeLog.mu.Lock()
+	l.events = l.events[:len(l.events)-n]
+	l.fakeLog.mu.Unlock()
+	l.mu.Lock()
+	close(l.crashed)
+	l.crashed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *restartingLog) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	l.mu.Lock()
+	crashed := l.crashed
+	l.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // owned: ends with ctx, cancelled on return
+		select {
+		case <-crashed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := l.fakeLog.SubscribeAll(ctx, opts, h)
+	select {
+	case <-crashed:
+		return domain.ErrStoreRestarted
+	default:
+		return err
+	}
+}
+
+// TestFeedEndsSubscriptionsWhenTheStoreRestarts: the store restarts and
+// loses its newest event, whose position the next event reuses. Every
+// subscription of the Feed ends with domain.ErrStoreRestarted, and one
+// that starts again from the store's new head gets the events after it,
+// the one at the reused position included.
+func TestFeedEndsSubscriptionsWhenTheStoreRestarts(t *testing.T) {
+	log := &restartingLog{fakeLog: newFakeLog(10), crashed: make(chan struct{})}
+	log.add("room-1", "room-2")
+	f := runFeed(t, log, projections.FeedConfig{})
+	head, err := f.HeadPosition(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan domain.RecordedEvent, 10)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- f.SubscribeAll(t.Context(), domain.SubscribeAllOptions{After: head, StreamPrefix: "room-"}, func(_ context.Context, b []domain.RecordedEvent) error {
+			for _, ev := range b {
+				got <- ev
+			}
+			return nil
+		})
+	}()
+	lost := log.add("room-3")[0]
+	if ev := <-got; ev.Stream != "room-3" {
+		t.Fatalf("got %s, want room-3's event", ev.Stream)
+	}
+	log.restart(1)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, domain.ErrStoreRestarted) {
+			t.Fatalf("SubscribeAll after the restart = %v, want domain.ErrStoreRestarted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscription did not end when the store restarted")
+	}
+
+	head, err = f.HeadPosition(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := collect(f, head, "room-", 2, 0)
+	again := log.add("room-4", "room-5")
+	if again[0].Position != lost.Position {
+		t.Fatalf("the fake log did not reuse the lost position: %v, want %v", again[0].Position, lost.Position)
+	}
+	if diff := cmp.Diff(again, c.wait(t)); diff != "" {
+		t.Errorf("events after the restart (-want +got):\n%s", diff)
+	}
+}
+
+// refusingLog's subscriptions fail for good.
+type refusingLog struct{ *fakeLog }
+
+func (refusingLog) SubscribeAll(context.Context, domain.SubscribeAllOptions, domain.Handler) error {
+	return domain.Permanent(errors.New("the server refuses this subscription"))
+}
+
+// TestFeedStopsOnAPermanentFailure: a failure no retry can cure ends Run
+// and every subscription with it, instead of being retried for ever.
+func TestFeedStopsOnAPermanentFailure(t *testing.T) {
+	f := projections.NewFeed(refusingLog{newFakeLog(10)}, projections.FeedConfig{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- f.SubscribeAll(t.Context(), domain.SubscribeAllOptions{StreamPrefix: "room-"}, func(context.Context, []domain.RecordedEvent) error { return nil })
+	}()
+	if err := f.Run(t.Context()); !errors.Is(err, domain.ErrPermanent) {
+		t.Fatalf("Run = %v, want the permanent failure", err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, domain.ErrPermanent) {
+			t.Errorf("SubscribeAll = %v, want the permanent failure", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the subscription did not end with the Feed")
+	}
+}

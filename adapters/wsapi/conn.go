@@ -97,13 +97,15 @@ const maxEarly = 64
 // client still sees every version once and in order. A chunk that comes
 // before its predecessor is held until the predecessor is queued; the
 // subscription's copy of a chunk already sent is dropped as a duplicate.
+// A chunk that comes while the connection catches up is held too, until
+// goLive: the client may already have the catch-up's frames.
 func (c *conn) fast(f frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.live || f.version <= c.lastQueued {
+	if f.version <= c.lastQueued {
 		return
 	}
-	if f.version == c.lastQueued+1 {
+	if c.live && f.version == c.lastQueued+1 {
 		c.queueLocked(f)
 		c.drainEarlyLocked()
 		return
@@ -260,6 +262,9 @@ func (c *conn) goLive() {
 	}
 	c.pending = nil
 	c.live = true
+	if len(c.early) > 0 {
+		c.drainEarlyLocked()
+	}
 }
 
 // reply queues a non-event frame (error, pong) for this client.

@@ -88,6 +88,9 @@ type Memory struct {
 
 	mu  sync.Mutex
 	cur string // the live generation last seen, when not pinned
+
+	skipMu sync.Mutex
+	skips  map[int64]skipRun // per room mid-answer: the events skipped since the last folded one
 }
 
 // NewMemory returns the Memory over client.
@@ -368,7 +371,11 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 		return err
 	}
 	if len(rooms) == 0 {
-		return m.saveCheckpoint(ctx, gen, last)
+		if err := m.saveCheckpoint(ctx, gen, last); err != nil {
+			return err
+		}
+		m.noteSkips(batch)
+		return nil
 	}
 	ids := make([]string, len(rooms))
 	for i, r := range rooms {
@@ -438,7 +445,7 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 		}
 		if first := firstAfter(r.events, cp); first != nil && m.log != nil {
 			stored := gets[i] != nil && len(gets[i].Val()) > 0
-			lost, err := m.lost(ctx, r, stored, c.Version, first.Version)
+			lost, err := m.lost(ctx, r, batch, stored, c.Version, first.Version)
 			if err != nil {
 				return err
 			}
@@ -480,7 +487,11 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	if err != nil {
 		return err
 	}
-	return m.scriptOutcome(ctx, res)
+	if err := m.scriptOutcome(ctx, res); err != nil {
+		return err
+	}
+	m.noteSkips(batch)
+	return nil
 }
 
 // saveCheckpoint moves the checkpoint forward only. KEYS and ARGV are

@@ -88,9 +88,10 @@ func firstAfter(events []domain.RecordedEvent, cp domain.Position) *domain.Recor
 // Redis lost writes that its stream's events between have and next made.
 // The memory skips the events it does not fold (answer chunks, retrieval
 // records), so its version lags its stream's across an answer; only when
-// the events between hold one it folds did it lose any. Those are read
-// from the log: a read of an answer's chunks when the answer ends.
-func (m *Memory) lost(ctx context.Context, r *roomBatch, stored bool, have, next int64) (bool, error) {
+// the events between hold one it folds did it lose any. When this process
+// saw them all (noteSkips, and the batch's own) it knows; otherwise it
+// reads them from the log.
+func (m *Memory) lost(ctx context.Context, r *roomBatch, batch []domain.RecordedEvent, stored bool, have, next int64) (bool, error) {
 	switch {
 	case r.owner == "":
 		return true, nil
@@ -98,6 +99,8 @@ func (m *Memory) lost(ctx context.Context, r *roomBatch, stored bool, have, next
 		return false, nil
 	case !stored:
 		return true, nil
+	case m.skippedBetween(r.id, batch, have, next):
+		return false, nil
 	}
 	for from := have + 1; from < next; {
 		evs, err := m.log.ReadStream(ctx, room.Stream(r.id), domain.ReadStreamOptions{From: from, Limit: int(min(next-from, domain.DefaultReadLimit))})
@@ -118,6 +121,65 @@ func (m *Memory) lost(ctx context.Context, r *roomBatch, stored bool, have, next
 		from = evs[len(evs)-1].Version + 1
 	}
 	return false, nil
+}
+
+// skipRun is a room's versions lo..hi, every one an event the memory does
+// not fold, that this process saw right after the last event it folded
+// (at lo-1); hi is lo-1 while there are none.
+type skipRun struct{ lo, hi int64 }
+
+// noteSkips records, after the batch was applied, the runs of events it
+// skipped per room. A room's run starts after each event the memory folds
+// and ends with its answer (the event after an answer's end is folded
+// anyway), so the map holds the rooms whose answers stream.
+func (m *Memory) noteSkips(batch []domain.RecordedEvent) {
+	m.skipMu.Lock()
+	defer m.skipMu.Unlock()
+	if m.skips == nil {
+		m.skips = map[int64]skipRun{}
+	}
+	for _, ev := range batch {
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		switch ev.Type {
+		case room.TypeAnswerCompleted, room.TypeAnswerFailed, room.TypeAnswerCancelled, room.TypeRoomDeleted:
+			delete(m.skips, id)
+			continue
+		}
+		if memory.Folds(ev.Type) || ev.Type == room.TypeRoomCreated {
+			m.skips[id] = skipRun{lo: ev.Version + 1, hi: ev.Version}
+			continue
+		}
+		switch run, ok := m.skips[id]; {
+		case ok && ev.Version == run.hi+1:
+			run.hi++
+			m.skips[id] = run
+		case ok && ev.Version >= run.lo && ev.Version <= run.hi:
+		default:
+			delete(m.skips, id) // a gap this process did not see
+		}
+	}
+}
+
+// skippedBetween reports whether this process saw every event of room id
+// after version have and before next, and none is one the memory folds:
+// the run noteSkips recorded, continued by the batch's own.
+func (m *Memory) skippedBetween(id int64, batch []domain.RecordedEvent, have, next int64) bool {
+	m.skipMu.Lock()
+	run, ok := m.skips[id]
+	m.skipMu.Unlock()
+	if !ok || run.lo != have+1 {
+		return false
+	}
+	stream := room.Stream(id)
+	for _, ev := range batch {
+		if ev.Stream == stream && ev.Version == run.hi+1 && ev.Version < next && !memory.Folds(ev.Type) {
+			run.hi++
+		}
+	}
+	return run.hi >= next-1
 }
 
 // rebuildRoom folds room r's stream from its start through version upTo

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
@@ -74,6 +75,19 @@ func TestDependencyFaultsEndToEnd(t *testing.T) {
 	send(t, ws, map[string]any{"message": "What housing support is there?"})
 	readFrame(t, ws)
 	readFrame(t, ws) // a chunk: the answer streams
+	// The memory projection must hold the room for the flush to take it: a
+	// projection that lags the flush (under -race and load) folds the room
+	// from its start and has nothing to rebuild.
+	opts, err := goredis.ParseURL(rd.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opts)
+	defer rdb.Close()
+	domaintest.WaitUntil(t, "the memory projection to hold the room", 30*time.Second, func() bool {
+		keys, err := rdb.Keys(ctx, "*memory:"+strconv.FormatInt(id, 10)+":42").Result()
+		return err == nil && len(keys) > 0
+	})
 	if err := rd.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

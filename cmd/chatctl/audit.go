@@ -5,12 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,9 +42,6 @@ Environment:
   PARLEY_AUDIT_PUBLIC_KEY    public key file for verify --against (instead of --pubkey)
 `
 
-// auditHeadsFormat names the heads file format and starts the signed bytes.
-const auditHeadsFormat = "parley-audit-heads/1"
-
 // auditStore is what the audit commands read.
 type auditStore interface {
 	domain.StreamReader
@@ -60,30 +51,6 @@ type auditStore interface {
 // auditStreamLister is the cheap way to list rooms, where the store has one.
 type auditStreamLister interface {
 	Streams(ctx context.Context, prefix string) ([]string, error)
-}
-
-// auditHeads is the heads file.
-type auditHeads struct {
-	Format     string             `json:"format"`
-	ExportedAt string             `json:"exported_at"`
-	Heads      []auditHead        `json:"heads"`
-	Signature  *auditHeadsSigning `json:"signature,omitempty"`
-}
-
-// auditHead is one room's exported chain head.
-type auditHead struct {
-	Room       int64  `json:"room"`
-	Stream     string `json:"stream"`
-	Version    int64  `json:"version"`
-	Hash       string `json:"hash"`
-	ExportedAt string `json:"exported_at"`
-}
-
-// auditHeadsSigning is an Ed25519 signature over auditSignedBytes.
-type auditHeadsSigning struct {
-	Algorithm string `json:"algorithm"`
-	KeyID     string `json:"key_id"`
-	Value     string `json:"value"`
 }
 
 func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -166,10 +133,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		if err != nil {
 			return err
 		}
-		anchors = make(map[int64][]audit.Head)
-		for _, h := range heads.Heads {
-			anchors[h.Room] = append(anchors[h.Room], audit.Head{Version: h.Version, Hash: h.Hash})
-		}
+		anchors = heads.Anchors()
 	}
 	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
@@ -379,7 +343,7 @@ func runAuditHead(ctx context.Context, args []string, getenv func(string) string
 	var key ed25519.PrivateKey
 	if *signKey != "" {
 		var err error
-		if key, err = auditReadPrivateKey(*signKey); err != nil {
+		if key, err = auditReadKey(*signKey, audit.ParsePrivateKey, "make one with `chatctl audit keygen`"); err != nil {
 			return err
 		}
 	}
@@ -406,8 +370,7 @@ func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection,
 	if err != nil {
 		return err
 	}
-	at := now().UTC().Format(time.RFC3339Nano)
-	doc := auditHeads{Format: auditHeadsFormat, ExportedAt: at, Heads: []auditHead{}}
+	doc := audit.NewHeads(now())
 	var failed int
 	for i, res := range results {
 		id := rooms[i]
@@ -419,32 +382,26 @@ func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection,
 			failed++
 			fmt.Fprintf(stderr, "room %d: BROKEN at version %d (%s): %s; no head exported for it\n", id, res.FirstBroken.Version, res.FirstBroken.Kind, res.FirstBroken.Reason)
 		default:
-			doc.Heads = append(doc.Heads, auditHead{Room: id, Stream: room.Stream(id), Version: res.Head.Version, Hash: res.Head.Hash, ExportedAt: at})
+			doc.Add(id, res.Head)
 		}
-	}
-	if key != nil {
-		msg, err := auditSignedBytes(doc)
-		if err != nil {
-			return err
-		}
-		doc.Signature = &auditHeadsSigning{Algorithm: "ed25519", KeyID: auditKeyID(key.Public().(ed25519.PublicKey)),
-			Value: base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg))}
-	}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("audit head: encode: %w", err)
-	}
-	b = append(b, '\n')
-	if out == "" {
-		if _, err := stdout.Write(b); err != nil {
-			return fmt.Errorf("audit head: write: %w", err)
-		}
-	} else if err := os.WriteFile(out, b, 0o644); err != nil {
-		return fmt.Errorf("audit head: write %s: %w", out, err)
 	}
 	signed := "unsigned"
 	if key != nil {
+		if err := doc.Sign(key); err != nil {
+			return err
+		}
 		signed = "signed with key " + doc.Signature.KeyID
+	}
+	var b bytes.Buffer
+	if err := doc.Encode(&b); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if out == "" {
+		if _, err := stdout.Write(b.Bytes()); err != nil {
+			return fmt.Errorf("audit head: write: %w", err)
+		}
+	} else if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("audit head: write %s: %w", out, err)
 	}
 	fmt.Fprintf(stderr, "exported %d room heads (%s)\n", len(doc.Heads), signed)
 	if failed > 0 {
@@ -453,68 +410,38 @@ func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection,
 	return nil
 }
 
-// auditSignedBytes is what a heads file's signature covers: the format
-// name and a newline, then the document without its signature as
-// encoding/json writes it compactly.
-func auditSignedBytes(doc auditHeads) ([]byte, error) {
-	doc.Signature = nil
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode heads to sign: %w", err)
-	}
-	return append([]byte(auditHeadsFormat+"\n"), b...), nil
-}
-
-// auditKeyID names a public key: the first 16 hex digits of its SHA-256.
-func auditKeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
-}
-
 // auditLoadHeads reads a heads file and checks its signature with the
 // public key in pubkeyFile. A signed file needs the key; with a key, an
 // unsigned file is refused (stripping the signature must not pass).
-func auditLoadHeads(path, pubkeyFile string, stderr io.Writer) (auditHeads, error) {
+func auditLoadHeads(path, pubkeyFile string, stderr io.Writer) (*audit.Heads, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return auditHeads{}, fmt.Errorf("audit verify: read the heads file: %w", err)
+		return nil, fmt.Errorf("audit verify: read the heads file: %w", err)
 	}
-	var doc auditHeads
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
-		return auditHeads{}, fmt.Errorf("audit verify: %s is not a heads file from `chatctl audit head`: %w", path, err)
-	}
-	if doc.Format != auditHeadsFormat {
-		return auditHeads{}, fmt.Errorf("audit verify: %s has format %q, want %q", path, doc.Format, auditHeadsFormat)
-	}
-	for i, h := range doc.Heads {
-		if _, err := audit.ParseHash(h.Hash); err != nil || h.Room <= 0 || h.Stream != room.Stream(h.Room) || h.Version < 0 {
-			return auditHeads{}, fmt.Errorf("audit verify: %s: head %d (room %d) is malformed: want a room id, its stream name, a version and a 64 hex digit hash", path, i, h.Room)
-		}
+	doc, err := audit.ParseHeads(b)
+	if err != nil {
+		return nil, fmt.Errorf("audit verify: %s: %w (make one with `chatctl audit head`)", path, err)
 	}
 	switch {
 	case pubkeyFile == "" && doc.Signature != nil:
-		return auditHeads{}, &exitError{code: 2, err: fmt.Errorf("audit verify: %s is signed (key %s); give the public key with --pubkey FILE or PARLEY_AUDIT_PUBLIC_KEY to check it", path, doc.Signature.KeyID)}
+		return nil, &exitError{code: 2, err: fmt.Errorf("audit verify: %s is signed (key %s); give the public key with --pubkey FILE or PARLEY_AUDIT_PUBLIC_KEY to check it", path, doc.Signature.KeyID)}
 	case pubkeyFile == "":
 		fmt.Fprintf(stderr, "warning: %s is not signed; it proves only what its keeper vouches for\n", path)
 		return doc, nil
-	case doc.Signature == nil:
-		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: %s is not signed, but a public key was given: refusing it (was the signature removed?)", path)}
 	}
-	pub, err := auditReadPublicKey(pubkeyFile)
+	pub, err := auditReadKey(pubkeyFile, audit.ParsePublicKey, "keygen writes it as FILE.pub")
 	if err != nil {
-		return auditHeads{}, err
+		return nil, err
 	}
-	sig, err := base64.StdEncoding.DecodeString(doc.Signature.Value)
-	msg, merr := auditSignedBytes(doc)
-	if merr != nil {
-		return auditHeads{}, merr
+	switch err := doc.Verify(pub); {
+	case errors.Is(err, audit.ErrUnsigned):
+		return nil, &exitError{code: 1, err: fmt.Errorf("audit verify: %s is not signed, but a public key was given: refusing it (was the signature removed?)", path)}
+	case errors.Is(err, audit.ErrBadSignature):
+		return nil, &exitError{code: 1, err: fmt.Errorf("audit verify: %s: %w: the file was changed after signing, or signed with another key; refusing it", path, err)}
+	case err != nil:
+		return nil, fmt.Errorf("audit verify: %s: %w", path, err)
 	}
-	if err != nil || doc.Signature.Algorithm != "ed25519" || !ed25519.Verify(pub, msg, sig) {
-		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: the signature of %s does not verify with key %s: the file was changed after signing, or signed with another key (its signature names key %s); refusing it",
-			path, auditKeyID(pub), doc.Signature.KeyID)}
-	}
-	fmt.Fprintf(stderr, "%s: signature valid (key %s), %d heads exported at %s\n", path, auditKeyID(pub), len(doc.Heads), doc.ExportedAt)
+	fmt.Fprintf(stderr, "%s: signature valid (key %s), %d heads exported at %s\n", path, audit.KeyID(pub), len(doc.Heads), doc.ExportedAt)
 	return doc, nil
 }
 
@@ -529,31 +456,23 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return &exitError{code: 2, err: fmt.Errorf("audit keygen: say where with --out FILE")}
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	privPEM, pubPEM, pub, err := audit.GenerateKey(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return fmt.Errorf("audit keygen: encode the private key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("audit keygen: encode the public key: %w", err)
-	}
 	for _, f := range []struct {
-		path  string
-		block *pem.Block
-		mode  os.FileMode
+		path string
+		pem  []byte
+		mode os.FileMode
 	}{
-		{*out, &pem.Block{Type: "PRIVATE KEY", Bytes: privDER}, 0o600},
-		{*out + ".pub", &pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}, 0o644},
+		{*out, privPEM, 0o600},
+		{*out + ".pub", pubPEM, 0o644},
 	} {
 		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
 		if err != nil {
 			return fmt.Errorf("audit keygen: %w (keygen never overwrites a key)", err)
 		}
-		err = pem.Encode(fh, f.block)
+		_, err = fh.Write(f.pem)
 		if cerr := fh.Close(); err == nil {
 			err = cerr
 		}
@@ -561,49 +480,24 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("audit keygen: write %s: %w", f.path, err)
 		}
 	}
-	fmt.Fprintf(stdout, "wrote the private key to %s and the public key to %s (key %s)\n", *out, *out+".pub", auditKeyID(pub))
+	fmt.Fprintf(stdout, "wrote the private key to %s and the public key to %s (key %s)\n", *out, *out+".pub", audit.KeyID(pub))
 	fmt.Fprintf(stdout, "sign heads with: PARLEY_AUDIT_SIGNING_KEY=%s chatctl audit head --all; keep the private key away from the database's operators\n", *out)
 	return nil
 }
 
-func auditReadPrivateKey(path string) (ed25519.PrivateKey, error) {
+// auditReadKey reads a key file and parses it with parse; hint says
+// where such files come from.
+func auditReadKey[K any](path string, parse func([]byte) (K, error), hint string) (K, error) {
+	var zero K
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: read the signing key: %w", err)
+		return zero, fmt.Errorf("audit: read the key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("audit: %s is not a PEM PRIVATE KEY file (make one with `chatctl audit keygen`)", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("audit: %s: parse the private key: %w", path, err)
+		return zero, fmt.Errorf("audit: %s: %w (%s)", path, err, hint)
 	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
-	}
-	return priv, nil
-}
-
-func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: read the public key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("audit: %s is not a PEM PUBLIC KEY file (keygen writes it as FILE.pub)", path)
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %s: parse the public key: %w", path, err)
-	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
-	}
-	return pub, nil
+	return k, nil
 }
 
 // auditProgress shows how far a long audit is: one line rewritten in

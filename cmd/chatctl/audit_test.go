@@ -263,7 +263,7 @@ func TestAuditHeadsCatchARewrite(t *testing.T) {
 	if out, errs, code := auditRunCLI(t, db.env, "audit", "head", "--all", "--out", heads); code != 0 {
 		t.Fatalf("head --all: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
-	var doc auditHeads
+	var doc audit.Heads
 	b, _ := os.ReadFile(heads)
 	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Heads) != 3 || doc.Signature != nil {
 		t.Fatalf("heads file: %v, %s", err, b)
@@ -341,13 +341,13 @@ func TestAuditSignedHeads(t *testing.T) {
 		t.Errorf("verify with PARLEY_AUDIT_PUBLIC_KEY: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
 	}
 
-	var doc auditHeads
+	var doc audit.Heads
 	if err := json.Unmarshal([]byte(signedOut), &doc); err != nil {
 		t.Fatal(err)
 	}
-	edit := func(f func(d *auditHeads)) string {
+	edit := func(f func(d *audit.Heads)) string {
 		d := doc
-		d.Heads = append([]auditHead(nil), doc.Heads...)
+		d.Heads = append([]audit.RoomHead(nil), doc.Heads...)
 		if doc.Signature != nil {
 			s := *doc.Signature
 			d.Signature = &s
@@ -364,11 +364,11 @@ func TestAuditSignedHeads(t *testing.T) {
 		code               int
 		want               string
 	}{
-		{"head hash changed", write("h1.json", edit(func(d *auditHeads) { d.Heads[0].Hash = strings.Repeat("0", 64) })), key + ".pub", 1, "does not verify"},
-		{"head version changed", write("h2.json", edit(func(d *auditHeads) { d.Heads[1].Version-- })), key + ".pub", 1, "does not verify"},
-		{"head dropped", write("h3.json", edit(func(d *auditHeads) { d.Heads = d.Heads[1:] })), key + ".pub", 1, "does not verify"},
-		{"signature changed", write("h4.json", edit(func(d *auditHeads) { d.Signature.Value = flipFirst(d.Signature.Value) })), key + ".pub", 1, "does not verify"},
-		{"signature removed", write("h5.json", edit(func(d *auditHeads) { d.Signature = nil })), key + ".pub", 1, "not signed, but a public key was given"},
+		{"head hash changed", write("h1.json", edit(func(d *audit.Heads) { d.Heads[0].Hash = strings.Repeat("0", 64) })), key + ".pub", 1, "does not verify"},
+		{"head version changed", write("h2.json", edit(func(d *audit.Heads) { d.Heads[1].Version-- })), key + ".pub", 1, "does not verify"},
+		{"head dropped", write("h3.json", edit(func(d *audit.Heads) { d.Heads = d.Heads[1:] })), key + ".pub", 1, "does not verify"},
+		{"signature changed", write("h4.json", edit(func(d *audit.Heads) { d.Signature.Value = flipFirst(d.Signature.Value) })), key + ".pub", 1, "does not verify"},
+		{"signature removed", write("h5.json", edit(func(d *audit.Heads) { d.Signature = nil })), key + ".pub", 1, "not signed, but a public key was given"},
 		{"another key", signed, other + ".pub", 1, "does not verify"},
 		{"no key for a signed file", signed, "", 2, "give the public key"},
 		{"a private key as the public one", signed, key, 1, "not a PEM PUBLIC KEY"},

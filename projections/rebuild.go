@@ -22,9 +22,10 @@ import (
 //  1. Drop the old copy of an earlier swap when asked (DropOld), then
 //     refuse to go on while there is one (ErrOldCopyExists): a second
 //     swap would have nowhere to keep the live copy.
-//  2. Prepare the shadow: resume the one an interrupted rebuild left, or
-//     start an empty one; a rebuild's lock keeps a second rebuild of the
-//     same shadow out (ErrRebuildRunning).
+//  2. Prepare the shadow: resume the one an interrupted rebuild left
+//     (unless it belongs to another log), or start an empty one; a
+//     rebuild's lock keeps a second rebuild of the same shadow out
+//     (ErrRebuildRunning).
 //  3. Catch the shadow up with the log (CatchUp, the Runner's Apply, in
 //     large batches), again and again until a pass applies fewer than
 //     RebuildOptions.CaughtUpEnough events: the rest is applied while the
@@ -298,6 +299,20 @@ func (r *rebuild) run(ctx context.Context) error {
 	shadow, resumed, release, err := t.Prepare(ctx)
 	if err != nil {
 		return err
+	}
+	if resumed {
+		// An interrupted rebuild's shadow of another log is no start.
+		if err := BindLog(ctx, shadow, r.logID); errors.Is(err, ErrWrongLog) {
+			r.log.Warn("the interrupted rebuild's shadow belongs to another log; starting afresh", "error", err)
+			_, err := t.DropShadow(ctx)
+			release()
+			if err != nil {
+				return err
+			}
+			if shadow, resumed, release, err = t.Prepare(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	defer release()
 	r.shadow = shadow

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/parleychat/parley/domain/room"
@@ -192,34 +193,29 @@ func GenerateKey(random io.Reader) (privPEM, pubPEM []byte, pub ed25519.PublicKe
 // ParsePrivateKey reads an Ed25519 private key from a PEM PRIVATE KEY
 // block.
 func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, errors.New("not a PEM PRIVATE KEY file")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse the private key: %w", err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("it holds a %T, not an Ed25519 key", k)
-	}
-	return priv, nil
+	return parseKey[ed25519.PrivateKey](b, "PRIVATE KEY", x509.ParsePKCS8PrivateKey)
 }
 
 // ParsePublicKey reads an Ed25519 public key from a PEM PUBLIC KEY block.
 func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
+	return parseKey[ed25519.PublicKey](b, "PUBLIC KEY", x509.ParsePKIXPublicKey)
+}
+
+// parseKey reads a key of type K from a PEM block of blockType, whose
+// DER parse decodes.
+func parseKey[K any](b []byte, blockType string, parse func([]byte) (any, error)) (K, error) {
+	var zero K
 	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, errors.New("not a PEM PUBLIC KEY file")
+	if block == nil || block.Type != blockType {
+		return zero, fmt.Errorf("not a PEM %s file", blockType)
 	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	k, err := parse(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("parse the public key: %w", err)
+		return zero, fmt.Errorf("parse the %s: %w", strings.ToLower(blockType), err)
 	}
-	pub, ok := k.(ed25519.PublicKey)
+	key, ok := k.(K)
 	if !ok {
-		return nil, fmt.Errorf("it holds a %T, not an Ed25519 key", k)
+		return zero, fmt.Errorf("it holds a %T, not an Ed25519 key", k)
 	}
-	return pub, nil
+	return key, nil
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -151,5 +154,47 @@ func TestCheckConfig(t *testing.T) {
 	// With no key, it warns about the development secret.
 	if _, stderr, code := runCLI(t, env(nil), "checkconfig"); code != 0 || !strings.Contains(stderr, "development secret") {
 		t.Errorf("checkconfig of the defaults: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestVersionOfABuild: a binary built with VCS stamping (as go build does
+// in a checkout) names the commit it was built from, and whether the
+// work tree had changes then.
+func TestVersionOfABuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: builds chatctl; run without -short")
+	}
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Skipf("SKIP: not in a git checkout (%v): no revision to stamp", err)
+	}
+	status, err := exec.Command("git", "status", "--porcelain").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "chatctl")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(out)
+	if strings.Contains(got, "built without VCS stamping") {
+		// go build finds a repository by its .git directory; a git
+		// worktree has a .git file, and go stamps nothing there.
+		top, _ := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+		if fi, err := os.Stat(filepath.Join(strings.TrimSpace(string(top)), ".git")); err == nil && !fi.IsDir() {
+			t.Skipf("SKIP: go build stamps no revision in a git worktree (.git is a file), as here (%q); in a clone it does", strings.TrimSpace(got))
+		}
+	}
+	want := "(revision " + strings.TrimSpace(string(rev))[:12] + " of "
+	if !strings.HasPrefix(got, "chatctl ") || !strings.Contains(got, want) {
+		t.Errorf("chatctl --version = %q, want it to contain %q", got, want)
+	}
+	if dirty := len(bytes.TrimSpace(status)) > 0; dirty != strings.Contains(got, ", modified)") {
+		t.Errorf("chatctl --version = %q; the work tree has changes: %t", got, dirty)
 	}
 }

@@ -54,7 +54,7 @@ type command struct {
 // commands are chatctl's commands, in the order help lists them.
 func commands() []command {
 	return []command{
-		{name: "migrate", summary: "apply or list the schema migrations", subs: migrateCommands()},
+		{name: "migrate", args: "up|status", summary: "apply or list the schema migrations", subs: migrateCommands()},
 		{name: "token", args: "--user ID", summary: "mint an access token for a user", run: func(ctx context.Context, e runEnv, args []string) error {
 			return runToken(ctx, args, e.getenv, e.stdout, e.stderr)
 		}},
@@ -67,11 +67,11 @@ func commands() []command {
 		{name: "export", args: "(--room N | --user ID)", summary: "export a room's or a user's rooms' full history, with sources and retrievals", run: func(ctx context.Context, e runEnv, args []string) error {
 			return runExport(ctx, args, e.getenv, e.stdout, e.stderr)
 		}},
-		{name: "audit", summary: "verify rooms' hash chains, export signed chain heads", subs: auditCommands(), more: auditHelp},
+		{name: "audit", args: "verify|head|keygen", summary: "verify rooms' hash chains, export signed chain heads", subs: auditCommands(), more: auditHelp},
 		{name: "ingest", args: "<path>...", summary: "add or update documents in the retrieval index", run: func(ctx context.Context, e runEnv, args []string) error {
 			return runIngest(ctx, args, e.getenv, e.stdout, e.stderr)
 		}},
-		{name: "projections", summary: "run, check, rebuild the read models", subs: projectionCommands(), more: projectionsHelp},
+		{name: "projections", args: "run|status|rebuild|drop-old", summary: "run, check, rebuild the read models", subs: projectionCommands(), more: projectionsHelp},
 		{name: "checkconfig", summary: "check chatd's configuration (its PARLEY_* environment) without starting it", run: runCheckConfig},
 		{name: "version", summary: "print chatctl's version", run: runVersion},
 	}

@@ -24,7 +24,6 @@ var (
 	_ projections.Projection      = (*ChatLog)(nil)
 	_ projections.ErrorRecorder   = (*ChatLog)(nil)
 	_ projections.FailureRecorder = (*ChatLog)(nil)
-	_ projections.LogBinder       = (*ChatLog)(nil)
 )
 
 // DefaultChatLogName is the ChatLog projection's default name, its row in

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/projections"
 )
 
 // Checkpoint is a projection's row in projection_checkpoints: how far it
@@ -146,6 +147,8 @@ func bindCheckpointLog(ctx context.Context, q querier, name, log string) (string
 	}
 	return bound, nil
 }
+
+var _ projections.LogBinder = (*ChatLog)(nil)
 
 // BindLog implements projections.LogBinder: the log is kept in the
 // checkpoint's row.

@@ -70,6 +70,18 @@ func newProgressAt(w io.Writer, tty bool, label, unit string, total int64, now f
 func (p *progress) update(done int64, detail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.record(done, detail)
+}
+
+// add is update with done increased by n.
+func (p *progress) add(n int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record(p.done+n, detail)
+}
+
+// record is update's body; p.mu is held.
+func (p *progress) record(done int64, detail string) {
 	p.done, p.detail = done, detail
 	if p.closed || (p.total > 0 && done >= p.total) {
 		return // finish says it
@@ -84,14 +96,6 @@ func (p *progress) update(done int64, detail string) {
 	}
 	p.last = t
 	p.write(false)
-}
-
-// add is update with done increased by n.
-func (p *progress) add(n int64, detail string) {
-	p.mu.Lock()
-	done := p.done + n
-	p.mu.Unlock()
-	p.update(done, detail)
 }
 
 // finish writes the final line, once: how much was done and how long it

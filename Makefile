@@ -26,7 +26,7 @@ services:
 # its -json events) prints each package's result, failed tests' output and
 # the SKIP line of every integration test whose server is not configured.
 test: services fmt-check vet
-	$(TEST_ENV) bash -o pipefail -c '$(GO) test -json -race -count=1 -timeout 15m ./... | $(GO) run ./cmd/internal/testlog'
+	$(TEST_ENV) bash -o pipefail -c '$(GO) test -json -race -count=1 -timeout 15m ./... | $(GO) run ./cmd/testlog'
 
 lint: fmt-check vet
 	@if command -v staticcheck >/dev/null 2>&1; then \

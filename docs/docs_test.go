@@ -3,6 +3,7 @@ package docs
 import (
 	"encoding/json"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -112,6 +113,32 @@ func TestEmbedded(t *testing.T) {
 			t.Errorf("FS lacks %s: %v", name, err)
 		} else if len(b) == 0 {
 			t.Errorf("%s is empty", name)
+		}
+	}
+}
+
+// TestLicense: both API documents name the license of the repository's
+// LICENSE file, Apache 2.0, as their specifications spell it (OpenAPI 3.1
+// by SPDX identifier, AsyncAPI 3 by URL).
+func TestLicense(t *testing.T) {
+	b, err := os.ReadFile("../LICENSE")
+	if err != nil {
+		t.Fatalf("the repository has no LICENSE: %v", err)
+	}
+	if text := strings.Join(strings.Fields(string(b)), " "); !strings.HasPrefix(text, "Apache License Version 2.0, January 2004") ||
+		!strings.Contains(text, "END OF TERMS AND CONDITIONS") {
+		t.Errorf("LICENSE is not the full text of the Apache License 2.0")
+	}
+	for _, tc := range []struct{ doc, key, want string }{
+		{"openapi.yaml", "identifier", "Apache-2.0"},
+		{"asyncapi.yaml", "url", "https://www.apache.org/licenses/LICENSE-2.0"},
+	} {
+		doc := load(t, tc.doc)
+		if got := str(doc, "info", "license", "name"); got != "Apache License 2.0" {
+			t.Errorf("%s: info.license.name = %q, want Apache License 2.0", tc.doc, got)
+		}
+		if got := str(doc, "info", "license", tc.key); got != tc.want {
+			t.Errorf("%s: info.license.%s = %q, want %q", tc.doc, tc.key, got, tc.want)
 		}
 	}
 }

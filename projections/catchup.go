@@ -65,9 +65,12 @@ type CatchUpProgress struct {
 // position of a live projection. It does not follow the log past upTo.
 //
 // It returns ctx's error when ctx ends first (everything applied so far
-// stays applied: each batch is atomic with its checkpoint), and an
-// *EventError (wrapped) when an event cannot be applied; that failure is
-// also recorded with the projection when it is a FailureRecorder.
+// stays applied: each batch is atomic with its checkpoint), an
+// *EventError (wrapped) when an event cannot be applied (also recorded
+// with the projection when it is a FailureRecorder), and a *WrongLogError
+// when the projection's checkpoint belongs to another log than the
+// store's (see LogBinder); a checkpoint that records none is bound to the
+// store's log first.
 func CatchUp(ctx context.Context, opts CatchUpOptions, upTo domain.Position) (CatchUpProgress, error) {
 	if opts.StreamPrefix == "" {
 		opts.StreamPrefix = room.StreamPrefix
@@ -87,6 +90,9 @@ func CatchUp(ctx context.Context, opts CatchUpOptions, upTo domain.Position) (Ca
 
 	var cp domain.Position
 	err := attempt(ctx, log, opts, "read the checkpoint", func() error {
+		if err := bindStoreLog(ctx, opts.Store, opts.Projection); err != nil {
+			return err
+		}
 		var err error
 		cp, err = opts.Projection.Checkpoint(ctx)
 		return err
@@ -190,7 +196,7 @@ func attempt(ctx context.Context, log *slog.Logger, opts CatchUpOptions, what st
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.As(err, &ee) || errors.Is(err, domain.ErrPermanent) || try >= opts.Attempts:
+		case errors.As(err, &ee) || errors.Is(err, domain.ErrPermanent) || errors.Is(err, ErrWrongLog) || try >= opts.Attempts:
 			return err
 		}
 		d := bo.next()

@@ -113,12 +113,14 @@ var errRunning = errors.New("already running")
 
 // Run applies the log to the projection until ctx ends (it returns nil),
 // an event cannot be applied (it returns the *EventError, wrapped with the
-// projection's name), or the store cannot follow the log from the
-// checkpoint and no retry can change that (it returns the store's error,
-// which matches domain.ErrPermanent: a checkpoint the store does not
-// know, say). A stop is recorded where the projection keeps failures.
-// Other failures to read the checkpoint, follow the log or apply a batch
-// are logged, shown in Status and retried with backoff.
+// projection's name), the projection's checkpoint belongs to another
+// log than the store's (a *WrongLogError; see LogBinder), or the store
+// cannot follow the log from the checkpoint and no retry can change that
+// (it returns the store's error, which matches domain.ErrPermanent: a
+// checkpoint the store does not know, say). A stop is recorded where the
+// projection keeps failures. Other failures to read the checkpoint,
+// follow the log or apply a batch are logged, shown in Status and
+// retried with backoff.
 func (r *Runner) Run(ctx context.Context) error {
 	name := r.Projection.Name()
 	if err := r.start(name); err != nil {
@@ -135,7 +137,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	var failure error
 	defer func() { r.finish(failure) }()
 	for {
-		cp, err := r.Projection.Checkpoint(ctx)
+		err := bindStoreLog(ctx, r.Store, r.Projection)
+		if errors.Is(err, ErrWrongLog) {
+			failure = err
+			log.Error("projection stopped: its checkpoint belongs to another log", "error", failure)
+			recordError(ctx, log, r.Projection, failure)
+			return failure
+		}
+		var cp domain.Position
+		if err == nil {
+			cp, err = r.Projection.Checkpoint(ctx)
+		}
 		if err == nil {
 			r.setCheckpoint(cp)
 			opts.After = cp

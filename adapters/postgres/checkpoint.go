@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/projections"
 )
 
 // Checkpoint is a projection's row in projection_checkpoints: how far it
@@ -30,6 +31,9 @@ type Checkpoint struct {
 	// apply, at position StoppedAt; LastError says why.
 	Stopped   bool
 	StoppedAt domain.Position
+	// LogID is the log Position belongs to (projections.LogBinder), ""
+	// until the projection first runs.
+	LogID string
 }
 
 // querier is what the checkpoint helpers need of a pool or a transaction.
@@ -66,7 +70,7 @@ WHERE name = $1`
 // ListCheckpoints returns every projection's checkpoint, by name.
 func ListCheckpoints(ctx context.Context, pool *pgxpool.Pool) ([]Checkpoint, error) {
 	rows, err := pool.Query(ctx, `SELECT name, commit_pos, prepare_pos, updated_at, coalesce(last_error, ''),
-			last_error_at, stopped_commit, stopped_prepare
+			last_error_at, stopped_commit, stopped_prepare, coalesce(log_id, '')
 		FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list projection checkpoints: %w", err)
@@ -78,7 +82,7 @@ func ListCheckpoints(ctx context.Context, pool *pgxpool.Pool) ([]Checkpoint, err
 			errorAt           *time.Time
 			stoppedC, stopped *int64
 		)
-		err := row.Scan(&c.Name, &commit, &prepare, &c.UpdatedAt, &c.LastError, &errorAt, &stoppedC, &stopped)
+		err := row.Scan(&c.Name, &commit, &prepare, &c.UpdatedAt, &c.LastError, &errorAt, &stoppedC, &stopped, &c.LogID)
 		c.Position = domain.Position{Commit: uint64(commit), Prepare: uint64(prepare)}
 		c.UpdatedAt = c.UpdatedAt.UTC()
 		if errorAt != nil {
@@ -128,4 +132,26 @@ func recordCheckpointError(ctx context.Context, q querier, name, msg string, sto
 		return fmt.Errorf("postgres: record the error of projection %s: %w", name, err)
 	}
 	return nil
+}
+
+// bindCheckpointLog records log as the log of projection name's
+// checkpoint when it records none (creating the row at position zero if
+// needed), and returns the log it records (projections.LogBinder).
+func bindCheckpointLog(ctx context.Context, q querier, name, log string) (string, error) {
+	var bound string
+	err := q.QueryRow(ctx, `INSERT INTO projection_checkpoints AS p (name, commit_pos, prepare_pos, log_id) VALUES ($1, 0, 0, $2)
+		ON CONFLICT (name) DO UPDATE SET log_id = coalesce(p.log_id, EXCLUDED.log_id)
+		RETURNING log_id`, name, log).Scan(&bound)
+	if err != nil {
+		return "", fmt.Errorf("postgres: record the log of projection %s: %w", name, err)
+	}
+	return bound, nil
+}
+
+var _ projections.LogBinder = (*ChatLog)(nil)
+
+// BindLog implements projections.LogBinder: the log is kept in the
+// checkpoint's row.
+func (c *ChatLog) BindLog(ctx context.Context, log string) (string, error) {
+	return bindCheckpointLog(ctx, c.pool, c.name, log)
 }

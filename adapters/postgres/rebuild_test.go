@@ -41,22 +41,23 @@ func newRebuildEnv(t *testing.T, cfg postgres.ChatLogRebuildConfig) *rebuildEnv 
 	return &rebuildEnv{chatEnv: e, rb: rb}
 }
 
-// catchUp is the callback Swap and Compare get: the shadow up to upTo.
-func (e *rebuildEnv) catchUp(ctx context.Context, upTo domain.Position) error {
-	_, err := projections.CatchUp(ctx, projections.CatchUpOptions{Store: e.store, Projection: e.rb.Shadow()}, upTo)
-	return err
+// catchUp is the callback Swap and Compare get: the shadow up to the
+// live checkpoint.
+func (e *rebuildEnv) catchUp(ctx context.Context, live projections.Checkpoint) (domain.Position, error) {
+	_, err := projections.CatchUp(ctx, projections.CatchUpOptions{Store: e.store, Projection: e.rb.Shadow()}, live.Position)
+	return live.Position, err
 }
 
 func (e *rebuildEnv) build(t *testing.T) {
 	t.Helper()
-	if _, err := e.rb.Prepare(t.Context()); err != nil {
+	if _, err := e.rb.PrepareTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	head, err := e.store.HeadPosition(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.catchUp(t.Context(), head); err != nil {
+	if _, err := e.catchUp(t.Context(), projections.Checkpoint{Position: head}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -131,60 +132,39 @@ func TestApplyLocksTheCheckpointBeforeTheTables(t *testing.T) {
 	}
 }
 
-func TestSwapRetriesWhenALockIsNotGranted(t *testing.T) {
+// TestSwapIsContendedWhileAReaderHoldsTheTables: a swap that cannot lock
+// the tables in time changes nothing and says that trying again may work;
+// once the reader is done, it goes through.
+func TestSwapIsContendedWhileAReaderHoldsTheTables(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name     string
-		hold     time.Duration // a reader holds the live tables this long
-		attempts int
-		wantErr  bool
-	}{
-		{"granted on a later attempt", 600 * time.Millisecond, 10, false},
-		{"never granted", time.Hour, 2, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			e := newRebuildEnv(t, postgres.ChatLogRebuildConfig{LockTimeout: 100 * time.Millisecond, Attempts: tc.attempts})
-			e.build(t)
-			before := dump(t, e.pool)
+	e := newRebuildEnv(t, postgres.ChatLogRebuildConfig{LockTimeout: 100 * time.Millisecond})
+	e.build(t)
+	before := dump(t, e.pool)
 
-			reader, err := e.pool.Begin(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := reader.Exec(t.Context(), `SELECT count(*) FROM chat_logs`); err != nil {
-				t.Fatal(err)
-			}
-			hctx, stopHolding := context.WithTimeout(t.Context(), tc.hold)
-			held := make(chan struct{})
-			go func() {
-				defer close(held)
-				<-hctx.Done()
-				reader.Rollback(context.Background())
-			}()
-			defer func() { stopHolding(); <-held }()
-
-			res, err := e.rb.Swap(t.Context(), e.catchUp)
-			t.Logf("Swap = %+v, %v", res, err)
-			if tc.wantErr {
-				if err == nil || !strings.Contains(err.Error(), "lock timeout") || res.Attempts != tc.attempts {
-					t.Fatalf("Swap = %+v, %v; want a lock timeout after %d attempts", res, err, tc.attempts)
-				}
-				if diff := cmpStrings(dump(t, e.pool), before); diff != "" {
-					t.Errorf("a failed swap changed the live tables or checkpoints:\n%s", diff)
-				}
-				if got := tables(t, e.pool); strings.Join(got, " ") != "chat_logs chat_logs_next projection_checkpoints rooms rooms_next" {
-					t.Errorf("tables after a failed swap: %v", got)
-				}
-				return
-			}
-			if err != nil || res.Attempts < 2 {
-				t.Fatalf("Swap = %+v, %v; want success after retrying", res, err)
-			}
-			if got := tables(t, e.pool); strings.Join(got, " ") != "chat_logs chat_logs_old projection_checkpoints rooms rooms_old" {
-				t.Errorf("tables after the swap: %v", got)
-			}
-		})
+	reader, err := e.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(context.Background())
+	if _, err := reader.Exec(t.Context(), `SELECT count(*) FROM chat_logs`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.rb.Swap(t.Context(), e.catchUp)
+	if !errors.Is(err, projections.ErrSwapContended) || !strings.Contains(err.Error(), "lock timeout") {
+		t.Fatalf("Swap = %+v, %v; want a contended swap (lock timeout)", res, err)
+	}
+	if diff := cmpStrings(dump(t, e.pool), before); diff != "" {
+		t.Errorf("a contended swap changed the live tables or checkpoints:\n%s", diff)
+	}
+	if got := tables(t, e.pool); strings.Join(got, " ") != "chat_logs chat_logs_next projection_checkpoints rooms rooms_next" {
+		t.Errorf("tables after a contended swap: %v", got)
+	}
+	reader.Rollback(t.Context())
+	if _, err := e.rb.Swap(t.Context(), e.catchUp); err != nil {
+		t.Fatalf("Swap once the reader is done = %v", err)
+	}
+	if got := tables(t, e.pool); strings.Join(got, " ") != "chat_logs chat_logs_old projection_checkpoints rooms rooms_old" {
+		t.Errorf("tables after the swap: %v", got)
 	}
 }
 
@@ -200,12 +180,14 @@ func TestSwapRefusals(t *testing.T) {
 	t.Run("a shadow behind the live projection", func(t *testing.T) {
 		t.Parallel()
 		e := newRebuildEnv(t, postgres.ChatLogRebuildConfig{})
-		if _, err := e.rb.Prepare(t.Context()); err != nil {
+		if _, err := e.rb.PrepareTables(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		before := dump(t, e.pool)
-		_, err := e.rb.Swap(t.Context(), func(context.Context, domain.Position) error { return nil })
-		if err == nil || !strings.Contains(err.Error(), "behind the live one") {
+		_, err := e.rb.Swap(t.Context(), func(_ context.Context, live projections.Checkpoint) (domain.Position, error) {
+			return live.Position, nil
+		})
+		if !errors.Is(err, projections.ErrShadowBehind) {
 			t.Fatalf("Swap = %v, want a refusal", err)
 		}
 		if diff := cmpStrings(dump(t, e.pool), before); diff != "" {
@@ -217,7 +199,7 @@ func TestSwapRefusals(t *testing.T) {
 		e := newRebuildEnv(t, postgres.ChatLogRebuildConfig{})
 		e.build(t)
 		boom := errors.New("boom")
-		if _, err := e.rb.Swap(t.Context(), func(context.Context, domain.Position) error { return boom }); !errors.Is(err, boom) {
+		if _, err := e.rb.Swap(t.Context(), func(context.Context, projections.Checkpoint) (domain.Position, error) { return domain.Start, boom }); !errors.Is(err, boom) {
 			t.Fatalf("Swap = %v, want the catch-up's error", err)
 		}
 		if got := tables(t, e.pool); strings.Join(got, " ") != "chat_logs chat_logs_next projection_checkpoints rooms rooms_next" {
@@ -232,7 +214,7 @@ func TestSwapRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.build(t)
-		if _, err := e.rb.Swap(t.Context(), e.catchUp); !errors.Is(err, postgres.ErrOldCopyExists) {
+		if _, err := e.rb.Swap(t.Context(), e.catchUp); !errors.Is(err, projections.ErrOldCopyExists) {
 			t.Fatalf("second Swap = %v, want ErrOldCopyExists", err)
 		}
 		if dropped, err := e.rb.DropOld(t.Context()); err != nil || !dropped {
@@ -255,14 +237,14 @@ func TestSwapRefusals(t *testing.T) {
 func TestPrepareResumesOrStartsAfresh(t *testing.T) {
 	t.Parallel()
 	e := newRebuildEnv(t, postgres.ChatLogRebuildConfig{})
-	if resumed, err := e.rb.Prepare(t.Context()); err != nil || resumed {
+	if resumed, err := e.rb.PrepareTables(t.Context()); err != nil || resumed {
 		t.Fatalf("first Prepare = %t, %v; want a fresh shadow", resumed, err)
 	}
 	evs := roomEvents(t, e.chatEnv)
 	if err := e.rb.Shadow().Apply(t.Context(), evs[:2]); err != nil {
 		t.Fatal(err)
 	}
-	if resumed, err := e.rb.Prepare(t.Context()); err != nil || !resumed {
+	if resumed, err := e.rb.PrepareTables(t.Context()); err != nil || !resumed {
 		t.Fatalf("second Prepare = %t, %v; want the shadow kept", resumed, err)
 	}
 	if cp, err := e.rb.Shadow().Checkpoint(t.Context()); err != nil || cp != evs[1].Position {
@@ -272,7 +254,7 @@ func TestPrepareResumesOrStartsAfresh(t *testing.T) {
 	if _, err := e.pool.Exec(t.Context(), `ALTER TABLE rooms ADD COLUMN topic text NOT NULL DEFAULT ''`); err != nil {
 		t.Fatal(err)
 	}
-	if resumed, err := e.rb.Prepare(t.Context()); err != nil || resumed {
+	if resumed, err := e.rb.PrepareTables(t.Context()); err != nil || resumed {
 		t.Fatalf("Prepare after a schema change = %t, %v; want a fresh shadow", resumed, err)
 	}
 	if cp, err := e.rb.Shadow().Checkpoint(t.Context()); err != nil || !cp.IsZero() {
@@ -287,7 +269,7 @@ func TestPrepareResumesOrStartsAfresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.rb.Lock(t.Context()); err == nil || !strings.Contains(err.Error(), "another rebuild") {
+	if _, err := e.rb.Lock(t.Context()); !errors.Is(err, projections.ErrRebuildRunning) {
 		t.Errorf("second Lock = %v, want it refused", err)
 	}
 	unlock()
@@ -312,7 +294,7 @@ func TestCompareHoldsTheLiveProjectionAtOnePosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.Equal() || d.Rooms.Live != 4 || d.Rooms.Shadow != 4 || d.Messages.Live != 3 {
+	if !d.Equal() || d.Parts[0].Live != 4 || d.Parts[0].Shadow != 4 || d.Parts[1].Live != 3 {
 		t.Errorf("Compare = %+v, want 4 rooms and 3 messages on both sides", d)
 	}
 }

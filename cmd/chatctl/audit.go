@@ -5,12 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,25 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/room"
 )
 
-const auditUsage = `usage:
-  chatctl audit verify (--room N | --all) [--against heads.json [--pubkey FILE]] [--allow-unchained] [--parallel N]
-  chatctl audit head (--room N | --all) [--sign-key FILE] [--out FILE]
-  chatctl audit keygen --out FILE
-
-verify  recomputes each room's hash chain and reports the first broken
-        version; with --against, also checks that every head exported
-        earlier is still on its room's chain (catching rewritten chains and
-        deleted tails). Exit status 1 when anything fails.
-head    exports the rooms' verified chain heads as JSON (stdout or --out),
-        signed with an Ed25519 key when one is given.
-keygen  writes an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub.
-
-Environment:
+// auditEnvironment ends the audit commands' help.
+const auditEnvironment = `Environment:
   PARLEY_EVENT_STORE         the store audited, as chatd's: postgres (default) or kurrentdb
   PARLEY_DATABASE_URL        Postgres URL (default: the local development database)
   PARLEY_KURRENTDB_URL       KurrentDB connection string, for PARLEY_EVENT_STORE=kurrentdb
@@ -48,8 +31,45 @@ Environment:
   PARLEY_AUDIT_PUBLIC_KEY    public key file for verify --against (instead of --pubkey)
 `
 
-// auditHeadsFormat names the heads file format and starts the signed bytes.
-const auditHeadsFormat = "parley-audit-heads/1"
+const auditHelp = `Exit status 1 when a chain does not verify, 2 for a command line that cannot run.
+
+` + auditEnvironment
+
+const auditVerifyUsage = `usage: chatctl audit verify (--room N | --all) [--against heads.json [--pubkey FILE]] [--allow-unchained] [--parallel N]
+
+Recomputes each room's hash chain and reports the first broken version;
+with --against, also checks that every head exported earlier is still on
+its room's chain (catching rewritten chains and deleted tails). Exit
+status 1 when anything fails.
+
+` + auditEnvironment
+
+const auditHeadUsage = `usage: chatctl audit head (--room N | --all) [--sign-key FILE] [--out FILE]
+
+Exports the rooms' verified chain heads as JSON (stdout or --out), signed
+with an Ed25519 key when one is given (chatctl audit keygen makes one).
+
+` + auditEnvironment
+
+const auditKeygenUsage = `usage: chatctl audit keygen --out FILE
+
+Writes an Ed25519 key pair: FILE (private, mode 0600) and FILE.pub.
+`
+
+// auditCommands are the audit subcommands.
+func auditCommands() []command {
+	return []command{
+		{name: "verify", args: "(--room N | --all)", summary: "recompute the rooms' hash chains, check exported heads", run: func(ctx context.Context, e runEnv, args []string) error {
+			return runAuditVerify(ctx, args, e.getenv, e.stdout, e.stderr)
+		}},
+		{name: "head", args: "(--room N | --all)", summary: "export the rooms' chain heads, signed with --sign-key", run: func(ctx context.Context, e runEnv, args []string) error {
+			return runAuditHead(ctx, args, e.getenv, e.stdout, e.stderr)
+		}},
+		{name: "keygen", args: "--out FILE", summary: "write an Ed25519 key pair to sign heads with", run: func(_ context.Context, e runEnv, args []string) error {
+			return runAuditKeygen(args, e.stdout, e.stderr)
+		}},
+	}
+}
 
 // auditStore is what the audit commands read.
 type auditStore interface {
@@ -60,51 +80,6 @@ type auditStore interface {
 // auditStreamLister is the cheap way to list rooms, where the store has one.
 type auditStreamLister interface {
 	Streams(ctx context.Context, prefix string) ([]string, error)
-}
-
-// auditHeads is the heads file.
-type auditHeads struct {
-	Format     string             `json:"format"`
-	ExportedAt string             `json:"exported_at"`
-	Heads      []auditHead        `json:"heads"`
-	Signature  *auditHeadsSigning `json:"signature,omitempty"`
-}
-
-// auditHead is one room's exported chain head.
-type auditHead struct {
-	Room       int64  `json:"room"`
-	Stream     string `json:"stream"`
-	Version    int64  `json:"version"`
-	Hash       string `json:"hash"`
-	ExportedAt string `json:"exported_at"`
-}
-
-// auditHeadsSigning is an Ed25519 signature over auditSignedBytes.
-type auditHeadsSigning struct {
-	Algorithm string `json:"algorithm"`
-	KeyID     string `json:"key_id"`
-	Value     string `json:"value"`
-}
-
-func runAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditUsage)
-		return &exitError{code: 2, err: fmt.Errorf("audit: say verify, head or keygen")}
-	}
-	switch args[0] {
-	case "verify":
-		return runAuditVerify(ctx, args[1:], getenv, stdout, stderr)
-	case "head":
-		return runAuditHead(ctx, args[1:], getenv, stdout, stderr)
-	case "keygen":
-		return runAuditKeygen(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, auditUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, auditUsage)
-		return &exitError{code: 2, err: fmt.Errorf("audit: unknown subcommand %q (want verify, head or keygen)", args[0])}
-	}
 }
 
 // auditSelection is the --room/--all choice shared by verify and head.
@@ -130,26 +105,24 @@ func (s *auditSelection) register(fs *flag.FlagSet) {
 func (s *auditSelection) check(cmd string) error {
 	switch {
 	case s.all && s.room != 0:
-		return &exitError{code: 2, err: fmt.Errorf("audit %s: give --room or --all, not both", cmd)}
+		return cli.Usage(fmt.Errorf("audit %s: give --room or --all, not both", cmd))
 	case !s.all && s.room == 0:
-		return &exitError{code: 2, err: fmt.Errorf("audit %s: say which rooms: --room N or --all", cmd)}
+		return cli.Usage(fmt.Errorf("audit %s: say which rooms: --room N or --all", cmd))
 	case s.parallel < 1 || s.parallel > 64:
-		return &exitError{code: 2, err: fmt.Errorf("audit %s: --parallel %d is out of range 1..64", cmd, s.parallel)}
+		return cli.Usage(fmt.Errorf("audit %s: --parallel %d is out of range 1..64", cmd, s.parallel))
 	}
 	return nil
 }
 
 func runAuditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("audit verify")
 	var sel auditSelection
 	sel.register(fs)
 	against := fs.String("against", "", "a heads `file` from `chatctl audit head`: each head must still be on its room's chain")
 	pubkey := fs.String("pubkey", "", "the Ed25519 public key `file` the heads file must be signed with (default $PARLEY_AUDIT_PUBLIC_KEY)")
 	allowUnchained := fs.Bool("allow-unchained", false, "accept rooms none of whose events carry the chain (written before it was enabled)")
-	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return parseFailure("audit verify", err, stderr)
+	if err := cli.Parse(fs, args, "chatctl audit verify", auditVerifyUsage, stdout); err != nil {
+		return helpOK(err)
 	}
 	if err := sel.check("verify"); err != nil {
 		return err
@@ -158,7 +131,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		*pubkey = getenv("PARLEY_AUDIT_PUBLIC_KEY")
 	}
 	if *pubkey != "" && *against == "" {
-		return &exitError{code: 2, err: fmt.Errorf("audit verify: --pubkey checks a heads file; give it with --against")}
+		return cli.Usage(fmt.Errorf("audit verify: --pubkey checks a heads file; give it with --against"))
 	}
 	var anchors map[int64][]audit.Head
 	if *against != "" {
@@ -166,10 +139,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		if err != nil {
 			return err
 		}
-		anchors = make(map[int64][]audit.Head)
-		for _, h := range heads.Heads {
-			anchors[h.Room] = append(anchors[h.Room], audit.Head{Version: h.Version, Hash: h.Hash})
-		}
+		anchors = heads.Anchors()
 	}
 	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
@@ -247,7 +217,7 @@ func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anch
 			elapsed.Round(time.Millisecond), float64(len(rooms))/max(elapsed.Seconds(), 1e-9), auditSummary(failed))
 	}
 	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("audit verify: %s", auditSummary(failed))}
+		return &exitError{Code: 1, Err: fmt.Errorf("audit verify: %s", auditSummary(failed))}
 	}
 	return nil
 }
@@ -273,9 +243,12 @@ type auditRoomResult struct {
 // it.
 func auditVerifyRooms(ctx context.Context, store auditStore, rooms []int64, anchors map[int64][]audit.Head, parallel int, stderr io.Writer) ([]auditRoomResult, error) {
 	results := make([]auditRoomResult, len(rooms))
-	var progress *auditProgress
+	var (
+		progress       *progress
+		events, broken atomic.Int64
+	)
 	if len(rooms) > 1 {
-		progress = startAuditProgress(stderr, "verify", len(rooms))
+		progress = newProgress(stderr, "verify", "rooms", int64(len(rooms)))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -303,7 +276,10 @@ func auditVerifyRooms(ctx context.Context, store auditStore, rooms []int64, anch
 					results[i] = auditRoomResult{Result: res}
 				}
 				if progress != nil {
-					progress.add(res.Events, err != nil || res.FirstBroken != nil)
+					if err != nil || res.FirstBroken != nil {
+						broken.Add(1)
+					}
+					progress.add(1, fmt.Sprintf("%d events, %d broken", events.Add(int64(res.Events)), broken.Load()))
 				}
 			}
 		})
@@ -337,16 +313,12 @@ func auditListRooms(ctx context.Context, store auditStore, stderr io.Writer) ([]
 		}
 	} else {
 		fmt.Fprintln(stderr, "listing rooms: reading the whole log (this store cannot list its streams)")
-		last := time.Now()
+		prog := newProgress(stderr, "list rooms", "events", 0)
 		_, err := scanRoomEvents(ctx, store, func(id int64, _ domain.RecordedEvent) error {
 			ids[id] = true
 			return nil
-		}, func(read int) {
-			if time.Since(last) > 5*time.Second {
-				fmt.Fprintf(stderr, "listing rooms: %d events read, %d rooms so far\n", read, len(ids))
-				last = time.Now()
-			}
-		})
+		}, func(read int) { prog.update(int64(read), fmt.Sprintf("%d rooms so far", len(ids))) })
+		prog.finish()
 		if err != nil {
 			return nil, fmt.Errorf("audit: list rooms from the log: %w", err)
 		}
@@ -360,15 +332,13 @@ func auditListRooms(ctx context.Context, store auditStore, stderr io.Writer) ([]
 }
 
 func runAuditHead(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit head", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("audit head")
 	var sel auditSelection
 	sel.register(fs)
 	signKey := fs.String("sign-key", "", "the Ed25519 private key `file` to sign with (default $PARLEY_AUDIT_SIGNING_KEY; unsigned without one)")
 	out := fs.String("out", "", "write the heads to `file` instead of stdout")
-	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return parseFailure("audit head", err, stderr)
+	if err := cli.Parse(fs, args, "chatctl audit head", auditHeadUsage, stdout); err != nil {
+		return helpOK(err)
 	}
 	if err := sel.check("head"); err != nil {
 		return err
@@ -379,7 +349,7 @@ func runAuditHead(ctx context.Context, args []string, getenv func(string) string
 	var key ed25519.PrivateKey
 	if *signKey != "" {
 		var err error
-		if key, err = auditReadPrivateKey(*signKey); err != nil {
+		if key, err = auditReadKey(*signKey, audit.ParsePrivateKey, "make one with `chatctl audit keygen`"); err != nil {
 			return err
 		}
 	}
@@ -406,8 +376,7 @@ func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection,
 	if err != nil {
 		return err
 	}
-	at := now().UTC().Format(time.RFC3339Nano)
-	doc := auditHeads{Format: auditHeadsFormat, ExportedAt: at, Heads: []auditHead{}}
+	doc := audit.NewHeads(now())
 	var failed int
 	for i, res := range results {
 		id := rooms[i]
@@ -419,141 +388,95 @@ func auditExportHeads(ctx context.Context, store auditStore, sel auditSelection,
 			failed++
 			fmt.Fprintf(stderr, "room %d: BROKEN at version %d (%s): %s; no head exported for it\n", id, res.FirstBroken.Version, res.FirstBroken.Kind, res.FirstBroken.Reason)
 		default:
-			doc.Heads = append(doc.Heads, auditHead{Room: id, Stream: room.Stream(id), Version: res.Head.Version, Hash: res.Head.Hash, ExportedAt: at})
+			doc.Add(id, res.Head)
 		}
-	}
-	if key != nil {
-		msg, err := auditSignedBytes(doc)
-		if err != nil {
-			return err
-		}
-		doc.Signature = &auditHeadsSigning{Algorithm: "ed25519", KeyID: auditKeyID(key.Public().(ed25519.PublicKey)),
-			Value: base64.StdEncoding.EncodeToString(ed25519.Sign(key, msg))}
-	}
-	b, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("audit head: encode: %w", err)
-	}
-	b = append(b, '\n')
-	if out == "" {
-		if _, err := stdout.Write(b); err != nil {
-			return fmt.Errorf("audit head: write: %w", err)
-		}
-	} else if err := os.WriteFile(out, b, 0o644); err != nil {
-		return fmt.Errorf("audit head: write %s: %w", out, err)
 	}
 	signed := "unsigned"
 	if key != nil {
+		if err := doc.Sign(key); err != nil {
+			return err
+		}
 		signed = "signed with key " + doc.Signature.KeyID
+	}
+	var b bytes.Buffer
+	if err := doc.Encode(&b); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if out == "" {
+		if _, err := stdout.Write(b.Bytes()); err != nil {
+			return fmt.Errorf("audit head: write: %w", err)
+		}
+	} else if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("audit head: write %s: %w", out, err)
 	}
 	fmt.Fprintf(stderr, "exported %d room heads (%s)\n", len(doc.Heads), signed)
 	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("audit head: %d of %d rooms could not be exported", failed, len(rooms))}
+		return &exitError{Code: 1, Err: fmt.Errorf("audit head: %d of %d rooms could not be exported", failed, len(rooms))}
 	}
 	return nil
-}
-
-// auditSignedBytes is what a heads file's signature covers: the format
-// name and a newline, then the document without its signature as
-// encoding/json writes it compactly.
-func auditSignedBytes(doc auditHeads) ([]byte, error) {
-	doc.Signature = nil
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return nil, fmt.Errorf("audit: encode heads to sign: %w", err)
-	}
-	return append([]byte(auditHeadsFormat+"\n"), b...), nil
-}
-
-// auditKeyID names a public key: the first 16 hex digits of its SHA-256.
-func auditKeyID(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:8])
 }
 
 // auditLoadHeads reads a heads file and checks its signature with the
 // public key in pubkeyFile. A signed file needs the key; with a key, an
 // unsigned file is refused (stripping the signature must not pass).
-func auditLoadHeads(path, pubkeyFile string, stderr io.Writer) (auditHeads, error) {
+func auditLoadHeads(path, pubkeyFile string, stderr io.Writer) (*audit.Heads, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return auditHeads{}, fmt.Errorf("audit verify: read the heads file: %w", err)
+		return nil, fmt.Errorf("audit verify: read the heads file: %w", err)
 	}
-	var doc auditHeads
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&doc); err != nil {
-		return auditHeads{}, fmt.Errorf("audit verify: %s is not a heads file from `chatctl audit head`: %w", path, err)
-	}
-	if doc.Format != auditHeadsFormat {
-		return auditHeads{}, fmt.Errorf("audit verify: %s has format %q, want %q", path, doc.Format, auditHeadsFormat)
-	}
-	for i, h := range doc.Heads {
-		if _, err := audit.ParseHash(h.Hash); err != nil || h.Room <= 0 || h.Stream != room.Stream(h.Room) || h.Version < 0 {
-			return auditHeads{}, fmt.Errorf("audit verify: %s: head %d (room %d) is malformed: want a room id, its stream name, a version and a 64 hex digit hash", path, i, h.Room)
-		}
+	doc, err := audit.ParseHeads(b)
+	if err != nil {
+		return nil, fmt.Errorf("audit verify: %s: %w (make one with `chatctl audit head`)", path, err)
 	}
 	switch {
 	case pubkeyFile == "" && doc.Signature != nil:
-		return auditHeads{}, &exitError{code: 2, err: fmt.Errorf("audit verify: %s is signed (key %s); give the public key with --pubkey FILE or PARLEY_AUDIT_PUBLIC_KEY to check it", path, doc.Signature.KeyID)}
+		return nil, cli.Usage(fmt.Errorf("audit verify: %s is signed (key %s); give the public key with --pubkey FILE or PARLEY_AUDIT_PUBLIC_KEY to check it", path, doc.Signature.KeyID))
 	case pubkeyFile == "":
 		fmt.Fprintf(stderr, "warning: %s is not signed; it proves only what its keeper vouches for\n", path)
 		return doc, nil
-	case doc.Signature == nil:
-		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: %s is not signed, but a public key was given: refusing it (was the signature removed?)", path)}
 	}
-	pub, err := auditReadPublicKey(pubkeyFile)
+	pub, err := auditReadKey(pubkeyFile, audit.ParsePublicKey, "keygen writes it as FILE.pub")
 	if err != nil {
-		return auditHeads{}, err
+		return nil, err
 	}
-	sig, err := base64.StdEncoding.DecodeString(doc.Signature.Value)
-	msg, merr := auditSignedBytes(doc)
-	if merr != nil {
-		return auditHeads{}, merr
+	switch err := doc.Verify(pub); {
+	case errors.Is(err, audit.ErrUnsigned):
+		return nil, &exitError{Code: 1, Err: fmt.Errorf("audit verify: %s is not signed, but a public key was given: refusing it (was the signature removed?)", path)}
+	case errors.Is(err, audit.ErrBadSignature):
+		return nil, &exitError{Code: 1, Err: fmt.Errorf("audit verify: %s: %w: the file was changed after signing, or signed with another key; refusing it", path, err)}
+	case err != nil:
+		return nil, fmt.Errorf("audit verify: %s: %w", path, err)
 	}
-	if err != nil || doc.Signature.Algorithm != "ed25519" || !ed25519.Verify(pub, msg, sig) {
-		return auditHeads{}, &exitError{code: 1, err: fmt.Errorf("audit verify: the signature of %s does not verify with key %s: the file was changed after signing, or signed with another key (its signature names key %s); refusing it",
-			path, auditKeyID(pub), doc.Signature.KeyID)}
-	}
-	fmt.Fprintf(stderr, "%s: signature valid (key %s), %d heads exported at %s\n", path, auditKeyID(pub), len(doc.Heads), doc.ExportedAt)
+	fmt.Fprintf(stderr, "%s: signature valid (key %s), %d heads exported at %s\n", path, audit.KeyID(pub), len(doc.Heads), doc.ExportedAt)
 	return doc, nil
 }
 
 func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("audit keygen")
 	out := fs.String("out", "", "write the private key to `file` and the public key to file.pub")
-	fs.Usage = func() { fmt.Fprint(stderr, auditUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return parseFailure("audit keygen", err, stderr)
+	if err := cli.Parse(fs, args, "chatctl audit keygen", auditKeygenUsage, stdout); err != nil {
+		return helpOK(err)
 	}
 	if *out == "" {
-		return &exitError{code: 2, err: fmt.Errorf("audit keygen: say where with --out FILE")}
+		return cli.Usage(fmt.Errorf("audit keygen: say where with --out FILE"))
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	privPEM, pubPEM, pub, err := audit.GenerateKey(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("audit keygen: %w", err)
 	}
-	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return fmt.Errorf("audit keygen: encode the private key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("audit keygen: encode the public key: %w", err)
-	}
 	for _, f := range []struct {
-		path  string
-		block *pem.Block
-		mode  os.FileMode
+		path string
+		pem  []byte
+		mode os.FileMode
 	}{
-		{*out, &pem.Block{Type: "PRIVATE KEY", Bytes: privDER}, 0o600},
-		{*out + ".pub", &pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}, 0o644},
+		{*out, privPEM, 0o600},
+		{*out + ".pub", pubPEM, 0o644},
 	} {
 		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
 		if err != nil {
 			return fmt.Errorf("audit keygen: %w (keygen never overwrites a key)", err)
 		}
-		err = pem.Encode(fh, f.block)
+		_, err = fh.Write(f.pem)
 		if cerr := fh.Close(); err == nil {
 			err = cerr
 		}
@@ -561,130 +484,22 @@ func runAuditKeygen(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("audit keygen: write %s: %w", f.path, err)
 		}
 	}
-	fmt.Fprintf(stdout, "wrote the private key to %s and the public key to %s (key %s)\n", *out, *out+".pub", auditKeyID(pub))
+	fmt.Fprintf(stdout, "wrote the private key to %s and the public key to %s (key %s)\n", *out, *out+".pub", audit.KeyID(pub))
 	fmt.Fprintf(stdout, "sign heads with: PARLEY_AUDIT_SIGNING_KEY=%s chatctl audit head --all; keep the private key away from the database's operators\n", *out)
 	return nil
 }
 
-func auditReadPrivateKey(path string) (ed25519.PrivateKey, error) {
+// auditReadKey reads a key file and parses it with parse; hint says
+// where such files come from.
+func auditReadKey[K any](path string, parse func([]byte) (K, error), hint string) (K, error) {
+	var zero K
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("audit: read the signing key: %w", err)
+		return zero, fmt.Errorf("audit: read the key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("audit: %s is not a PEM PRIVATE KEY file (make one with `chatctl audit keygen`)", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	k, err := parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("audit: %s: parse the private key: %w", path, err)
+		return zero, fmt.Errorf("audit: %s: %w (%s)", path, err, hint)
 	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
-	}
-	return priv, nil
-}
-
-func auditReadPublicKey(path string) (ed25519.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit: read the public key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("audit: %s is not a PEM PUBLIC KEY file (keygen writes it as FILE.pub)", path)
-	}
-	k, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %s: parse the public key: %w", path, err)
-	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("audit: %s holds a %T, not an Ed25519 key", path, k)
-	}
-	return pub, nil
-}
-
-// auditProgress shows how far a long audit is: one line rewritten in
-// place on a terminal, a plain line every few seconds otherwise. Its
-// goroutine is started by startAuditProgress and ended by finish.
-type auditProgress struct {
-	w     io.Writer
-	tty   bool
-	label string
-	total int
-	start time.Time
-
-	done, events, broken atomic.Int64
-
-	stop chan struct{}
-	wg   sync.WaitGroup
-}
-
-func startAuditProgress(w io.Writer, label string, total int) *auditProgress {
-	p := &auditProgress{w: w, tty: isTerminal(w), label: label, total: total, start: time.Now(), stop: make(chan struct{})}
-	every := 5 * time.Second
-	if p.tty {
-		every = 200 * time.Millisecond
-	}
-	p.wg.Go(func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-t.C:
-				p.print()
-			}
-		}
-	})
-	return p
-}
-
-func (p *auditProgress) add(events int, broken bool) {
-	p.events.Add(int64(events))
-	if broken {
-		p.broken.Add(1)
-	}
-	p.done.Add(1)
-}
-
-func (p *auditProgress) print() {
-	line := auditProgressLine(p.label, int(p.done.Load()), p.total, int(p.events.Load()), int(p.broken.Load()), time.Since(p.start))
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-	} else {
-		fmt.Fprintln(p.w, line)
-	}
-}
-
-// finish stops the updates and prints the final state.
-func (p *auditProgress) finish() {
-	close(p.stop)
-	p.wg.Wait()
-	p.print()
-	if p.tty {
-		fmt.Fprintln(p.w)
-	}
-}
-
-// auditProgressLine formats progress: rooms done of total, the rate in
-// rooms/s and the time left at that rate.
-func auditProgressLine(label string, done, total, events, broken int, elapsed time.Duration) string {
-	rate := float64(done) / max(elapsed.Seconds(), 1e-9)
-	eta := "?"
-	if done > 0 && done < total {
-		left := time.Duration(float64(total-done) / rate * float64(time.Second))
-		if left < 10*time.Second {
-			eta = left.Round(100 * time.Millisecond).String()
-		} else {
-			eta = left.Round(time.Second).String()
-		}
-	} else if done >= total {
-		eta = "0s"
-	}
-	return fmt.Sprintf("%s: %d/%d rooms (%.1f%%), %d events, %d broken, %.0f rooms/s, ETA %s",
-		label, done, total, 100*float64(done)/float64(max(total, 1)), events, broken, rate, eta)
+	return k, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
 )
 
@@ -76,8 +77,6 @@ Exit status: 0 when you left; 2 usage; 3 the connection ended but can be
 resumed (rerun with the --after and --hash the message names: when the server
 no longer holds that position, it sends the room's history instead); 4 the
 token was refused; 5 no such room or not yours; 1 anything else.
-
-Flags:
 `
 
 // chatConfig is chatctl chat's validated configuration.
@@ -98,12 +97,9 @@ type chatConfig struct {
 // lines of stdin and streams the answers, until /quit, end of input (after
 // the answer in flight, at most --wait), ctx's end, or the server closes.
 func runChat(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg, err := parseChat(args, getenv, stderr)
+	cfg, err := parseChat(args, getenv, stdout, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return helpOK(err)
 	}
 	if cfg.create != "" {
 		r, err := createRoom(ctx, cfg.server, cfg.token, cfg.create)
@@ -122,9 +118,8 @@ func runChat(ctx context.Context, args []string, getenv func(string) string, std
 
 // parseChat parses and validates the flags, reporting every problem at
 // once, and resolves the token.
-func parseChat(args []string, getenv func(string) string, stderr io.Writer) (chatConfig, error) {
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func parseChat(args []string, getenv func(string) string, stdout, stderr io.Writer) (chatConfig, error) {
+	fs := cli.NewFlagSet("chat")
 	server := fs.String("server", defaultChatServer, "base URL of the Parley server (http:// or https://)")
 	roomID := fs.Int64("room", 0, "id of the room to join (required unless --create)")
 	create := fs.String("create", "", "create a room with this title, then join it; its id is printed on stderr")
@@ -134,12 +129,8 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 	hash := fs.String("hash", "", "with --after: the hash of the event at that version, so the server can tell whether the log still holds it")
 	wait := fs.Duration("wait", time.Minute, "at end of input, how long to wait for each answer still to come (0: leave at once)")
 	jsonOut := fs.Bool("json", false, "print every server frame as one raw JSON line instead of the conversation")
-	fs.Usage = func() { fmt.Fprint(stderr, chatUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return chatConfig{}, err
-		}
-		return chatConfig{}, &exitError{code: 2, err: fmt.Errorf("chat: %w", err)}
+	if err := cli.Parse(fs, args, "chatctl chat", chatUsage, stdout); err != nil {
+		return chatConfig{}, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -210,8 +201,7 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (cha
 		problem("no token: pass --user ID to mint one (signed with PARLEY_JWT_SECRET), --token T, or set PARLEY_TOKEN (TOKEN=$(chatctl token --user ID))")
 	}
 	if len(problems) > 0 {
-		fs.Usage()
-		return chatConfig{}, &exitError{code: 2, err: errors.Join(problems...)}
+		return chatConfig{}, cli.Usage(errors.Join(problems...))
 	}
 
 	if cfg.minted {
@@ -279,7 +269,7 @@ func createRoom(ctx context.Context, server *url.URL, token, title string) (crea
 	switch resp.StatusCode {
 	case http.StatusCreated:
 	case http.StatusUnauthorized:
-		return createdRoom{}, &exitError{code: exitUnauthorized, err: fmt.Errorf("chat: create room: %w; the token is missing, invalid or expired: get a new one (chatctl token --user ID, or --user ID here)", apiError(resp.StatusCode, data))}
+		return createdRoom{}, &exitError{Code: exitUnauthorized, Err: fmt.Errorf("chat: create room: %w; the token is missing, invalid or expired: get a new one (chatctl token --user ID, or --user ID here)", apiError(resp.StatusCode, data))}
 	case http.StatusNotFound:
 		return createdRoom{}, fmt.Errorf("chat: create room: POST %s: %w; is --server a Parley server?", endpoint, apiError(resp.StatusCode, data))
 	default:

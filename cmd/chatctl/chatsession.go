@@ -393,7 +393,7 @@ func (s *session) sendFailed(err error, readErr <-chan error) error {
 		return s.explain(rerr)
 	case <-time.After(chatCloseWait):
 		s.view.endLine()
-		return &exitError{code: exitReconnect, err: fmt.Errorf("chat: send: %w; to reconnect: %s", err, s.rerun())}
+		return &exitError{Code: exitReconnect, Err: fmt.Errorf("chat: send: %w; to reconnect: %s", err, s.rerun())}
 	}
 }
 
@@ -427,14 +427,14 @@ func (s *session) explain(err error) error {
 		if errors.As(err, &ne) && ne.Timeout() {
 			err = fmt.Errorf("the server sent nothing, not even a ping, for %v", chatServerSilence)
 		}
-		return &exitError{code: exitReconnect, err: fmt.Errorf("chat: the connection dropped: %v; to reconnect: %s", err, s.rerun())}
+		return &exitError{Code: exitReconnect, Err: fmt.Errorf("chat: the connection dropped: %v; to reconnect: %s", err, s.rerun())}
 	}
 	why := "close " + strconv.Itoa(ce.Code)
 	if ce.Text != "" {
 		why += ": " + ce.Text
 	}
 	fail := func(code int, format string, a ...any) error {
-		return &exitError{code: code, err: fmt.Errorf("chat: "+format, a...)}
+		return &exitError{Code: code, Err: fmt.Errorf("chat: "+format, a...)}
 	}
 	switch ce.Code {
 	case wsapi.CloseUnauthorized:

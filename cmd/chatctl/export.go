@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/room"
@@ -50,16 +50,14 @@ type exportOptions struct {
 	operator string
 }
 
-func parseExport(args []string, getenv func(string) string, stderr io.Writer) (exportOptions, error) {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func parseExport(args []string, getenv func(string) string, stdout io.Writer) (exportOptions, error) {
+	fs := cli.NewFlagSet("export")
 	roomID := fs.Int64("room", 0, "id of the room to export")
 	user := fs.String("user", "", "export every room this user created")
 	format := fs.String("format", "jsonl", "jsonl or md")
 	out := fs.String("out", "", "file to write (default: standard output)")
 	operator := fs.String("operator", "", "who is reading, recorded in each room's stream (default $PARLEY_OPERATOR, else $USER)")
-	fs.Usage = func() { fmt.Fprint(stderr, exportUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, "chatctl export", exportUsage, stdout); err != nil {
 		return exportOptions{}, err
 	}
 	o := exportOptions{roomID: *roomID, user: strings.TrimSpace(*user), format: *format, out: *out}
@@ -83,16 +81,16 @@ func parseExport(args []string, getenv func(string) string, stderr io.Writer) (e
 		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
-		return exportOptions{}, usageError{errors.New("export: " + strings.Join(problems, "\nexport: "))}
+		return exportOptions{}, cli.Usage(errors.New("export: " + strings.Join(problems, "\nexport: ")))
 	}
 	return o, nil
 }
 
 // runExport implements `chatctl export`.
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	o, err := parseExport(args, getenv, stderr)
+	o, err := parseExport(args, getenv, stdout)
 	if err != nil {
-		return parseFailure("export", err, stderr)
+		return helpOK(err)
 	}
 	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {
@@ -148,7 +146,7 @@ func (x *exporter) export(ctx context.Context, o exportOptions, out io.Writer) e
 	ids := []int64{o.roomID}
 	if o.user != "" {
 		var err error
-		if ids, err = roomsCreatedBy(ctx, x.store, o.user, newProgress(x.progress, "scan the log for the user's rooms", 0)); err != nil {
+		if ids, err = roomsCreatedBy(ctx, x.store, o.user, newProgress(x.progress, "scan the log for the user's rooms", "events", 0)); err != nil {
 			return fmt.Errorf("export: find the rooms of %s: %w", o.user, err)
 		}
 		if len(ids) == 0 {
@@ -156,7 +154,7 @@ func (x *exporter) export(ctx context.Context, o exportOptions, out io.Writer) e
 		}
 	}
 	w := bufio.NewWriter(out)
-	prog := newProgress(x.progress, "export rooms", len(ids))
+	prog := newProgress(x.progress, "export rooms", "rooms", int64(len(ids)))
 	for i, id := range ids {
 		upto, err := recordCLIAccess(ctx, x.store, id, o.operator, x.now, x.random)
 		if err != nil {
@@ -179,11 +177,11 @@ func (x *exporter) export(ctx context.Context, o exportOptions, out io.Writer) e
 			}
 		}
 		if len(ids) > 1 {
-			prog.update(i + 1)
+			prog.update(int64(i+1), "")
 		}
 	}
 	if len(ids) > 1 {
-		prog.finish(len(ids))
+		prog.finish()
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("export: write: %w", err)
@@ -195,7 +193,7 @@ func (x *exporter) export(ctx context.Context, o exportOptions, out io.Writer) e
 // owner and returns their room ids in the order they were created.
 func roomsCreatedBy(ctx context.Context, s domain.AllReader, owner string, prog *progress) ([]int64, error) {
 	var ids []int64
-	read, err := scanRoomEvents(ctx, s, func(_ int64, ev domain.RecordedEvent) error {
+	_, err := scanRoomEvents(ctx, s, func(_ int64, ev domain.RecordedEvent) error {
 		if ev.Type != room.TypeRoomCreated {
 			return nil
 		}
@@ -207,11 +205,11 @@ func roomsCreatedBy(ctx context.Context, s domain.AllReader, owner string, prog 
 			ids = append(ids, c.RoomID)
 		}
 		return nil
-	}, prog.update)
+	}, func(read int) { prog.update(int64(read), fmt.Sprintf("%d rooms found", len(ids))) })
+	prog.finish()
 	if err != nil {
 		return nil, err
 	}
-	prog.finish(read)
 	return ids, nil
 }
 
@@ -461,73 +459,4 @@ func mdEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// progress reports a long job's progress on standard error: a line
-// rewritten in place on a terminal, else a log line every few seconds.
-type progress struct {
-	w     io.Writer
-	tty   bool
-	what  string
-	total int // 0: unknown
-	start time.Time
-	last  time.Time
-	now   func() time.Time
-	wrote bool
-}
-
-// progressEvery is how often a progress line is written when standard
-// error is not a terminal.
-const progressEvery = 5 * time.Second
-
-func newProgress(w io.Writer, what string, total int) *progress {
-	now := time.Now
-	return &progress{w: w, tty: isTerminal(w), what: what, total: total, start: now(), last: now(), now: now}
-}
-
-func (p *progress) line(done int) string {
-	elapsed := p.now().Sub(p.start)
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(done) / elapsed.Seconds()
-	}
-	s := fmt.Sprintf("%s: %d", p.what, done)
-	if p.total > 0 {
-		s += fmt.Sprintf("/%d", p.total)
-	}
-	s += fmt.Sprintf(" (%.1f/s", rate)
-	if p.total > 0 && rate > 0 && done < p.total {
-		s += fmt.Sprintf(", ETA %s", time.Duration(float64(p.total-done)/rate*float64(time.Second)).Round(time.Second))
-	}
-	return s + ")"
-}
-
-func (p *progress) update(done int) {
-	if p.w == nil {
-		return
-	}
-	now := p.now()
-	if p.tty {
-		if now.Sub(p.last) >= 100*time.Millisecond {
-			fmt.Fprintf(p.w, "\r\033[K%s", p.line(done))
-			p.last, p.wrote = now, true
-		}
-		return
-	}
-	if now.Sub(p.last) >= progressEvery {
-		fmt.Fprintln(p.w, "chatctl:", p.line(done))
-		p.last, p.wrote = now, true
-	}
-}
-
-// finish writes the final line, if anything was written before.
-func (p *progress) finish(done int) {
-	if p.w == nil || !p.wrote {
-		return
-	}
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s, done in %s\n", p.line(done), p.now().Sub(p.start).Round(time.Millisecond))
-		return
-	}
-	fmt.Fprintf(p.w, "chatctl: %s, done in %s\n", p.line(done), p.now().Sub(p.start).Round(time.Millisecond))
 }

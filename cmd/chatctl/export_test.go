@@ -141,21 +141,6 @@ func TestExportUser(t *testing.T) {
 	}
 }
 
-func TestProgressLines(t *testing.T) {
-	var buf bytes.Buffer
-	p := newProgress(&buf, "export rooms", 4)
-	now := p.start
-	p.now = func() time.Time { return now }
-	now = now.Add(6 * time.Second)
-	p.update(2)
-	now = now.Add(6 * time.Second)
-	p.finish(4)
-	want := "chatctl: export rooms: 2/4 (0.3/s, ETA 6s)\nchatctl: export rooms: 4/4 (0.3/s), done in 12s\n"
-	if got := buf.String(); got != want {
-		t.Errorf("progress:\n%q\nwant\n%q", got, want)
-	}
-}
-
 func TestWriteFileAtomically(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out.jsonl")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/parleychat/parley/adapters/document"
 	"github.com/parleychat/parley/adapters/tokens"
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/domain/rag"
 )
@@ -46,8 +46,6 @@ Environment:
   PARLEY_EMBED_MODEL     embedding model for ollama or openai
   PARLEY_OLLAMA_URL, PARLEY_OPENAI_URL, PARLEY_OPENAI_API_KEY, PARLEY_QDRANT_API_KEY
   PARLEY_RAG_COLLECTION  collection name (default parley-terms-ko-en-1[-<embedder name>])
-
-Flags:
 `
 
 // sourceFile is one file found under the roots.
@@ -61,8 +59,7 @@ type skippedFile struct {
 }
 
 func runIngest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("ingest")
 	prune := fs.Bool("prune", false, "remove indexed documents that were not found (under --prefix, if given)")
 	maxTokens := fs.Int("max-tokens", document.DefaultMaxTokens, "most tokens per chunk; longer sections are cut between paragraphs, then sentences")
 	fs.Func("chunk-size", "replaced by --max-tokens", func(string) error {
@@ -73,22 +70,20 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	})
 	prefix := fs.String("prefix", "", "prepended to every document name, e.g. \"faq/\"; also limits --prune")
 	batch := fs.Int("batch", rag.DefaultEmbedBatch, "chunks per embedding call")
-	fs.Usage = func() { fmt.Fprint(stderr, ingestUsage); fs.PrintDefaults() }
 
-	paths, err := parseInterleaved(fs, args)
+	paths, err := cli.ParseInterleaved(fs, args, "chatctl ingest", ingestUsage, stdout)
 	if err != nil {
-		return parseFailure("ingest", err, stderr)
+		return helpOK(err)
 	}
 	if len(paths) == 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("ingest: name at least one file or directory")}
+		return cli.Usage(errors.New("ingest: name at least one file or directory"))
 	}
 	if *maxTokens < 16 || *batch < 1 {
-		return &exitError{code: 2, err: fmt.Errorf("ingest: need --max-tokens ≥ 16 and --batch ≥ 1 (got %d, %d)", *maxTokens, *batch)}
+		return cli.Usage(fmt.Errorf("ingest: need --max-tokens ≥ 16 and --batch ≥ 1 (got %d, %d)", *maxTokens, *batch))
 	}
 	cfg, err := ragenv.FromEnv(getenv)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
+		return cli.Usage(fmt.Errorf("ingest: %w", err))
 	}
 	counter, err := tokens.New("")
 	if err != nil {
@@ -96,7 +91,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	splitter, err := document.NewSplitter(counter, document.SplitterConfig{MaxTokens: *maxTokens})
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
+		return cli.Usage(fmt.Errorf("ingest: %w", err))
 	}
 
 	files, skipped, err := findDocuments(paths, *prefix)
@@ -140,12 +135,19 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	fmt.Fprintf(stderr, "ingest: %d documents found, %d files skipped; terms %s, embedder %s, %s collection %s\n",
 		len(docs), len(skipped), rag.SparseEncoding, embName, idx.Name(), collection)
 
-	bar := newProgressBar(stderr, isTerminal(stderr), time.Now)
-	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter, BatchSize: *batch, Progress: bar.update}
+	var bar *progress
+	in := &rag.Ingester{Index: idx, Embedder: emb, Splitter: splitter, BatchSize: *batch, Progress: func(pr rag.Progress) {
+		if bar == nil {
+			bar = newProgress(stderr, "ingest", "chunks", int64(pr.Total))
+		}
+		bar.update(int64(pr.Done), "last "+pr.Source)
+	}}
 	scope := func(source string) bool { return strings.HasPrefix(source, *prefix) && !unreadable[source] }
 	start := time.Now()
 	rep, syncErr := in.Sync(ctx, docs, rag.SyncOptions{Prune: *prune, Scope: scope})
-	bar.finish()
+	if bar != nil {
+		bar.finish()
+	}
 	printReport(stdout, rep, skipped, time.Since(start))
 	if syncErr != nil {
 		return fmt.Errorf("ingest stopped (run it again to finish): %w", syncErr)
@@ -170,7 +172,7 @@ func findDocuments(paths []string, prefix string) ([]sourceFile, []skippedFile, 
 			if other == path {
 				return nil // the same file reached through two roots
 			}
-			return &exitError{code: 2, err: fmt.Errorf("ingest: %s and %s would both be named %q: ingest them in separate runs with different --prefix values", other, path, source)}
+			return cli.Usage(fmt.Errorf("ingest: %s and %s would both be named %q: ingest them in separate runs with different --prefix values", other, path, source))
 		}
 		bySource[source] = path
 		files = append(files, sourceFile{path, source})
@@ -179,7 +181,7 @@ func findDocuments(paths []string, prefix string) ([]sourceFile, []skippedFile, 
 	for _, root := range paths {
 		info, err := os.Stat(root)
 		if err != nil {
-			return nil, nil, &exitError{code: 2, err: fmt.Errorf("ingest: %w", err)}
+			return nil, nil, cli.Usage(fmt.Errorf("ingest: %w", err))
 		}
 		if !info.IsDir() {
 			if err := add(root, filepath.Base(root)); err != nil {
@@ -256,54 +258,5 @@ func printReport(w io.Writer, rep rag.Report, skipped []skippedFile, took time.D
 			}
 			fmt.Fprintf(w, "  %s: %s\n", s.path, s.reason)
 		}
-	}
-}
-
-// progressBar shows ingestion progress: on a terminal one line rewritten
-// in place at most every 100ms, otherwise a log line at most every 5s.
-type progressBar struct {
-	w       io.Writer
-	tty     bool
-	now     func() time.Time
-	start   time.Time
-	last    time.Time
-	printed bool
-}
-
-func newProgressBar(w io.Writer, tty bool, now func() time.Time) *progressBar {
-	t := now()
-	return &progressBar{w: w, tty: tty, now: now, start: t}
-}
-
-func (p *progressBar) update(pr rag.Progress) {
-	now := p.now()
-	every := 5 * time.Second
-	if p.tty {
-		every = 100 * time.Millisecond
-	}
-	if p.printed && now.Sub(p.last) < every && pr.Done < pr.Total {
-		return
-	}
-	p.last, p.printed = now, true
-	elapsed := now.Sub(p.start).Seconds()
-	rate, eta := 0.0, "?"
-	if elapsed > 0 && pr.Done > 0 {
-		rate = float64(pr.Done) / elapsed
-		eta = time.Duration(float64(pr.Total-pr.Done) / rate * float64(time.Second)).Round(time.Second).String()
-	}
-	pct := 100.0
-	if pr.Total > 0 {
-		pct = 100 * float64(pr.Done) / float64(pr.Total)
-	}
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\x1b[Kingest: %d/%d chunks (%.0f%%), %.0f chunks/s, ETA %s", pr.Done, pr.Total, pct, rate, eta)
-		return
-	}
-	fmt.Fprintf(p.w, "ingest: %d/%d chunks (%.0f%%), %.0f chunks/s, ETA %s, last %s\n", pr.Done, pr.Total, pct, rate, eta, pr.Source)
-}
-
-func (p *progressBar) finish() {
-	if p.tty && p.printed {
-		fmt.Fprintln(p.w)
 	}
 }

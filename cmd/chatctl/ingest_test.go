@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -227,36 +226,5 @@ func TestIngestBadInput(t *testing.T) {
 		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ingest %v: error %v (exit %d), want exit 2 mentioning %q", tt.args, err, exitCode(err), tt.want)
 		}
-	}
-}
-
-func TestProgressBar(t *testing.T) {
-	now := time.Unix(0, 0)
-	clock := func() time.Time { return now }
-	var log bytes.Buffer
-	p := newProgressBar(&log, false, clock)
-	now = now.Add(time.Second)
-	p.update(rag.Progress{Done: 10, Total: 100, Source: "a.md"})
-	now = now.Add(time.Second) // within 5s: no line
-	p.update(rag.Progress{Done: 20, Total: 100, Source: "b.md"})
-	now = now.Add(5 * time.Second)
-	p.update(rag.Progress{Done: 70, Total: 100, Source: "c.md"})
-	p.update(rag.Progress{Done: 100, Total: 100, Source: "d.md"}) // the last always shows
-	p.finish()
-	want := "ingest: 10/100 chunks (10%), 10 chunks/s, ETA 9s, last a.md\n" +
-		"ingest: 70/100 chunks (70%), 10 chunks/s, ETA 3s, last c.md\n" +
-		"ingest: 100/100 chunks (100%), 14 chunks/s, ETA 0s, last d.md\n"
-	if diff := cmp.Diff(want, log.String()); diff != "" {
-		t.Errorf("log lines (-want +got):\n%s", diff)
-	}
-
-	var tty bytes.Buffer
-	p = newProgressBar(&tty, true, clock)
-	now = now.Add(time.Second)
-	p.update(rag.Progress{Done: 5, Total: 10})
-	p.update(rag.Progress{Done: 10, Total: 10})
-	p.finish()
-	if got := tty.String(); strings.Count(got, "\r") != 2 || !strings.HasSuffix(got, "10/10 chunks (100%), 10 chunks/s, ETA 0s\n") {
-		t.Errorf("terminal output %q: want two \\r updates and a final newline", got)
 	}
 }

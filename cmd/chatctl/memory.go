@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/parleychat/parley/adapters/redis"
-	"github.com/parleychat/parley/domain"
-	"github.com/parleychat/parley/domain/room"
-	"github.com/parleychat/parley/projections"
 )
 
 // defaultRedisURL is the memory's Redis when PARLEY_REDIS_URL is unset.
@@ -34,7 +29,7 @@ func redisSettingsFrom(getenv func(string) string) redisSettings {
 	return s
 }
 
-// redisClient opens the memory's Redis on first use; closeEnv closes it.
+// redisClient opens the memory's Redis on first use; Close closes it.
 func (e *projectionEnv) redisClient() (*goredis.Client, error) {
 	if e.rdb != nil {
 		return e.rdb, nil
@@ -45,18 +40,6 @@ func (e *projectionEnv) redisClient() (*goredis.Client, error) {
 	}
 	e.rdb = c
 	return c, nil
-}
-
-// withRedis sets where the memory lives and returns closeEnv extended to
-// close its client.
-func (e *projectionEnv) withRedis(getenv func(string) string, closeEnv func()) func() {
-	e.redis = redisSettingsFrom(getenv)
-	return func() {
-		if e.rdb != nil {
-			_ = e.rdb.Close()
-		}
-		closeEnv()
-	}
 }
 
 // liveMemory is the live memory projection, following the live
@@ -70,23 +53,25 @@ func (e *projectionEnv) liveMemory() (*redis.Memory, error) {
 	return redis.NewMemory(c, redis.MemoryConfig{Prefix: e.redis.prefix, Log: e.store, Logger: e.log})
 }
 
-func (e *projectionEnv) memoryRebuild(opts rebuildOptions) (*redis.MemoryRebuild, error) {
+// memoryRebuild is the memory's rebuild, into a dry run's scratch
+// generation with dryRun.
+func (e *projectionEnv) memoryRebuild(dryRun bool) (*redis.MemoryRebuild, error) {
 	c, err := e.redisClient()
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewMemoryRebuild(c, redis.MemoryRebuildConfig{Prefix: e.redis.prefix, DryRun: opts.dryRun, Logger: e.log})
+	return redis.NewMemoryRebuild(c, redis.MemoryRebuildConfig{Prefix: e.redis.prefix, DryRun: dryRun, Logger: e.log})
 }
 
 // memoryStatus is the memory's rows of `projections status`.
-func memoryStatus(ctx context.Context, env *projectionEnv, head domain.Position) ([]projectionRow, error) {
-	rb, err := env.memoryRebuild(rebuildOptions{})
+func memoryStatus(ctx context.Context, e *projectionEnv) ([]projectionRow, error) {
+	rb, err := e.memoryRebuild(false)
 	if err != nil {
 		return nil, err
 	}
 	copies, err := rb.Copies(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("memory (Redis %s): %w", env.redis.prefix, err)
+		return nil, fmt.Errorf("memory (Redis %s): %w", e.redis.prefix, err)
 	}
 	var rows []projectionRow
 	for _, c := range copies {
@@ -102,68 +87,9 @@ func memoryStatus(ctx context.Context, env *projectionEnv, head domain.Position)
 		if c.Generation != "" {
 			name += " (" + c.Generation + ")"
 		}
-		row := projectionRow{found: c.Found, role: role, behind: -1}
-		row.Name, row.Position, row.LastError = name, c.Checkpoint, c.LastError
-		if role != "old" {
-			if row.behind, err = env.store.CountEvents(ctx, c.Checkpoint, head, room.StreamPrefix); err != nil {
-				return nil, err
-			}
-		}
+		row := projectionRow{found: c.Found, role: role}
+		row.Name, row.Position, row.LastError, row.LogID = name, c.Checkpoint, c.LastError, c.Log
 		rows = append(rows, row)
 	}
 	return rows, nil
 }
-
-// memoryTarget rebuilds the Redis memory into a new generation.
-type memoryTarget struct {
-	rb *redis.MemoryRebuild
-}
-
-func (t *memoryTarget) Name() string { return t.rb.Live().Name() }
-
-func (t *memoryTarget) Prepare(ctx context.Context) (bool, func(), error) {
-	release, err := t.rb.Lock(ctx)
-	if err != nil {
-		return false, nil, err
-	}
-	resumed, err := t.rb.Prepare(ctx)
-	if err != nil {
-		release()
-		if errors.Is(err, redis.ErrOldCopyExists) {
-			return false, nil, fmt.Errorf("%w, or pass --drop-old", err)
-		}
-		return false, nil, err
-	}
-	return resumed, release, nil
-}
-
-func (t *memoryTarget) Projection() projections.Projection { return t.rb.Shadow() }
-
-func (t *memoryTarget) LiveCheckpoint(ctx context.Context) (domain.Position, error) {
-	return t.rb.Live().Checkpoint(ctx)
-}
-
-func (t *memoryTarget) Compare(ctx context.Context, catchUp catchUpFunc) (rebuildDiff, error) {
-	d, err := t.rb.Compare(ctx, catchUp)
-	if err != nil {
-		return rebuildDiff{}, err
-	}
-	part := func(what string, k redis.KeyDiff) diffPart {
-		return diffPart{What: what, Live: k.Live, Rebuilt: k.Shadow, Differing: k.Differing, Missing: k.Missing, Extra: k.Extra, Examples: strings.Join(k.Examples, ", ")}
-	}
-	return rebuildDiff{Live: d.Live, Rebuilt: d.Shadow, Parts: []diffPart{part("rooms' memories", d.Memories), part("room owners", d.Owners)}}, nil
-}
-
-func (t *memoryTarget) Swap(ctx context.Context, catchUp catchUpFunc) (swapped, error) {
-	res, err := t.rb.Swap(ctx, catchUp)
-	prefix := t.rb.Live().Prefix()
-	old := fmt.Sprintf("generation %q (keys %s%s:memory:*)", res.Old, prefix, res.Old)
-	if res.Old == "" {
-		old = "the keys " + prefix + "memory:* (the layout older than generations)"
-	}
-	return swapped{Live: res.Live, Rebuilt: res.Shadow, Attempts: res.Attempts, Old: old}, err
-}
-
-func (t *memoryTarget) DropOld(ctx context.Context) (bool, error) { return t.rb.DropOld(ctx) }
-
-func (t *memoryTarget) Discard(ctx context.Context) error { return t.rb.Discard(ctx) }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/cmd/internal/cli"
 )
 
 const defaultDatabaseURL = "postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable"
@@ -38,47 +38,51 @@ func databaseURL(getenv func(string) string) string {
 	return defaultDatabaseURL
 }
 
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dbURL := fs.String("database", "", "Postgres URL (default: $PARLEY_DATABASE_URL, else the local development database)")
-	fs.Usage = func() { fmt.Fprintln(stderr, "usage: chatctl migrate up|status [-database URL]"); fs.PrintDefaults() }
-	if len(args) == 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("migrate: say up or status")}
+const migrateUsage = `usage: chatctl migrate %s [--database URL]
+
+%s
+
+Environment:
+  PARLEY_DATABASE_URL   Postgres URL (default: the local development database)
+`
+
+// migrateCommands are migrate's subcommands.
+func migrateCommands() []command {
+	return []command{
+		{name: "up", summary: "apply pending schema migrations", run: func(ctx context.Context, e runEnv, args []string) error {
+			return runMigrate(ctx, "up", "Applies the pending schema migrations, under an advisory lock, then lists them.", args, e)
+		}},
+		{name: "status", summary: "list the migrations and whether they are applied", run: func(ctx context.Context, e runEnv, args []string) error {
+			return runMigrate(ctx, "status", "Lists the schema migrations and whether they are applied.", args, e)
+		}},
 	}
-	sub := args[0]
-	switch sub {
-	case "up", "status":
-	case "-h", "-help", "--help", "help":
-		fs.Usage()
-		return nil
-	default:
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("migrate: unknown subcommand %q (want up or status)", sub)}
+}
+
+func runMigrate(ctx context.Context, sub, about string, args []string, e runEnv) error {
+	fs := cli.NewFlagSet("migrate " + sub)
+	dbURL := fs.String("database", "", "Postgres `URL` (default $PARLEY_DATABASE_URL, else the local development database)")
+	if err := cli.Parse(fs, args, "chatctl migrate "+sub, fmt.Sprintf(migrateUsage, sub, about), e.stdout); err != nil {
+		return helpOK(err)
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return parseFailure("migrate "+sub, err, stderr)
+	if fs.NArg() > 0 {
+		return cli.Usagef("chatctl migrate %s takes no arguments (got %q)", sub, fs.Args())
 	}
 	if *dbURL == "" {
-		*dbURL = databaseURL(getenv)
+		*dbURL = databaseURL(e.getenv)
 	}
 	pool, err := openPool(ctx, *dbURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	switch sub {
-	case "up":
-		log := slog.New(slog.NewTextHandler(stderr, nil))
+	if sub == "up" {
+		log := slog.New(slog.NewTextHandler(e.stderr, nil))
 		if err := postgres.Migrate(ctx, pool, log); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "schema is up to date")
-		return printStatus(ctx, pool, stdout)
-	default: // status
-		return printStatus(ctx, pool, stdout)
+		fmt.Fprintln(e.stdout, "schema is up to date")
 	}
+	return printStatus(ctx, pool, e.stdout)
 }
 
 func printStatus(ctx context.Context, pool *pgxpool.Pool, stdout io.Writer) error {

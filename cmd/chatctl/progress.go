@@ -5,11 +5,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
-
-	"github.com/parleychat/parley/domain"
 )
 
 // Progress output: on a terminal a bar redrawn in place at most every
@@ -20,19 +19,27 @@ const (
 	barWidth   = 30
 )
 
-// positionProgress reports a long job's advance towards a known total of events,
-// with its rate and the time left.
-type positionProgress struct {
-	w      io.Writer
-	tty    bool
-	label  string
-	total  int64
-	now    func() time.Time
+// progress is chatctl's one progress reporter, for every long job
+// (ingest, rebuild, audit, export): how many units are done, of how many
+// when the total is known, the rate and the time left, and a detail the
+// job adds (a position, a document, a count of broken rooms). On a
+// terminal it redraws one line in place; otherwise it writes a plain line
+// every few seconds, for logs. It is safe for concurrent use.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	label string
+	unit  string
+	total int64 // <= 0: unknown
+	now   func() time.Time
+
+	mu     sync.Mutex
 	start  time.Time
 	last   time.Time // of the last line written
 	done   int64
-	at     domain.Position
+	detail string
 	width  int // of the last bar drawn, to blank it out
+	wrote  bool
 	closed bool
 }
 
@@ -42,22 +49,41 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// newPositionProgress starts reporting on w: a redrawn bar when tty is set (see
-// isTerminal), plain lines otherwise.
-func newPositionProgress(w io.Writer, tty bool, label string, total int64, now func() time.Time) *positionProgress {
-	p := &positionProgress{w: w, tty: tty, label: label, total: total, now: now, start: now()}
-	p.last = p.start
-	if !p.tty {
-		fmt.Fprintf(w, "%s: %d events to apply\n", label, total)
-	}
-	return p
+// newProgress starts reporting on w (nil: nowhere) the advance of label
+// towards total units (0 when unknown), as a bar when w is a terminal.
+func newProgress(w io.Writer, label, unit string, total int64) *progress {
+	return newProgressAt(w, isTerminal(w), label, unit, total, time.Now)
 }
 
-// update records that done events are applied, the last at position at,
-// and redraws when it is time.
-func (p *positionProgress) update(done int64, at domain.Position) {
-	p.done, p.at = done, at
-	if done >= p.total {
+// newProgressAt is newProgress with the terminal test and the clock
+// given, for tests.
+func newProgressAt(w io.Writer, tty bool, label, unit string, total int64, now func() time.Time) *progress {
+	if w == nil {
+		w = io.Discard
+	}
+	t := now()
+	return &progress{w: w, tty: tty, label: label, unit: unit, total: total, now: now, start: t, last: t}
+}
+
+// update records that done units are done, with detail, and writes a
+// line when it is time.
+func (p *progress) update(done int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record(done, detail)
+}
+
+// add is update with done increased by n.
+func (p *progress) add(n int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.record(p.done+n, detail)
+}
+
+// record is update's body; p.mu is held.
+func (p *progress) record(done int64, detail string) {
+	p.done, p.detail = done, detail
+	if p.closed || (p.total > 0 && done >= p.total) {
 		return // finish says it
 	}
 	t := p.now()
@@ -72,8 +98,11 @@ func (p *positionProgress) update(done int64, at domain.Position) {
 	p.write(false)
 }
 
-// finish writes the final line.
-func (p *positionProgress) finish() {
+// finish writes the final line, once: how much was done and how long it
+// took. A job that ended before its total says where it stopped.
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
 		return
 	}
@@ -81,33 +110,40 @@ func (p *positionProgress) finish() {
 	p.write(true)
 }
 
-func (p *positionProgress) write(final bool) {
+// write writes the line; p.mu is held.
+func (p *progress) write(final bool) {
+	p.wrote = true
 	elapsed := p.now().Sub(p.start)
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(p.done) / elapsed.Seconds()
 	}
-	frac := 1.0
+	count := fmt.Sprintf("%d %s", p.done, p.unit)
 	if p.total > 0 {
-		frac = min(float64(p.done)/float64(p.total), 1)
+		count = fmt.Sprintf("%d/%d %s (%.1f%%)", p.done, p.total, p.unit, 100*min(float64(p.done)/float64(p.total), 1))
 	}
-	eta := "?"
+	parts := []string{count, fmt.Sprintf("%.0f %s/s", rate, p.unit)}
 	switch {
-	case final && p.done >= p.total:
-		eta = "done in " + fmtDuration(elapsed)
+	case final && (p.total <= 0 || p.done >= p.total):
+		parts = append(parts, "done in "+fmtDuration(elapsed))
 	case final:
-		eta = "stopped after " + fmtDuration(elapsed)
-	case rate > 0:
-		eta = "ETA " + fmtDuration(time.Duration(float64(p.total-p.done)/rate*float64(time.Second)))
+		parts = append(parts, "stopped after "+fmtDuration(elapsed))
+	case p.total > 0 && rate > 0:
+		parts = append(parts, "ETA "+fmtDuration(time.Duration(float64(p.total-p.done)/rate*float64(time.Second))))
+	}
+	if p.detail != "" {
+		parts = append(parts, p.detail)
 	}
 	if !p.tty {
-		fmt.Fprintf(p.w, "%s: %d/%d events (%.1f%%), %.0f events/s, %s, at position %s\n",
-			p.label, p.done, p.total, 100*frac, rate, eta, p.at)
+		fmt.Fprintf(p.w, "%s: %s\n", p.label, strings.Join(parts, ", "))
 		return
 	}
-	fill := int(frac * barWidth)
-	line := fmt.Sprintf("%s [%s%s] %5.1f%% %d/%d events  %.0f events/s  %s",
-		p.label, strings.Repeat("#", fill), strings.Repeat(".", barWidth-fill), 100*frac, p.done, p.total, rate, eta)
+	line := p.label + " "
+	if p.total > 0 {
+		fill := int(min(float64(p.done)/float64(p.total), 1) * barWidth)
+		line += "[" + strings.Repeat("#", fill) + strings.Repeat(".", barWidth-fill) + "] "
+	}
+	line += strings.Join(parts, "  ")
 	pad := max(p.width-len(line), 0)
 	p.width = len(line)
 	fmt.Fprint(p.w, "\r"+line+strings.Repeat(" ", pad))

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,31 +15,37 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/cmd/internal/cli"
+	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
 
-const projectionsUsage = `usage: chatctl projections <subcommand> [flags]
-
-subcommands:
-  run [chatlog|memory|all]      run projections here until Ctrl-C, logging progress (default: all)
-  status                        each projection's checkpoint, the log's head, how far behind it is,
-                                and why it stopped; exits 1 when one has an error
-  rebuild chatlog|memory|all [--dry-run] [--drop-old] [--batch N] [--lock-timeout D]
-                                rebuild from position zero into shadow tables, catch up with the log,
-                                then swap them in while chatd keeps serving; Ctrl-C stops it and a
-                                rerun resumes. --dry-run compares with the live read model instead
-                                and changes nothing (exits 1 when they differ); --drop-old drops the
-                                old copy after the swap (and one left by an earlier rebuild)
-  drop-old [chatlog|memory|all] drop the old copy a rebuild kept (default: chatlog)
-
-flags (any subcommand):
-  -database URL                 Postgres URL (default $PARLEY_DATABASE_URL, else the local database)
-
-The memory projection lives in Redis: $PARLEY_REDIS_URL (default redis://127.0.0.1:6379/0), keys
-under $PARLEY_REDIS_PREFIX (default parley:), as chatd has them.
+// projectionsEnvironment ends the projections commands' help.
+const projectionsEnvironment = `Environment (as chatd reads it):
+  PARLEY_DATABASE_URL   Postgres: the ChatLog, the checkpoints, and the log unless PARLEY_EVENT_STORE
+                        says otherwise (default: the local development database; --database overrides it)
+  PARLEY_EVENT_STORE    the log: postgres (default) or kurrentdb, with PARLEY_KURRENTDB_URL
+  PARLEY_REDIS_URL      the memory's Redis (default redis://127.0.0.1:6379/0)
+  PARLEY_REDIS_PREFIX   its key prefix (default parley:)
 `
+
+const projectionsHelp = `The projections are chatlog (Postgres) and memory (Redis). A checkpoint belongs
+to the log it was taken from: one of another log (PARLEY_EVENT_STORE changed)
+is refused; rebuild the projection against this one.
+
+` + projectionsEnvironment
+
+// projectionCommands are the projections subcommands.
+func projectionCommands() []command {
+	return []command{
+		{name: "run", args: "[chatlog|memory|all]", summary: "run projections here until Ctrl-C, logging progress (default: all)", run: runProjectionsRun},
+		{name: "status", summary: "each projection's checkpoint, how far behind the log it is, and why it stopped", run: runProjectionsStatus},
+		{name: "rebuild", args: "chatlog|memory|all", summary: "rebuild from position zero into a shadow copy and swap it in, while chatd serves", run: runProjectionsRebuild},
+		{name: "drop-old", args: "[chatlog|memory|all]", summary: "drop the old copy a rebuild kept (default: chatlog)", run: runProjectionsDropOld},
+	}
+}
 
 // projectionNames are the projections chatctl knows, in order. memory is
 // the Redis summary-buffer projection.
@@ -59,79 +63,63 @@ func selectProjections(arg string) ([]string, error) {
 	}
 }
 
-func runProjections(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, projectionsUsage)
-		return &exitError{code: 2, err: errors.New("projections: say run, status, rebuild or drop-old")}
-	}
-	sub, args := args[0], args[1:]
-	switch sub {
-	case "run":
-		return runProjectionsRun(ctx, args, getenv, stderr)
-	case "status":
-		return runProjectionsStatus(ctx, args, getenv, stdout, stderr)
-	case "rebuild":
-		return runProjectionsRebuild(ctx, args, getenv, stdout, stderr)
-	case "drop-old":
-		return runProjectionsDropOld(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, projectionsUsage)
-		return nil
-	default:
-		fmt.Fprint(stderr, projectionsUsage)
-		return &exitError{code: 2, err: fmt.Errorf("projections: unknown subcommand %q", sub)}
-	}
-}
-
-// parseInterleaved parses flags that may come before, between or after
-// the positional arguments, and returns the positional ones. Its error is
-// fs.Parse's, for parseFailure.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-// projectionEnv is what the projections subcommands share: the database,
-// the event store over it and a logger.
+// projectionEnv is what the projections subcommands share: the database
+// of the read models, the event store chatd uses (the same database, or
+// KurrentDB), the memory's Redis and a logger.
 type projectionEnv struct {
 	pool  *pgxpool.Pool
-	store *postgres.Store
+	store domain.EventStore
+	kind  string // storeenv.Postgres or storeenv.KurrentDB
 	log   *slog.Logger
-	redis redisSettings   // where the memory lives (withRedis)
+	redis redisSettings
 	rdb   *goredis.Client // opened on first use
+	close []func()
 }
 
-// openProjectionEnv connects, checks that the schema is up to date and
-// starts the store, whose subscriptions hand out batches of at most batch
+// openProjectionEnv connects to the read models' database, checks that
+// its schema is up to date and opens the event store as chatd does
+// (storeenv), whose subscriptions hand out batches of at most batch
 // events (0 for the default).
-func openProjectionEnv(ctx context.Context, dbURL string, batch int, stderr io.Writer) (*projectionEnv, func(), error) {
+func openProjectionEnv(ctx context.Context, e runEnv, dbURL string, batch int) (*projectionEnv, error) {
+	sc, err := storeenv.FromEnv(e.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("choose the event store: %w", err)
+	}
 	pool, err := openPool(ctx, withMinConns(dbURL))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	pe := &projectionEnv{pool: pool, kind: sc.Kind, log: slog.New(slog.NewTextHandler(e.stderr, nil)), redis: redisSettingsFrom(e.getenv)}
+	pe.close = append(pe.close, pool.Close)
 	states, err := postgres.MigrationStatus(ctx, pool)
 	if err != nil {
-		pool.Close()
-		return nil, nil, err
+		pe.Close()
+		return nil, err
 	}
 	for _, s := range states {
 		if s.AppliedAt.IsZero() {
-			pool.Close()
-			return nil, nil, fmt.Errorf("migration %04d_%s is not applied: run `chatctl migrate up` first", s.Version, s.Name)
+			pe.Close()
+			return nil, fmt.Errorf("migration %04d_%s is not applied: run `chatctl migrate up` first", s.Version, s.Name)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	store := postgres.NewStore(pool, postgres.StoreConfig{Logger: log, SubscriptionBatch: batch})
-	return &projectionEnv{pool: pool, store: store, log: log}, func() { store.Close(); pool.Close() }, nil
+	store, closeStore, err := openLog(ctx, sc, pool, postgres.StoreConfig{Logger: pe.log, SubscriptionBatch: batch})
+	if err != nil {
+		pe.Close()
+		return nil, err
+	}
+	pe.store = store
+	pe.close = append(pe.close, closeStore)
+	return pe, nil
+}
+
+// Close closes what the env opened, the last first.
+func (e *projectionEnv) Close() {
+	if e.rdb != nil {
+		_ = e.rdb.Close()
+	}
+	for i := len(e.close) - 1; i >= 0; i-- {
+		e.close[i]()
+	}
 }
 
 // projectionConns is the pool size the projections commands need: a
@@ -152,82 +140,111 @@ func withMinConns(dbURL string) string {
 	return u.String()
 }
 
-// newFlagSet returns a subcommand's flag set with -database.
-func newFlagSet(name string, stderr io.Writer, getenv func(string) string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("projections "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, projectionsUsage)
-		fmt.Fprintf(stderr, "\nflags of projections %s:\n", name)
-		fs.PrintDefaults()
-	}
-	db := fs.String("database", databaseURL(getenv), "Postgres URL")
+// projectionFlags returns a subcommand's flag set with --database.
+func projectionFlags(name string) (*flag.FlagSet, *string) {
+	fs := cli.NewFlagSet("projections " + name)
+	db := fs.String("database", "", "Postgres `URL` of the read models (default $PARLEY_DATABASE_URL, else the local development database)")
 	return fs, db
+}
+
+// databaseOr is the --database flag, else PARLEY_DATABASE_URL.
+func databaseOr(flagURL string, getenv func(string) string) string {
+	if flagURL != "" {
+		return flagURL
+	}
+	return databaseURL(getenv)
+}
+
+// behind counts the events of the rooms after cp up to head: exactly when
+// the store counts (the Postgres store), else 0 or -2 for "some".
+func (e *projectionEnv) behind(ctx context.Context, cp, head domain.Position) (int64, error) {
+	if c, ok := e.store.(projections.EventCounter); ok {
+		return c.CountEvents(ctx, cp, head, room.StreamPrefix)
+	}
+	if !cp.Less(head) {
+		return 0, nil
+	}
+	evs, err := e.store.ReadAll(ctx, domain.ReadAllOptions{After: cp, Limit: 1, StreamPrefix: room.StreamPrefix})
+	if err != nil || len(evs) == 0 || head.Less(evs[0].Position) {
+		return 0, err
+	}
+	return -2, nil
 }
 
 // liveProjection returns the live projection called name.
 func (e *projectionEnv) liveProjection(name string) (projections.Projection, error) {
-	switch name {
-	case "chatlog":
-		return postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
-	case "memory":
+	if name == "memory" {
 		return e.liveMemory()
 	}
-	return nil, fmt.Errorf("unknown projection %q", name)
+	return postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
 }
 
-func runProjectionsRun(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs, dbURL := newFlagSet("run", stderr, getenv)
+const projectionsRunUsage = `usage: chatctl projections run [chatlog|memory|all] [--every 10s] [--batch N]
+
+Runs the projections here, as chatd does with PARLEY_PROJECTIONS=true, until
+Ctrl-C, logging each one's progress every --every. It stops on an event a
+projection can never apply, or on a checkpoint of another log.
+
+` + projectionsEnvironment
+
+func runProjectionsRun(ctx context.Context, e runEnv, args []string) error {
+	fs, dbURL := projectionFlags("run")
 	every := fs.Duration("every", 10*time.Second, "how often to log progress")
-	batch := fs.Int("batch", 0, "most events applied in one transaction (default 1000)")
-	pos, err := parseInterleaved(fs, args)
+	batch := fs.Int("batch", 0, "most events applied in one transaction (default: the store's subscription batch)")
+	pos, err := cli.ParseInterleaved(fs, args, "chatctl projections run", projectionsRunUsage, e.stdout)
 	if err != nil {
-		return parseFailure("projections run", err, stderr)
+		return helpOK(err)
 	}
 	if *every <= 0 || *batch < 0 {
-		return &exitError{code: 2, err: errors.New("projections run: -every must be positive and -batch not negative")}
+		return cli.Usagef("projections run: --every must be positive and --batch not negative")
 	}
 	names := projectionNames
 	switch len(pos) {
 	case 0:
 	case 1:
 		if names, err = selectProjections(pos[0]); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("projections run: %w", err)}
+			return cli.Usagef("projections run: %w", err)
 		}
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("projections run: name one projection, or all (got %q)", pos)}
+		return cli.Usagef("projections run: name one projection, or all (got %q)", pos)
 	}
-	env, closeEnv, err := openProjectionEnv(ctx, *dbURL, *batch, stderr)
+	pe, err := openProjectionEnv(ctx, e, databaseOr(*dbURL, e.getenv), *batch)
 	if err != nil {
 		return err
 	}
-	defer env.withRedis(getenv, closeEnv)()
+	defer pe.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
 	runners := make([]*projections.Runner, len(names))
 	for i, name := range names {
-		p, err := env.liveProjection(name)
+		p, err := pe.liveProjection(name)
 		if err != nil {
 			return err
 		}
-		runners[i] = &projections.Runner{Store: env.store, Projection: p, Logger: env.log}
-		env.log.Info("projection starting", "projection", name)
-		g.Go(func() error { return runners[i].Run(gctx) })
+		runners[i] = &projections.Runner{Store: pe.store, Projection: p, Logger: pe.log}
+		pe.log.Info("projection starting", "projection", name, "event_store", pe.kind)
+		g.Go(func() error {
+			err := runners[i].Run(gctx)
+			if errors.Is(err, projections.ErrWrongLog) {
+				err = fmt.Errorf("%w; rebuild it against this log: chatctl projections rebuild %s", err, name)
+			}
+			return err
+		})
 	}
 	g.Go(func() error {
-		reportProgress(gctx, env, runners, *every)
+		reportProgress(gctx, pe, runners, *every)
 		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	env.log.Info("projections stopped")
+	pe.log.Info("projections stopped")
 	return nil
 }
 
 // reportProgress logs each runner's progress every interval until ctx
 // ends.
-func reportProgress(ctx context.Context, env *projectionEnv, runners []*projections.Runner, every time.Duration) {
+func reportProgress(ctx context.Context, pe *projectionEnv, runners []*projections.Runner, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	prev := make([]uint64, len(runners))
@@ -244,198 +261,36 @@ func reportProgress(ctx context.Context, env *projectionEnv, runners []*projecti
 			st, err := r.Status(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
-					env.log.Warn("projection status unavailable", "projection", st.Name, "error", err)
+					pe.log.Warn("projection status unavailable", "projection", st.Name, "error", err)
 				}
 				continue
 			}
-			behind, err := env.store.CountEvents(ctx, st.Checkpoint, st.Head, room.StreamPrefix)
+			behind, err := pe.behind(ctx, st.Checkpoint, st.Head)
 			if err != nil {
 				if ctx.Err() == nil {
-					env.log.Warn("projection lag unavailable", "projection", st.Name, "error", err)
+					pe.log.Warn("projection lag unavailable", "projection", st.Name, "error", err)
 				}
 				continue
 			}
 			rate := float64(st.Events-prev[i]) / elapsed.Seconds()
 			prev[i] = st.Events
 			attrs := []any{"projection", st.Name, "state", st.State, "checkpoint", st.Checkpoint.String(), "head", st.Head.String(),
-				"behind_events", behind, "lag", st.Lag.Round(time.Millisecond), "applied", st.Events, "events_per_s", int64(rate)}
+				"behind_events", behindText(behind), "lag", st.Lag.Round(time.Millisecond), "applied", st.Events, "events_per_s", int64(rate)}
 			if st.LastError != "" {
 				attrs = append(attrs, "last_error", st.LastError)
 			}
-			env.log.Info("projection progress", attrs...)
+			pe.log.Info("projection progress", attrs...)
 		}
 	}
 }
 
-// projectionRow is one line of `projections status`.
-type projectionRow struct {
-	postgres.Checkpoint
-	found  bool  // it has a checkpoint row
-	behind int64 // events of its streams after its checkpoint, up to the head; -1 when it does not apply
-	role   string
-}
-
-func runProjectionsStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, dbURL := newFlagSet("status", stderr, getenv)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return parseFailure("projections status", err, stderr)
+// behindText writes a count of events behind (see projectionEnv.behind).
+func behindText(n int64) string {
+	switch {
+	case n == -2:
+		return "some"
+	case n < 0:
+		return "-"
 	}
-	if len(pos) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("projections status takes no arguments (got %q)", pos)}
-	}
-	env, closeEnv, err := openProjectionEnv(ctx, *dbURL, 0, stderr)
-	if err != nil {
-		return err
-	}
-	defer env.withRedis(getenv, closeEnv)()
-	rows, head, err := projectionStatus(ctx, env)
-	if err != nil {
-		return err
-	}
-	return printProjectionStatus(stdout, rows, head)
-}
-
-// projectionStatus reads every projection's checkpoint, with the log's
-// head and how far behind it each is.
-func projectionStatus(ctx context.Context, env *projectionEnv) ([]projectionRow, domain.Position, error) {
-	head, err := env.store.HeadPosition(ctx)
-	if err != nil {
-		return nil, head, err
-	}
-	cps, err := postgres.ListCheckpoints(ctx, env.pool)
-	if err != nil {
-		return nil, head, err
-	}
-	byName := map[string]postgres.Checkpoint{}
-	for _, c := range cps {
-		byName[c.Name] = c
-	}
-	var rows []projectionRow
-	// The live projections stored in Postgres come first, with or without
-	// a checkpoint yet, then the others (shadows of rebuilds, old copies).
-	for _, name := range []string{postgres.DefaultChatLogName} {
-		c, ok := byName[name]
-		c.Name = name
-		rows = append(rows, projectionRow{Checkpoint: c, found: ok, role: "live"})
-		delete(byName, name)
-	}
-	for _, c := range cps {
-		if _, ok := byName[c.Name]; !ok {
-			continue
-		}
-		role := "other"
-		switch {
-		case strings.HasSuffix(c.Name, "_old"):
-			role = "old"
-		case strings.HasSuffix(c.Name, "_next"), strings.HasSuffix(c.Name, "_dryrun"):
-			role = "shadow"
-		}
-		rows = append(rows, projectionRow{Checkpoint: c, found: true, role: role})
-	}
-	for i := range rows {
-		rows[i].behind = -1
-		if rows[i].role == "old" {
-			continue
-		}
-		if rows[i].behind, err = env.store.CountEvents(ctx, rows[i].Position, head, room.StreamPrefix); err != nil {
-			return nil, head, err
-		}
-	}
-	mem, err := memoryStatus(ctx, env, head)
-	if err != nil {
-		return nil, head, err
-	}
-	return append(rows, mem...), head, nil
-}
-
-// printProjectionStatus writes the status table, then the errors in full;
-// it returns an error when a projection has one.
-func printProjectionStatus(w io.Writer, rows []projectionRow, head domain.Position) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROJECTION\tCHECKPOINT\tHEAD\tBEHIND\tUPDATED\tSTATE")
-	var failing []string
-	for _, r := range rows {
-		behind, updated := "-", "-"
-		if r.behind >= 0 {
-			behind = fmt.Sprint(r.behind)
-		}
-		if r.found && !r.UpdatedAt.IsZero() { // Redis keeps no time
-			updated = r.UpdatedAt.Format(time.RFC3339)
-		}
-		var state string
-		switch {
-		case r.Stopped:
-			state = "STOPPED at position " + r.StoppedAt.String()
-			failing = append(failing, fmt.Sprintf("%s: stopped at position %s: %s", r.Name, r.StoppedAt, r.LastError))
-		case r.LastError != "" && r.LastErrorAt.IsZero():
-			state = "ERROR (retrying)"
-			failing = append(failing, fmt.Sprintf("%s: error: %s", r.Name, r.LastError))
-		case r.LastError != "":
-			state = "ERROR (retrying)"
-			failing = append(failing, fmt.Sprintf("%s: error since %s: %s", r.Name, r.LastErrorAt.Format(time.RFC3339), r.LastError))
-		case r.role == "old":
-			state = "old copy kept by a rebuild (`chatctl projections drop-old` drops it)"
-		case r.role == "shadow":
-			state = "rebuild in progress or interrupted (rerun it to resume)"
-		case !r.found:
-			state = "never run"
-		case r.behind == 0:
-			state = "caught up"
-		default:
-			state = "behind"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Position, head, behind, updated, state)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(failing) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
-	for _, f := range failing {
-		fmt.Fprintln(w, f)
-	}
-	return &exitError{code: 1, err: fmt.Errorf("%d projection(s) in error", len(failing))}
-}
-
-func runProjectionsDropOld(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, dbURL := newFlagSet("drop-old", stderr, getenv)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return parseFailure("projections drop-old", err, stderr)
-	}
-	arg := "chatlog"
-	if len(pos) > 1 {
-		return &exitError{code: 2, err: fmt.Errorf("projections drop-old: name one projection, or all (got %q)", pos)}
-	}
-	if len(pos) == 1 {
-		arg = pos[0]
-	}
-	names, err := selectProjections(arg)
-	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("projections drop-old: %w", err)}
-	}
-	env, closeEnv, err := openProjectionEnv(ctx, *dbURL, 0, stderr)
-	if err != nil {
-		return err
-	}
-	defer env.withRedis(getenv, closeEnv)()
-	for _, name := range names {
-		t, err := env.rebuildTarget(name, rebuildOptions{})
-		if err != nil {
-			return err
-		}
-		dropped, err := t.DropOld(ctx)
-		if err != nil {
-			return err
-		}
-		if dropped {
-			fmt.Fprintf(stdout, "%s: dropped the old copy\n", name)
-		} else {
-			fmt.Fprintf(stdout, "%s: no old copy to drop\n", name)
-		}
-	}
-	return nil
+	return fmt.Sprint(n)
 }

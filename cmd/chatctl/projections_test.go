@@ -23,6 +23,7 @@ import (
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/domain/room/roomgen"
 	"github.com/parleychat/parley/projections"
+	"github.com/parleychat/parley/projections/projectiontest"
 )
 
 // pgEnv is a fresh database with an event store, as chatd would have it.
@@ -73,8 +74,17 @@ func (e *pgEnv) write(t *testing.T, cfg roomgen.Config) roomgen.Stats {
 // chatctl runs `chatctl args...` in this process against the env's
 // database and returns its output.
 func (e *pgEnv) chatctl(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	return e.chatctlWith(ctx, nil, args...)
+}
+
+// chatctlWith is chatctl with more environment variables.
+func (e *pgEnv) chatctlWith(ctx context.Context, vars map[string]string, args ...string) (stdout, stderr string, err error) {
+	all := map[string]string{"PARLEY_DATABASE_URL": e.url, "PARLEY_REDIS_URL": redistest.URL(), "PARLEY_REDIS_PREFIX": e.redis}
+	for k, v := range vars {
+		all[k] = v
+	}
 	var out, errb bytes.Buffer
-	err = run(ctx, args, env(map[string]string{"PARLEY_DATABASE_URL": e.url, "PARLEY_REDIS_URL": redistest.URL(), "PARLEY_REDIS_PREFIX": e.redis}), nil, &out, &errb)
+	err = run(ctx, args, env(all), nil, &out, &errb)
 	return out.String(), errb.String(), err
 }
 
@@ -162,7 +172,7 @@ func (e *pgEnv) reference(t *testing.T) []string {
 	if _, err := rb.DropShadow(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rb.Prepare(t.Context()); err != nil {
+	if _, err := rb.PrepareTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.store, Projection: rb.Shadow(), Batch: 777}, e.head(t)); err != nil {
@@ -314,7 +324,7 @@ func TestDryRunReportsDifferences(t *testing.T) {
 	out, _, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog", "--dry-run")
 	t.Logf("dry run:\n%s", out)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 {
+	if !errors.As(err, &ee) || ee.Code != 1 {
 		t.Fatalf("dry run = %v, want exit status 1", err)
 	}
 	lines := map[string]string{}
@@ -324,10 +334,10 @@ func TestDryRunReportsDifferences(t *testing.T) {
 		}
 	}
 	// rooms: one missing in live is one extra in the rebuild.
-	if !strings.HasPrefix(lines["rooms"], "rooms 59 60 0 0 1 rooms 9") {
+	if !strings.HasPrefix(lines["rooms"], "rooms 59 60 0 0 1 room 9") {
 		t.Errorf("rooms line = %q, want 59 live, 60 rebuilt, 1 extra (room 9)", lines["rooms"])
 	}
-	if !strings.Contains(lines["messages"], " 1 1 1 rooms 7, 11, 12") {
+	if !strings.Contains(lines["messages"], " 1 1 1 room 7, room 11, room 12") {
 		t.Errorf("messages line = %q, want 1 differing, 1 missing, 1 extra in rooms 7, 11, 12", lines["messages"])
 	}
 	checkSame(t, "live tables after the dry run", e.dump(t, ""), before)
@@ -340,19 +350,19 @@ func TestProjectionsArguments(t *testing.T) {
 		wantCode int
 		want     string
 	}{
-		{[]string{"projections"}, 2, "say run, status"},
+		{[]string{"projections"}, 2, "say which command"},
 		{[]string{"projections", "rebuild"}, 2, "name the projection"},
 		{[]string{"projections", "rebuild", "chatlogs"}, 2, `unknown projection "chatlogs"`},
 		{[]string{"projections", "rebuild", "chatlog", "--dry-run", "--drop-old"}, 2, "cannot --drop-old"},
 		{[]string{"projections", "rebuild", "chatlog", "--batch", "0"}, 2, "must be positive"},
 		{[]string{"projections", "status", "chatlog"}, 2, "takes no arguments"},
-		{[]string{"projections", "replay"}, 2, `unknown subcommand "replay"`},
+		{[]string{"projections", "replay"}, 2, `unknown command "replay"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errb bytes.Buffer
 			err := run(t.Context(), tc.args, env(nil), nil, &out, &errb)
 			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != tc.wantCode || !strings.Contains(err.Error(), tc.want) {
+			if !errors.As(err, &ee) || ee.Code != tc.wantCode || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want exit status %d and %q", err, tc.wantCode, tc.want)
 			}
 		})
@@ -430,22 +440,14 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 
 			// Writers keep appending new rooms; readers keep querying, as
 			// chatd's users would.
-			ctx, stop := context.WithCancel(t.Context())
+			w := projectiontest.StartWriters(t, e.store, 100_000, 1000)
+			ctx, stopReaders := context.WithCancel(t.Context())
 			var (
 				wg       sync.WaitGroup
 				mu       sync.Mutex
 				readErrs []error
 				reads    int
 			)
-			wg.Go(func() {
-				for round := int64(0); ctx.Err() == nil; round++ {
-					rooms, _ := roomgen.Generate(roomgen.Config{Rooms: 10, FirstRoom: 100_000 + 10*round, Seed: 1000 + uint64(round)})
-					if _, err := roomgen.Write(ctx, e.store, rooms, 2, 5, nil); err != nil && ctx.Err() == nil {
-						t.Errorf("writer: %v", err)
-						return
-					}
-				}
-			})
 			wg.Go(func() {
 				for i := int64(0); ctx.Err() == nil; i++ {
 					id := 1 + i%300
@@ -467,13 +469,19 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 			before := e.head(t)
 			out, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "chatlog", "--batch", "400")
 			if err != nil {
-				stop()
+				stopReaders()
 				wg.Wait()
 				t.Fatalf("rebuild: %v\n%s\n%s", err, out, errOut)
 			}
 			swappedAt := e.head(t)
 			time.Sleep(500 * time.Millisecond) // more appends on the swapped tables
-			stop()
+			// The writers stop, and every append they started has
+			// returned: the log's head is final when the runner is
+			// compared with it.
+			if err := w.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			stopReaders()
 			wg.Wait()
 			wctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
@@ -488,20 +496,9 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 			if after := e.head(t); !swappedAt.Less(after) {
 				t.Errorf("nothing was appended after the swap (head %s)", after)
 			}
-			// An append whose writer gave up (its context ended) may still
-			// commit after the writers returned; catch up with those too.
-			var st projections.Status
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				if err := r.WaitFor(wctx, e.head(t)); err != nil {
-					t.Fatal(err)
-				}
-				if st, err = r.Status(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-				if st.CaughtUp || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
+			st, err := r.Status(t.Context())
+			if err != nil {
+				t.Fatal(err)
 			}
 			if st.State != projections.StateRunning || st.LastError != "" || !st.CaughtUp {
 				t.Errorf("live runner after the swap: %+v, want running, caught up, no error", st)
@@ -530,7 +527,7 @@ func (e *pgEnv) referenceUpTo(t *testing.T, upTo domain.Position) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rb.Prepare(t.Context()); err != nil {
+	if _, err := rb.PrepareTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	defer rb.DropShadow(context.Background())
@@ -576,7 +573,7 @@ func TestAnUndecodableEventStopsTheProjection(t *testing.T) {
 	out, _, err := e.chatctl(t.Context(), "projections", "status")
 	t.Logf("status:\n%s", out)
 	var xe *exitError
-	if !errors.As(err, &xe) || xe.code != 1 {
+	if !errors.As(err, &xe) || xe.Code != 1 {
 		t.Errorf("status = %v, want exit status 1", err)
 	}
 	want := "chatlog: stopped at position " + bad.Position.String() + ": "

@@ -5,79 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/parleychat/parley/adapters/postgres"
-	"github.com/parleychat/parley/domain"
-	"github.com/parleychat/parley/domain/room"
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/projections"
 )
 
-// rebuildTarget is one projection's side of a rebuild; the rest (catching
-// up, progress, interruption, the order of the steps) is the same for
-// every projection and lives in rebuild. A projection that keeps its read
-// model elsewhere (the Redis memory) plugs in by implementing it.
-type rebuildTarget interface {
-	// Name is the live projection's name.
-	Name() string
-	// Prepare creates the shadow storage, or keeps the one an interrupted
-	// rebuild left (resumed), and holds the target's rebuild lock until
-	// release. A dry-run target always starts afresh. A real one fails
-	// when the old copy of an earlier swap is still there.
-	Prepare(ctx context.Context) (resumed bool, release func(), err error)
-	// Projection writes the shadow: the live projection's code over other
-	// storage.
-	Projection() projections.Projection
-	// LiveCheckpoint is the live projection's checkpoint now.
-	LiveCheckpoint(ctx context.Context) (domain.Position, error)
-	// Compare holds the live projection still, has catchUp bring the
-	// shadow to exactly the live checkpoint, and reports the differences.
-	Compare(ctx context.Context, catchUp catchUpFunc) (rebuildDiff, error)
-	// Swap makes the shadow live atomically, keeping the old copy;
-	// catchUp brings the shadow to the live checkpoint while the live
-	// projection is held still.
-	Swap(ctx context.Context, catchUp catchUpFunc) (swapped, error)
-	// DropOld drops the old copy of the last swap, if any.
-	DropOld(ctx context.Context) (bool, error)
-	// Discard drops the shadow (after a dry run).
-	Discard(ctx context.Context) error
-}
+// chatctl's side of the rebuild: flags and output. The protocol itself is
+// projections.Rebuild; the read models' steps are postgres.ChatLogRebuild
+// and redis.MemoryRebuild.
 
-// catchUpFunc applies to the shadow every event up to upTo, and none after.
-type catchUpFunc func(ctx context.Context, upTo domain.Position) error
+const projectionsRebuildUsage = `usage: chatctl projections rebuild chatlog|memory|all [--dry-run] [--drop-old] [--batch N] [--lock-timeout D]
 
-// rebuildDiff is what a dry run found.
-type rebuildDiff struct {
-	Live, Rebuilt domain.Position
-	Parts         []diffPart
-}
+Rebuilds a projection from position zero into a shadow copy with the live
+projection's code, showing progress, catches up with the log, then swaps the
+copies in one short step while chatd keeps serving. Ctrl-C stops it and a
+rerun resumes. The old copy stays until drop-old (or --drop-old).
 
-// diffPart compares one kind of row, by key.
-type diffPart struct {
-	What                      string // "rooms", "messages"
-	Live, Rebuilt             int64
-	Differing, Missing, Extra int64
-	Examples                  string // some keys with a difference
-}
+--dry-run rebuilds into a scratch copy instead, compares it with the live
+read model at the live checkpoint, and changes nothing: exit status 1 when
+they differ.
 
-func (d rebuildDiff) equal() bool {
-	for _, p := range d.Parts {
-		if p.Differing+p.Missing+p.Extra > 0 {
-			return false
-		}
-	}
-	return d.Live == d.Rebuilt
-}
+` + projectionsEnvironment
 
-// swapped is what a swap did.
-type swapped struct {
-	Live, Rebuilt domain.Position // checkpoints: the old live one, the new live one
-	Attempts      int
-	Old           string // where the old copy is
-}
+const projectionsDropOldUsage = `usage: chatctl projections drop-old [chatlog|memory|all]
+
+Drops the old copy a rebuild kept, once the new one has proven good
+(default: chatlog).
+
+` + projectionsEnvironment
 
 // rebuildOptions are the rebuild's flags.
 type rebuildOptions struct {
@@ -86,313 +45,172 @@ type rebuildOptions struct {
 	lockTimeout     time.Duration
 }
 
-// rebuildTarget returns the rebuild of projection name.
-func (e *projectionEnv) rebuildTarget(name string, opts rebuildOptions) (rebuildTarget, error) {
+// rebuildable returns projection name's rebuild.
+func (e *projectionEnv) rebuildable(name string, opts rebuildOptions) (projections.Rebuildable, error) {
 	if name == "memory" {
-		rb, err := e.memoryRebuild(opts)
-		if err != nil {
-			return nil, err
-		}
-		return &memoryTarget{rb: rb}, nil
+		return e.memoryRebuild(opts.dryRun)
 	}
-	cfg := postgres.ChatLogRebuildConfig{LockTimeout: opts.lockTimeout, Logger: e.log}
-	if opts.dryRun {
-		cfg.Shadow = postgres.ChatLogConfig{Name: "chatlog_dryrun", TableSuffix: "_dryrun"}
-	}
-	rb, err := postgres.NewChatLogRebuild(e.pool, cfg)
-	if err != nil {
-		return nil, err
-	}
-	live, err := postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
-	if err != nil {
-		return nil, err
-	}
-	return &chatlogTarget{rb: rb, live: live, dryRun: opts.dryRun}, nil
+	return postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{DryRun: opts.dryRun, LockTimeout: opts.lockTimeout})
 }
 
-// chatlogTarget rebuilds the ChatLog in Postgres shadow tables.
-type chatlogTarget struct {
-	rb     *postgres.ChatLogRebuild
-	live   *postgres.ChatLog
-	dryRun bool
-}
-
-func (t *chatlogTarget) Name() string { return t.live.Name() }
-
-func (t *chatlogTarget) Prepare(ctx context.Context) (bool, func(), error) {
-	release, err := t.rb.Lock(ctx)
-	if err != nil {
-		return false, nil, err
-	}
-	resumed, err := t.prepare(ctx)
-	if err != nil {
-		release()
-		return false, nil, err
-	}
-	return resumed, release, nil
-}
-
-func (t *chatlogTarget) prepare(ctx context.Context) (bool, error) {
-	if t.dryRun {
-		if _, err := t.rb.DropShadow(ctx); err != nil {
-			return false, err
-		}
-		_, err := t.rb.Prepare(ctx)
-		return false, err
-	}
-	old, err := t.rb.OldExists(ctx)
-	if err != nil {
-		return false, err
-	}
-	if old {
-		return false, fmt.Errorf("%w, or pass --drop-old", postgres.ErrOldCopyExists)
-	}
-	return t.rb.Prepare(ctx)
-}
-
-func (t *chatlogTarget) Projection() projections.Projection { return t.rb.Shadow() }
-
-func (t *chatlogTarget) LiveCheckpoint(ctx context.Context) (domain.Position, error) {
-	return t.live.Checkpoint(ctx)
-}
-
-func (t *chatlogTarget) Compare(ctx context.Context, catchUp catchUpFunc) (rebuildDiff, error) {
-	d, err := t.rb.Compare(ctx, catchUp)
-	if err != nil {
-		return rebuildDiff{}, err
-	}
-	part := func(what string, td postgres.TableDiff) diffPart {
-		var ex []string
-		for _, id := range td.Rooms {
-			ex = append(ex, fmt.Sprint(id))
-		}
-		p := diffPart{What: what, Live: td.Live, Rebuilt: td.Shadow, Differing: td.Differing, Missing: td.Missing, Extra: td.Extra}
-		if len(ex) > 0 {
-			p.Examples = "rooms " + strings.Join(ex, ", ")
-		}
-		return p
-	}
-	return rebuildDiff{Live: d.Live, Rebuilt: d.Shadow, Parts: []diffPart{part("rooms", d.Rooms), part("messages", d.Messages)}}, nil
-}
-
-func (t *chatlogTarget) Swap(ctx context.Context, catchUp catchUpFunc) (swapped, error) {
-	res, err := t.rb.Swap(ctx, catchUp)
-	return swapped{Live: res.Live, Rebuilt: res.Shadow, Attempts: res.Attempts, Old: "tables rooms_old and chat_logs_old"}, err
-}
-
-func (t *chatlogTarget) DropOld(ctx context.Context) (bool, error) { return t.rb.DropOld(ctx) }
-
-func (t *chatlogTarget) Discard(ctx context.Context) error {
-	_, err := t.rb.DropShadow(ctx)
-	return err
-}
-
-func runProjectionsRebuild(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, dbURL := newFlagSet("rebuild", stderr, getenv)
+func runProjectionsRebuild(ctx context.Context, e runEnv, args []string) error {
+	fs, dbURL := projectionFlags("rebuild")
 	var opts rebuildOptions
 	fs.BoolVar(&opts.dryRun, "dry-run", false, "rebuild into scratch tables, compare with the live read model, drop them; change nothing")
 	fs.BoolVar(&opts.dropOld, "drop-old", false, "drop the old copy after the swap (and one left by an earlier rebuild)")
-	fs.IntVar(&opts.batch, "batch", postgres.DefaultRebuildBatch, "most events read and applied in one transaction")
+	fs.IntVar(&opts.batch, "batch", projections.DefaultRebuildBatch, "most events read and applied in one transaction")
 	fs.DurationVar(&opts.lockTimeout, "lock-timeout", postgres.DefaultSwapLockTimeout, "longest wait for a lock during the swap, per attempt")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := cli.ParseInterleaved(fs, args, "chatctl projections rebuild", projectionsRebuildUsage, e.stdout)
 	if err != nil {
-		return parseFailure("projections rebuild", err, stderr)
+		return helpOK(err)
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return &exitError{code: 2, err: fmt.Errorf("projections rebuild: name the projection to rebuild: chatlog, memory or all (got %q)", pos)}
-	}
-	if opts.batch <= 0 || opts.lockTimeout <= 0 {
-		return &exitError{code: 2, err: errors.New("projections rebuild: --batch and --lock-timeout must be positive")}
-	}
-	if opts.dryRun && opts.dropOld {
-		return &exitError{code: 2, err: errors.New("projections rebuild: --dry-run changes nothing, so it cannot --drop-old")}
+	switch {
+	case len(pos) != 1:
+		return cli.Usagef("projections rebuild: name the projection to rebuild: chatlog, memory or all (got %q)", pos)
+	case opts.batch <= 0 || opts.lockTimeout <= 0:
+		return cli.Usagef("projections rebuild: --batch and --lock-timeout must be positive")
+	case opts.dryRun && opts.dropOld:
+		return cli.Usagef("projections rebuild: --dry-run changes nothing, so it cannot --drop-old")
 	}
 	names, err := selectProjections(pos[0])
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("projections rebuild: %w", err)}
+		return cli.Usagef("projections rebuild: %w", err)
 	}
-	env, closeEnv, err := openProjectionEnv(ctx, *dbURL, 0, stderr)
+	pe, err := openProjectionEnv(ctx, e, databaseOr(*dbURL, e.getenv), 0)
 	if err != nil {
 		return err
 	}
-	defer env.withRedis(getenv, closeEnv)()
+	defer pe.Close()
 	for _, name := range names {
-		t, err := env.rebuildTarget(name, opts)
+		target, err := pe.rebuildable(name, opts)
 		if err != nil {
 			return err
 		}
-		r := &rebuilder{env: env, target: t, opts: opts, out: stdout, progress: stderr}
-		if err := r.run(ctx); err != nil {
+		res, err := projections.Rebuild(ctx, projections.RebuildOptions{
+			Store: pe.store, Target: target, DryRun: opts.dryRun, DropOld: opts.dropOld,
+			Batch: opts.batch, Logger: pe.log, Progress: rebuildProgress(e.stderr, name),
+		})
+		if err != nil {
+			return explainRebuild(ctx, name, res, err)
+		}
+		if err := reportRebuild(e.stdout, name, res); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// rebuilder runs one target's rebuild.
-type rebuilder struct {
-	env      *projectionEnv
-	target   rebuildTarget
-	opts     rebuildOptions
-	out      io.Writer // the report
-	progress io.Writer // the progress bar
+// rebuildProgress shows each catch-up pass of a rebuild of name on w.
+func rebuildProgress(w io.Writer, name string) func(projections.RebuildProgress) {
+	var (
+		bar  *progress
+		pass int
+	)
+	return func(p projections.RebuildProgress) {
+		if bar == nil || p.Pass != pass {
+			if p.Done && p.Applied == 0 {
+				return // nothing to apply: no bar
+			}
+			bar, pass = newProgress(w, "rebuild "+name, "events", max(p.Total, 0)), p.Pass
+		}
+		bar.update(p.Applied, "at position "+p.Checkpoint.String())
+		if p.Done {
+			bar.finish()
+			bar = nil
+		}
+	}
 }
 
-// caughtUpEnough is when the rebuild stops catching up and swaps: the
-// last pass applied fewer events than this, so the catch-up under the
-// live projection's lock is short.
-const caughtUpEnough = 1000
-
-func (r *rebuilder) run(ctx context.Context) error {
-	name := r.target.Name()
-	log := r.env.log.With("projection", name)
-	if r.opts.dropOld && !r.opts.dryRun {
-		dropped, err := r.target.DropOld(ctx)
-		if err != nil {
-			return err
-		}
-		if dropped {
-			log.Info("dropped the old copy left by an earlier rebuild")
-		}
-	}
-	resumed, release, err := r.target.Prepare(ctx)
-	if err != nil {
-		return fmt.Errorf("rebuild %s: %w", name, err)
-	}
-	defer release()
-	shadow := r.target.Projection()
-	cp, err := shadow.Checkpoint(ctx)
-	if err != nil {
-		return err
-	}
-	if resumed {
-		log.Info("resuming an interrupted rebuild", "shadow", shadow.Name(), "checkpoint", cp.String())
-	} else {
-		log.Info("rebuilding from position zero", "shadow", shadow.Name())
-	}
-
-	if r.opts.dryRun {
-		return r.dryRun(ctx, log)
-	}
-	// Catch up with the log, as often as it takes to get close to its head.
-	for {
-		head, err := r.env.store.HeadPosition(ctx)
-		if err != nil {
-			return err
-		}
-		applied, err := r.catchUp(ctx, head, true)
-		if err != nil {
-			return r.interrupted(ctx, err)
-		}
-		if applied < caughtUpEnough {
-			break
-		}
-	}
-	log.Info("caught up with the log; swapping")
-	res, err := r.target.Swap(ctx, func(ctx context.Context, upTo domain.Position) error {
-		_, err := r.catchUp(ctx, upTo, false)
-		return err
-	})
-	if err != nil {
-		return r.interrupted(ctx, err)
-	}
-	fmt.Fprintf(r.out, "%s: rebuilt and swapped in at position %s (the live projection was at %s; %d attempt(s))\n",
-		name, res.Rebuilt, res.Live, res.Attempts)
-	if !r.opts.dropOld {
-		fmt.Fprintf(r.out, "%s: the old copy is kept in %s: `chatctl projections drop-old %s` drops it\n", name, res.Old, name)
-		return nil
-	}
-	if _, err := r.target.DropOld(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(r.out, "%s: dropped the old copy\n", name)
-	return nil
-}
-
-// interrupted explains an error that stopped a rebuild.
-func (r *rebuilder) interrupted(ctx context.Context, err error) error {
+// explainRebuild says what to do about an error that stopped a rebuild.
+func explainRebuild(ctx context.Context, name string, res projections.RebuildResult, err error) error {
 	var ee *projections.EventError
 	switch {
+	case errors.Is(err, projections.ErrOldCopyExists):
+		return fmt.Errorf("%w: drop it with `chatctl projections drop-old %s`, or pass --drop-old", err, name)
+	case errors.Is(err, projections.ErrRebuildRunning):
+		return err
+	case errors.Is(err, projections.ErrWrongLog):
+		return fmt.Errorf("%w; a dry run has nothing to compare: rebuild it without --dry-run", err)
 	case errors.As(err, &ee):
-		return fmt.Errorf("rebuild %s: %w (`chatctl projections status` shows where it stopped)", r.target.Name(), err)
-	case ctx.Err() == nil:
-		return fmt.Errorf("rebuild %s: %w (the shadow is kept: rerun to resume)", r.target.Name(), err)
+		return fmt.Errorf("%w (`chatctl projections status` shows where it stopped)", err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("rebuild %s interrupted at position %s; rerun to resume", name, res.Shadow)
 	}
-	cp, cerr := r.target.Projection().Checkpoint(context.WithoutCancel(ctx))
-	if cerr != nil {
-		return fmt.Errorf("rebuild %s interrupted; rerun to resume", r.target.Name())
-	}
-	return fmt.Errorf("rebuild %s interrupted at position %s; rerun to resume", r.target.Name(), cp)
+	return fmt.Errorf("%w (the shadow is kept: rerun to resume)", err)
 }
 
-// dryRun builds the shadow up to the live checkpoint, compares, reports
-// and drops the shadow, whatever happens.
-func (r *rebuilder) dryRun(ctx context.Context, log *slog.Logger) error {
-	name := r.target.Name()
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if err := r.target.Discard(dctx); err != nil {
-			log.Error("dry run: could not drop the scratch shadow; `chatctl projections rebuild --dry-run` drops it next time", "error", err)
+// reportRebuild writes what a rebuild did; a dry run that found
+// differences is exit status 1.
+func reportRebuild(w io.Writer, name string, res projections.RebuildResult) error {
+	if res.Diff == nil {
+		fmt.Fprintf(w, "%s: rebuilt and swapped in at position %s (the live projection was at %s; %d attempt(s))\n",
+			name, res.Swapped.Shadow, res.Swapped.Live, res.Attempts)
+		if res.Old != "" {
+			fmt.Fprintf(w, "%s: the old copy is kept in %s: `chatctl projections drop-old %s` drops it\n", name, res.Old, name)
+		} else if res.DroppedOld {
+			fmt.Fprintf(w, "%s: dropped the old copy\n", name)
 		}
-	}()
-	live, err := r.target.LiveCheckpoint(ctx)
-	if err != nil {
-		return err
+		return nil
 	}
-	if _, err := r.catchUp(ctx, live, true); err != nil {
-		return fmt.Errorf("dry run of %s: %w", name, err)
-	}
-	diff, err := r.target.Compare(ctx, func(ctx context.Context, upTo domain.Position) error {
-		_, err := r.catchUp(ctx, upTo, false)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("dry run of %s: %w", name, err)
-	}
-	fmt.Fprintf(r.out, "%s: dry run at position %s (rebuilt up to %s)\n", name, diff.Live, diff.Rebuilt)
-	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
+	diff := res.Diff
+	fmt.Fprintf(w, "%s: dry run at position %s (rebuilt up to %s)\n", name, diff.Live, diff.Shadow)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROWS\tLIVE\tREBUILT\tDIFFERING\tMISSING\tEXTRA\tEXAMPLES")
 	for _, p := range diff.Parts {
-		ex := p.Examples
+		ex := strings.Join(p.Examples, ", ")
 		if ex == "" {
 			ex = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.What, p.Live, p.Rebuilt, p.Differing, p.Missing, p.Extra, ex)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.What, p.Live, p.Shadow, p.Differing, p.Missing, p.Extra, ex)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(r.out, "(missing: rows only the live read model has; extra: rows only the rebuild has)")
-	if !diff.equal() {
-		return &exitError{code: 1, err: fmt.Errorf("dry run: the rebuilt %s differs from the live one", name)}
+	fmt.Fprintln(w, "(missing: rows only the live read model has; extra: rows only the rebuild has)")
+	if !diff.Equal() {
+		return &exitError{Code: 1, Err: fmt.Errorf("dry run: the rebuilt %s differs from the live one", name)}
 	}
-	fmt.Fprintf(r.out, "%s: the rebuild equals the live read model; nothing was changed\n", name)
+	fmt.Fprintf(w, "%s: the rebuild equals the live read model; nothing was changed\n", name)
 	return nil
 }
 
-// catchUp applies to the shadow every event up to upTo, with a progress
-// bar when bar is set, and returns how many it applied.
-func (r *rebuilder) catchUp(ctx context.Context, upTo domain.Position, bar bool) (int64, error) {
-	shadow := r.target.Projection()
-	opts := projections.CatchUpOptions{Store: r.env.store, Projection: shadow, Batch: r.opts.batch, Logger: r.env.log}
-	if bar {
-		cp, err := shadow.Checkpoint(ctx)
-		if err != nil {
-			return 0, err
-		}
-		total, err := r.env.store.CountEvents(ctx, cp, upTo, room.StreamPrefix)
-		if err != nil {
-			return 0, err
-		}
-		if total == 0 {
-			return 0, nil
-		}
-		p := newPositionProgress(r.progress, isTerminal(r.progress), "rebuild "+r.target.Name(), total, time.Now)
-		opts.Progress = func(pr projections.CatchUpProgress) { p.update(pr.Applied, pr.Checkpoint) }
-		defer func() { p.finish() }()
+func runProjectionsDropOld(ctx context.Context, e runEnv, args []string) error {
+	fs, dbURL := projectionFlags("drop-old")
+	pos, err := cli.ParseInterleaved(fs, args, "chatctl projections drop-old", projectionsDropOldUsage, e.stdout)
+	if err != nil {
+		return helpOK(err)
 	}
-	res, err := projections.CatchUp(ctx, opts, upTo)
-	return res.Applied, err
+	arg := "chatlog"
+	switch len(pos) {
+	case 0:
+	case 1:
+		arg = pos[0]
+	default:
+		return cli.Usagef("projections drop-old: name one projection, or all (got %q)", pos)
+	}
+	names, err := selectProjections(arg)
+	if err != nil {
+		return cli.Usagef("projections drop-old: %w", err)
+	}
+	pe, err := openProjectionEnv(ctx, e, databaseOr(*dbURL, e.getenv), 0)
+	if err != nil {
+		return err
+	}
+	defer pe.Close()
+	for _, name := range names {
+		t, err := pe.rebuildable(name, rebuildOptions{})
+		if err != nil {
+			return err
+		}
+		dropped, err := t.DropOld(ctx)
+		if err != nil {
+			return err
+		}
+		if dropped {
+			fmt.Fprintf(e.stdout, "%s: dropped the old copy\n", name)
+		} else {
+			fmt.Fprintf(e.stdout, "%s: no old copy to drop\n", name)
+		}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
@@ -53,8 +54,6 @@ const readerEnvironment = `Environment:
   PARLEY_DATABASE_URL   Postgres (default: the local development database)
   PARLEY_KURRENTDB_URL  KurrentDB's connection string, for PARLEY_EVENT_STORE=kurrentdb
   PARLEY_OPERATOR       default --operator (else $USER)
-
-Flags:
 `
 
 // replayOptions is a parsed `chatctl replay` command line.
@@ -68,15 +67,8 @@ type replayOptions struct {
 	operator string
 }
 
-// usageError is a command line that parsed but makes no sense; the
-// command says where to read about it.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-
-func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (replayOptions, error) {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func parseReplay(args []string, getenv func(string) string, stdout io.Writer) (replayOptions, error) {
+	fs := cli.NewFlagSet("replay")
 	roomID := fs.Int64("room", 0, "id of the room to replay (required)")
 	format := fs.String("format", "text", "text or jsonl")
 	speed := fs.String("speed", "max", "max, or a factor of the recorded pace: 1x, 10x, 0.5x")
@@ -84,8 +76,7 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 	asOf := fs.String("as-of", "", "show the room as it stood at a stream version or an RFC 3339 time")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
 	operator := fs.String("operator", "", "who is reading, recorded in the room's stream (default $PARLEY_OPERATOR, else $USER)")
-	fs.Usage = func() { fmt.Fprint(stderr, replayUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, "chatctl replay", replayUsage, stdout); err != nil {
 		return replayOptions{}, err
 	}
 	o := replayOptions{roomID: *roomID, format: *format, maxGap: *maxGap, follow: *follow, operator: *operator}
@@ -126,7 +117,7 @@ func parseReplay(args []string, getenv func(string) string, stderr io.Writer) (r
 		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
-		return replayOptions{}, usageError{errors.New("replay: " + strings.Join(problems, "\nreplay: "))}
+		return replayOptions{}, cli.Usage(errors.New("replay: " + strings.Join(problems, "\nreplay: ")))
 	}
 	return o, nil
 }
@@ -156,9 +147,9 @@ func operatorName(flagValue string, getenv func(string) string) (string, error) 
 
 // runReplay implements `chatctl replay`.
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	o, err := parseReplay(args, getenv, stderr)
+	o, err := parseReplay(args, getenv, stdout)
 	if err != nil {
-		return parseFailure("replay", err, stderr)
+		return helpOK(err)
 	}
 	store, closeStore, err := openEventStore(ctx, getenv, stderr)
 	if err != nil {

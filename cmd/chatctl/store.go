@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/parleychat/parley/adapters/kurrentdb"
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
@@ -29,20 +31,34 @@ func openEventStore(ctx context.Context, getenv func(string) string, stderr io.W
 		return nil, nil, fmt.Errorf("choose the event store: %w", err)
 	}
 	if sc.Kind == storeenv.KurrentDB {
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		s, err := kurrentdb.Dial(dctx, sc.KurrentDBURL, sc.KurrentDBOptions(log))
-		if err != nil {
-			return nil, nil, fmt.Errorf("open the KurrentDB event store (PARLEY_EVENT_STORE=kurrentdb) at PARLEY_KURRENTDB_URL: %w", err)
-		}
-		return s, func() { _ = s.Close() }, nil
+		return openLog(ctx, sc, nil, postgres.StoreConfig{Logger: log})
 	}
 	pool, err := openPool(ctx, databaseURL(getenv))
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the Postgres event store: %w", err)
 	}
-	s := postgres.NewStore(pool, postgres.StoreConfig{Logger: log})
-	return s, func() { _ = s.Close(); pool.Close() }, nil
+	s, closeStore, err := openLog(ctx, sc, pool, postgres.StoreConfig{Logger: log})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return s, func() { closeStore(); pool.Close() }, nil
+}
+
+// openLog opens the event store sc names: KurrentDB, or the Postgres
+// store (configured by cfg) over pool, which stays the caller's.
+func openLog(ctx context.Context, sc storeenv.Config, pool *pgxpool.Pool, cfg postgres.StoreConfig) (domain.EventStore, func(), error) {
+	if sc.Kind == storeenv.KurrentDB {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		s, err := kurrentdb.Dial(dctx, sc.KurrentDBURL, sc.KurrentDBOptions(cfg.Logger))
+		if err != nil {
+			return nil, nil, fmt.Errorf("open the KurrentDB event store (PARLEY_EVENT_STORE=kurrentdb) at PARLEY_KURRENTDB_URL: %w", err)
+		}
+		return s, func() { _ = s.Close() }, nil
+	}
+	s := postgres.NewStore(pool, cfg)
+	return s, func() { _ = s.Close() }, nil
 }
 
 // scanPage is how many events a scan of the log reads at once.

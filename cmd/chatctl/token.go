@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/parleychat/parley/adapters/jwtauth"
+	"github.com/parleychat/parley/cmd/internal/cli"
 )
 
 // maxTokenTTL is the longest lifetime chatctl token issues: a token cannot
@@ -24,8 +24,6 @@ nothing else, on stdout:  TOKEN=$(chatctl token --user 42)
 Environment:
   PARLEY_JWT_SECRET   HS256 signing secret, at least 32 bytes (default: the
                       public development secret, with a warning)
-
-Flags:
 `
 
 // runToken implements `chatctl token`: it mints an access token for a user
@@ -33,19 +31,14 @@ Flags:
 // warning on stderr) and prints only the token, and a newline, on stdout.
 // Minting is local, so ctx is unused; it keeps the shape every command has.
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("token")
 	user := fs.String("user", "", "user id to put in the token's user_id claim (required)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token, at most 720h (30 days)")
 	roles := fs.String("roles", "", "comma-separated roles for the roles claim, e.g. auditor")
 	issuer := fs.String("issuer", "", "iss claim, when the server checks one")
 	audience := fs.String("audience", "", "aud claim, when the server checks one")
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2, err: fmt.Errorf("token: %w", err)}
+	if err := cli.Parse(fs, args, "chatctl token", tokenUsage, stdout); err != nil {
+		return helpOK(err)
 	}
 
 	var problems []error
@@ -67,8 +60,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		problems = append(problems, fmt.Errorf("token: %w", err))
 	}
 	if len(problems) > 0 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.Join(problems...)}
+		return cli.Usage(errors.Join(problems...))
 	}
 
 	extra := map[string]any{}

@@ -108,8 +108,8 @@ func TestRunTokenErrors(t *testing.T) {
 		{"zero ttl", []string{"--user", "42", "--ttl", "0s"}, good, []string{"--ttl 0s is out of range"}},
 		{"negative ttl", []string{"--user", "42", "--ttl", "-1h"}, good, []string{"--ttl -1h0m0s is out of range"}},
 		{"ttl over 30 days", []string{"--user", "42", "--ttl", "721h"}, good, []string{"--ttl 721h0m0s is out of range"}},
-		{"ttl not a duration", []string{"--user", "42", "--ttl", "1 day"}, good, []string{`invalid value "1 day" for flag -ttl`}},
-		{"unknown flag", []string{"--user", "42", "--admin"}, good, []string{"flag provided but not defined: -admin"}},
+		{"ttl not a duration", []string{"--user", "42", "--ttl", "1 day"}, good, []string{`invalid value "1 day" for flag --ttl`}},
+		{"unknown flag", []string{"--user", "42", "--admin"}, good, []string{"flag provided but not defined: --admin"}},
 		{"stray argument", []string{"--user", "42", "extra"}, good, []string{`unexpected argument "extra"`}},
 		{"empty role", []string{"--user", "42", "--roles", "auditor,,admin"}, good, []string{"has an empty role"}},
 		{"short secret", []string{"--user", "42"}, map[string]string{"PARLEY_JWT_SECRET": "too-short-secret"},
@@ -124,7 +124,7 @@ func TestRunTokenErrors(t *testing.T) {
 				t.Fatalf("runToken succeeded, stdout %q; want an error", stdout.String())
 			}
 			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != 2 {
+			if !errors.As(err, &ee) || ee.Code != 2 {
 				t.Errorf("runToken error %v is not a usage error (exit status 2)", err)
 			}
 			for _, w := range tc.want {
@@ -150,10 +150,10 @@ func TestRunTokenHelp(t *testing.T) {
 	if err := runToken(t.Context(), []string{"--help"}, env(nil), &stdout, &stderr); err != nil {
 		t.Fatalf("runToken --help: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "usage: chatctl token --user ID") || stdout.Len() != 0 {
-		t.Errorf("help: stdout %q, stderr %q; want usage on stderr only", stdout.String(), stderr.String())
+	if !strings.Contains(stdout.String(), "usage: chatctl token --user ID") || stderr.Len() != 0 {
+		t.Errorf("help: stdout %q, stderr %q; want usage on stdout only", stdout.String(), stderr.String())
 	}
-	if strings.Contains(stderr.String(), jwtauth.DevJWTSecret) {
+	if strings.Contains(stdout.String(), jwtauth.DevJWTSecret) {
 		t.Error("help text contains the development secret")
 	}
 }

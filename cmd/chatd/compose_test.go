@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parleychat/parley/adapters/kurrentdb"
-	"github.com/parleychat/parley/cmd/internal/stack"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 )
 
@@ -260,7 +259,7 @@ func checkChatdEnv(project *types.Project, c types.ServiceConfig) []string {
 	var problems []string
 	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	getenv := func(k string) string { return deref(c.Environment[k]) }
-	cfg, err := stack.ParseConfig(nil, getenv, io.Discard)
+	cfg, err := parseConfig(nil, getenv, io.Discard)
 	if err != nil {
 		return []string{fmt.Sprintf("chatd would not start: %v", err)}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -19,8 +20,12 @@ import (
 func TestCrashRecovery(t *testing.T) {
 	bin := buildChatd(t)
 	db := pgtest.NewDatabase(t)
+	// The memory's keys under a prefix of this test's own: a checkpoint
+	// belongs to one database's log, and another test's chatd must not
+	// find this one's under the default prefix (nor this one another's).
 	env := append(os.Environ(), "PARLEY_DATABASE_URL="+db, "PARLEY_HTTP_ADDR=127.0.0.1:0", "PARLEY_JWT_SECRET="+testSecret,
-		"PARLEY_INSTANCE=crashy", "PARLEY_OFFLINE_TOKEN_DELAY=500ms")
+		"PARLEY_INSTANCE=crashy", "PARLEY_OFFLINE_TOKEN_DELAY=500ms",
+		"PARLEY_REDIS_URL="+redistest.URL(), "PARLEY_REDIS_PREFIX="+redistest.Prefix(t, redistest.Client(t)))
 	start := func() (*exec.Cmd, string) { return startProcess(t, bin, env) }
 
 	cmd, base := start()

@@ -6,13 +6,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/cmd/internal/stack"
 )
 
@@ -20,19 +20,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "chatd:", err)
-		os.Exit(1)
-	}
+	cli.Report(os.Stderr, "chatd", err)
+	os.Exit(cli.ExitCode(err))
 }
 
 // run starts chatd and serves until ctx ends, then shuts down gracefully.
-// Logs go to stdout as JSON.
+// Logs go to stdout as JSON; help and the version too.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := stack.ParseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, cli.Version("chatd"))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parleychat/parley/cmd/internal/chatdenv"
 	"github.com/parleychat/parley/cmd/internal/stack"
 	"github.com/parleychat/parley/domain/domaintest"
 )
@@ -26,7 +27,7 @@ import (
 // its own (/proc/<pid>/stat), apart from the clients' and the model
 // server's. The child is this binary again, in the hidden mode
 // chatdChildCommand, which runs chatd exactly as chatd's main does
-// (stack.ParseConfig, stack.New, Server.Serve) with the environment the
+// (chatdenv.Load, stack.New, Server.Serve) with the environment the
 // benchmark gives it, plus a control listener for the measurements:
 // GET /memsnap (Go heap and stacks after two collections) and
 // /debug/pprof/.
@@ -45,7 +46,7 @@ const (
 // runChatdChild is the chatd child process: it prints "control <addr>"
 // and then "ready <addr>" on stdout, and serves until ctx ends (SIGTERM).
 func runChatdChild(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := stack.ParseConfig(nil, getenv, stderr)
+	cfg, err := chatdenv.Load(getenv)
 	if err != nil {
 		return err
 	}

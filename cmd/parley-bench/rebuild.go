@@ -27,7 +27,8 @@ const (
 )
 
 // benchRebuild measures the ChatLog's rebuild (chatctl projections
-// rebuild: projections.CatchUp into shadow tables, then the swap) over a
+// rebuild: projections.Rebuild, catching up shadow tables, then the swap)
+// over a
 // generated log of a million events, against reading the same events
 // from the store with a plain ReadAll loop, in the same run: rounds
 // alternate baseline and rebuild.
@@ -61,7 +62,7 @@ func benchRebuild(ctx context.Context, cfg config, out io.Writer) error {
 		st.Events, st.Rooms, st.Appends, took.Round(time.Second), size>>20)
 	fmt.Fprintf(out, "   mix: %.1f%% chunks, %.1f chunks per answer; %d questions: %d completed, %d failed, %d cancelled, %d open; %d rooms deleted\n",
 		100*float64(st.Chunks)/float64(st.Events), float64(st.Chunks)/float64(st.Questions), st.Questions, st.Completed, st.Failed, st.Cancelled, st.Open, st.Deleted)
-	fmt.Fprintf(out, "   batch %d events; median of %d rounds per side, rounds interleaved\n\n", postgres.DefaultRebuildBatch, cfg.rounds)
+	fmt.Fprintf(out, "   batch %d events; median of %d rounds per side, rounds interleaved\n\n", projections.DefaultRebuildBatch, cfg.rounds)
 
 	var raws, rebuilds, totals []float64
 	var swaps []time.Duration
@@ -71,7 +72,7 @@ func benchRebuild(ctx context.Context, cfg config, out io.Writer) error {
 			return fmt.Errorf("round %d baseline: %w", r, err)
 		}
 		raws = append(raws, float64(n)/d.Seconds())
-		res, err := rebuildOnce(ctx, pool, store, head)
+		res, err := rebuildOnce(ctx, pool, store)
 		if err != nil {
 			return fmt.Errorf("round %d rebuild: %w", r, err)
 		}
@@ -79,7 +80,7 @@ func benchRebuild(ctx context.Context, cfg config, out io.Writer) error {
 			return fmt.Errorf("round %d: the rebuild applied %d events, want %d", r, res.applied, st.Events)
 		}
 		rebuilds = append(rebuilds, float64(res.applied)/res.catchUp.Seconds())
-		totals = append(totals, float64(res.applied)/(res.prepare+res.catchUp+res.swap).Seconds())
+		totals = append(totals, float64(res.applied)/res.whole.Seconds())
 		swaps = append(swaps, res.swap)
 		fmt.Fprintf(os.Stderr, "round %d: read %.0f events/s, rebuild %.0f events/s (catch-up %s, swap %s)\n",
 			r+1, raws[r], rebuilds[r], res.catchUp.Round(time.Millisecond), res.swap.Round(time.Millisecond))
@@ -87,9 +88,9 @@ func benchRebuild(ctx context.Context, cfg config, out io.Writer) error {
 	raw, rebuild, total := median(raws), median(rebuilds), median(totals)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "measure\tevents/s\tratio to read\t")
-	fmt.Fprintf(tw, "read: ReadAll loop, batches of %d (baseline)\t%.0f\t1.00\t\n", postgres.DefaultRebuildBatch, raw)
+	fmt.Fprintf(tw, "read: ReadAll loop, batches of %d (baseline)\t%.0f\t1.00\t\n", projections.DefaultRebuildBatch, raw)
 	fmt.Fprintf(tw, "rebuild: catch-up into shadow tables\t%.0f\t%.2f\t\n", rebuild, rebuild/raw)
-	fmt.Fprintf(tw, "rebuild incl. prepare and swap (median swap %s)\t%.0f\t%.2f\t\n", medianDuration(swaps).Round(time.Millisecond), total, total/raw)
+	fmt.Fprintf(tw, "rebuild whole: prepare, catch-up, swap, drop-old (median swap %s)\t%.0f\t%.2f\t\n", medianDuration(swaps).Round(time.Millisecond), total, total/raw)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func readAllLoop(ctx context.Context, store *postgres.Store, head domain.Positio
 		after domain.Position
 	)
 	for after.Less(head) {
-		evs, err := store.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: postgres.DefaultRebuildBatch, StreamPrefix: room.StreamPrefix})
+		evs, err := store.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: projections.DefaultRebuildBatch, StreamPrefix: room.StreamPrefix})
 		if err != nil {
 			return n, 0, err
 		}
@@ -181,43 +182,25 @@ func readAllLoop(ctx context.Context, store *postgres.Store, head domain.Positio
 }
 
 type rebuildTimes struct {
-	applied                int64
-	prepare, catchUp, swap time.Duration
+	applied              int64
+	whole, catchUp, swap time.Duration
 }
 
-// rebuildOnce runs the rebuild chatctl runs: fresh shadow tables, the
-// catch-up, the swap, then drops the old copy for the next round.
-func rebuildOnce(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store, head domain.Position) (rebuildTimes, error) {
-	var res rebuildTimes
+// rebuildOnce runs the rebuild chatctl runs (projections.Rebuild over the
+// ChatLog, as `chatctl projections rebuild chatlog --drop-old`): fresh
+// shadow tables, the catch-up, the swap, and dropping the old copy for
+// the next round.
+func rebuildOnce(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store) (rebuildTimes, error) {
 	rb, err := postgres.NewChatLogRebuild(pool, postgres.ChatLogRebuildConfig{})
 	if err != nil {
-		return res, err
+		return rebuildTimes{}, err
 	}
 	if _, err := rb.DropShadow(ctx); err != nil {
-		return res, err
+		return rebuildTimes{}, err
 	}
-	t0 := time.Now()
-	if _, err := rb.Prepare(ctx); err != nil {
-		return res, err
-	}
-	t1 := time.Now()
-	opts := projections.CatchUpOptions{Store: store, Projection: rb.Shadow(), Batch: postgres.DefaultRebuildBatch}
-	done, err := projections.CatchUp(ctx, opts, head)
-	if err != nil {
-		return res, err
-	}
-	t2 := time.Now()
-	if _, err := rb.Swap(ctx, func(ctx context.Context, upTo domain.Position) error {
-		_, err := projections.CatchUp(ctx, opts, upTo)
-		return err
-	}); err != nil {
-		return res, err
-	}
-	t3 := time.Now()
-	if _, err := rb.DropOld(ctx); err != nil {
-		return res, err
-	}
-	return rebuildTimes{applied: done.Applied, prepare: t1.Sub(t0), catchUp: t2.Sub(t1), swap: t3.Sub(t2)}, nil
+	start := time.Now()
+	res, err := projections.Rebuild(ctx, projections.RebuildOptions{Store: store, Target: rb, DropOld: true})
+	return rebuildTimes{applied: res.Applied, whole: time.Since(start), catchUp: res.CatchUp, swap: res.Swap}, err
 }
 
 func medianDuration(ds []time.Duration) time.Duration {

@@ -407,3 +407,15 @@ func (s *ChainingStore) SubscribeAll(ctx context.Context, opts domain.SubscribeA
 func (s *ChainingStore) SubscribeStream(ctx context.Context, stream string, after int64, h domain.Handler) error {
 	return s.inner.SubscribeStream(ctx, stream, after, h)
 }
+
+// LogID names the inner store's log, when it can (see
+// projections.LogIdentifier): the chain changes nothing about which log
+// the events are in. It returns "" when the inner store cannot tell.
+func (s *ChainingStore) LogID(ctx context.Context) (string, error) {
+	if li, ok := s.inner.(interface {
+		LogID(context.Context) (string, error)
+	}); ok {
+		return li.LogID(ctx)
+	}
+	return "", nil
+}

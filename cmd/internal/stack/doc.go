@@ -1,6 +1,6 @@
-// Package stack is chatd wired: ParseConfig reads its configuration once
-// (environment and flags), New builds every component over it — the event
-// store, the audit chain, the ChatLog and memory projections, retrieval,
+// Package stack is chatd wired: given its configuration, parsed and
+// checked once by cmd/internal/chatdenv, New builds every component — the
+// event store, the audit chain, the ChatLog and memory projections, retrieval,
 // the chat service, the WebSocket gateway and the REST API — and
 // Server.Serve runs them until its context ends, then shuts down in order.
 //

@@ -28,6 +28,7 @@ import (
 	"github.com/parleychat/parley/adapters/userlimit"
 	"github.com/parleychat/parley/adapters/webui"
 	"github.com/parleychat/parley/adapters/wsapi"
+	"github.com/parleychat/parley/cmd/internal/chatdenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/docs"
 	"github.com/parleychat/parley/domain"
@@ -72,7 +73,7 @@ type Server struct {
 // releases whatever it had opened.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	log.Info("chatd starting", "config", cfg)
-	if cfg.devSecret {
+	if cfg.DevSecret {
 		log.Warn("PARLEY_JWT_SECRET is not set: using the public development secret; anyone can mint tokens. Set PARLEY_JWT_SECRET (32+ bytes) or PARLEY_JWKS_URL outside development.")
 	}
 	s := &Server{cfg: cfg, log: log, metrics: prom.New()}
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	err = s.pool.Ping(pctx)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("connect to Postgres at %s: %w (is it running? `make services` starts it; PARLEY_DATABASE_URL selects another)", redactURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("connect to Postgres at %s: %w (is it running? `make services` starts it; PARLEY_DATABASE_URL selects another)", chatdenv.RedactURL(cfg.DatabaseURL), err)
 	}
 	if err := postgres.Migrate(ctx, s.pool, log); err != nil {
 		return nil, fmt.Errorf("migrate the database: %w", err)
@@ -167,12 +168,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Stream:  s.store, Metrics: s.metrics, Logger: log, Limits: s.limits,
 	})
 	var devTokens httpapi.DevTokenIssuer
-	if cfg.devSecret { // the chat page's development login: anyone can mint these tokens anyway
+	if cfg.DevSecret { // the chat page's development login: anyone can mint these tokens anyway
 		devTokens = jwtauth.DevIssuer{}
 	}
 	var web http.Handler
 	if cfg.Web {
-		page, err := webui.New(webui.Config{DevLogin: cfg.devSecret})
+		page, err := webui.New(webui.Config{DevLogin: cfg.DevSecret})
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +221,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 func (s *Server) openStore(ctx context.Context) (int, func(context.Context) error, error) {
 	switch s.cfg.EventStore {
 	case storeenv.KurrentDB:
-		k, err := kurrentdb.Dial(ctx, s.cfg.KurrentDBURL, s.cfg.store.KurrentDBOptions(s.log))
+		k, err := kurrentdb.Dial(ctx, s.cfg.KurrentDBURL, s.cfg.Store.KurrentDBOptions(s.log))
 		if err != nil {
 			return 0, nil, fmt.Errorf("connect to KurrentDB (PARLEY_KURRENTDB_URL): %w", err)
 		}
@@ -280,7 +281,7 @@ func newGenerator(cfg Config) (chat.Generator, error) {
 		}
 		return g, nil
 	}
-	g, err := langchain.NewGenerator(cfg.llm())
+	g, err := langchain.NewGenerator(cfg.LLM())
 	if err != nil {
 		return nil, fmt.Errorf("LLM generator (PARLEY_LLM_*): %w", err)
 	}
@@ -296,7 +297,7 @@ func newMemoryWorker(cfg Config, store domain.EventStore, log *slog.Logger) (*me
 	}
 	var sum memory.Summarizer
 	if cfg.LLMProvider != "" {
-		if sum, err = langchain.NewSummarizer(cfg.llm()); err != nil {
+		if sum, err = langchain.NewSummarizer(cfg.LLM()); err != nil {
 			return nil, fmt.Errorf("LLM summariser (PARLEY_LLM_*): %w", err)
 		}
 	} else if sum, err = memory.NewExtractive(counter, memory.ExtractiveConfig{}); err != nil {
@@ -327,7 +328,7 @@ func (s *Server) openRetriever(ctx context.Context, cfg Config, log *slog.Logger
 	}
 	deps := rag.RetrieverDeps{Index: idx, Embedder: emb, Logger: log}
 	if cfg.LLMProvider != "" && cfg.RAGRewrite {
-		if deps.Rewriter, err = langchain.NewRewriter(cfg.llm(), langchain.RewriterConfig{}); err != nil {
+		if deps.Rewriter, err = langchain.NewRewriter(cfg.LLM(), langchain.RewriterConfig{}); err != nil {
 			return nil, fmt.Errorf("query rewriter (PARLEY_LLM_*): %w", err)
 		}
 	}

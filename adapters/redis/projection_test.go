@@ -1,0 +1,54 @@
+package redis_test
+
+import (
+	"testing"
+
+	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/adapters/redis"
+	"github.com/parleychat/parley/adapters/redis/redistest"
+	"github.com/parleychat/parley/projections"
+	"github.com/parleychat/parley/projections/projectiontest"
+)
+
+// TestMemoryProjection runs the read models' suite over the Redis memory,
+// under a key prefix of its own per test, fed from a fresh Postgres log.
+func TestMemoryProjection(t *testing.T) {
+	projectiontest.RunProjectionTests(t, func(t *testing.T) projectiontest.Subject {
+		store := postgres.NewStore(pgtest.NewPool(t, 8), postgres.StoreConfig{})
+		t.Cleanup(func() { store.Close() })
+		client := redistest.Client(t)
+		prefix := redistest.Prefix(t, client)
+		return projectiontest.Subject{
+			Store: store,
+			Rebuild: func(t *testing.T, dryRun bool) projections.Rebuildable {
+				rb, err := redis.NewMemoryRebuild(client, redis.MemoryRebuildConfig{Prefix: prefix, DryRun: dryRun})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rb
+			},
+			Corrupt: func(t *testing.T) {
+				live, err := redis.NewMemory(client, redis.MemoryConfig{Prefix: prefix})
+				if err != nil {
+					t.Fatal(err)
+				}
+				gen, err := live.Generation(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				base := prefix
+				if gen != "" {
+					base += gen + ":"
+				}
+				keys, err := client.Keys(t.Context(), base+"memory:1:*").Result()
+				if err != nil || len(keys) != 1 {
+					t.Fatalf("room 1's memory key: %q, %v", keys, err)
+				}
+				if err := client.HSet(t.Context(), keys[0], "summary", "made up").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+		}
+	})
+}

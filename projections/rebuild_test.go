@@ -162,10 +162,10 @@ func (c *fakeCopies) DropOld(context.Context) (bool, error) {
 	return had, nil
 }
 
-// countingLog is a fakeLog that counts events, as the Postgres store does.
-type countingLog struct{ *fakeLog }
+// eventCountingLog is a fakeLog that counts events, as the Postgres store does.
+type eventCountingLog struct{ *fakeLog }
 
-func (l countingLog) CountEvents(ctx context.Context, after, upTo domain.Position, prefix string) (int64, error) {
+func (l eventCountingLog) CountEvents(ctx context.Context, after, upTo domain.Position, prefix string) (int64, error) {
 	evs, _ := l.after(after, prefix, 1<<30)
 	var n int64
 	for _, ev := range evs {
@@ -198,7 +198,7 @@ func TestRebuildSwapsAShadowCaughtUpWithTheLiveCopy(t *testing.T) {
 	liveUpTo(t, c, evs, 4)
 	var progress []projections.RebuildProgress
 	res, err := projections.Rebuild(t.Context(), projections.RebuildOptions{
-		Store: countingLog{log}, Target: c, Batch: 2,
+		Store: eventCountingLog{log}, Target: c, Batch: 2,
 		Progress: func(p projections.RebuildProgress) { progress = append(progress, p) },
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
 )
 
 type appendWorkload struct {
@@ -93,13 +93,13 @@ func benchStore(ctx context.Context, cfg config, out io.Writer) error {
 }
 
 func sampleEvent(id domain.UUID) domain.EventData {
-	meta, _ := json.Marshal(domain.Metadata{CorrelationID: "5f0c7c52-0d61-4d1e-9c5e-1b7a8f1d2c3e", CausationID: "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d", UserID: "42", OccurredAt: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)})
-	return domain.EventData{
-		ID:       id,
-		Type:     "AnswerChunk",
-		Data:     json.RawMessage(`{"answer_id":"0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77","seq":17,"delta":"The youth housing allowance covers up to 200,000 won a month for renters aged 19 to 34 whose household income is below the median."}`),
-		Metadata: meta,
+	meta := domain.Metadata{CorrelationID: "5f0c7c52-0d61-4d1e-9c5e-1b7a8f1d2c3e", CausationID: "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d", UserID: "42", OccurredAt: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	ev, err := room.EncodeEvent(id, room.AnswerChunk{AnswerID: domain.MustParseUUID("0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77"), Seq: 17,
+		Delta: "The youth housing allowance covers up to 200,000 won a month for renters aged 19 to 34 whose household income is below the median."}, meta)
+	if err != nil {
+		panic(err) // a room event always encodes
 	}
+	return ev
 }
 
 // runAppends runs w.writers goroutines appending batches of w.batch events

@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -24,16 +23,11 @@ func RecordAccess(ctx context.Context, store domain.Appender, id int64, eventID 
 		return domain.AppendResult{}, domain.Errorf(domain.EINVALID, "audit interface %q is not websocket, rest or cli", a.Interface)
 	}
 	a.At = a.At.UTC()
-	data, err := json.Marshal(a)
+	ev, err := room.EncodeEvent(eventID, a, domain.Metadata{UserID: a.UserID, OccurredAt: a.At})
 	if err != nil {
-		return domain.AppendResult{}, fmt.Errorf("encode %s: %w", a.EventType(), err)
+		return domain.AppendResult{}, err
 	}
-	meta, err := json.Marshal(domain.Metadata{UserID: a.UserID, OccurredAt: a.At})
-	if err != nil {
-		return domain.AppendResult{}, fmt.Errorf("encode metadata: %w", err)
-	}
-	res, err := store.Append(ctx, room.Stream(id), room.AuditExpectation(),
-		domain.EventData{ID: eventID, Type: a.EventType(), Data: data, Metadata: meta})
+	res, err := store.Append(ctx, room.Stream(id), room.AuditExpectation(), ev)
 	if domain.ErrorCode(err) == domain.ECONFLICT {
 		return domain.AppendResult{}, room.ErrNotFound // StreamExists failed: no such room
 	}

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -398,32 +397,24 @@ func (s *Service) appendTimed(ctx context.Context, stream string, exp domain.Exp
 	return res, err
 }
 
-// encode turns payloads into events with IDs from ids (random when nil or
-// when it returns the nil UUID) and the given metadata.
+// encode turns payloads into events (room.EncodeEvents) with IDs from ids
+// (random when nil or when it returns the nil UUID) and the given metadata.
 func (s *Service) encode(evs []room.Event, meta domain.Metadata, ids func(int, room.Event) domain.UUID) ([]domain.EventData, error) {
 	meta.OccurredAt = s.now().UTC()
-	mb, err := json.Marshal(meta)
-	if err != nil {
-		return nil, fmt.Errorf("encode metadata: %w", err)
-	}
-	out := make([]domain.EventData, len(evs))
+	eventIDs := make([]domain.UUID, len(evs))
 	for i, e := range evs {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
-		}
-		var id domain.UUID
 		if ids != nil {
-			id = ids(i, e)
+			eventIDs[i] = ids(i, e)
 		}
-		if id.IsZero() {
-			if id, err = domain.NewUUID(s.random); err != nil {
+		if eventIDs[i].IsZero() {
+			id, err := domain.NewUUID(s.random)
+			if err != nil {
 				return nil, err
 			}
+			eventIDs[i] = id
 		}
-		out[i] = domain.EventData{ID: id, Type: e.EventType(), Data: b, Metadata: mb}
 	}
-	return out, nil
+	return room.EncodeEvents(evs, eventIDs, meta)
 }
 
 // PostResult is what Post did.

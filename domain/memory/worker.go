@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,15 +186,10 @@ func (w *Worker) decide(ctx context.Context, roomID int64, c *Conversation) (roo
 // read, for Compact to decide again from.
 func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev room.SummaryUpdated, turns int) (*Conversation, error) {
 	stream := room.Stream(roomID)
-	data, err := json.Marshal(ev)
+	event, err := room.EncodeEvent(SummaryEventID(stream, ev.CoversThroughVersion), ev, domain.Metadata{OccurredAt: w.now().UTC()})
 	if err != nil {
-		return nil, fmt.Errorf("room %d: encode %s: %w", roomID, ev.EventType(), err)
+		return nil, fmt.Errorf("room %d: %w", roomID, err)
 	}
-	meta, err := json.Marshal(domain.Metadata{OccurredAt: w.now().UTC()})
-	if err != nil {
-		return nil, fmt.Errorf("room %d: encode metadata: %w", roomID, err)
-	}
-	event := domain.EventData{ID: SummaryEventID(stream, ev.CoversThroughVersion), Type: ev.EventType(), Data: data, Metadata: meta}
 	version := c.Version
 	for attempt := 1; ; attempt++ {
 		res, err := w.store.Append(ctx, stream, domain.Exact(version), event)

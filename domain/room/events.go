@@ -1,8 +1,6 @@
 package room
 
 import (
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -223,72 +221,3 @@ func (AnswerFailed) EventType() string      { return TypeAnswerFailed }
 func (AnswerCancelled) EventType() string   { return TypeAnswerCancelled }
 func (RetrievalRecorded) EventType() string { return TypeRetrievalRecorded }
 func (SummaryUpdated) EventType() string    { return TypeSummaryUpdated }
-
-// Decode returns the payload of a room event, or an error naming the
-// event when its type is unknown or its data does not decode. Events of
-// other kinds on a room stream (added by later features) return nil, nil
-// when tolerateUnknown is set.
-func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
-	var p Event
-	switch ev.Type {
-	case TypeAuditAccessed:
-		p = new(AuditAccessed)
-	case TypeRoomCreated:
-		p = new(RoomCreated)
-	case TypeRoomDeleted:
-		p = new(RoomDeleted)
-	case TypeMessagePosted:
-		p = new(MessagePosted)
-	case TypeAnswerStarted:
-		p = new(AnswerStarted)
-	case TypeAnswerChunk:
-		p = new(AnswerChunk)
-	case TypeAnswerCompleted:
-		p = new(AnswerCompleted)
-	case TypeAnswerFailed:
-		p = new(AnswerFailed)
-	case TypeAnswerCancelled:
-		p = new(AnswerCancelled)
-	case TypeRetrievalRecorded:
-		p = new(RetrievalRecorded)
-	case TypeSummaryUpdated:
-		p = new(SummaryUpdated)
-	default:
-		if tolerateUnknown {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("decode %s@%d (position %s): unknown event type %q", ev.Stream, ev.Version, ev.Position, ev.Type)
-	}
-	if err := json.Unmarshal(ev.Data, p); err != nil {
-		return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
-	}
-	// Return the value, not the pointer, so callers switch on value types.
-	switch v := p.(type) {
-	case *AuditAccessed:
-		return *v, nil
-	case *RoomCreated:
-		return *v, nil
-	case *RoomDeleted:
-		return *v, nil
-	case *MessagePosted:
-		return *v, nil
-	case *AnswerStarted:
-		return *v, nil
-	case *AnswerChunk:
-		if err := v.validate(); err != nil {
-			return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
-		}
-		return *v, nil
-	case *AnswerCompleted:
-		return *v, nil
-	case *AnswerFailed:
-		return *v, nil
-	case *AnswerCancelled:
-		return *v, nil
-	case *RetrievalRecorded:
-		return *v, nil
-	case *SummaryUpdated:
-		return *v, nil
-	}
-	return nil, fmt.Errorf("decode %s: unreachable", ev.Type)
-}

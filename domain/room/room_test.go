@@ -1,7 +1,6 @@
 package room_test
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -24,11 +23,11 @@ func given(t *testing.T, evs ...room.Event) (*room.State, []domain.RecordedEvent
 	s := room.NewState()
 	var recs []domain.RecordedEvent
 	for i, e := range evs {
-		data, err := json.Marshal(e)
+		typ, data, err := room.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := domain.RecordedEvent{Type: e.EventType(), Data: data, Stream: room.Stream(7), Version: int64(i), RecordedAt: time.Unix(int64(1000+i), 0).UTC()}
+		rec := domain.RecordedEvent{Type: typ, Data: data, Stream: room.Stream(7), Version: int64(i), RecordedAt: time.Unix(int64(1000+i), 0).UTC()}
 		if err := s.Evolve(rec); err != nil {
 			t.Fatal(err)
 		}

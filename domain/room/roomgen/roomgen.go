@@ -8,7 +8,6 @@ package roomgen
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -145,12 +144,12 @@ func (g *gen) room(id int64) Room {
 	owner := fmt.Sprintf("user-%d", g.rng.IntN(max(1, g.cfg.Rooms/5))+1)
 	var group []domain.EventData
 	add := func(e room.Event, user string) {
-		b, err := json.Marshal(e)
+		meta := domain.Metadata{CorrelationID: g.uuid().String(), UserID: user, OccurredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(g.st.Events) * time.Millisecond)}
+		ev, err := room.EncodeEvent(g.uuid(), e, meta)
 		if err != nil {
 			panic(err) // room events always encode
 		}
-		meta, _ := json.Marshal(domain.Metadata{CorrelationID: g.uuid().String(), UserID: user, OccurredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(g.st.Events) * time.Millisecond)})
-		group = append(group, domain.EventData{ID: g.uuid(), Type: e.EventType(), Data: b, Metadata: meta})
+		group = append(group, ev)
 		g.st.Events++
 	}
 	flush := func() {

@@ -1,0 +1,115 @@
+package room
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/parleychat/parley/domain"
+)
+
+// The codec: Encode is the one way a room event becomes the bytes a
+// writer appends, Decode the one way a reader gets it back, so every byte
+// of a room's stream goes through this file.
+
+// decoders decode each stored type's data to its payload, by value. It is
+// fixed here: the log's types are hand-written constants, never
+// registered at run time.
+var decoders = map[string]func(data []byte) (Event, error){
+	TypeAuditAccessed:     decodeAs[AuditAccessed],
+	TypeRoomCreated:       decodeAs[RoomCreated],
+	TypeRoomDeleted:       decodeAs[RoomDeleted],
+	TypeMessagePosted:     decodeAs[MessagePosted],
+	TypeAnswerStarted:     decodeAs[AnswerStarted],
+	TypeAnswerChunk:       decodeChunk,
+	TypeAnswerCompleted:   decodeAs[AnswerCompleted],
+	TypeAnswerFailed:      decodeAs[AnswerFailed],
+	TypeAnswerCancelled:   decodeAs[AnswerCancelled],
+	TypeRetrievalRecorded: decodeAs[RetrievalRecorded],
+	TypeSummaryUpdated:    decodeAs[SummaryUpdated],
+}
+
+// decodeAs decodes data as an E and returns the value, not a pointer, so
+// callers switch on value types.
+func decodeAs[E Event](data []byte) (Event, error) {
+	var e E
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// decodeChunk decodes an AnswerChunk and checks that its deltas' ends and
+// offsets fit its text (validate).
+func decodeChunk(data []byte) (Event, error) {
+	var c AnswerChunk
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Encode returns the stored type and data of e, a room event Decode
+// knows: Decode of them gives e back. It is pure.
+func Encode(e Event) (string, json.RawMessage, error) {
+	t := e.EventType()
+	if _, ok := decoders[t]; !ok {
+		return "", nil, fmt.Errorf("encode %s: not a room event type", t)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return t, b, nil
+}
+
+// EncodeEvents returns evs as events to append: event i with ID ids[i] (one
+// ID per event) and each with meta as its metadata.
+func EncodeEvents(evs []Event, ids []domain.UUID, meta domain.Metadata) ([]domain.EventData, error) {
+	if len(ids) != len(evs) {
+		return nil, fmt.Errorf("encode %d events with %d IDs", len(evs), len(ids))
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	out := make([]domain.EventData, len(evs))
+	for i, e := range evs {
+		t, b, err := Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = domain.EventData{ID: ids[i], Type: t, Data: b, Metadata: mb}
+	}
+	return out, nil
+}
+
+// EncodeEvent is EncodeEvents of one event.
+func EncodeEvent(id domain.UUID, e Event, meta domain.Metadata) (domain.EventData, error) {
+	out, err := EncodeEvents([]Event{e}, []domain.UUID{id}, meta)
+	if err != nil {
+		return domain.EventData{}, err
+	}
+	return out[0], nil
+}
+
+// Decode returns the payload of a room event, or an error naming the
+// event when its type is unknown or its data does not decode. Events of
+// other kinds on a room stream (added by later features) return nil, nil
+// when tolerateUnknown is set.
+func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
+	decode, ok := decoders[ev.Type]
+	if !ok {
+		if tolerateUnknown {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("decode %s@%d (position %s): unknown event type %q", ev.Stream, ev.Version, ev.Position, ev.Type)
+	}
+	p, err := decode(ev.Data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
+	}
+	return p, nil
+}

@@ -328,11 +328,11 @@ func (p *pipeline) appendChunks(batch []emitted) error {
 	return nil
 }
 
-// append writes evs at the pipeline's version. On a conflict it reloads
-// the room: if the answer is still open it retries after the new tail,
-// otherwise it reports errAbandoned. A retry after a lost acknowledgement
-// is safe: the events' IDs are derived, so the store answers it with the
-// original result.
+// append writes evs at the pipeline's version, each append within
+// appendTimeout. On a conflict it reloads the room (reload): if the answer
+// is still open it appends again after the new tail, otherwise it reports
+// errAbandoned. A retry after a lost acknowledgement is safe: the events'
+// IDs are derived, so the store answers it with the original result.
 func (p *pipeline) append(evs []room.Event) error {
 	data, err := p.s.encode(evs, domain.Metadata{CorrelationID: p.msgID.String(), CausationID: p.answerID.String(), UserID: p.user},
 		func(_ int, e room.Event) domain.UUID { return eventID(e) })
@@ -370,45 +370,53 @@ func (p *pipeline) appendSummary(ending bool) error {
 	return nil
 }
 
-// appendData appends encoded events at the pipeline's version (see append).
+// appendData appends encoded events (n room events) at the pipeline's
+// version, each append within appendTimeout (see append).
 func (p *pipeline) appendData(data []domain.EventData, n int) error {
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-		res, err := p.s.appendTimed(ctx, room.Stream(p.room), domain.Exact(p.version), data)
-		if err == nil {
-			cancel()
-			p.version = res.Version
-			return nil
-		}
-		if !errors.Is(err, domain.ErrConflict) || attempt >= 20 {
-			cancel()
-			return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, err)
-		}
-		r := p.s.lock(p.room)
-		if rewound(r, err) {
-			// The log lost events this pipeline had appended: what it
-			// was about to write was built on them.
-			p.s.unlock(r)
-			cancel()
-			return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, errRewound)
-		}
-		st, rerr := p.s.refresh(ctx, p.room, r)
-		var open bool
-		var v int64
-		if rerr == nil {
-			open = st.Open != nil && st.Open.AnswerID == p.answerID
-			v = st.Version
-		}
-		p.s.unlock(r)
-		cancel()
-		if rerr != nil {
-			return rerr
-		}
-		if !open {
-			return errAbandoned
-		}
-		p.version = v
+	var reloadErr error
+	res, err := domain.AppendDecided(context.Background(), timedAppender{s: p.s, timeout: appendTimeout}, room.Stream(p.room), maxAppendAttempts,
+		func(_ context.Context, conflict error) ([]domain.EventData, domain.ExpectedVersion, error) {
+			if conflict != nil {
+				v, err := p.reload(conflict, n)
+				if err != nil {
+					reloadErr = err
+					return nil, domain.Any(), err
+				}
+				p.version = v
+			}
+			return data, domain.Exact(p.version), nil
+		})
+	switch {
+	case err != nil && err == reloadErr:
+		return err
+	case err != nil:
+		return fmt.Errorf("room %d: append %d answer events: %w", p.room, n, err)
 	}
+	p.version = res.Version
+	return nil
+}
+
+// reload reads the room after an append of n events conflicted and
+// returns the version to append at: the stream's, while the answer is
+// still open; errAbandoned once it is not; errRewound when the log lost
+// events this pipeline had appended (what it was about to write was built
+// on them).
+func (p *pipeline) reload(conflict error, n int) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
+	r := p.s.lock(p.room)
+	defer p.s.unlock(r)
+	if rewound(r, conflict) {
+		return 0, fmt.Errorf("room %d: append %d answer events: %w", p.room, n, errRewound)
+	}
+	st, err := p.s.refresh(ctx, p.room, r)
+	if err != nil {
+		return 0, err
+	}
+	if st.Open == nil || st.Open.AnswerID != p.answerID {
+		return 0, errAbandoned
+	}
+	return st.Version, nil
 }
 
 // Backoff of the retries of an answer's terminal event.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
@@ -62,7 +63,7 @@ func (s *Service) Audit(ctx context.Context, id int64, auditor, iface string) (R
 	if err != nil {
 		return RoomInfo{}, fmt.Errorf("room %d: audit event id: %w", id, err)
 	}
-	res, err := RecordAccess(ctx, timedAppender{s}, id, eventID, room.AuditAccessed{UserID: auditor, Interface: iface, At: s.now()})
+	res, err := RecordAccess(ctx, timedAppender{s: s}, id, eventID, room.AuditAccessed{UserID: auditor, Interface: iface, At: s.now()})
 	if err != nil {
 		return RoomInfo{}, err
 	}
@@ -70,10 +71,18 @@ func (s *Service) Audit(ctx context.Context, id int64, auditor, iface string) (R
 	return ri, nil
 }
 
-// timedAppender appends through the Service, so audit appends are
-// measured like every other.
-type timedAppender struct{ s *Service }
+// timedAppender appends through the Service, so that every append is
+// measured, each within timeout when it is set.
+type timedAppender struct {
+	s       *Service
+	timeout time.Duration
+}
 
 func (t timedAppender) Append(ctx context.Context, stream string, exp domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	if t.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
 	return t.s.appendTimed(ctx, stream, exp, events)
 }

@@ -356,36 +356,49 @@ func (s *Service) refresh(ctx context.Context, id int64, r *cachedRoom) (*room.S
 	}
 }
 
+// maxAppendAttempts bounds the appends of one decision that conflict with
+// other writers: the first and 20 more.
+const maxAppendAttempts = 21
+
 // execute decides on the room's fresh state and appends the decision at
-// the state's exact version, retrying on conflict with the new tail. It
-// returns the state after the append (nil events: nothing was decided).
+// the state's exact version, deciding again on the new tail after a
+// conflict (domain.AppendDecided). It returns the events appended and the
+// append's result (nil events: nothing was decided).
 func (s *Service) execute(ctx context.Context, id int64, meta domain.Metadata, ids func(i int, e room.Event) domain.UUID,
 	decide func(*room.State) ([]room.Event, error)) ([]room.Event, domain.AppendResult, error) {
 	r := s.lock(id)
 	defer s.unlock(r)
-	for attempt := 0; ; attempt++ {
-		st, err := s.refresh(ctx, id, r)
-		if err != nil {
-			return nil, domain.AppendResult{}, err
-		}
-		evs, err := decide(st)
-		if err != nil || len(evs) == 0 {
-			return nil, domain.AppendResult{}, err
-		}
-		data, err := s.encode(evs, meta, ids)
-		if err != nil {
-			return nil, domain.AppendResult{}, err
-		}
-		res, err := s.appendTimed(ctx, room.Stream(id), domain.Exact(st.Version), data)
-		if errors.Is(err, domain.ErrConflict) && attempt < 20 {
-			rewound(r, err)
-			continue
-		}
-		if err != nil {
-			return nil, domain.AppendResult{}, fmt.Errorf("room %d: append %s: %w", id, evs[0].EventType(), err)
-		}
-		return evs, res, nil
+	var evs []room.Event
+	var decideErr error
+	res, err := domain.AppendDecided(ctx, timedAppender{s: s}, room.Stream(id), maxAppendAttempts,
+		func(ctx context.Context, conflict error) ([]domain.EventData, domain.ExpectedVersion, error) {
+			evs = nil
+			if conflict != nil {
+				rewound(r, conflict)
+			}
+			st, err := s.refresh(ctx, id, r)
+			if err == nil {
+				evs, err = decide(st)
+			}
+			var data []domain.EventData
+			if err == nil && len(evs) > 0 {
+				data, err = s.encode(evs, meta, ids)
+			}
+			if err != nil {
+				evs, decideErr = nil, err
+				return nil, domain.Any(), err
+			}
+			return data, domain.Exact(st.Version), nil
+		})
+	switch {
+	case err != nil && err == decideErr:
+		return nil, domain.AppendResult{}, err
+	case err != nil:
+		return nil, domain.AppendResult{}, fmt.Errorf("room %d: append %s: %w", id, evs[0].EventType(), err)
+	case len(evs) == 0:
+		return nil, domain.AppendResult{}, nil
 	}
+	return evs, res, nil
 }
 
 func (s *Service) appendTimed(ctx context.Context, stream string, exp domain.ExpectedVersion, data []domain.EventData) (domain.AppendResult, error) {

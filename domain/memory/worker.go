@@ -180,10 +180,11 @@ func (w *Worker) decide(ctx context.Context, roomID int64, c *Conversation) (roo
 }
 
 // append writes ev at c's version and returns nil. On a conflict it reads
-// the room again: when the summary is still c's, ev still covers the
-// buffer's oldest turns and is appended at the new version; when another
-// summary was written (or the room was deleted), it returns the room as
-// read, for Compact to decide again from.
+// the room again (domain.AppendDecided, within MaxAttempts appends): when
+// the summary is still c's, ev still covers the buffer's oldest turns and
+// is appended at the new version; when another summary was written (or
+// the room was deleted), it returns the room as read, for Compact to
+// decide again from.
 func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev room.SummaryUpdated, turns int) (*Conversation, error) {
 	stream := room.Stream(roomID)
 	event, err := room.EncodeEvent(SummaryEventID(stream, ev.CoversThroughVersion), ev, domain.Metadata{OccurredAt: w.now().UTC()})
@@ -191,36 +192,40 @@ func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev r
 		return nil, fmt.Errorf("room %d: %w", roomID, err)
 	}
 	version := c.Version
-	for attempt := 1; ; attempt++ {
-		res, err := w.store.Append(ctx, stream, domain.Exact(version), event)
-		if err == nil {
-			w.log.Info("summarised the oldest turns", "room_id", roomID, "turns", turns, "covers_through_version", ev.CoversThroughVersion,
-				"tokens", ev.Tokens, "summarizer", ev.Summarizer, "version", res.Version)
-			return nil, nil
-		}
-		if !errors.Is(err, domain.ErrConflict) {
-			return nil, fmt.Errorf("room %d: append %s at version %d: %w", roomID, ev.EventType(), version, err)
-		}
-		if attempt >= w.cfg.MaxAttempts {
-			return nil, fmt.Errorf("room %d: append %s: gave up after %d conflicts: %w", roomID, ev.EventType(), attempt, err)
-		}
-		// Only what was appended since matters: another summary or the
-		// room's deletion means deciding again; anything else (the next
-		// answer's chunks, most often) moves the version on.
-		head, moved, err := w.since(ctx, stream, version)
-		if err != nil {
-			return nil, err
-		}
-		if moved {
-			fresh, err := w.Load(ctx, roomID)
-			if err != nil {
-				return nil, err
+	var fresh *Conversation
+	var readErr error
+	res, err := domain.AppendDecided(ctx, w.store, stream, w.cfg.MaxAttempts,
+		func(ctx context.Context, conflict error) ([]domain.EventData, domain.ExpectedVersion, error) {
+			if conflict != nil {
+				// Only what was appended since matters: another summary or
+				// the room's deletion means deciding again; anything else
+				// (the next answer's chunks, most often) moves the version on.
+				head, moved, err := w.since(ctx, stream, version)
+				if err == nil && moved {
+					if fresh, err = w.Load(ctx, roomID); err == nil {
+						w.log.Debug("another writer summarised the room first", "room_id", roomID, "covers_through_version", fresh.Through)
+						return nil, domain.Any(), nil
+					}
+				}
+				if err != nil {
+					readErr = err
+					return nil, domain.Any(), err
+				}
+				version = head
 			}
-			w.log.Debug("another writer summarised the room first", "room_id", roomID, "covers_through_version", fresh.Through)
-			return fresh, nil
-		}
-		version = head
+			return []domain.EventData{event}, domain.Exact(version), nil
+		})
+	switch {
+	case err != nil && err == readErr:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("room %d: append %s at version %d: %w", roomID, ev.EventType(), version, err)
+	case fresh != nil:
+		return fresh, nil
 	}
+	w.log.Info("summarised the oldest turns", "room_id", roomID, "turns", turns, "covers_through_version", ev.CoversThroughVersion,
+		"tokens", ev.Tokens, "summarizer", ev.Summarizer, "version", res.Version)
+	return nil, nil
 }
 
 // since reads the events of stream after version and returns the last

@@ -33,6 +33,7 @@ func RunEventStoreTests(t *testing.T, newStore func(t *testing.T) domain.EventSt
 		{"ConcurrentWritersOneStream", testConcurrentWritersOneStream},
 		{"IdempotentRetry", testIdempotentRetry},
 		{"ReadAllPaging", testReadAllPaging},
+		{"PagingIterators", testPagingIterators},
 		{"HeadPosition", testHeadPosition},
 		{"SubscribeAllConcurrentWriters", testSubscribeAllConcurrentWriters},
 		{"SubscribeAllCatchUpToLive", testSubscribeAllCatchUpToLive},

@@ -238,23 +238,18 @@ func (s *ChainingStore) hashOf(ctx context.Context, ev domain.RecordedEvent) (Ha
 	// Collect the unchained run ending at ev, newest first.
 	run := []domain.RecordedEvent{ev}
 	prev := Genesis
-	for from := ev.Version - 1; from >= 0; {
-		page, err := s.inner.ReadStream(ctx, ev.Stream, domain.ReadStreamOptions{Direction: domain.Backward, From: from, Limit: domain.DefaultReadLimit})
-		if err != nil {
-			return Hash{}, fmt.Errorf("audit: append to %s: read its unchained events to chain after them: %w", ev.Stream, err)
-		}
-		found := false
-		for _, p := range page {
+	if ev.Version > 0 {
+		back := domain.ReadStreamOptions{Direction: domain.Backward, From: ev.Version - 1, Limit: domain.DefaultReadLimit}
+		for p, err := range domain.StreamEvents(ctx, s.inner, ev.Stream, back) {
+			if err != nil {
+				return Hash{}, fmt.Errorf("audit: append to %s: read its unchained events to chain after them: %w", ev.Stream, err)
+			}
 			if h, ok := storedHash(p); ok {
-				prev, found = h, true
+				prev = h
 				break
 			}
 			run = append(run, p)
 		}
-		if found || len(page) < domain.DefaultReadLimit {
-			break
-		}
-		from = page[len(page)-1].Version - 1
 	}
 	slices.Reverse(run)
 	for _, p := range run {
@@ -270,24 +265,18 @@ func (s *ChainingStore) hashOf(ctx context.Context, ev domain.RecordedEvent) (Ha
 func (s *ChainingStore) findRetry(ctx context.Context, stream string, expected domain.ExpectedVersion, events []domain.EventData) (domain.AppendResult, bool, error) {
 	first := int64(-1)
 	var head int64 = domain.NoVersion
-	for from := domain.EndOfStream; first < 0; {
-		page, err := s.inner.ReadStream(ctx, stream, domain.ReadStreamOptions{Direction: domain.Backward, From: from, Limit: domain.DefaultReadLimit})
+	back := domain.ReadStreamOptions{Direction: domain.Backward, From: domain.EndOfStream, Limit: domain.DefaultReadLimit}
+	for ev, err := range domain.StreamEvents(ctx, s.inner, stream, back) {
 		if err != nil {
 			return domain.AppendResult{}, false, fmt.Errorf("audit: append to %s: look for a retried append: %w", stream, err)
 		}
-		if head == domain.NoVersion && len(page) > 0 {
-			head = page[0].Version
+		if head == domain.NoVersion {
+			head = ev.Version
 		}
-		for _, ev := range page {
-			if ev.ID == events[0].ID {
-				first = ev.Version
-				break
-			}
-		}
-		if len(page) < domain.DefaultReadLimit || first >= 0 {
+		if ev.ID == events[0].ID {
+			first = ev.Version
 			break
 		}
-		from = page[len(page)-1].Version - 1
 	}
 	if first < 0 {
 		return domain.AppendResult{}, false, nil

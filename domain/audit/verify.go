@@ -89,54 +89,45 @@ func VerifyStream(ctx context.Context, r domain.StreamReader, stream string, anc
 	prev := Genesis
 	next := int64(0)
 	chained := false
-	for {
-		page, err := r.ReadStream(ctx, stream, domain.ReadStreamOptions{From: next, Limit: verifyPage})
+	for ev, err := range domain.StreamEvents(ctx, r, stream, domain.ReadStreamOptions{From: next, Limit: verifyPage}) {
 		if err != nil {
 			return res, fmt.Errorf("audit: verify %s from version %d: %w", stream, next, err)
 		}
-		for _, ev := range page {
-			res.Events++
-			v := ev.Version
-			switch {
-			case v > next:
-				if next == 0 {
-					return brk(next, BreakGap, "the stream starts at version %d: versions 0 to %d are missing (deleted)", v, v-1)
-				}
-				return brk(next, BreakGap, "version %d is missing: the stream goes from version %d to %d (an event was deleted)", next, next-1, v)
-			case v < next:
-				return brk(v, BreakOrder, "version %d comes after version %d", v, next-1)
-			case ev.Stream != stream:
-				return brk(v, BreakOrder, "the event read from %s says it belongs to %s", stream, ev.Stream)
+		res.Events++
+		v := ev.Version
+		switch {
+		case v > next:
+			if next == 0 {
+				return brk(next, BreakGap, "the stream starts at version %d: versions 0 to %d are missing (deleted)", v, v-1)
 			}
-			l := inspect(ev, prev)
-			switch {
-			case !l.chained && chained:
-				return brk(v, BreakUnchained, "the event has no chain fields, though the events before it do (its metadata's prev_hash and hash were removed or their form edited)")
-			case !l.chained:
-				res.Unchained++
-			case l.prev != prev:
-				if v == 0 {
-					return brk(v, BreakLink, "prev_hash is %s, not the genesis hash (zeros)", l.prev)
-				}
-				return brk(v, BreakLink, "prev_hash %s is not the hash %s of version %d (an earlier event was changed, removed or reordered)", l.prev, prev, v-1)
-			case l.computed != l.stored:
-				return brk(v, BreakContent, "the event's content hashes to %s, not to its hash %s (its data, type, ID or metadata was changed)", l.computed, l.stored)
-			default:
-				chained = true
+			return brk(next, BreakGap, "version %d is missing: the stream goes from version %d to %d (an event was deleted)", next, next-1, v)
+		case v < next:
+			return brk(v, BreakOrder, "version %d comes after version %d", v, next-1)
+		case ev.Stream != stream:
+			return brk(v, BreakOrder, "the event read from %s says it belongs to %s", stream, ev.Stream)
+		}
+		l := inspect(ev, prev)
+		switch {
+		case !l.chained && chained:
+			return brk(v, BreakUnchained, "the event has no chain fields, though the events before it do (its metadata's prev_hash and hash were removed or their form edited)")
+		case !l.chained:
+			res.Unchained++
+		case l.prev != prev:
+			if v == 0 {
+				return brk(v, BreakLink, "prev_hash is %s, not the genesis hash (zeros)", l.prev)
 			}
-			prev = l.computed
-			if h, ok := want[v]; ok && h != prev.String() {
-				return brk(v, BreakAnchor, "the hash is %s, not %s as exported (the chain was rewritten at or before this version)", prev, h)
-			}
-			res.Head = Head{Version: v, Hash: prev.String()}
-			next = v + 1
+			return brk(v, BreakLink, "prev_hash %s is not the hash %s of version %d (an earlier event was changed, removed or reordered)", l.prev, prev, v-1)
+		case l.computed != l.stored:
+			return brk(v, BreakContent, "the event's content hashes to %s, not to its hash %s (its data, type, ID or metadata was changed)", l.computed, l.stored)
+		default:
+			chained = true
 		}
-		if len(page) < verifyPage {
-			break
+		prev = l.computed
+		if h, ok := want[v]; ok && h != prev.String() {
+			return brk(v, BreakAnchor, "the hash is %s, not %s as exported (the chain was rewritten at or before this version)", prev, h)
 		}
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
+		res.Head = Head{Version: v, Hash: prev.String()}
+		next = v + 1
 	}
 	var gone []int64
 	for v := range want {

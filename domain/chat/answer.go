@@ -523,27 +523,20 @@ func (s *Service) recoverOpen(ctx context.Context, idle, ownAge time.Duration) (
 		}
 		after = pos
 	}
-	for {
-		evs, err := s.store.ReadAll(ctx, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000})
+	for ev, err := range domain.AllEvents(ctx, s.store, domain.ReadAllOptions{After: after, StreamPrefix: room.StreamPrefix, Limit: 5000}) {
 		if err != nil {
 			return 0, fmt.Errorf("recover interrupted answers: %w", err)
 		}
-		for _, ev := range evs {
-			id, ok := room.ParseStream(ev.Stream)
-			if !ok {
-				continue
-			}
-			switch ev.Type {
-			case room.TypeAnswerStarted:
-				candidates[id] = true
-			case room.TypeAnswerCompleted, room.TypeAnswerFailed, room.TypeAnswerCancelled, room.TypeRoomDeleted:
-				delete(candidates, id)
-			}
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
 		}
-		if len(evs) < 5000 {
-			break
+		switch ev.Type {
+		case room.TypeAnswerStarted:
+			candidates[id] = true
+		case room.TypeAnswerCompleted, room.TypeAnswerFailed, room.TypeAnswerCancelled, room.TypeRoomDeleted:
+			delete(candidates, id)
 		}
-		after = evs[len(evs)-1].Position
 	}
 	// Each candidate's own stream decides.
 	failed := 0

@@ -336,24 +336,18 @@ func (s *Service) state(ctx context.Context, id int64) (RoomInfo, error) {
 // refresh folds the events appended since the cached state into it. The
 // caller holds r.mu.
 func (s *Service) refresh(ctx context.Context, id int64, r *cachedRoom) (*room.State, error) {
-	stream := room.Stream(id)
-	for {
-		evs, err := s.store.ReadStream(ctx, stream, domain.ReadStreamOptions{From: r.state.Version + 1, Limit: 1000})
+	for ev, err := range domain.StreamEvents(ctx, s.store, room.Stream(id), domain.ReadStreamOptions{From: r.state.Version + 1, Limit: 1000}) {
 		if errors.Is(err, domain.ErrStreamNotFound) {
 			return r.state, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %d: %w", id, err)
 		}
-		for _, ev := range evs {
-			if err := r.state.Evolve(ev); err != nil {
-				return nil, fmt.Errorf("load room %d: %w", id, err)
-			}
-		}
-		if len(evs) < 1000 {
-			return r.state, nil
+		if err := r.state.Evolve(ev); err != nil {
+			return nil, fmt.Errorf("load room %d: %w", id, err)
 		}
 	}
+	return r.state, nil
 }
 
 // maxAppendAttempts bounds the appends of one decision that conflict with

@@ -255,25 +255,20 @@ func (w *Worker) since(ctx context.Context, stream string, version int64) (head 
 // both are found. A room without events gives an empty Conversation at
 // domain.NoVersion.
 func (w *Worker) Load(ctx context.Context, roomID int64) (*Conversation, error) {
-	stream := room.Stream(roomID)
 	var (
 		back    []domain.RecordedEvent // newest first
 		summary *room.SummaryUpdated
-		from    = domain.EndOfStream
 	)
-	for {
-		page, err := w.store.ReadStream(ctx, stream, domain.ReadStreamOptions{Direction: domain.Backward, From: from, Limit: readPage})
+	opts := domain.ReadStreamOptions{Direction: domain.Backward, From: domain.EndOfStream, Limit: readPage}
+	for ev, err := range domain.StreamEvents(ctx, w.store, room.Stream(roomID), opts) {
 		if errors.Is(err, domain.ErrStreamNotFound) {
 			return NewConversation(), nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
 		}
-		back = append(back, page...)
-		for _, ev := range page {
-			if summary != nil || ev.Type != room.TypeSummaryUpdated {
-				continue
-			}
+		back = append(back, ev)
+		if summary == nil && ev.Type == room.TypeSummaryUpdated {
 			p, err := room.Decode(ev, false)
 			if err != nil {
 				return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
@@ -281,14 +276,10 @@ func (w *Worker) Load(ctx context.Context, roomID int64) (*Conversation, error) 
 			s := p.(room.SummaryUpdated)
 			summary = &s
 		}
-		if len(page) == 0 {
+		// Older events than the summary covers change nothing.
+		if summary != nil && ev.Version <= summary.CoversThroughVersion+1 {
 			break
 		}
-		oldest := page[len(page)-1].Version
-		if oldest == 0 || summary != nil && oldest <= summary.CoversThroughVersion+1 {
-			break
-		}
-		from = oldest - 1
 	}
 	c := NewConversation()
 	if summary != nil {

@@ -187,15 +187,14 @@ func (m *Memory) skippedBetween(id int64, batch []domain.RecordedEvent, have, ne
 // the batch did not tell it, warns, and counts the room as rebuilt.
 func (m *Memory) rebuildRoom(ctx context.Context, r *roomBatch, upTo int64) (*memory.Conversation, error) {
 	c := memory.NewConversation()
-	for from := int64(0); from <= upTo; {
-		evs, err := m.log.ReadStream(ctx, room.Stream(r.id), domain.ReadStreamOptions{From: from, Limit: domain.DefaultReadLimit})
-		if errors.Is(err, domain.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("room %d: rebuild its vanished memory from the log: %w", r.id, err)
-		}
-		for _, ev := range evs {
+	if upTo >= 0 {
+		for ev, err := range domain.StreamEvents(ctx, m.log, room.Stream(r.id), domain.ReadStreamOptions{Limit: domain.DefaultReadLimit}) {
+			if errors.Is(err, domain.ErrStreamNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("room %d: rebuild its vanished memory from the log: %w", r.id, err)
+			}
 			if ev.Version > upTo {
 				break
 			}
@@ -210,10 +209,6 @@ func (m *Memory) rebuildRoom(ctx context.Context, r *roomBatch, upTo int64) (*me
 				return nil, eventError(ev, err)
 			}
 		}
-		if len(evs) < domain.DefaultReadLimit {
-			break
-		}
-		from = evs[len(evs)-1].Version + 1
 	}
 	if r.owner == "" {
 		return nil, projections.NewEventError(r.events[0], fmt.Errorf("room %d has no owner: its stream has no RoomCreated", r.id))

@@ -33,30 +33,37 @@ func (p ProjectedHistory) History(ctx context.Context, roomID int64) (*room.Hist
 		h.Load(msgs, v)
 	}
 	hash := ""
-	from := max(h.Version, 0)
-	for {
-		evs, err := p.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: from, Limit: 1000})
-		if errors.Is(err, domain.ErrStreamNotFound) {
-			return h, hash, nil
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("load history of room %d: %w", roomID, err)
-		}
-		if from == h.Version && h.Version >= 0 && (len(evs) == 0 || evs[0].Version != h.Version) {
-			h, from = room.NewHistory(), 0 // the base is ahead of the stream
-			continue
-		}
-		for _, ev := range evs {
+	// fold applies the stream from version from on; with a base, the
+	// first event must be the base's, or it reports restart.
+	fold := func(from int64) (restart bool, err error) {
+		based := from == h.Version && h.Version >= 0
+		for ev, err := range domain.StreamEvents(ctx, p.Stream, room.Stream(roomID), domain.ReadStreamOptions{From: from, Limit: 1000}) {
+			if errors.Is(err, domain.ErrStreamNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, fmt.Errorf("load history of room %d: %w", roomID, err)
+			}
+			if based && ev.Version != h.Version {
+				return true, nil
+			}
+			based = false
 			if err := h.Apply(ev); err != nil {
-				return nil, "", fmt.Errorf("load history of room %d: %w", roomID, err)
+				return false, fmt.Errorf("load history of room %d: %w", roomID, err)
 			}
 			if ev.Version == h.Version {
 				hash = domain.ChainHash(ev.Metadata)
 			}
 		}
-		if len(evs) < 1000 {
-			return h, hash, nil
-		}
-		from = evs[len(evs)-1].Version + 1
+		return based, nil // based still: the stream ends before the base
 	}
+	restart, err := fold(max(h.Version, 0))
+	if restart && err == nil {
+		h = room.NewHistory() // the base is ahead of the stream
+		_, err = fold(0)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return h, hash, nil
 }

@@ -77,42 +77,44 @@ func (g *Gateway) catchUp(c *conn, roomID int64, pos resume, log *slog.Logger) e
 	if pos.after < 0 {
 		return g.sendHistory(ctx, c, roomID)
 	}
-	evs, err := g.d.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: pos.after, Limit: 500})
-	if errors.Is(err, domain.ErrStreamNotFound) {
-		return room.ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	if len(evs) == 0 || evs[0].Version != pos.after || (pos.hash != "" && domain.ChainHash(evs[0].Metadata) != pos.hash) {
-		log.Debug("resume: the position is gone; sending the history", "after", pos.after)
-		return g.sendHistory(ctx, c, roomID)
-	}
-	c.resumeFrom(pos.after)
-	const limit = 500
-	page, last := evs[1:], len(evs) < limit
-	for {
-		for _, ev := range page {
-			f, ok, err := eventFrame(ev)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				f = frame{version: ev.Version}
-			}
-			if !c.catchUp(f) {
-				return nil
-			}
+	first := true
+	for ev, err := range domain.StreamEvents(ctx, g.d.Stream, room.Stream(roomID), domain.ReadStreamOptions{From: pos.after, Limit: 500}) {
+		if first && errors.Is(err, domain.ErrStreamNotFound) {
+			return room.ErrNotFound
 		}
-		if last {
-			return nil
-		}
-		from := evs[len(evs)-1].Version + 1
-		if evs, err = g.d.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: from, Limit: limit}); err != nil {
+		if err != nil {
 			return err
 		}
-		page, last = evs, len(evs) < limit
+		if first {
+			first = false
+			if ev.Version != pos.after || (pos.hash != "" && domain.ChainHash(ev.Metadata) != pos.hash) {
+				return g.positionGone(ctx, c, roomID, pos, log)
+			}
+			c.resumeFrom(pos.after)
+			continue
+		}
+		f, ok, err := eventFrame(ev)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			f = frame{version: ev.Version}
+		}
+		if !c.catchUp(f) {
+			return nil
+		}
 	}
+	if first { // after is past the room's last event
+		return g.positionGone(ctx, c, roomID, pos, log)
+	}
+	return nil
+}
+
+// positionGone answers a resume from a position the stream does not hold
+// with the history.
+func (g *Gateway) positionGone(ctx context.Context, c *conn, roomID int64, pos resume, log *slog.Logger) error {
+	log.Debug("resume: the position is gone; sending the history", "after", pos.after)
+	return g.sendHistory(ctx, c, roomID)
 }
 
 func (g *Gateway) sendHistory(ctx context.Context, c *conn, roomID int64) error {

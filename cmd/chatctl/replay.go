@@ -306,23 +306,19 @@ const readPage = 500
 // readStream calls f with the events of room id from version from to upto
 // (inclusive), in order, a page at a time.
 func readStream(ctx context.Context, s domain.StreamReader, id, from, upto int64, f func(domain.RecordedEvent) error) error {
-	for from <= upto {
-		evs, err := s.ReadStream(ctx, room.Stream(id), domain.ReadStreamOptions{From: from, Limit: readPage})
+	if from > upto {
+		return nil
+	}
+	for ev, err := range domain.StreamEvents(ctx, s, room.Stream(id), domain.ReadStreamOptions{From: from, Limit: readPage}) {
 		if err != nil {
 			return err
 		}
-		for _, ev := range evs {
-			if ev.Version > upto {
-				return nil
-			}
-			if err := f(ev); err != nil {
-				return err
-			}
-		}
-		if len(evs) < readPage {
+		if ev.Version > upto {
 			return nil
 		}
-		from = evs[len(evs)-1].Version + 1
+		if err := f(ev); err != nil {
+			return err
+		}
 	}
 	return nil
 }

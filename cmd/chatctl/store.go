@@ -70,25 +70,23 @@ const scanPage = 5000
 // far; it returns that number at the end.
 func scanRoomEvents(ctx context.Context, s domain.AllReader, each func(roomID int64, ev domain.RecordedEvent) error, progress func(read int)) (int, error) {
 	after, read := domain.Start, 0
-	for {
-		evs, err := s.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: scanPage, StreamPrefix: room.StreamPrefix})
+	for ev, err := range domain.AllEvents(ctx, s, domain.ReadAllOptions{Limit: scanPage, StreamPrefix: room.StreamPrefix}) {
 		if err != nil {
 			return read, fmt.Errorf("read the room streams after %s: %w", after, err)
 		}
-		for _, ev := range evs {
-			id, ok := room.ParseStream(ev.Stream)
-			if !ok {
-				continue
-			}
+		if id, ok := room.ParseStream(ev.Stream); ok {
 			if err := each(id, ev); err != nil {
 				return read, err
 			}
 		}
-		read += len(evs)
-		progress(read)
-		if len(evs) < scanPage {
-			return read, nil
+		read++
+		if read%scanPage == 0 { // a page's end
+			after = ev.Position
+			progress(read)
 		}
-		after = evs[len(evs)-1].Position
 	}
+	if read%scanPage != 0 || read == 0 {
+		progress(read)
+	}
+	return read, nil
 }

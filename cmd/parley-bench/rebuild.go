@@ -163,20 +163,18 @@ func waitReadable(ctx context.Context, store *postgres.Store, pool *pgxpool.Pool
 // returns how many and how long it took.
 func readAllLoop(ctx context.Context, store *postgres.Store, head domain.Position) (int64, time.Duration, error) {
 	start := time.Now()
-	var (
-		n     int64
-		after domain.Position
-	)
-	for after.Less(head) {
-		evs, err := store.ReadAll(ctx, domain.ReadAllOptions{After: after, Limit: projections.DefaultRebuildBatch, StreamPrefix: room.StreamPrefix})
+	var n int64
+	if !domain.Start.Less(head) {
+		return 0, time.Since(start), nil
+	}
+	for ev, err := range domain.AllEvents(ctx, store, domain.ReadAllOptions{Limit: projections.DefaultRebuildBatch, StreamPrefix: room.StreamPrefix}) {
 		if err != nil {
 			return n, 0, err
 		}
-		if len(evs) == 0 {
+		n++
+		if !ev.Position.Less(head) {
 			break
 		}
-		n += int64(len(evs))
-		after = evs[len(evs)-1].Position
 	}
 	return n, time.Since(start), nil
 }

@@ -21,36 +21,29 @@ type truth struct {
 func (c *cluster) truth(ctx context.Context, id int64) (*truth, error) {
 	t := &truth{version: domain.NoVersion, history: room.NewHistory(), clientIDs: map[string]int{}, hashes: map[int64]string{}}
 	st := room.NewState()
-	for from := int64(0); ; {
-		evs, err := c.store.ReadStream(ctx, room.Stream(id), domain.ReadStreamOptions{From: from, Limit: 1000})
+	for ev, err := range domain.StreamEvents(ctx, c.store, room.Stream(id), domain.ReadStreamOptions{Limit: 1000}) {
 		if errors.Is(err, domain.ErrStreamNotFound) {
 			return t, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read room %d: %w", id, err)
 		}
-		for _, ev := range evs {
-			if err := st.Evolve(ev); err != nil {
-				return nil, fmt.Errorf("room %d: %w", id, err)
+		if err := st.Evolve(ev); err != nil {
+			return nil, fmt.Errorf("room %d: %w", id, err)
+		}
+		if err := t.history.Apply(ev); err != nil {
+			return nil, fmt.Errorf("room %d: %w", id, err)
+		}
+		t.version, t.hashes[ev.Version] = ev.Version, domain.ChainHash(ev.Metadata)
+		if ev.Type == room.TypeMessagePosted {
+			p, err := room.Decode(ev, false)
+			if err != nil {
+				return nil, err
 			}
-			if err := t.history.Apply(ev); err != nil {
-				return nil, fmt.Errorf("room %d: %w", id, err)
-			}
-			t.version, t.hashes[ev.Version] = ev.Version, domain.ChainHash(ev.Metadata)
-			if ev.Type == room.TypeMessagePosted {
-				p, err := room.Decode(ev, false)
-				if err != nil {
-					return nil, err
-				}
-				if cid := p.(room.MessagePosted).ClientID; cid != "" {
-					t.clientIDs[cid]++
-				}
+			if cid := p.(room.MessagePosted).ClientID; cid != "" {
+				t.clientIDs[cid]++
 			}
 		}
-		if len(evs) < 1000 {
-			break
-		}
-		from = evs[len(evs)-1].Version + 1
 	}
 	t.open = st.Open != nil
 	return t, nil

@@ -132,17 +132,13 @@ func head(t *testing.T, s Subject) domain.Position {
 func roomEvents(t *testing.T, s Subject) []domain.RecordedEvent {
 	t.Helper()
 	var out []domain.RecordedEvent
-	for after := domain.Start; ; {
-		evs, err := s.Store.ReadAll(t.Context(), domain.ReadAllOptions{After: after, Limit: 1000, StreamPrefix: room.StreamPrefix})
+	for ev, err := range domain.AllEvents(t.Context(), s.Store, domain.ReadAllOptions{Limit: 1000, StreamPrefix: room.StreamPrefix}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) == 0 {
-			return out
-		}
-		out = append(out, evs...)
-		after = evs[len(evs)-1].Position
+		out = append(out, ev)
 	}
+	return out
 }
 
 // catchUp applies the log up to upTo to p.

@@ -12,38 +12,20 @@ import (
 // the loop reads no further page. A read's error (a *StreamNotFoundError,
 // say) is yielded once, with the zero event, and ends the sequence, as
 // does ctx ending between two pages (its error is yielded). Callers wrap
-// errors with their own context.
+// errors with their own context. Each range starts again from opts.
 func StreamEvents(ctx context.Context, r StreamReader, stream string, opts ReadStreamOptions) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		opts.Limit = ReadLimit(opts.Limit)
-		for read := false; ; read = true {
-			if err := ctx.Err(); read && err != nil {
-				yield(RecordedEvent{}, err)
-				return
-			}
-			page, err := r.ReadStream(ctx, stream, opts)
-			if err != nil {
-				yield(RecordedEvent{}, err)
-				return
-			}
-			for _, ev := range page {
-				if !yield(ev, nil) {
-					return
+		o := opts
+		o.Limit = ReadLimit(o.Limit)
+		readPages(ctx, yield, o.Limit, func() ([]RecordedEvent, error) { return r.ReadStream(ctx, stream, o) },
+			func(last RecordedEvent) bool {
+				if o.Direction == Backward {
+					o.From = last.Version - 1
+					return o.From >= 0
 				}
-			}
-			if len(page) < opts.Limit {
-				return
-			}
-			last := page[len(page)-1].Version
-			if opts.Direction == Backward {
-				if last <= 0 {
-					return
-				}
-				opts.From = last - 1
-			} else {
-				opts.From = last + 1
-			}
-		}
+				o.From = last.Version + 1
+				return true
+			})
 	}
 }
 
@@ -55,26 +37,35 @@ func StreamEvents(ctx context.Context, r StreamReader, stream string, opts ReadS
 // as StreamEvents' do.
 func AllEvents(ctx context.Context, r AllReader, opts ReadAllOptions) iter.Seq2[RecordedEvent, error] {
 	return func(yield func(RecordedEvent, error) bool) {
-		opts.Limit = ReadLimit(opts.Limit)
-		for read := false; ; read = true {
-			if err := ctx.Err(); read && err != nil {
-				yield(RecordedEvent{}, err)
+		o := opts
+		o.Limit = ReadLimit(o.Limit)
+		readPages(ctx, yield, o.Limit, func() ([]RecordedEvent, error) { return r.ReadAll(ctx, o) },
+			func(last RecordedEvent) bool { o.After = last.Position; return true })
+	}
+}
+
+// readPages yields the events of the pages read returns, moving on with
+// next (false: there is nothing after last) until a page is shorter than
+// limit or yield stops.
+func readPages(ctx context.Context, yield func(RecordedEvent, error) bool, limit int,
+	read func() ([]RecordedEvent, error), next func(last RecordedEvent) bool) {
+	for first := true; ; first = false {
+		if err := ctx.Err(); !first && err != nil {
+			yield(RecordedEvent{}, err)
+			return
+		}
+		page, err := read()
+		if err != nil {
+			yield(RecordedEvent{}, err)
+			return
+		}
+		for _, ev := range page {
+			if !yield(ev, nil) {
 				return
 			}
-			page, err := r.ReadAll(ctx, opts)
-			if err != nil {
-				yield(RecordedEvent{}, err)
-				return
-			}
-			for _, ev := range page {
-				if !yield(ev, nil) {
-					return
-				}
-			}
-			if len(page) < opts.Limit {
-				return
-			}
-			opts.After = page[len(page)-1].Position
+		}
+		if len(page) < limit || !next(page[len(page)-1]) {
+			return
 		}
 	}
 }

@@ -182,3 +182,19 @@ func checkSeq(t *testing.T, got []int64, errs []error, reads []string, want []in
 		t.Errorf("reads (-want +got):\n%s", diff)
 	}
 }
+
+func TestStreamEventsRangesAgainFromTheStart(t *testing.T) {
+	l := &pagedLog{n: 5}
+	seq := domain.StreamEvents(t.Context(), l, "s", domain.ReadStreamOptions{From: 1, Limit: 2})
+	first, _ := drain(seq, 0, nil)
+	again, _ := drain(seq, 0, nil)
+	if diff := cmp.Diff(first, again); diff != "" || len(first) != 4 {
+		t.Errorf("a second range yielded %v, the first %v; want versions 1 to 4 both times", again, first)
+	}
+	all := domain.AllEvents(t.Context(), l, domain.ReadAllOptions{Limit: 2})
+	first, _ = drain(all, 0, nil)
+	again, _ = drain(all, 0, nil)
+	if diff := cmp.Diff(first, again); diff != "" || len(first) != 5 {
+		t.Errorf("AllEvents: a second range yielded %v, the first %v; want all 5 both times", again, first)
+	}
+}

@@ -9,29 +9,9 @@ import (
 
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/domaintest"
 	"github.com/parleychat/parley/domain/room"
 )
-
-// sliceStream is room 7's stream held in memory, served a page at a time;
-// it counts its reads.
-type sliceStream struct {
-	evs   []domain.RecordedEvent
-	reads int
-}
-
-func (s *sliceStream) ReadStream(_ context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
-	s.reads++
-	if len(s.evs) == 0 {
-		return nil, &domain.StreamNotFoundError{Stream: stream}
-	}
-	var out []domain.RecordedEvent
-	for _, ev := range s.evs {
-		if ev.Version >= opts.From && len(out) < domain.ReadLimit(opts.Limit) {
-			out = append(out, ev)
-		}
-	}
-	return out, nil
-}
 
 // roomStream records events as room 7's stream, each with hash hashAt(version).
 func roomStream(t *testing.T, evs ...room.Event) []domain.RecordedEvent {
@@ -95,7 +75,7 @@ func TestProjectedHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &sliceStream{evs: tt.log}
+			s := domaintest.FixedStream{Stream: room.Stream(7), Events: tt.log}
 			h, hash, err := wsapi.ProjectedHistory{Base: tt.base, Stream: s}.History(t.Context(), 7)
 			if err != nil {
 				t.Fatal(err)

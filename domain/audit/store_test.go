@@ -262,7 +262,7 @@ func TestUnchainedPast(t *testing.T) {
 	}
 	evs := readAll(t, inner, stream)
 	evs[1].Data = json.RawMessage(`{"text":"rewritten"}`)
-	got := mustVerify(t, fixedReader{stream: stream, evs: evs}, stream)
+	got := mustVerify(t, domaintest.FixedStream{Stream: stream, Events: evs}, stream)
 	if got.FirstBroken == nil || got.FirstBroken.Version != 2 || got.FirstBroken.Kind != audit.BreakLink {
 		t.Errorf("after changing unchained version 1: %+v, want a link break at version 2", got.FirstBroken)
 	}

@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -11,27 +10,8 @@ import (
 	"github.com/parleychat/parley/adapters/inmem"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/audit"
+	"github.com/parleychat/parley/domain/domaintest"
 )
-
-// fixedReader serves a stream from a slice, as a tampered store would:
-// pages by version, in the slice's order.
-type fixedReader struct {
-	stream string
-	evs    []domain.RecordedEvent
-}
-
-func (f fixedReader) ReadStream(_ context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
-	if stream != f.stream || len(f.evs) == 0 {
-		return nil, &domain.StreamNotFoundError{Stream: stream}
-	}
-	var out []domain.RecordedEvent
-	for _, ev := range f.evs {
-		if ev.Version >= opts.From && len(out) < domain.ReadLimit(opts.Limit) {
-			out = append(out, ev)
-		}
-	}
-	return out, nil
-}
 
 // chainedRoom writes n chained events to a room stream and returns them
 // as stored.
@@ -228,7 +208,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if tc.anchors != nil {
 				anchors = tc.anchors(orig)
 			}
-			res := mustVerify(t, fixedReader{stream: "room-1", evs: evs}, "room-1", anchors...)
+			res := mustVerify(t, domaintest.FixedStream{Stream: "room-1", Events: evs}, "room-1", anchors...)
 			switch {
 			case tc.want == nil && res.FirstBroken != nil:
 				t.Errorf("break %s (%s), want none", res.FirstBroken, res.FirstBroken.Kind)

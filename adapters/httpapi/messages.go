@@ -41,24 +41,18 @@ func (s StreamingMessages) Messages(ctx context.Context, roomID, before int64, l
 func (s StreamingMessages) follow(ctx context.Context, roomID int64, m room.Message, before int64) (room.Message, error) {
 	h := room.NewHistory()
 	h.Load([]room.Message{m}, m.Version)
-	for {
-		evs, err := s.Stream.ReadStream(ctx, room.Stream(roomID), domain.ReadStreamOptions{From: h.Version + 1, Limit: 1000})
+	for ev, err := range domain.StreamEvents(ctx, s.Stream, room.Stream(roomID), domain.ReadStreamOptions{From: h.Version + 1, Limit: 1000}) {
 		if errors.Is(err, domain.ErrStreamNotFound) {
 			break
 		}
 		if err != nil {
 			return m, fmt.Errorf("read the streaming answer of room %d: %w", roomID, err)
 		}
-		for _, ev := range evs {
-			if ev.Version >= before {
-				return h.Messages[0], nil
-			}
-			if err := h.Apply(ev); err != nil {
-				return m, fmt.Errorf("read the streaming answer of room %d: %w", roomID, err)
-			}
-		}
-		if len(evs) < 1000 {
+		if ev.Version >= before {
 			break
+		}
+		if err := h.Apply(ev); err != nil {
+			return m, fmt.Errorf("read the streaming answer of room %d: %w", roomID, err)
 		}
 	}
 	return h.Messages[0], nil

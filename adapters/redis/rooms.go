@@ -102,23 +102,17 @@ func (m *Memory) lost(ctx context.Context, r *roomBatch, batch []domain.Recorded
 	case m.skippedBetween(r.id, batch, have, next):
 		return false, nil
 	}
-	for from := have + 1; from < next; {
-		evs, err := m.log.ReadStream(ctx, room.Stream(r.id), domain.ReadStreamOptions{From: from, Limit: int(min(next-from, domain.DefaultReadLimit))})
+	opts := domain.ReadStreamOptions{From: have + 1, Limit: int(min(next-have-1, domain.DefaultReadLimit))}
+	for ev, err := range domain.StreamEvents(ctx, m.log, room.Stream(r.id), opts) {
 		if err != nil {
 			return false, fmt.Errorf("room %d: read the events its memory skipped: %w", r.id, err)
 		}
-		for _, ev := range evs {
-			if ev.Version >= next {
-				return false, nil
-			}
-			if memory.Folds(ev.Type) {
-				return true, nil
-			}
-		}
-		if len(evs) == 0 {
+		if ev.Version >= next {
 			return false, nil
 		}
-		from = evs[len(evs)-1].Version + 1
+		if memory.Folds(ev.Type) {
+			return true, nil
+		}
 	}
 	return false, nil
 }

@@ -233,21 +233,16 @@ func (w *Worker) append(ctx context.Context, roomID int64, c *Conversation, ev r
 // deletion.
 func (w *Worker) since(ctx context.Context, stream string, version int64) (head int64, moved bool, err error) {
 	head = version
-	for {
-		evs, err := w.store.ReadStream(ctx, stream, domain.ReadStreamOptions{From: head + 1, Limit: readPage})
+	for ev, err := range domain.StreamEvents(ctx, w.store, stream, domain.ReadStreamOptions{From: version + 1, Limit: readPage}) {
 		if err != nil {
 			return 0, false, fmt.Errorf("read %s after version %d: %w", stream, head, err)
 		}
-		for _, ev := range evs {
-			if ev.Type == room.TypeSummaryUpdated || ev.Type == room.TypeRoomDeleted {
-				return ev.Version, true, nil
-			}
-			head = ev.Version
+		if ev.Type == room.TypeSummaryUpdated || ev.Type == room.TypeRoomDeleted {
+			return ev.Version, true, nil
 		}
-		if len(evs) < readPage {
-			return head, false, nil
-		}
+		head = ev.Version
 	}
+	return head, false, nil
 }
 
 // Load folds the room's memory from its stream: the last summary and the

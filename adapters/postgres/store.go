@@ -609,38 +609,60 @@ SELECT p.id, p.type, p.data, p.metadata, p.stream, p.version, p.txid, p.seq, p.r
 // complete mark ($1) when that is higher.
 const boundSQL = `SELECT greatest($1::bigint, ` + visibleBoundSQL + `)`
 
+// proveAttempts bounds how many times ReadAll works out the exact bound
+// while committed events still wait behind it. One proof can fall short
+// when a transaction of its snapshot ends while it reads pg_locks (it
+// counts as a writer, see visibleBoundSQL); on a busy server that happens
+// often enough to matter, and the next proof's snapshot no longer holds
+// that transaction.
+const proveAttempts = 4
+
 // ReadAll implements domain.AllReader. When committed events wait behind
 // a transaction that holds the cheap bound back, it works out the exact
-// bound and reads again, so it returns every event that is safe to.
+// bound and reads again (up to proveAttempts times), so it returns every
+// event that is safe to.
 func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) (_ []domain.RecordedEvent, err error) {
 	defer markOutage(&err)
 	limit := domain.ReadLimit(opts.Limit)
 	page, err := s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
-	if err != nil || !page.held || len(page.events) == limit {
-		return page.events, err
+	for range proveAttempts {
+		if err != nil || !page.held || len(page.events) == limit {
+			break
+		}
+		if err := s.prove(ctx); err != nil {
+			return nil, fmt.Errorf("postgres: read all after %s: %w", opts.After, err)
+		}
+		page, err = s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
 	}
-	if err := s.prove(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: read all after %s: %w", opts.After, err)
-	}
-	page, err = s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
 	return page.events, err
 }
 
-// HeadPosition implements domain.AllReader, with the exact bound.
+// headSQL reads the last event below the exact bound (or the complete
+// mark, $1), and whether committed events wait at or above that bound.
+const headSQL = `WITH b AS MATERIALIZED (SELECT greatest($1::bigint, ` + visibleBoundSQL + `) AS bound)
+SELECT h.txid, h.seq, EXISTS (SELECT 1 FROM events e WHERE e.txid >= b.bound) AS held
+  FROM b LEFT JOIN LATERAL (SELECT txid, seq FROM events WHERE txid < b.bound
+                             ORDER BY txid DESC, seq DESC LIMIT 1) h ON true`
+
+// HeadPosition implements domain.AllReader, with the exact bound. Like
+// ReadAll it works the bound out again (up to proveAttempts times) while
+// committed events wait behind it.
 func (s *Store) HeadPosition(ctx context.Context) (_ domain.Position, err error) {
 	defer markOutage(&err)
-	var txid, seq int64
-	err = s.readPool().QueryRow(ctx, `SELECT txid, seq FROM events
-		WHERE txid < greatest($1::bigint, `+visibleBoundSQL+`)
-		ORDER BY txid DESC, seq DESC LIMIT 1`, s.complete.Load()).Scan(&txid, &seq)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return domain.Start, nil
-	case err != nil:
-		return domain.Position{}, fmt.Errorf("postgres: read head position: %w", err)
+	var (
+		txid, seq *int64
+		held      = true
+	)
+	for i := 0; held && i < proveAttempts; i++ {
+		if err := s.readPool().QueryRow(ctx, headSQL, s.complete.Load()).Scan(&txid, &seq, &held); err != nil {
+			return domain.Position{}, fmt.Errorf("postgres: read head position: %w", err)
+		}
 	}
-	s.completeBelow(txid + 1)
-	return domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}, nil
+	if txid == nil {
+		return domain.Start, nil
+	}
+	s.completeBelow(*txid + 1)
+	return domain.Position{Commit: uint64(*txid), Prepare: uint64(*seq)}, nil
 }
 
 // logPage is a read of the global log: its events, the bound it stopped

@@ -609,12 +609,14 @@ SELECT p.id, p.type, p.data, p.metadata, p.stream, p.version, p.txid, p.seq, p.r
 // complete mark ($1) when that is higher.
 const boundSQL = `SELECT greatest($1::bigint, ` + visibleBoundSQL + `)`
 
-// proveAttempts bounds how many times ReadAll works out the exact bound
-// while committed events still wait behind it. One proof can fall short
-// when a transaction of its snapshot ends while it reads pg_locks (it
-// counts as a writer, see visibleBoundSQL); on a busy server that happens
-// often enough to matter, and the next proof's snapshot no longer holds
-// that transaction.
+// proveAttempts bounds how many times ReadAll and HeadPosition work out
+// the exact bound while committed events still wait behind it. One proof
+// can fall short when a transaction of its snapshot ends while it reads
+// pg_locks (it counts as a writer, see visibleBoundSQL); on a busy server
+// that happens often enough to matter, and the next proof's snapshot no
+// longer holds that transaction, so its bound is higher. A proof that
+// finds the same bound as the one before has met a writer still running
+// (an append in flight): they stop there.
 const proveAttempts = 4
 
 // ReadAll implements domain.AllReader. When committed events wait behind
@@ -625,13 +627,15 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) (_ []do
 	defer markOutage(&err)
 	limit := domain.ReadLimit(opts.Limit)
 	page, err := s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
-	for range proveAttempts {
-		if err != nil || !page.held || len(page.events) == limit {
-			break
+	for i, last := 0, int64(-1); i < proveAttempts && err == nil && page.held && len(page.events) < limit; i++ {
+		bound, perr := s.prove(ctx)
+		if perr != nil {
+			return nil, fmt.Errorf("postgres: read all after %s: %w", opts.After, perr)
 		}
-		if err := s.prove(ctx); err != nil {
-			return nil, fmt.Errorf("postgres: read all after %s: %w", opts.After, err)
+		if bound == last {
+			break // the same writer still holds it
 		}
+		last = bound
 		page, err = s.readAll(ctx, opts.After, opts.StreamPrefix, limit)
 	}
 	return page.events, err
@@ -640,7 +644,7 @@ func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) (_ []do
 // headSQL reads the last event below the exact bound (or the complete
 // mark, $1), and whether committed events wait at or above that bound.
 const headSQL = `WITH b AS MATERIALIZED (SELECT greatest($1::bigint, ` + visibleBoundSQL + `) AS bound)
-SELECT h.txid, h.seq, EXISTS (SELECT 1 FROM events e WHERE e.txid >= b.bound) AS held
+SELECT h.txid, h.seq, b.bound, EXISTS (SELECT 1 FROM events e WHERE e.txid >= b.bound) AS held
   FROM b LEFT JOIN LATERAL (SELECT txid, seq FROM events WHERE txid < b.bound
                              ORDER BY txid DESC, seq DESC LIMIT 1) h ON true`
 
@@ -653,8 +657,9 @@ func (s *Store) HeadPosition(ctx context.Context) (_ domain.Position, err error)
 		txid, seq *int64
 		held      = true
 	)
-	for i := 0; held && i < proveAttempts; i++ {
-		if err := s.readPool().QueryRow(ctx, headSQL, s.complete.Load()).Scan(&txid, &seq, &held); err != nil {
+	for i, bound, last := 0, int64(-1), int64(-2); held && bound != last && i < proveAttempts; i++ {
+		last = bound
+		if err := s.readPool().QueryRow(ctx, headSQL, s.complete.Load()).Scan(&txid, &seq, &bound, &held); err != nil {
 			return domain.Position{}, fmt.Errorf("postgres: read head position: %w", err)
 		}
 	}
@@ -711,15 +716,15 @@ func (s *Store) readAll(ctx context.Context, after domain.Position, prefix strin
 	return p, nil
 }
 
-// prove works out the exact bound (visibleBoundSQL) and raises the
-// complete mark to it.
-func (s *Store) prove(ctx context.Context) error {
+// prove works out the exact bound (visibleBoundSQL), raises the complete
+// mark to it and returns it.
+func (s *Store) prove(ctx context.Context) (int64, error) {
 	var bound int64
 	if err := s.readPool().QueryRow(ctx, boundSQL, s.complete.Load()).Scan(&bound); err != nil {
-		return fmt.Errorf("work out which transactions may still write events: %w", err)
+		return 0, fmt.Errorf("work out which transactions may still write events: %w", err)
 	}
 	s.completeBelow(bound)
-	return nil
+	return bound, nil
 }
 
 // completeBelow raises the complete mark to txid: a read has returned an
@@ -755,7 +760,7 @@ func (s *Store) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOption
 			heldSince = time.Now() // held anew, or by a newer transaction
 			prove = s.cfg.ProofInterval
 		case time.Since(heldSince) >= s.cfg.ProofInterval:
-			if err := s.prove(ctx); err != nil {
+			if _, err := s.prove(ctx); err != nil {
 				return 0, 0, err
 			}
 			heldSince = time.Time{}

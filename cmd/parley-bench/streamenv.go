@@ -127,7 +127,7 @@ func (e *streamEnv) chatdEnv(side string) []string {
 	for k, v := range map[string]string{
 		"PARLEY_HTTP_ADDR":           "127.0.0.1:0",
 		"PARLEY_DATABASE_URL":        e.dbURL,
-		"PARLEY_REDIS_URL":           e.redis.url,
+		"PARLEY_REDIS_URL":           e.redis.URL,
 		"PARLEY_REDIS_PREFIX":        "bench-" + side + ":",
 		"PARLEY_JWT_SECRET":          e.secret,
 		"PARLEY_LLM_PROVIDER":        "openai",

@@ -69,7 +69,7 @@ run: services corpus
 build:
 	$(GO) build ./...
 
-# The fault suite (not part of make test; about 8 minutes): chatd as a
+# The fault suite (not part of make test; about 3 minutes): chatd as a
 # real process on its own private PostgreSQL and Redis (started on free
 # ports in a temporary directory; the shared servers are never touched),
 # kill -9s of chatd, PostgreSQL stopped and crashed mid-stream, Redis
@@ -80,7 +80,7 @@ CHAOS_FLAGS ?=
 
 chaos:
 	$(GO) build -o bin/chatd ./cmd/chatd
-	$(GO) run ./cmd/parley-chaos -chatd bin/chatd $(CHAOS_FLAGS)
+	$(GO) run ./cmd/parley-chaos --chatd bin/chatd $(CHAOS_FLAGS)
 	$(GO) test -run '^$$' -fuzz '^FuzzClientFrame$$' -fuzztime $(FUZZTIME) ./adapters/wsapi
 	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./adapters/jwtauth
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) ./adapters/strictjson

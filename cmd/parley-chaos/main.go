@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,30 +20,25 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parleychat/parley/cmd/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "parley-chaos:", err)
-		os.Exit(1)
-	}
+	cli.Report(os.Stderr, "parley-chaos", err)
+	os.Exit(cli.ExitCode(err))
 }
 
-const usage = `usage: parley-chaos -chatd PATH [flags]
+const usage = `usage: parley-chaos --chatd PATH [flags]
 
 Runs chatd (the binary at PATH) against a private PostgreSQL 15 and Redis
 it starts on free ports in a temporary directory, injects each fault while
 answers stream in many rooms, and prints a table. Exit status 1 when any
 loss, duplicate, open answer, stuck room, needed restart or silently wrong
-conversation is found.
-
-Flags:
+conversation is found; 2 for a usage error.
 `
 
 // config is parley-chaos's configuration.
@@ -58,8 +52,7 @@ type config struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("parley-chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("parley-chaos")
 	var cfg config
 	fs.StringVar(&cfg.chatd, "chatd", "", "the chatd binary to run (make chaos builds bin/chatd)")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "rooms chatting during each fault, one client and user each")
@@ -67,15 +60,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.down, "down", 10*time.Second, "how long PostgreSQL stays stopped and Redis paused")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the working directory (chatd's and the servers' logs)")
 	fs.StringVar(&cfg.only, "only", "", "run only the faults whose name contains this text (say PostgreSQL)")
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, "parley-chaos", usage, stdout); err != nil {
 		return err
 	}
 	switch {
+	case fs.NArg() > 0:
+		return cli.Usagef("unexpected argument %q (parley-chaos takes only flags; see parley-chaos --help)", fs.Arg(0))
 	case cfg.chatd == "":
-		return errors.New("-chatd is required: the chatd binary to run (go build -o bin/chatd ./cmd/chatd)")
+		return cli.Usagef("--chatd is required: the chatd binary to run (go build -o bin/chatd ./cmd/chatd)")
 	case cfg.rooms < 1 || cfg.kills < 1 || cfg.down <= 0:
-		return errors.New("-rooms and -kills must be positive, -down a positive duration")
+		return cli.Usagef("--rooms and --kills must be positive, --down a positive duration")
 	}
 	if _, err := os.Stat(cfg.chatd); err != nil {
 		return fmt.Errorf("-chatd %s: %w", cfg.chatd, err)

@@ -9,12 +9,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,16 +22,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/cmd/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "parley-bench:", err)
-		os.Exit(1)
-	}
+	cli.Report(os.Stderr, "parley-bench", err)
+	os.Exit(cli.ExitCode(err))
 }
 
 const usageText = `usage: parley-bench [flags] <benchmark>...
@@ -87,25 +86,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return runChatdChild(ctx, getenv, stdout, stderr)
 		}
 	}
-	fs := flag.NewFlagSet("parley-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usageText); fs.PrintDefaults() }
+	fs := cli.NewFlagSet("parley-bench")
 	cfg := config{progress: stderr, getenv: getenv}
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "store: length of one measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
 	fs.StringVar(&cfg.corpus, "corpus", "docs/corpus", "stream, connect: the sample corpus to ingest (relative to the repository root)")
 	cfg.stream.register(fs)
 	cfg.connect.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, "parley-bench", usageText, stdout); err != nil {
 		return err
 	}
 	cfg.adminURL = cmp.Or(getenv("PARLEY_TEST_POSTGRES_URL"), getenv("PARLEY_DATABASE_URL"),
 		"postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable")
 	if cfg.rounds < 1 || cfg.duration <= 0 {
-		return fmt.Errorf("-rounds must be at least 1 and -duration positive")
+		return cli.Usagef("--rounds must be at least 1 and --duration positive")
 	}
 	if err := errors.Join(cfg.stream.validate(), cfg.connect.validate()); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	names := fs.Args()
 	if len(names) == 0 {
@@ -127,8 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case benches[n] != nil:
 			todo = append(todo, n)
 		default:
-			fs.Usage()
-			return fmt.Errorf("unknown benchmark %q", n)
+			return cli.Usagef("unknown benchmark %q (want %s or all; see parley-bench --help)", n, strings.Join(order, ", "))
 		}
 	}
 	for _, n := range todo {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/parleychat/parley/cmd/internal/cli"
 )
 
 // TestMain lets the benchmarks re-run the test binary as their child
@@ -90,5 +92,12 @@ func TestFlagsValidated(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run %v = %v, want an error naming %q", tc.args, err, tc.want)
 		}
+		if code := cli.ExitCode(err); code != cli.ExitUsage {
+			t.Errorf("run %v: exit status %d, want %d (a usage error)", tc.args, code, cli.ExitUsage)
+		}
+	}
+	var stdout bytes.Buffer
+	if err := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &stdout, &bytes.Buffer{}); cli.ExitCode(err) != 0 || !strings.Contains(stdout.String(), "usage: parley-bench") {
+		t.Errorf("--help: %v, stdout %q; want the usage on stdout and status 0", err, stdout.String())
 	}
 }

@@ -69,3 +69,31 @@ func readPages(ctx context.Context, yield func(RecordedEvent, error) bool, limit
 		}
 	}
 }
+
+// filterPage is the least number of events FilterStream reads at a time.
+const filterPage = 256
+
+// FilterStream is ReadStream's type filter for a store that cannot filter
+// on the server: it returns the page opts selects by reading stream from r
+// without opts.Types, at least filterPage events at a time, and keeping
+// the events of opts.Types until it has opts.Limit of them or the stream
+// ends. r may be the store calling it: the reads FilterStream makes carry
+// no Types. A missing stream is r's *StreamNotFoundError.
+func FilterStream(ctx context.Context, r StreamReader, stream string, opts ReadStreamOptions) ([]RecordedEvent, error) {
+	limit := ReadLimit(opts.Limit)
+	every := opts
+	every.Types, every.Limit = nil, max(limit, filterPage)
+	var out []RecordedEvent
+	for ev, err := range StreamEvents(ctx, r, stream, every) {
+		if err != nil {
+			return nil, err
+		}
+		if !opts.Selects(ev.Type) {
+			continue
+		}
+		if out = append(out, ev); len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"math"
+	"slices"
 )
 
 // EndOfStream, as ReadStreamOptions.From with Backward, starts at the
@@ -35,8 +36,22 @@ type ReadStreamOptions struct {
 	// From is the first version returned (inclusive): 0 is the start;
 	// EndOfStream with Backward is the last event.
 	From int64
-	// Limit caps the page; zero means DefaultReadLimit.
+	// Limit caps the page; zero means DefaultReadLimit. With Types it
+	// counts the events returned, not those passed over.
 	Limit int
+	// Types, when not empty, keeps only events of these types: the page
+	// holds the first Limit of them from From on, in Direction, and their
+	// versions keep the gaps the other events leave. As without it, a page
+	// shorter than Limit means the read reached the end of the stream (or,
+	// backward, its start). A stream that exists but has none of them gives
+	// an empty page, not a *StreamNotFoundError.
+	Types []string
+}
+
+// Selects reports whether a read with these options returns events of
+// type t.
+func (o ReadStreamOptions) Selects(t string) bool {
+	return len(o.Types) == 0 || slices.Contains(o.Types, t)
 }
 
 // ReadAllOptions selects a page of the global log in global order.

@@ -136,12 +136,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 	if opts.Direction == domain.Backward {
 		from := min(opts.From, int64(len(idx))-1)
 		for v := from; v >= 0 && len(out) < limit; v-- {
-			out = append(out, s.all[idx[v]])
+			if ev := s.all[idx[v]]; opts.Selects(ev.Type) {
+				out = append(out, ev)
+			}
 		}
 		return out, nil
 	}
 	for v := max(opts.From, 0); v < int64(len(idx)) && len(out) < limit; v++ {
-		out = append(out, s.all[idx[v]])
+		if ev := s.all[idx[v]]; opts.Selects(ev.Type) {
+			out = append(out, ev)
+		}
 	}
 	return out, nil
 }

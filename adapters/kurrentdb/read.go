@@ -16,10 +16,15 @@ import (
 // while it filters $all.
 const readAllPage = 500
 
-// ReadStream implements domain.StreamReader.
+// ReadStream implements domain.StreamReader. The server cannot filter a
+// stream read by event type, so a read with opts.Types pages through the
+// stream and keeps those types here (domain.FilterStream).
 func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
 	if err := domain.ValidateStreamName(stream); err != nil {
 		return nil, err
+	}
+	if len(opts.Types) > 0 {
+		return domain.FilterStream(ctx, s, stream, opts)
 	}
 	limit := uint64(domain.ReadLimit(opts.Limit))
 	if opts.Direction != domain.Backward {

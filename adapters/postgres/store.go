@@ -492,6 +492,17 @@ func scanEvents(rows pgx.Rows, capacity int) ([]domain.RecordedEvent, error) {
 	return out, rows.Err()
 }
 
+// readStreamSQL reads a page of one stream along its primary key: indexed
+// by direction, then by whether the read keeps only some types ($4), which
+// the scan checks on the rows it passes (a stream's events of all types
+// lie together in the index; the page ends at Limit rows kept).
+var readStreamSQL = [2][2]string{
+	{`SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+		`SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version >= $2 AND type = ANY($4) ORDER BY version LIMIT $3`},
+	{`SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`,
+		`SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version <= $2 AND type = ANY($4) ORDER BY version DESC LIMIT $3`},
+}
+
 // ReadStream implements domain.StreamReader.
 func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) (_ []domain.RecordedEvent, err error) {
 	defer markOutage(&err)
@@ -499,11 +510,15 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadS
 		return nil, err
 	}
 	limit := domain.ReadLimit(opts.Limit)
-	q := `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`
+	dir, filtered := 0, 0
 	if opts.Direction == domain.Backward {
-		q = `SELECT ` + eventColumns + ` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`
+		dir = 1
 	}
-	rows, err := s.pool.Query(ctx, q, stream, opts.From, limit)
+	args := []any{stream, opts.From, limit}
+	if len(opts.Types) > 0 {
+		filtered, args = 1, append(args, opts.Types)
+	}
+	rows, err := s.pool.Query(ctx, readStreamSQL[dir][filtered], args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read %s %s from %d: %w", stream, opts.Direction, opts.From, err)
 	}

@@ -362,7 +362,11 @@ func chain(stream string, after int64, prev Hash, events []domain.EventData, bas
 }
 
 // ReadStream implements domain.StreamReader: the inner store's page,
-// unchanged. The page's newest chained event refreshes the hash cache.
+// unchanged. The page's newest chained event refreshes the hash cache;
+// after a read of some types (opts.Types) it need not be the stream's
+// last, but the cache keeps a hash as its own version's only, and never
+// for an older version than it holds, so an append at the last version
+// still finds that version's hash, or reads it.
 func (s *ChainingStore) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
 	evs, err := s.inner.ReadStream(ctx, stream, opts)
 	if err == nil && len(evs) > 0 {

@@ -239,6 +239,46 @@ func TestCacheSavesReads(t *testing.T) {
 	}
 }
 
+// TestReadOfSomeTypes: a read that keeps only some types
+// (ReadStreamOptions.Types) passes through, and the hash of the newest
+// event it shows is remembered as that version's, not the stream's last:
+// appends after it chain right, and read only when that event is not the
+// last.
+func TestReadOfSomeTypes(t *testing.T) {
+	inner := &countingStore{EventStore: inmem.New(nil)}
+	ctx := t.Context()
+	const stream = "room-9"
+	w := audit.NewChainingStore(inner, audit.ChainOptions{})
+	if _, err := w.Append(ctx, stream, domain.NoStream(), event(t, "RoomCreated", `{}`), event(t, "AnswerChunk", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		types []string
+		reads int64 // by the append after the read
+	}{
+		{"an older event", []string{"RoomCreated"}, 1},
+		{"the last event", []string{"AnswerChunk"}, 0},
+	}
+	for i, tc := range tests {
+		s := audit.NewChainingStore(inner, audit.ChainOptions{}) // nothing cached
+		evs, err := s.ReadStream(ctx, stream, domain.ReadStreamOptions{Direction: domain.Backward, From: domain.EndOfStream, Limit: 1, Types: tc.types})
+		if err != nil || len(evs) != 1 || evs[0].Type != tc.types[0] {
+			t.Fatalf("%s: read of types %v = %d events, %v", tc.name, tc.types, len(evs), err)
+		}
+		inner.reads.Store(0)
+		if _, err := s.Append(ctx, stream, domain.Exact(int64(1+i)), event(t, "AnswerChunk", `{}`)); err != nil {
+			t.Fatalf("%s: append after it: %v", tc.name, err)
+		}
+		if n := inner.reads.Load(); n != tc.reads {
+			t.Errorf("%s: the append after a read of types %v read %d times, want %d", tc.name, tc.types, n, tc.reads)
+		}
+	}
+	if res := mustVerify(t, inner, stream); !res.OK() || res.Events != 4 {
+		t.Errorf("VerifyStream = %+v, want 4 events, unbroken", res)
+	}
+}
+
 // TestUnchainedPast: events written before the chain store are hashed as
 // they are; the first chained event links to them, so changing one of
 // them afterwards breaks the chain there.

@@ -29,6 +29,7 @@ func RunEventStoreTests(t *testing.T, newStore func(t *testing.T) domain.EventSt
 		{"AppendAndReadForward", testAppendAndReadForward},
 		{"ReadBackward", testReadBackward},
 		{"ReadMissingStream", testReadMissingStream},
+		{"ReadTypes", testReadTypes},
 		{"Expectations", testExpectations},
 		{"ConcurrentWritersOneStream", testConcurrentWritersOneStream},
 		{"IdempotentRetry", testIdempotentRetry},

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
@@ -82,17 +83,14 @@ func NewConversation() *Conversation {
 	return &Conversation{Through: domain.NoVersion, Version: domain.NoVersion}
 }
 
+// foldedTypes are the event types the memory reads (Folds).
+var foldedTypes = []string{room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
+	room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted}
+
 // Folds reports whether the memory reads events of type t: questions, the
 // start and end of answers, summaries and the room's deletion. Events of
 // other types (answer chunks above all) change nothing but its version.
-func Folds(t string) bool {
-	switch t {
-	case room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
-		room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted:
-		return true
-	}
-	return false
-}
+func Folds(t string) bool { return slices.Contains(foldedTypes, t) }
 
 // Apply folds one event of the room's stream in. Events at or below
 // Version are ignored, so applying an event twice changes nothing.

@@ -27,6 +27,12 @@ const (
 // readPage is how many events the Worker reads at a time.
 const readPage = 500
 
+// loadPage is how many events of the types it folds Load reads at a time:
+// about 20 turns. A read of some types passes over the others until it
+// has that many (or reaches the start), so a page much larger than the
+// events after the last summary would walk a long room's whole history.
+const loadPage = 64
+
 // Config configures a Worker. Zero values are the documented defaults.
 type Config struct {
 	// MaxTokenLimit is the buffer's budget: after an answer completes,
@@ -245,20 +251,30 @@ func (w *Worker) since(ctx context.Context, stream string, version int64) (head 
 	return head, false, nil
 }
 
-// Load folds the room's memory from its stream: the last summary and the
-// events after the version it covers, read backwards from the end until
-// both are found. A room without events gives an empty Conversation at
-// domain.NoVersion.
+// Load folds the room's memory from its stream as of its last event: the
+// last summary and the events after the version it covers, read backwards
+// from that event until both are found. Only the types the memory folds
+// are read (Folds; answer chunks, the bulk of a stream, change nothing but
+// the version), and the version is the last event's, as a fold of every
+// event would leave it. A room without events gives an empty Conversation
+// at domain.NoVersion.
 func (w *Worker) Load(ctx context.Context, roomID int64) (*Conversation, error) {
+	stream := room.Stream(roomID)
+	last, err := w.store.ReadStream(ctx, stream, domain.ReadStreamOptions{Direction: domain.Backward, From: domain.EndOfStream, Limit: 1})
+	if errors.Is(err, domain.ErrStreamNotFound) || err == nil && len(last) == 0 {
+		return NewConversation(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
+	}
+	head := last[0].Version
 	var (
 		back    []domain.RecordedEvent // newest first
 		summary *room.SummaryUpdated
 	)
-	opts := domain.ReadStreamOptions{Direction: domain.Backward, From: domain.EndOfStream, Limit: readPage}
-	for ev, err := range domain.StreamEvents(ctx, w.store, room.Stream(roomID), opts) {
-		if errors.Is(err, domain.ErrStreamNotFound) {
-			return NewConversation(), nil
-		}
+	// Reading from head, not the end, keeps events appended meanwhile out.
+	opts := domain.ReadStreamOptions{Direction: domain.Backward, From: head, Limit: loadPage, Types: foldedTypes}
+	for ev, err := range domain.StreamEvents(ctx, w.store, stream, opts) {
 		if err != nil {
 			return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
 		}
@@ -285,5 +301,7 @@ func (w *Worker) Load(ctx context.Context, roomID int64) (*Conversation, error) 
 			return nil, fmt.Errorf("room %d: read memory: %w", roomID, err)
 		}
 	}
+	// The events after the last one read are of types Apply only counts.
+	c.Version = max(c.Version, head)
 	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,8 +130,8 @@ func TestCompactFoldsTheOldestTurnsUntilTheBufferFits(t *testing.T) {
 	if err := w.Compact(t.Context(), 7); err != nil {
 		t.Fatal(err)
 	}
-	if rc.reads != 1 {
-		t.Errorf("Compact read the stream %d times, want once: a summary appended at the version read ends it", rc.reads)
+	if rc.reads != 2 {
+		t.Errorf("Compact read the stream %d times, want twice (its last event, then what the memory folds): a summary appended at the version read ends it", rc.reads)
 	}
 	want := []room.SummaryUpdated{{Summary: "question 1 | question 2", CoversThroughVersion: 8, Tokens: 5, Summarizer: "test/joiner"}}
 	if diff := cmp.Diff(want, summaries(t, s)); diff != "" {
@@ -212,8 +213,8 @@ func TestCompactAppendsAfterEventsThatArrivedMeanwhile(t *testing.T) {
 	if len(got) != 1 || got[0].CoversThroughVersion != 8 || j.calls != 1 {
 		t.Fatalf("summaries %+v after %d calls; want one through 8", got, j.calls)
 	}
-	if rc.reads != 2 {
-		t.Errorf("Compact read the stream %d times, want twice: once, and once after the conflict", rc.reads)
+	if rc.reads != 3 {
+		t.Errorf("Compact read the stream %d times, want 3: the room (its last event, then what the memory folds), and what came after the conflict", rc.reads)
 	}
 	c, _ := w.Load(t.Context(), 7)
 	if len(c.Turns) != 3 || !c.Turns[2].Open || c.Turns[2].Question != "question 5" {
@@ -305,6 +306,79 @@ func TestLoadPagesBackToTheLastSummary(t *testing.T) {
 		Turns: []memory.Turn{{Question: "long?", Answer: "long answer", QuestionVersion: 6, EndVersion: 1208}}}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("loaded (-want +got):\n%s", diff)
+	}
+}
+
+// chunkCounter counts the answer chunks a store's reads return, and its
+// reads.
+type chunkCounter struct {
+	*inmem.Store
+	reads, chunks int
+}
+
+func (r *chunkCounter) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+	evs, err := r.Store.ReadStream(ctx, stream, opts)
+	r.reads++
+	for _, ev := range evs {
+		if ev.Type == room.TypeAnswerChunk {
+			r.chunks++
+		}
+	}
+	return evs, err
+}
+
+// TestLoadReadsOnlyWhatTheMemoryFolds loads a room whose answers stream
+// many chunks, the last of them still streaming (the stream ends with a
+// chunk): the memory is the fold of every event, its version the last
+// event's (Compact appends there), and no chunk is read but that last
+// event.
+func TestLoadReadsOnlyWhatTheMemoryFolds(t *testing.T) {
+	s := inmem.New(nil)
+	appendEvents(t, s, created)
+	for i := range byte(3) {
+		evs := turn(i+1, fmt.Sprintf("question %d", i+1), fmt.Sprintf("answer %d", i+1))
+		chunks := slices.Repeat(evs[2:3], 40) // the answer in 40 chunks
+		appendEvents(t, s, concat(evs[:2], chunks, evs[3:])...)
+	}
+	q, a := uuid(20), uuid(21)
+	appendEvents(t, s, room.MessagePosted{MessageID: q, UserID: "42", Text: "question 4"}, room.AnswerStarted{AnswerID: a, QuestionID: q})
+	for i := range 30 {
+		appendEvents(t, s, room.AnswerChunk{AnswerID: a, Seq: i, Delta: "y"})
+	}
+	all, err := s.ReadStream(t.Context(), room.Stream(7), domain.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := memory.NewConversation()
+	for _, ev := range all {
+		if err := want.Apply(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want.Version != int64(len(all)-1) || len(want.Turns) != 4 {
+		t.Fatalf("the fold of every event is %+v", want)
+	}
+
+	rc := &chunkCounter{Store: s}
+	got, err := newWorker(t, rc, &joiner{}, 1000).Load(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load (-fold of every event +got):\n%s", diff)
+	}
+	if rc.chunks > 1 {
+		t.Errorf("Load read %d answer chunks in %d reads, want at most the last event", rc.chunks, rc.reads)
+	}
+
+	// Compacting appends at that version the first time: no conflict, no
+	// reading again.
+	rc.reads = 0
+	if err := newWorker(t, rc, &joiner{}, 5).Compact(t.Context(), 7); err != nil {
+		t.Fatal(err)
+	}
+	if got := summaries(t, s); len(got) != 1 || rc.reads != 2 {
+		t.Errorf("Compact wrote %d summaries in %d reads, want 1 in 2 (the room's last event, what the memory folds)", len(got), rc.reads)
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 
 var _ domain.EventStore = (*Store)(nil)
 
+// DefaultReadInterval is StoreConfig.ReadInterval's default.
+const DefaultReadInterval = 5 * time.Millisecond
+
 // StoreConfig configures a Store. The zero value is usable: every field
 // has a documented default.
 type StoreConfig struct {
@@ -57,7 +60,7 @@ type StoreConfig struct {
 	// ReadInterval is the least time between the starts of two reads of a
 	// subscription that is following live: appends that land in between
 	// are read together. It bounds the delay it adds to delivery. Default
-	// 2ms.
+	// DefaultReadInterval.
 	ReadInterval time.Duration
 
 	// ProofInterval is how long a live subscription lets the oldest
@@ -111,7 +114,7 @@ func (c *StoreConfig) setDefaults() {
 		c.NotifyInterval = 2 * time.Millisecond
 	}
 	if c.ReadInterval <= 0 {
-		c.ReadInterval = 2 * time.Millisecond
+		c.ReadInterval = DefaultReadInterval
 	}
 	if c.ProofInterval <= 0 {
 		c.ProofInterval = 20 * time.Millisecond

@@ -8,6 +8,7 @@ package chatdenv
 import (
 	"errors"
 	"fmt"
+	"github.com/parleychat/parley/adapters/postgres"
 	"io"
 	"log/slog"
 	"net"
@@ -43,6 +44,7 @@ type Config struct {
 	KurrentDBURL string          // PARLEY_KURRENTDB_URL: esdb://host:2113?tls=false
 	Store        storeenv.Config // PARLEY_EVENT_STORE, PARLEY_KURRENTDB_*
 	ChunkWindow  time.Duration   // PARLEY_CHUNK_WINDOW: how long a fast model's delta may wait to share a chunk (chat.Config.ChunkWindow); 0s never
+	LogReadEvery time.Duration   // PARLEY_LOG_READ_INTERVAL: least time between two reads of the Postgres log by this process's subscription (postgres.StoreConfig.ReadInterval)
 	Instance     string          // PARLEY_INSTANCE, --instance: names this process in AnswerStarted (default host:port, set by Check)
 
 	JWTSecret   string        // PARLEY_JWT_SECRET (never a flag: flags show up in ps)
@@ -147,6 +149,7 @@ func FromEnv(getenv func(string) string) (Config, []error) {
 		Instance:          env("PARLEY_INSTANCE", ""),
 		ChunkCommit:       strings.ToLower(env("PARLEY_CHUNK_COMMIT", "async")),
 		ChunkWindow:       dur("PARLEY_CHUNK_WINDOW", chat.DefaultChunkWindow),
+		LogReadEvery:      dur("PARLEY_LOG_READ_INTERVAL", postgres.DefaultReadInterval),
 		JWTSecret:         getenv("PARLEY_JWT_SECRET"),
 		JWKSURL:           env("PARLEY_JWKS_URL", ""),
 		JWTIssuer:         env("PARLEY_JWT_ISSUER", ""),
@@ -237,6 +240,9 @@ func (cfg *Config) Check() []error {
 	if cfg.ChunkWindow > 15*time.Millisecond {
 		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_WINDOW=%s: at most 15ms (every delta may wait that long)", cfg.ChunkWindow))
 	}
+	if cfg.LogReadEvery < time.Millisecond || cfg.LogReadEvery > 100*time.Millisecond {
+		problems = append(problems, fmt.Errorf("PARLEY_LOG_READ_INTERVAL=%s: between 1ms and 100ms (other replicas' answers reach this one's clients that much later)", cfg.LogReadEvery))
+	}
 	if cfg.ChunkWindow == 0 {
 		cfg.ChunkWindow = -1 // chat.Config: never hold a delta
 	}
@@ -320,6 +326,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("event_store", c.EventStore),
 		slog.String("chunk_commit", c.ChunkCommit),
 		slog.String("chunk_window", max(c.ChunkWindow, 0).String()),
+		slog.String("log_read_interval", c.LogReadEvery.String()),
 		slog.String("jwt_secret", secret),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwt_user_id_claim", c.UserIDClaim),

@@ -1,6 +1,7 @@
 package chatdenv
 
 import (
+	"github.com/parleychat/parley/adapters/postgres"
 	"log/slog"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ func TestConfigErrors(t *testing.T) {
 		{"ollama without a model", map[string]string{"PARLEY_LLM_PROVIDER": "ollama"}, []string{"LLM settings"}},
 		{"an origin with a path, and a bad PARLEY_WEB", map[string]string{"PARLEY_ALLOWED_ORIGINS": "https://ok.example, https://app.example/chat", "PARLEY_WEB": "maybe"},
 			[]string{`PARLEY_ALLOWED_ORIGINS: "https://app.example/chat"`, `PARLEY_WEB="maybe"`}},
+		{"a log read interval out of range", map[string]string{"PARLEY_LOG_READ_INTERVAL": "1s"}, []string{"PARLEY_LOG_READ_INTERVAL=1s: between 1ms and 100ms"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +49,7 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 	cfg, err := parse(nil)
-	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.DevSecret || !cfg.Projections || !cfg.Web || cfg.Instance == "" {
+	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.DevSecret || !cfg.Projections || !cfg.Web || cfg.Instance == "" || cfg.LogReadEvery != postgres.DefaultReadInterval {
 		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }

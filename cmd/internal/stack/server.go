@@ -231,7 +231,7 @@ func (s *Server) openStore(ctx context.Context) (int, func(context.Context) erro
 		s.store = inmem.New(nil)
 		return domain.DefaultReadLimit, func(context.Context) error { return nil }, nil
 	}
-	scfg := postgres.StoreConfig{Logger: s.log}
+	scfg := postgres.StoreConfig{Logger: s.log, ReadInterval: s.cfg.LogReadEvery}
 	if s.cfg.ChunkCommit == "async" {
 		async, err := openPool(ctx, s.cfg.DatabaseURL, map[string]string{"synchronous_commit": "off"})
 		if err != nil {

@@ -18,6 +18,7 @@ var decoders = map[string]func(data []byte) (Event, error){
 	TypeAuditAccessed:     decodeAs[AuditAccessed],
 	TypeRoomCreated:       decodeAs[RoomCreated],
 	TypeRoomDeleted:       decodeAs[RoomDeleted],
+	TypeRoomErased:        decodeAs[RoomErased],
 	TypeMessagePosted:     decodeAs[MessagePosted],
 	TypeAnswerStarted:     decodeAs[AnswerStarted],
 	TypeAnswerChunk:       decodeChunk,

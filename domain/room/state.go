@@ -32,8 +32,11 @@ type State struct {
 	Title     string
 	CreatedAt time.Time
 	Deleted   bool
-	Version   int64 // the last event folded in; domain.NoVersion before any
-	Open      *OpenAnswer
+	// Erased is set by RoomErased (Deleted is too): the room's content is
+	// gone with its key.
+	Erased  bool
+	Version int64 // the last event folded in; domain.NoVersion before any
+	Open    *OpenAnswer
 	// Recent holds the last MaxRecent user messages and completed answers,
 	// oldest first: the conversation a generator is shown.
 	Recent []Turn
@@ -100,6 +103,8 @@ func (s *State) Evolve(ev domain.RecordedEvent) error {
 		s.ID, s.Owner, s.Title, s.CreatedAt = e.RoomID, e.OwnerID, e.Title, ev.RecordedAt
 	case RoomDeleted:
 		s.Deleted = true
+	case RoomErased:
+		s.Deleted, s.Erased, s.Open, s.Recent, s.Summary, s.Title = true, true, nil, nil, "", ""
 	case MessagePosted:
 		s.posted[e.MessageID] = true
 		s.remember(RoleUser, e.Text, ev.Version)

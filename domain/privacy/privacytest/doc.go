@@ -1,0 +1,3 @@
+// Package privacytest holds the contract suite every privacy.KeyStore
+// passes (RunKeyStoreTests) and an in-memory KeyStore for tests.
+package privacytest

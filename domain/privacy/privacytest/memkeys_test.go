@@ -1,0 +1,7 @@
+package privacytest
+
+import "testing"
+
+func TestMemKeys(t *testing.T) {
+	RunKeyStoreTests(t, func(*testing.T) Store { return NewMemKeys() })
+}

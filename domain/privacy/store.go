@@ -1,0 +1,214 @@
+package privacy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+var _ domain.EventStore = (*Store)(nil)
+
+// sealedKey is the field of an event's data that holds its envelope.
+const sealedKey = "sealed"
+
+// Store is a domain.EventStore that seals the secret fields of room events
+// (room.SecretFields) on append and opens them on every read and
+// subscription, over the store it wraps (the audit chain store, so the
+// chain covers the sealed bytes). Other streams pass through unchanged.
+//
+// Events of an erased room open to their clear fields: their secret
+// fields are empty. A batch holding a room's RoomErased evicts the room's
+// key from the keyring's cache and opens none of its events.
+type Store struct {
+	inner domain.EventStore
+	keys  *Keyring
+}
+
+// NewStore returns a Store sealing with keys over inner.
+func NewStore(inner domain.EventStore, keys *Keyring) *Store {
+	return &Store{inner: inner, keys: keys}
+}
+
+// Append seals the events' secret fields, creating the room's key on its
+// first sealed event, and appends them. Appending to an erased room fails
+// with an error wrapping ErrErased, and nothing is written.
+func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	id, ok := room.ParseStream(stream)
+	if !ok {
+		return s.inner.Append(ctx, stream, expected, events...)
+	}
+	out := events
+	copied := false
+	var key *Key
+	for i, ev := range events {
+		paths := room.SecretFields(ev.Type)
+		if len(paths) == 0 {
+			continue
+		}
+		obj, err := decodeObject(ev.Data)
+		if err != nil {
+			return domain.AppendResult{}, &domain.InvalidEventError{Stream: stream, Index: i, Field: "data", Reason: "it is not a JSON object"}
+		}
+		secrets := extract(obj, paths)
+		if len(secrets) == 0 {
+			continue
+		}
+		if key == nil {
+			if key, err = s.keys.Key(ctx, id, true); err != nil {
+				return domain.AppendResult{}, fmt.Errorf("seal %s: %w", stream, err)
+			}
+		}
+		plain, err := json.Marshal(secrets)
+		if err != nil {
+			return domain.AppendResult{}, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
+		}
+		obj[sealedKey] = key.Seal(plain, eventAD(stream, ev.ID, ev.Type))
+		data, err := json.Marshal(obj)
+		if err != nil {
+			return domain.AppendResult{}, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
+		}
+		if !copied { // the caller's slice is not ours to change
+			out, copied = append([]domain.EventData(nil), events...), true
+		}
+		out[i].Data = data
+	}
+	res, err := s.inner.Append(ctx, stream, expected, out...)
+	for _, ev := range events {
+		if ev.Type == room.TypeRoomErased {
+			s.keys.Evict(id)
+		}
+	}
+	return res, err
+}
+
+func eventAD(stream string, id domain.UUID, typ string) []byte {
+	return []byte(stream + "/" + id.String() + "/" + typ)
+}
+
+// ReadStream reads and opens a page of stream.
+func (s *Store) ReadStream(ctx context.Context, stream string, opts domain.ReadStreamOptions) ([]domain.RecordedEvent, error) {
+	evs, err := s.inner.ReadStream(ctx, stream, opts)
+	if err != nil {
+		return nil, err
+	}
+	return evs, s.open(ctx, evs)
+}
+
+// ReadAll reads and opens a page of the global log.
+func (s *Store) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domain.RecordedEvent, error) {
+	evs, err := s.inner.ReadAll(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return evs, s.open(ctx, evs)
+}
+
+// HeadPosition passes through.
+func (s *Store) HeadPosition(ctx context.Context) (domain.Position, error) {
+	return s.inner.HeadPosition(ctx)
+}
+
+// SubscribeAll delivers opened batches.
+func (s *Store) SubscribeAll(ctx context.Context, opts domain.SubscribeAllOptions, h domain.Handler) error {
+	return s.inner.SubscribeAll(ctx, opts, s.opening(h))
+}
+
+// SubscribeStream delivers opened batches of one stream.
+func (s *Store) SubscribeStream(ctx context.Context, stream string, after int64, h domain.Handler) error {
+	return s.inner.SubscribeStream(ctx, stream, after, s.opening(h))
+}
+
+func (s *Store) opening(h domain.Handler) domain.Handler {
+	return func(ctx context.Context, batch []domain.RecordedEvent) error {
+		if err := s.open(ctx, batch); err != nil {
+			return err
+		}
+		return h(ctx, batch)
+	}
+}
+
+// open opens the sealed events of evs in place.
+func (s *Store) open(ctx context.Context, evs []domain.RecordedEvent) error {
+	var erased map[int64]bool
+	for _, ev := range evs {
+		if ev.Type == room.TypeRoomErased {
+			if id, ok := room.ParseStream(ev.Stream); ok {
+				if erased == nil {
+					erased = map[int64]bool{}
+				}
+				erased[id] = true
+				s.keys.Evict(id)
+			}
+		}
+	}
+	for i := range evs {
+		ev := &evs[i]
+		if len(room.SecretFields(ev.Type)) == 0 || !bytes.Contains(ev.Data, []byte(`"`+sealedKey+`":`)) {
+			continue
+		}
+		id, ok := room.ParseStream(ev.Stream)
+		if !ok {
+			continue
+		}
+		data, err := s.openData(ctx, id, erased[id], ev)
+		if err != nil {
+			return err
+		}
+		ev.Data = data
+	}
+	return nil
+}
+
+// openData returns ev's data with its secrets restored, in the form the
+// writers marshal it, or with its clear fields only when the room is
+// erased.
+func (s *Store) openData(ctx context.Context, id int64, erased bool, ev *domain.RecordedEvent) (json.RawMessage, error) {
+	bad := func(err error) error {
+		return fmt.Errorf("open %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
+	}
+	obj, err := decodeObject(ev.Data)
+	if err != nil {
+		return nil, bad(err)
+	}
+	raw, _ := json.Marshal(obj[sealedKey])
+	delete(obj, sealedKey)
+	var key *Key
+	if !erased {
+		key, err = s.keys.Key(ctx, id, false)
+		if err != nil && !errors.Is(err, ErrErased) && !errors.Is(err, ErrNoKey) {
+			return nil, bad(err)
+		}
+	}
+	if key != nil {
+		var env Envelope
+		if err := json.Unmarshal(raw, &env); err != nil {
+			return nil, bad(fmt.Errorf("its envelope: %w", err))
+		}
+		plain, err := key.Open(env, eventAD(ev.Stream, ev.ID, ev.Type))
+		if err != nil {
+			return nil, bad(err)
+		}
+		secrets, err := decodeObject(plain)
+		if err != nil {
+			return nil, bad(fmt.Errorf("its sealed fields: %w", err))
+		}
+		restore(obj, secrets)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, bad(err)
+	}
+	// Re-encode through the event's type, so the data has the form its
+	// writer gave it (field order included: wsapi writes chunk frames
+	// straight from it).
+	p, err := room.Decode(domain.RecordedEvent{Type: ev.Type, Data: b, Stream: ev.Stream, Version: ev.Version, Position: ev.Position}, false)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(p)
+}

@@ -92,6 +92,8 @@ type Config struct {
 	RAGRewrite       bool          // PARLEY_RAG_REWRITE: rewrite questions into the corpus languages with the LLM, when one is configured
 	RAGRewriteTime   time.Duration // PARLEY_RAG_REWRITE_TIMEOUT: the rewrite's bound
 	LogLevel         string        // PARLEY_LOG_LEVEL: debug, info, warn, error
+	DataKeys         DataKeys      // PARLEY_DATA_KEY, PARLEY_DATA_KEY_FILE: the KEKs wrapping rooms' data keys (see DataKeys)
+	Retention        time.Duration // PARLEY_RETENTION: rooms idle longer are erased (e.g. 365d); zero keeps them
 	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
 }
 
@@ -205,6 +207,16 @@ func FromEnv(getenv func(string) string) (Config, []error) {
 		problems = append(problems, err)
 	} else {
 		cfg.EventStore, cfg.KurrentDBURL, cfg.Store = sc.Kind, sc.KurrentDBURL, sc
+	}
+	if dk, err := DataKeysFromEnv(getenv); err != nil {
+		problems = append(problems, err)
+	} else {
+		cfg.DataKeys = dk
+	}
+	if r, err := ParseRetention(env("PARLEY_RETENTION", "")); err != nil {
+		problems = append(problems, err)
+	} else {
+		cfg.Retention = r
 	}
 	if rc, err := ragenv.FromEnv(getenv); err != nil {
 		problems = append(problems, fmt.Errorf("retrieval settings: %w", err))
@@ -328,6 +340,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("chunk_window", max(c.ChunkWindow, 0).String()),
 		slog.String("log_read_interval", c.LogReadEvery.String()),
 		slog.String("jwt_secret", secret),
+		slog.String("data_key", c.DataKeys.String()),
+		slog.String("retention", retentionString(c.Retention)),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwt_user_id_claim", c.UserIDClaim),
 		slog.String("llm", llm),

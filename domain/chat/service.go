@@ -155,6 +155,8 @@ type Deps struct {
 	// model (the ChatLog) shows with an answer streaming and the log
 	// position it reflects, so that it reads only the log after it.
 	OpenAnswers OpenAnswerFinder
+	// Keys, when set, destroys rooms' data keys: Erase needs it.
+	Keys KeyShredder
 }
 
 // OpenAnswerFinder lists the rooms a read model shows with an answer still
@@ -178,6 +180,7 @@ type Service struct {
 	memory  Memory
 	reader  MemoryReader
 	opens   OpenAnswerFinder
+	keys    KeyShredder
 	// memOutage and retOutage rate-limit the warnings while the memory
 	// read model or retrieval fails.
 	memOutage outage
@@ -226,6 +229,7 @@ func NewService(cfg Config, deps Deps) *Service {
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
 		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader, opens: deps.OpenAnswers,
+		keys:  deps.Keys,
 		ret:   deps.Retriever,
 		rooms: newRoomCache(cfg.MaxRooms), running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
 		ctx: ctx, cancel: cancel, retry: retry, stopRetry: stopRetry,
@@ -268,10 +272,12 @@ type RoomInfo struct {
 	CreatedAt time.Time
 	Version   int64
 	Streaming bool
+	// Erased: the room's content was erased (RoomErased).
+	Erased bool
 }
 
 func info(st *room.State) RoomInfo {
-	return RoomInfo{ID: st.ID, Owner: st.Owner, Title: st.Title, CreatedAt: st.CreatedAt, Version: st.Version, Streaming: st.Open != nil}
+	return RoomInfo{ID: st.ID, Owner: st.Owner, Title: st.Title, CreatedAt: st.CreatedAt, Version: st.Version, Streaming: st.Open != nil, Erased: st.Erased}
 }
 
 // CreateRoom creates a room owned by owner with a fresh random id below
@@ -545,12 +551,17 @@ func (s *Service) stopping(ctx context.Context, id int64, user string, decide fu
 // stopLocal stops this process's generation of an answer just cancelled.
 func (s *Service) stopLocal(id int64, evs []room.Event) {
 	for _, e := range evs {
-		c, ok := e.(room.AnswerCancelled)
-		if !ok {
+		var answer domain.UUID
+		switch c := e.(type) {
+		case room.AnswerCancelled:
+			answer = c.AnswerID
+		case room.AnswerFailed: // the room's erasure ended it
+			answer = c.AnswerID
+		default:
 			continue
 		}
 		s.mu.Lock()
-		if ra := s.running[id]; ra != nil && ra.id == c.AnswerID {
+		if ra := s.running[id]; ra != nil && ra.id == answer {
 			ra.cancelled = true
 			ra.cancel()
 		}

@@ -22,7 +22,7 @@ var (
 	chatClientTypes  = []string{"message", "cancel", "ping"}
 	auditClientTypes = []string{"ping"}
 	wsErrorCodes     = []string{"invalid", "too_large", "busy", "rate_limited", "unavailable", "internal", "forbidden"}
-	answerReasons    = []string{"interrupted", "shutdown", "cancelled", "generator_error", "timeout"}
+	answerReasons    = []string{"interrupted", "shutdown", "cancelled", "generator_error", "timeout", "erased"}
 	closeCodes       = []string{"4401", "4403", "4429", "4000", "1009", "1007", "1008", "1001", "1011", "1012", "1013"}
 	securitySchemes  = map[string][3]string{ // name -> type, in, name
 		"queryToken":        {"httpApiKey", "query", "token"},
@@ -36,6 +36,7 @@ var (
 		"/api/rooms/{id}":          {"delete", "get"},
 		"/api/rooms/{id}/messages": {"get"},
 		"/api/rooms/{id}/ticket":   {"post"},
+		"/api/me/erase":            {"post"},
 		"/api/dev/token":           {"post"},
 		"/livez":                   {"get"},
 		"/readyz":                  {"get"},

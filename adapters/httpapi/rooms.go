@@ -116,7 +116,9 @@ func handleGetRoom(rooms Rooms) http.Handler {
 }
 
 // handleDeleteRoom serves DELETE /api/rooms/{id}: 204 once the room is
-// deleted; 404 unless it exists and is the caller's.
+// deleted, which chatd makes an erasure (chat.Service.Delete: the room's
+// key is destroyed and its text gone for good); 404 unless it exists, is
+// not deleted and is the caller's.
 func handleDeleteRoom(rooms Rooms) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := roomID(r)

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 	api("GET /api/rooms", handleListRooms(s.deps.RoomLister, s.cfg.MaxRooms))
 	api("GET /api/rooms/{id}", handleGetRoom(s.readRooms()))
 	api("DELETE /api/rooms/{id}", handleDeleteRoom(s.deps.Rooms))
+	api("POST /api/me/erase", handleEraseMe(s.deps.Erasure))
 	api("GET /api/rooms/{id}/messages", handleListMessages(s.readRooms(), s.deps.Messages))
 	api("POST /api/rooms/{id}/ticket", handleCreateTicket(s.deps.Rooms, s.deps.Tickets))
 	if s.deps.DevTokens != nil { // development only: no route at all otherwise

@@ -190,6 +190,8 @@ type Deps struct {
 	// Audit lets callers with Config.AuditorRole read rooms they do not
 	// own, recording each read (chat.Service). Nil: only owners read.
 	Audit RoomAuditor
+	// Erasure serves POST /api/me/erase (chat.Service); nil answers 404.
+	Erasure UserEraser
 	// Limits keeps the request rate (userlimit.Limiter, shared across
 	// replicas through Redis, kind userlimit.Requests). Nil keeps Config's
 	// rate in this process.

@@ -123,7 +123,7 @@ func (h *Hub) dispatch(_ context.Context, batch []domain.RecordedEvent) error {
 		if len(targets) == 0 {
 			continue
 		}
-		if ev.Type == room.TypeRoomDeleted {
+		if ev.Type == room.TypeRoomDeleted || ev.Type == room.TypeRoomErased {
 			for _, c := range targets {
 				c.requestClose(discRoomDeleted)
 			}

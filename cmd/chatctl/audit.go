@@ -166,7 +166,7 @@ func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anch
 	if err != nil {
 		return err
 	}
-	var failed, events int
+	var failed, events, erased int
 	report := func(format string, args ...any) {
 		failed++
 		fmt.Fprintf(stdout, format+"\n", args...)
@@ -174,6 +174,9 @@ func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anch
 	for i, res := range results {
 		id := rooms[i]
 		events += res.Events
+		if res.Erased {
+			erased++
+		}
 		switch {
 		case res.missing:
 			if len(anchors[id]) > 0 {
@@ -192,6 +195,9 @@ func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anch
 			}
 			if len(anchors[id]) > 0 {
 				note += fmt.Sprintf("; %d exported head(s) on the chain", len(anchors[id]))
+			}
+			if res.Erased {
+				note += "; erased (RoomErased): its text is gone with its key, not tampered with"
 			}
 			fmt.Fprintf(stdout, "room %d: intact: %d events, head version %d hash %s%s\n", id, res.Events, res.Head.Version, res.Head.Hash, note)
 		}
@@ -213,8 +219,12 @@ func auditVerify(ctx context.Context, store auditStore, sel auditSelection, anch
 			report("room %d: BROKEN: it has no events, but a head at version %d was exported (the room was deleted)", id, anchors[id][0].Version)
 		}
 		elapsed := time.Since(start)
-		fmt.Fprintf(stdout, "verified %d rooms (%d events) in %s, %.0f rooms/s: %s\n", len(rooms), events,
-			elapsed.Round(time.Millisecond), float64(len(rooms))/max(elapsed.Seconds(), 1e-9), auditSummary(failed))
+		note := ""
+		if erased > 0 {
+			note = fmt.Sprintf(" (%d erased rooms among them: their text is gone with their keys, their chains intact)", erased)
+		}
+		fmt.Fprintf(stdout, "verified %d rooms (%d events) in %s, %.0f rooms/s: %s%s\n", len(rooms), events,
+			elapsed.Round(time.Millisecond), float64(len(rooms))/max(elapsed.Seconds(), 1e-9), auditSummary(failed), note)
 	}
 	if failed > 0 {
 		return &exitError{Code: 1, Err: fmt.Errorf("audit verify: %s", auditSummary(failed))}

@@ -221,6 +221,8 @@ type exportedRoom struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Deleted is set when the room was deleted.
 	Deleted *deletion `json:"deleted,omitempty"`
+	// Erased is set when the room was erased: its text is gone.
+	Erased *erasure `json:"erased,omitempty"`
 	// Version is the last stream version exported.
 	Version       int64                `json:"version"`
 	Messages      []exportedMessage    `json:"messages"`
@@ -233,6 +235,12 @@ type exportedRoom struct {
 type deletion struct {
 	By string    `json:"by"`
 	At time.Time `json:"at"`
+}
+
+type erasure struct {
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // exportedMessage is a question or an answer.
@@ -309,6 +317,8 @@ func buildExport(ctx context.Context, s domain.StreamReader, id, upto int64) (*e
 			rec.Title, rec.OwnerID, rec.CreatedAt = e.Title, e.OwnerID, ev.RecordedAt.UTC()
 		case room.RoomDeleted:
 			rec.Deleted = &deletion{By: e.DeletedBy, At: ev.RecordedAt.UTC()}
+		case room.RoomErased:
+			rec.Erased = &erasure{By: e.ErasedBy, Reason: e.Reason, At: ev.RecordedAt.UTC()}
 		case room.MessagePosted:
 			get(e.MessageID).UserID = e.UserID
 		case room.AnswerStarted:

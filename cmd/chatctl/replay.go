@@ -236,7 +236,7 @@ func (r *replayer) run(ctx context.Context, o replayOptions) error {
 				if err := p.event(ev); err != nil {
 					return err
 				}
-				if ev.Type == room.TypeRoomDeleted {
+				if ev.Type == room.TypeRoomDeleted || ev.Type == room.TypeRoomErased {
 					return errRoomDeleted
 				}
 			}
@@ -580,6 +580,8 @@ func (p *textPrinter) event(ev domain.RecordedEvent) error {
 		p.header(ev, "room %d created by %s: %q", e.RoomID, e.OwnerID, e.Title)
 	case room.RoomDeleted:
 		p.header(ev, "room deleted by %s", e.DeletedBy)
+	case room.RoomErased:
+		p.header(ev, "room erased by %s (reason: %s): what was said in it is gone with its key", e.ErasedBy, e.Reason)
 	case room.MessagePosted:
 		client := ""
 		if e.ClientID != "" {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
 )
 
 // verifyPage is how many events VerifyStream reads at a time.
@@ -66,6 +67,10 @@ type Result struct {
 	Head Head
 	// FirstBroken is nil when the chain holds.
 	FirstBroken *Break
+	// Erased is set when an event checked was the room's RoomErased: its
+	// content was crypto-shredded, which the chain, over the stored
+	// (sealed) bytes, does not see as a change.
+	Erased bool
 }
 
 // OK reports whether the chain holds.
@@ -127,6 +132,7 @@ func VerifyStream(ctx context.Context, r domain.StreamReader, stream string, anc
 			return brk(v, BreakAnchor, "the hash is %s, not %s as exported (the chain was rewritten at or before this version)", prev, h)
 		}
 		res.Head = Head{Version: v, Hash: prev.String()}
+		res.Erased = res.Erased || ev.Type == room.TypeRoomErased
 		next = v + 1
 	}
 	var gone []int64

@@ -61,3 +61,41 @@ func (s *Service) Erase(ctx context.Context, id int64, e Eraser) (bool, error) {
 	s.stopLocal(id, evs)
 	return len(evs) > 0, nil
 }
+
+// OwnedRooms lists the rooms a user owns, deleted ones included.
+type OwnedRooms interface {
+	RoomIDsOf(ctx context.Context, owner string) ([]int64, error)
+}
+
+// EraseUser erases every room owner owns (see Erase), deleted ones
+// included, and returns the ids of those erased now. It stops at the first
+// failure; running it again finishes the rest. The rooms come from a read
+// model (Deps.Owned), so a room created in the last moment before it may
+// be missed: its owner can erase it again.
+func (s *Service) EraseUser(ctx context.Context, owner string, e Eraser) ([]int64, error) {
+	if s.owned == nil {
+		return nil, domain.Errorf(domain.EINTERNAL, "erasing a user's rooms needs a list of their rooms, which this process was not given")
+	}
+	ids, err := s.owned.RoomIDsOf(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("erase the rooms of %s: %w", owner, err)
+	}
+	e.Owner = owner
+	erased := []int64{}
+	for _, id := range ids {
+		done, err := s.Erase(ctx, id, e)
+		if err != nil {
+			return erased, fmt.Errorf("erase the rooms of %s (%d of %d erased): %w", owner, len(erased), len(ids), err)
+		}
+		if done {
+			erased = append(erased, id)
+		}
+	}
+	return erased, nil
+}
+
+// EraseMine erases every room of user at their request (POST
+// /api/me/erase): EraseUser by user, reason room.ErasedByOwner.
+func (s *Service) EraseMine(ctx context.Context, user string) ([]int64, error) {
+	return s.EraseUser(ctx, user, Eraser{By: user, Reason: room.ErasedByOwner})
+}

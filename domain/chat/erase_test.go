@@ -19,7 +19,7 @@ import (
 
 // sealedService runs a Service over a sealing store over raw, as chatd
 // wires it.
-func sealedService(t *testing.T, raw *inmem.Store, g chat.Generator) (*chat.Service, *privacy.Store) {
+func sealedService(t *testing.T, raw *inmem.Store, g chat.Generator, owned ...chat.OwnedRooms) (*chat.Service, *privacy.Store) {
 	t.Helper()
 	kek, err := privacy.NewKEK(bytes.Repeat([]byte{9}, privacy.KeySize))
 	if err != nil {
@@ -32,6 +32,10 @@ func sealedService(t *testing.T, raw *inmem.Store, g chat.Generator) (*chat.Serv
 	store := privacy.NewStore(raw, ring)
 	svc := chat.NewService(chat.Config{Instance: "a", ShutdownGrace: 50 * time.Millisecond},
 		chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader, Keys: ring})
+	if len(owned) > 0 {
+		svc = chat.NewService(chat.Config{Instance: "a", ShutdownGrace: 50 * time.Millisecond},
+			chat.Deps{Store: store, Generator: g, Now: time.Now, Random: rand.Reader, Keys: ring, Owned: owned[0]})
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
@@ -104,5 +108,51 @@ func TestEraseRacingAStreamingAnswer(t *testing.T) {
 	}
 	if info, err := svc.Room(ctx, r.ID, "42"); !errors.Is(err, room.ErrNotFound) {
 		t.Errorf("the erased room reads %+v, %v; want not found", info, err)
+	}
+}
+
+// ownedRooms is a hand-written OwnedRooms: the rooms by owner.
+type ownedRooms map[string][]int64
+
+func (o ownedRooms) RoomIDsOf(_ context.Context, owner string) ([]int64, error) { return o[owner], nil }
+
+func TestDeleteErasesAndEraseUser(t *testing.T) {
+	owned := ownedRooms{}
+	svc, store := sealedService(t, inmem.New(nil), &gen{tokens: []string{"ok"}}, owned)
+	ctx := t.Context()
+	var mine []int64
+	for range 3 {
+		r, err := svc.CreateRoom(ctx, "42", "room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, r.ID)
+		owned["42"] = append(owned["42"], r.ID)
+	}
+	other, _ := svc.CreateRoom(ctx, "43", "theirs")
+	if err := svc.Delete(ctx, mine[0], "42"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, store, mine[0], room.TypeRoomErased)
+	if err := svc.Delete(ctx, mine[0], "42"); !errors.Is(err, room.ErrNotFound) {
+		t.Errorf("deleting an erased room: %v, want not found", err)
+	}
+	if err := svc.Delete(ctx, other.ID, "42"); !errors.Is(err, room.ErrForbidden) {
+		t.Errorf("deleting someone else's room: %v, want forbidden", err)
+	}
+	owned["42"] = owned["42"][:3]
+	got, err := svc.EraseUser(ctx, "42", chat.Eraser{By: "42", Reason: room.ErasedByOwner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != mine[1] || got[1] != mine[2] {
+		t.Errorf("EraseUser erased %v, want %v (the first was erased already)", got, mine[1:])
+	}
+	owned["42"] = append(owned["42"], other.ID) // a stale read model listing another's room
+	if _, err := svc.EraseUser(ctx, "42", chat.Eraser{By: "42", Reason: room.ErasedByOwner}); !errors.Is(err, room.ErrForbidden) {
+		t.Errorf("EraseUser over another's room: %v, want forbidden", err)
+	}
+	if info, err := svc.Room(ctx, other.ID, "43"); err != nil || info.Erased {
+		t.Errorf("the other owner's room: %+v, %v; want it untouched", info, err)
 	}
 }

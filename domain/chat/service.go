@@ -155,8 +155,11 @@ type Deps struct {
 	// model (the ChatLog) shows with an answer streaming and the log
 	// position it reflects, so that it reads only the log after it.
 	OpenAnswers OpenAnswerFinder
-	// Keys, when set, destroys rooms' data keys: Erase needs it.
+	// Keys, when set, destroys rooms' data keys: Erase needs it, and
+	// Delete erases with it.
 	Keys KeyShredder
+	// Owned, when set, lists a user's rooms for EraseUser (the ChatLog).
+	Owned OwnedRooms
 }
 
 // OpenAnswerFinder lists the rooms a read model shows with an answer still
@@ -181,6 +184,7 @@ type Service struct {
 	reader  MemoryReader
 	opens   OpenAnswerFinder
 	keys    KeyShredder
+	owned   OwnedRooms
 	// memOutage and retOutage rate-limit the warnings while the memory
 	// read model or retrieval fails.
 	memOutage outage
@@ -229,7 +233,7 @@ func NewService(cfg Config, deps Deps) *Service {
 	return &Service{
 		cfg: cfg, store: deps.Store, gen: deps.Generator, now: deps.Now, random: deps.Random,
 		log: deps.Logger, metrics: deps.Metrics, memory: deps.Memory, reader: deps.MemoryReader, opens: deps.OpenAnswers,
-		keys:  deps.Keys,
+		keys: deps.Keys, owned: deps.Owned,
 		ret:   deps.Retriever,
 		rooms: newRoomCache(cfg.MaxRooms), running: map[int64]*runningAnswer{}, compacting: map[int64]bool{},
 		ctx: ctx, cancel: cancel, retry: retry, stopRetry: stopRetry,
@@ -272,12 +276,14 @@ type RoomInfo struct {
 	CreatedAt time.Time
 	Version   int64
 	Streaming bool
+	// Deleted: the room was deleted or erased.
+	Deleted bool
 	// Erased: the room's content was erased (RoomErased).
 	Erased bool
 }
 
 func info(st *room.State) RoomInfo {
-	return RoomInfo{ID: st.ID, Owner: st.Owner, Title: st.Title, CreatedAt: st.CreatedAt, Version: st.Version, Streaming: st.Open != nil, Erased: st.Erased}
+	return RoomInfo{ID: st.ID, Owner: st.Owner, Title: st.Title, CreatedAt: st.CreatedAt, Version: st.Version, Streaming: st.Open != nil, Deleted: st.Deleted, Erased: st.Erased}
 }
 
 // CreateRoom creates a room owned by owner with a fresh random id below
@@ -531,9 +537,23 @@ func (s *Service) Cancel(ctx context.Context, id int64, user string) error {
 	return s.stopping(ctx, id, user, room.Cancel)
 }
 
-// Delete deletes the room, cancelling its answer.
+// Delete deletes the room, cancelling its answer. With Deps.Keys (as chatd
+// runs) deleting is erasing (see Erase): a person who deletes a
+// conversation expects it gone, not hidden. A room already deleted or
+// erased is not found.
 func (s *Service) Delete(ctx context.Context, id int64, user string) error {
-	return s.stopping(ctx, id, user, room.Delete)
+	if s.keys == nil {
+		return s.stopping(ctx, id, user, room.Delete)
+	}
+	info, err := s.state(ctx, id)
+	if err != nil {
+		return err
+	}
+	if info.Version < 0 || info.Deleted {
+		return room.ErrNotFound
+	}
+	_, err = s.Erase(ctx, id, Eraser{By: user, Owner: user, Reason: room.ErasedByOwner})
+	return err
 }
 
 // stopping runs a user's command that may cancel the room's answer, then

@@ -93,6 +93,7 @@ func (c *ChatLog) RecordFailure(ctx context.Context, at domain.Position, msg str
 type chatLogSQL struct {
 	roomVersions, insertRooms, updateRooms, insertMessages, updateMessages string
 	room, roomsOf, messages, history, openAnswers                          string
+	eraseMessages, roomIDsOf                                               string
 }
 
 func newChatLogSQL(suffix string) chatLogSQL {
@@ -142,6 +143,8 @@ WHERE c.room_id = u.room_id AND c.id = u.id AND c.version < u.first_version`),
 WHERE owner_id = $1 AND deleted_at IS NULL
 ORDER BY created_at DESC, id DESC LIMIT $2`),
 		openAnswers: r.Replace(`SELECT DISTINCT room_id FROM {chat_logs} WHERE status = 'streaming'`),
+		eraseMessages: r.Replace(`DELETE FROM {chat_logs} WHERE room_id = ANY($1::bigint[])`),
+		roomIDsOf:     r.Replace(`SELECT id FROM {rooms} WHERE owner_id = $1 ORDER BY id`),
 		messages: r.Replace(`SELECT id, role, text, status, sources, client_id, created_at, updated_at, version FROM {chat_logs}
 WHERE room_id = $1 AND seq < $2 AND version < $2
 ORDER BY seq DESC LIMIT $3`),
@@ -292,7 +295,8 @@ type roomFold struct {
 	firstAt time.Time
 	created *room.RoomCreated
 	at      time.Time // of RoomCreated
-	deleted time.Time // of RoomDeleted; zero when none
+	deleted time.Time // of RoomDeleted or RoomErased; zero when none
+	erased  bool      // RoomErased: its rows go, its title is emptied
 	msgs    map[domain.UUID]*msgFold
 }
 
@@ -352,6 +356,8 @@ func foldBatch(decoded []roomEvent, cp domain.Position, versions map[int64]roomS
 			rf.created, rf.at = &e, at
 		case room.RoomDeleted:
 			rf.deleted, rf.open = at, false
+		case room.RoomErased:
+			rf.deleted, rf.erased, rf.open = at, true, false
 		case room.MessagePosted:
 			f.add(rf, &msgFold{id: e.MessageID, role: room.RoleUser, text: []byte(e.Text), status: room.StatusComplete,
 				clientID: e.ClientID}, ev)
@@ -454,6 +460,15 @@ func (f *batchFold) queue(b *pgx.Batch, q *chatLogSQL) {
 		c := &patches
 		b.Queue(q.updateMessages, c.room, c.id, c.text, c.status, c.setSources, c.sources, c.updatedAt, c.version, c.first)
 	}
+	var erased []int64
+	for _, rf := range f.rooms {
+		if rf.erased {
+			erased = append(erased, rf.id)
+		}
+	}
+	if len(erased) > 0 { // last: a batch may write rows of the room it erases
+		b.Queue(q.eraseMessages, erased)
+	}
 }
 
 // roomColumns are the arrays of a rooms statement. For a new row, fields
@@ -477,6 +492,10 @@ func (c *roomColumns) add(rf *roomFold, isNew bool) {
 	}
 	if !rf.deleted.IsZero() {
 		deletedAt = &rf.deleted
+	}
+	if rf.erased {
+		empty := ""
+		title = &empty
 	}
 	c.id = append(c.id, rf.id)
 	c.last = append(c.last, rf.last)

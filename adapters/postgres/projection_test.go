@@ -1,7 +1,11 @@
 package postgres_test
 
 import (
+	"slices"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
@@ -32,6 +36,29 @@ func TestChatLogProjection(t *testing.T) {
 					t.Fatalf("corrupt the chat log: %v, %d rows", err, tag.RowsAffected())
 				}
 			},
+			Holds: func(t *testing.T, text string) bool { return tablesHold(t, pool, text, "events") },
 		}
 	})
+}
+
+// tablesHold reports whether any row of any table of the database but
+// except holds text, in any column (the row as text).
+func tablesHold(t *testing.T, pool *pgxpool.Pool, text string, except ...string) bool {
+	t.Helper()
+	tables := pgtest.Strings(t, pool, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	for _, name := range tables {
+		if slices.Contains(except, name) {
+			continue
+		}
+		var n int
+		q := `SELECT count(*) FROM ` + pgx.Identifier{name}.Sanitize() + ` t WHERE strpos(t::text, $1) > 0`
+		if err := pool.QueryRow(t.Context(), q, text).Scan(&n); err != nil {
+			t.Fatalf("search %s: %v", name, err)
+		}
+		if n > 0 {
+			t.Logf("table %s holds %q in %d rows", name, text, n)
+			return true
+		}
+	}
+	return false
 }

@@ -49,6 +49,7 @@ func TestMemoryProjection(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Holds: func(t *testing.T, text string) bool { return redistest.Holds(t, client, prefix, text) },
 		}
 	})
 }

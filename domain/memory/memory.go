@@ -85,18 +85,19 @@ func NewConversation() *Conversation {
 
 // foldedTypes are the event types the memory reads (Folds).
 var foldedTypes = []string{room.TypeMessagePosted, room.TypeAnswerStarted, room.TypeAnswerCompleted, room.TypeAnswerFailed,
-	room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted}
+	room.TypeAnswerCancelled, room.TypeSummaryUpdated, room.TypeRoomDeleted, room.TypeRoomErased}
 
 // Folds reports whether the memory reads events of type t: questions, the
-// start and end of answers, summaries and the room's deletion. Events of
-// other types (answer chunks above all) change nothing but its version.
+// start and end of answers, summaries and the room's deletion or erasure.
+// Events of other types (answer chunks above all) change nothing but its
+// version.
 func Folds(t string) bool { return slices.Contains(foldedTypes, t) }
 
 // Apply folds one event of the room's stream in. Events at or below
 // Version are ignored, so applying an event twice changes nothing.
 //
 // Only the event types the memory folds are decoded: questions, the
-// start and end of answers, summaries and the room's deletion. The error
+// start and end of answers, summaries and the room's deletion or erasure. The error
 // names such an event that does not decode, and Version stays put. Every
 // other type (answer chunks above all, the bulk of a stream) only
 // advances Version, undecoded: its data is not checked here, so a
@@ -134,7 +135,7 @@ func (c *Conversation) Apply(ev domain.RecordedEvent) error {
 		c.end(e.AnswerID, "", ev.Version)
 	case room.SummaryUpdated:
 		c.summarised(e.Summary, e.CoversThroughVersion)
-	case room.RoomDeleted:
+	case room.RoomDeleted, room.RoomErased:
 		c.Summary, c.Turns, c.Deleted = "", nil, true
 	}
 	return nil

@@ -34,6 +34,9 @@ type Subject struct {
 	// Corrupt changes an entry of the live copy, which holds at least one
 	// room, so that it no longer is the fold of the log.
 	Corrupt func(t *testing.T)
+	// Holds reports whether the read model's storage (live copy and any
+	// other) holds text anywhere, as stored: the erasure test's probe.
+	Holds func(t *testing.T, text string) bool
 
 	appended *trackedStore // Store, noting the appends' positions
 }
@@ -82,6 +85,7 @@ func RunProjectionTests(t *testing.T, newSubject func(t *testing.T) Subject) {
 		{"SwapRefusesAShadowBehind", testSwapRefusesAShadowBehind},
 		{"SwapUnderALiveRunnerLosesNothing", testSwapUnderALiveRunner},
 		{"ALiveCopyOfAnotherLogIsReplaced", testLiveCopyOfAnotherLog},
+		{"AnErasedRoomLeavesNothing", testErasedRoomLeavesNothing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,7 +10,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,4 +79,58 @@ func Prefix(t testing.TB, c *goredis.Client) string {
 		}
 	})
 	return prefix
+}
+
+// Holds reports whether any key under prefix holds text: its name, its
+// DUMP (the stored form) or its values as read (a DUMP may compress a
+// long string, hiding what it holds).
+func Holds(t testing.TB, c *goredis.Client, prefix, text string) bool {
+	t.Helper()
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		dump, err := c.Dump(ctx, iter.Val()).Result()
+		if errors.Is(err, goredis.Nil) {
+			continue // expired or deleted meanwhile
+		}
+		if err != nil {
+			t.Fatalf("DUMP %s: %v", iter.Val(), err)
+		}
+		if strings.Contains(dump, text) || strings.Contains(iter.Val(), text) || strings.Contains(values(t, c, iter.Val()), text) {
+			t.Logf("redis key %s holds %q", iter.Val(), text)
+			return true
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("SCAN %s*: %v", prefix, err)
+	}
+	return false
+}
+
+// values returns key's values as one string, whatever its type.
+func values(t testing.TB, c *goredis.Client, key string) string {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		v   any
+		err error
+	)
+	switch typ := c.Type(ctx, key).Val(); typ {
+	case "string":
+		v, err = c.Get(ctx, key).Result()
+	case "hash":
+		v, err = c.HGetAll(ctx, key).Result()
+	case "list":
+		v, err = c.LRange(ctx, key, 0, -1).Result()
+	case "set":
+		v, err = c.SMembers(ctx, key).Result()
+	case "zset":
+		v, err = c.ZRange(ctx, key, 0, -1).Result()
+	case "stream":
+		v, err = c.XRange(ctx, key, "-", "+").Result()
+	}
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return fmt.Sprint(v)
 }

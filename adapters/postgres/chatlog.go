@@ -93,7 +93,7 @@ func (c *ChatLog) RecordFailure(ctx context.Context, at domain.Position, msg str
 type chatLogSQL struct {
 	roomVersions, insertRooms, updateRooms, insertMessages, updateMessages string
 	room, roomsOf, messages, history, openAnswers                          string
-	eraseMessages, roomIDsOf                                               string
+	eraseMessages, roomIDsOf, idleRooms                                    string
 }
 
 func newChatLogSQL(suffix string) chatLogSQL {
@@ -142,9 +142,10 @@ WHERE c.room_id = u.room_id AND c.id = u.id AND c.version < u.first_version`),
 		roomsOf: r.Replace(`SELECT id, owner_id, title, created_at, deleted_at, last_version FROM {rooms}
 WHERE owner_id = $1 AND deleted_at IS NULL
 ORDER BY created_at DESC, id DESC LIMIT $2`),
-		openAnswers: r.Replace(`SELECT DISTINCT room_id FROM {chat_logs} WHERE status = 'streaming'`),
+		openAnswers:   r.Replace(`SELECT DISTINCT room_id FROM {chat_logs} WHERE status = 'streaming'`),
 		eraseMessages: r.Replace(`DELETE FROM {chat_logs} WHERE room_id = ANY($1::bigint[])`),
 		roomIDsOf:     r.Replace(`SELECT id FROM {rooms} WHERE owner_id = $1 ORDER BY id`),
+		idleRooms:     r.Replace(idleRoomsSQL),
 		messages: r.Replace(`SELECT id, role, text, status, sources, client_id, created_at, updated_at, version FROM {chat_logs}
 WHERE room_id = $1 AND seq < $2 AND version < $2
 ORDER BY seq DESC LIMIT $3`),

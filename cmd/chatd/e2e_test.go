@@ -38,6 +38,9 @@ import (
 
 const testSecret = "e2e-test-secret-0123456789abcdef0123456789"
 
+// testDataKey is the tests' KEK (PARLEY_DATA_KEY): 32 bytes in hex.
+const testDataKey = "7465737420646174612b6b65792d303132333435363738396162636465663031"
+
 type chatd struct {
 	base   string // http://127.0.0.1:port
 	dbURL  string
@@ -53,6 +56,7 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 		"PARLEY_HTTP_ADDR":           "127.0.0.1:0",
 		"PARLEY_DATABASE_URL":        dbURL,
 		"PARLEY_JWT_SECRET":          testSecret,
+		"PARLEY_DATA_KEY":            testDataKey,
 		"PARLEY_OFFLINE_TOKEN_DELAY": "5ms",
 		"PARLEY_SHUTDOWN_GRACE":      "2s",
 		"PARLEY_SHUTDOWN_TIMEOUT":    "10s",

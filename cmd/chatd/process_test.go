@@ -30,7 +30,8 @@ func buildChatd(t *testing.T) string {
 func startProcess(t *testing.T, bin string, env []string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = env
+	// The tests' KEK unless env names one (a later entry wins).
+	cmd.Env = append([]string{"PARLEY_DATA_KEY=" + testDataKey}, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -156,3 +156,62 @@ func TestDeleteErasesAndEraseUser(t *testing.T) {
 		t.Errorf("the other owner's room: %+v, %v; want it untouched", info, err)
 	}
 }
+
+// idleList is a hand-written IdleRooms: the rooms idle before a time,
+// read from the log's state through the service, as a read model would.
+type idleList struct {
+	svc   *chat.Service
+	rooms map[int64]time.Time // room -> last activity
+	asked []time.Time
+}
+
+func (l *idleList) IdleRooms(ctx context.Context, before time.Time, limit int) ([]int64, error) {
+	l.asked = append(l.asked, before)
+	var out []int64
+	for id, at := range l.rooms {
+		if at.Before(before) && len(out) < limit {
+			if info, err := l.svc.Room(ctx, id, "42"); err == nil && !info.Erased {
+				out = append(out, id)
+			}
+		}
+	}
+	return out, nil
+}
+
+func TestEraseIdle(t *testing.T) {
+	svc, store := sealedService(t, inmem.New(nil), &gen{tokens: []string{"ok"}})
+	ctx := t.Context()
+	now := time.Now()
+	l := &idleList{svc: svc, rooms: map[int64]time.Time{}}
+	var old, fresh int64
+	for i, at := range []time.Time{now.AddDate(-2, 0, 0), now.Add(-time.Hour)} {
+		r, err := svc.CreateRoom(ctx, "42", "room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.rooms[r.ID] = at
+		if i == 0 {
+			old = r.ID
+		} else {
+			fresh = r.ID
+		}
+	}
+	n, err := svc.EraseIdle(ctx, l, 365*24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("EraseIdle = %d, %v; want 1 room erased", n, err)
+	}
+	if got := l.asked[0]; got.After(now.AddDate(-1, 0, 0).Add(time.Minute)) || got.Before(now.AddDate(-1, 0, 0).Add(-time.Minute)) {
+		t.Errorf("asked for rooms idle before %s, want a year ago", got)
+	}
+	evs := waitFor(t, store, old, room.TypeRoomErased)
+	var e room.RoomErased
+	if err := json.Unmarshal(evs[len(evs)-1].Data, &e); err != nil || e.Reason != room.ErasedByRetention || e.ErasedBy != chat.RetentionEraser {
+		t.Errorf("RoomErased = %+v, %v; want reason retention", e, err)
+	}
+	if info, err := svc.Room(ctx, fresh, "42"); err != nil || info.Erased {
+		t.Errorf("the active room: %+v, %v; want it kept", info, err)
+	}
+	if n, err := svc.EraseIdle(ctx, l, 365*24*time.Hour); err != nil || n != 0 {
+		t.Errorf("second run = %d, %v; want nothing more", n, err)
+	}
+}

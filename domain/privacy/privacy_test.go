@@ -298,3 +298,27 @@ func TestStoreContract(t *testing.T) {
 	ring := newRing(t, privacytest.NewMemKeys(), privacy.KeyringConfig{}, kek(t, 1))
 	domaintestRun(t, func(*testing.T) domain.EventStore { return privacy.NewStore(inmem.New(time.Now), ring) })
 }
+
+func TestStoreAppendChainedShowsClearTextWithTheSealedChain(t *testing.T) {
+	ctx := t.Context()
+	raw := inmem.New(time.Now)
+	chain := audit.NewChainingStore(raw, audit.ChainOptions{})
+	s := privacy.NewStore(chain, newRing(t, privacytest.NewMemKeys(), privacy.KeyringConfig{}, kek(t, 1)))
+	evs := append(created(t, 3), encode(t, room.MessagePosted{MessageID: uuid(t), UserID: "u1", Text: "secret words"})...)
+	_, shown, err := s.AppendChained(ctx, room.Stream(3), domain.NoStream(), evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := raw.ReadStream(ctx, room.Stream(3), domain.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		if !bytes.Equal(shown[i].Data, evs[i].Data) {
+			t.Errorf("event %d shown as %s, want the clear %s", i, shown[i].Data, evs[i].Data)
+		}
+		if got, want := domain.ChainHash(shown[i].Metadata), domain.ChainHash(stored[i].Metadata); got == "" || got != want {
+			t.Errorf("event %d shown with hash %q, stored with %q", i, got, want)
+		}
+	}
+}

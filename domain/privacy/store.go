@@ -38,9 +38,76 @@ func NewStore(inner domain.EventStore, keys *Keyring) *Store {
 // first sealed event, and appends them. Appending to an erased room fails
 // with an error wrapping ErrErased, and nothing is written.
 func (s *Store) Append(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, error) {
+	sealed, err := s.seal(ctx, stream, events)
+	if err != nil {
+		return domain.AppendResult{}, err
+	}
+	res, err := s.inner.Append(ctx, stream, expected, sealed...)
+	s.erased(stream, events)
+	return res, err
+}
+
+// chainedAppender is the audit chain store's AppendChained.
+type chainedAppender interface {
+	AppendChained(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, []domain.EventData, error)
+}
+
+// AppendChained is Append for a caller that shows the events it appends
+// with their audit chain fields (the gateway's tap), when the inner store
+// chains them: it returns the caller's events, in clear, with the
+// metadata the chain gave the sealed ones. Over a store that does not
+// chain, it returns the events as given.
+func (s *Store) AppendChained(ctx context.Context, stream string, expected domain.ExpectedVersion, events ...domain.EventData) (domain.AppendResult, []domain.EventData, error) {
+	ca, ok := s.inner.(chainedAppender)
+	if !ok {
+		res, err := s.Append(ctx, stream, expected, events...)
+		return res, events, err
+	}
+	sealed, err := s.seal(ctx, stream, events)
+	if err != nil {
+		return domain.AppendResult{}, nil, err
+	}
+	res, chained, err := ca.AppendChained(ctx, stream, expected, sealed...)
+	s.erased(stream, events)
+	if err != nil || len(chained) != len(events) {
+		return res, chained, err
+	}
+	out := make([]domain.EventData, len(events))
+	for i, ev := range events {
+		ev.Metadata = chained[i].Metadata
+		out[i] = ev
+	}
+	return res, out, nil
+}
+
+// LogID names the inner store's log (projections.LogIdentifier); "" when
+// it cannot tell.
+func (s *Store) LogID(ctx context.Context) (string, error) {
+	if li, ok := s.inner.(interface {
+		LogID(context.Context) (string, error)
+	}); ok {
+		return li.LogID(ctx)
+	}
+	return "", nil
+}
+
+// erased evicts the room's key when events hold its RoomErased.
+func (s *Store) erased(stream string, events []domain.EventData) {
+	for _, ev := range events {
+		if ev.Type == room.TypeRoomErased {
+			if id, ok := room.ParseStream(stream); ok {
+				s.keys.Evict(id)
+			}
+		}
+	}
+}
+
+// seal returns events with their secret fields sealed; the caller's slice
+// is left as it is.
+func (s *Store) seal(ctx context.Context, stream string, events []domain.EventData) ([]domain.EventData, error) {
 	id, ok := room.ParseStream(stream)
 	if !ok {
-		return s.inner.Append(ctx, stream, expected, events...)
+		return events, nil
 	}
 	out := events
 	copied := false
@@ -52,7 +119,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 		}
 		obj, err := decodeObject(ev.Data)
 		if err != nil {
-			return domain.AppendResult{}, &domain.InvalidEventError{Stream: stream, Index: i, Field: "data", Reason: "it is not a JSON object"}
+			return nil, &domain.InvalidEventError{Stream: stream, Index: i, Field: "data", Reason: "it is not a JSON object"}
 		}
 		secrets := extract(obj, paths)
 		if len(secrets) == 0 {
@@ -60,30 +127,24 @@ func (s *Store) Append(ctx context.Context, stream string, expected domain.Expec
 		}
 		if key == nil {
 			if key, err = s.keys.Key(ctx, id, true); err != nil {
-				return domain.AppendResult{}, fmt.Errorf("seal %s: %w", stream, err)
+				return nil, fmt.Errorf("seal %s: %w", stream, err)
 			}
 		}
 		plain, err := json.Marshal(secrets)
 		if err != nil {
-			return domain.AppendResult{}, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
+			return nil, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
 		}
 		obj[sealedKey] = key.Seal(plain, eventAD(stream, ev.ID, ev.Type))
 		data, err := json.Marshal(obj)
 		if err != nil {
-			return domain.AppendResult{}, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
+			return nil, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
 		}
 		if !copied { // the caller's slice is not ours to change
 			out, copied = append([]domain.EventData(nil), events...), true
 		}
 		out[i].Data = data
 	}
-	res, err := s.inner.Append(ctx, stream, expected, out...)
-	for _, ev := range events {
-		if ev.Type == room.TypeRoomErased {
-			s.keys.Evict(id)
-		}
-	}
-	return res, err
+	return out, nil
 }
 
 func eventAD(stream string, id domain.UUID, typ string) []byte {

@@ -60,6 +60,9 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 		goRun("retrieval index refresh", s.index, bg)
 	}
 	wg.Go(func() { s.sweepTickets(bg) })
+	if s.cfg.Retention > 0 {
+		wg.Go(func() { s.retain(bg) })
+	}
 	svcDone := make(chan struct{})
 	wg.Go(func() {
 		defer close(svcDone)

@@ -35,6 +35,7 @@ import (
 	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/memory"
+	"github.com/parleychat/parley/domain/privacy"
 	"github.com/parleychat/parley/domain/rag"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
@@ -95,12 +96,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err := postgres.Migrate(ctx, s.pool, log); err != nil {
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
+	ring, err := openKeyring(ctx, &cfg, s.pool, log)
+	if err != nil {
+		return nil, fmt.Errorf("the rooms' data keys: %w", err)
+	}
+	s.cfg = cfg
 	subBatch, storeCheck, err := s.openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Every event appended carries prev_hash and hash (chatctl audit verify).
 	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: room.ChunkTypes()})
+	// Conversation text is sealed on its way into the log, under the
+	// chain (which hashes the sealed bytes), and opened on every read.
+	s.store = privacy.NewStore(s.store, ring)
 	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{}); err != nil {
 		return nil, err
 	}
@@ -155,7 +164,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace, ChunkWindow: cfg.ChunkWindow,
 		SweepInterval: cfg.SweepInterval, RecoverIdle: cfg.RecoverIdle,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
-		Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
+		Keys: ring, Owned: s.chatlog, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{
@@ -180,7 +189,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		web = page
 	}
 	api := httpapi.NewServer(httpapi.Config{AuditorRole: cfg.AuditorRole, RequestsPerMinute: cfg.APIPerMinute, AllowedOrigins: cfg.AllowedOrigins}, httpapi.Deps{
-		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, RoomLister: roomLister{s.chatlog}, Limits: s.limits,
+		Logger: log, Verifier: verifier, Rooms: s.svc, Audit: s.svc, Erasure: s.svc, RoomLister: roomLister{s.chatlog}, Limits: s.limits,
 		Messages: httpapi.StreamingMessages{Base: s.chatlog, Stream: s.store}, Tickets: s.tickets, Metrics: s.metrics, Docs: docs.FS,
 		Checks: map[string]httpapi.Checker{
 			"event_store": httpapi.CheckerFunc(storeCheck),

@@ -16,7 +16,6 @@ import (
 
 	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
-	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -92,12 +91,12 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return helpOK(err)
 	}
-	store, closeStore, err := openEventStore(ctx, getenv, stderr)
+	store, _, closeStore, err := openRoomLog(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	x := &exporter{store: audit.NewChainingStore(store, audit.ChainOptions{}), now: time.Now, random: rand.Reader, progress: stderr}
+	x := &exporter{store: store, now: time.Now, random: rand.Reader, progress: stderr}
 	if o.out == "" {
 		return x.export(ctx, o, stdout)
 	}

@@ -37,7 +37,7 @@ func TestChatctlProcess(t *testing.T) {
 func (e *pgEnv) startChatctl(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChatctlProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), chatctlArgsEnv+"="+strings.Join(args, "\x1f"), "PARLEY_DATABASE_URL="+e.url)
+	cmd.Env = append(os.Environ(), chatctlArgsEnv+"="+strings.Join(args, "\x1f"), "PARLEY_DATABASE_URL="+e.url, "PARLEY_DATA_KEY="+testDataKey)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

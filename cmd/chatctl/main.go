@@ -67,6 +67,8 @@ func commands() []command {
 		{name: "export", args: "(--room N | --user ID)", summary: "export a room's or a user's rooms' full history, with sources and retrievals", run: func(ctx context.Context, e runEnv, args []string) error {
 			return runExport(ctx, args, e.getenv, e.stdout, e.stderr)
 		}},
+		{name: "erase", args: "(--room N | --user ID) --reason TEXT", summary: "erase a room or a user's rooms for good (crypto-shredding)", run: runErase},
+		{name: "keys", args: "rotate", summary: "rewrap the rooms' data keys with a new data key", subs: keysCommands()},
 		{name: "audit", args: "verify|head|keygen", summary: "verify rooms' hash chains, export signed chain heads", subs: auditCommands(), more: auditHelp},
 		{name: "ingest", args: "<path>...", summary: "add or update documents in the retrieval index", run: func(ctx context.Context, e runEnv, args []string) error {
 			return runIngest(ctx, args, e.getenv, e.stdout, e.stderr)

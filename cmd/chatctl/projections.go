@@ -18,6 +18,7 @@ import (
 	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/cmd/internal/storeenv"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/privacy"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/projections"
 )
@@ -107,8 +108,18 @@ func openProjectionEnv(ctx context.Context, e runEnv, dbURL string, batch int) (
 		pe.Close()
 		return nil, err
 	}
-	pe.store = store
 	pe.close = append(pe.close, closeStore)
+	// The read models are folded from the events as chatd reads them:
+	// their text opened with the rooms' data keys.
+	ring, _, err := openKeysIn(ctx, pool, e.getenv, e.stderr)
+	if err != nil {
+		pe.Close()
+		return nil, err
+	}
+	pe.store = privacy.NewStore(store, ring)
+	if c, ok := store.(projections.EventCounter); ok {
+		pe.store = countingStore{EventStore: pe.store, counter: c}
+	}
 	return pe, nil
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/parleychat/parley/cmd/internal/cli"
 	"github.com/parleychat/parley/domain"
-	"github.com/parleychat/parley/domain/audit"
 	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/room"
 )
@@ -54,7 +53,7 @@ const readerEnvironment = `Environment:
   PARLEY_DATABASE_URL   Postgres (default: the local development database)
   PARLEY_KURRENTDB_URL  KurrentDB's connection string, for PARLEY_EVENT_STORE=kurrentdb
   PARLEY_OPERATOR       default --operator (else $USER)
-`
+` + keysEnvironment
 
 // replayOptions is a parsed `chatctl replay` command line.
 type replayOptions struct {
@@ -151,12 +150,12 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return helpOK(err)
 	}
-	store, closeStore, err := openEventStore(ctx, getenv, stderr)
+	store, _, closeStore, err := openRoomLog(ctx, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	r := &replayer{store: audit.NewChainingStore(store, audit.ChainOptions{}), out: stdout, sleep: sleepContext, now: time.Now, random: rand.Reader}
+	r := &replayer{store: store, out: stdout, sleep: sleepContext, now: time.Now, random: rand.Reader}
 	return r.run(ctx, o)
 }
 

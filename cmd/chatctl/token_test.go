@@ -15,9 +15,18 @@ import (
 
 const testJWTSecret = "chatctl-test-secret-0123456789-0123456789"
 
-// env returns a getenv over a fixed map.
+// testDataKey is the tests' data key (PARLEY_DATA_KEY): 32 bytes in hex.
+const testDataKey = "6368617463746c2d746573742d646174612d6b65792d30313233343536373839"
+
+// env returns a getenv over a fixed map, with testDataKey as
+// PARLEY_DATA_KEY unless the map sets it or PARLEY_DATA_KEY_FILE.
 func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+	return func(k string) string {
+		if v, ok := vars[k]; ok || k != "PARLEY_DATA_KEY" || vars["PARLEY_DATA_KEY_FILE"] != "" {
+			return v
+		}
+		return testDataKey
+	}
 }
 
 // verifyToken checks token with a Verifier for secret, as the server would.

@@ -61,6 +61,10 @@ type MemoryConfig struct {
 	// Rebuilt, when set, is called for every room rebuilt from Log (a
 	// metric of the read model's lost state).
 	Rebuilt func()
+	// Keys, when set, seals each room's summary and buffer under the
+	// room's data key (privacy.Keyring), as chatd runs it: Redis then holds
+	// no conversation text, and an erased room's memory cannot be read.
+	Keys RoomKeys
 }
 
 // Memory is the Redis read model of rooms' conversation memory.
@@ -85,6 +89,7 @@ type Memory struct {
 	log    domain.StreamReader
 	logger *slog.Logger
 	onLost func()
+	keys   RoomKeys
 
 	mu  sync.Mutex
 	cur string // the live generation last seen, when not pinned
@@ -116,7 +121,7 @@ func NewMemory(client goredis.UniversalClient, cfg MemoryConfig) (*Memory, error
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Memory{client: client, prefix: cfg.Prefix, name: cfg.Name, pinned: cfg.Generation != "", gen: cfg.Generation,
-		log: cfg.Log, logger: cfg.Logger, onLost: cfg.Rebuilt}, nil
+		log: cfg.Log, logger: cfg.Logger, onLost: cfg.Rebuilt, keys: cfg.Keys}, nil
 }
 
 // Name implements projections.Projection.
@@ -190,6 +195,9 @@ func (m *Memory) LastError(ctx context.Context) (string, error) {
 func (m *Memory) Load(ctx context.Context, roomID int64, user string) (*memory.Conversation, error) {
 	h, err := m.readHash(ctx, roomSuffix(roomID, user))
 	if err != nil {
+		return nil, fmt.Errorf("redis memory: load room %d: %w", roomID, err)
+	}
+	if err := m.openFields(ctx, roomID, h); err != nil {
 		return nil, fmt.Errorf("redis memory: load room %d: %w", roomID, err)
 	}
 	c, err := decodeConversation(h)
@@ -439,7 +447,11 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 	for i, r := range rooms {
 		c := memory.NewConversation()
 		if gets[i] != nil {
-			if c, err = decodeConversation(gets[i].Val()); err != nil {
+			h := gets[i].Val()
+			if err := m.openFields(ctx, r.id, h); err != nil {
+				return fmt.Errorf("room %d: stored memory: %w", r.id, err)
+			}
+			if c, err = decodeConversation(h); err != nil {
 				return fmt.Errorf("room %d: stored memory: %w", r.id, err)
 			}
 		}
@@ -476,12 +488,16 @@ func (m *Memory) apply(ctx context.Context, gen string, batch []domain.RecordedE
 		if c.Turns == nil {
 			buf = []byte("[]")
 		}
+		summary, buffer, isDeleted, err := m.sealFields(ctx, r.id, c.Summary, string(buf), c.Deleted)
+		if err != nil {
+			return err
+		}
 		deleted := "0"
-		if c.Deleted {
+		if isDeleted {
 			deleted = "1"
 		}
 		keys = append(keys, base+roomSuffix(r.id, r.owner))
-		args = append(args, r.id, r.owner, c.Version, c.Summary, c.Through, string(buf), deleted)
+		args = append(args, r.id, r.owner, c.Version, summary, c.Through, buffer, deleted)
 	}
 	res, err := applyScript.Run(ctx, m.client, keys, args...).Int64()
 	if err != nil {

@@ -89,6 +89,9 @@ type MemoryRebuildConfig struct {
 	HoldTimeout time.Duration
 	// Logger receives the rebuild lock's troubles; nil discards them.
 	Logger *slog.Logger
+	// Keys seals the rebuilt memory as the live one is sealed
+	// (MemoryConfig.Keys).
+	Keys RoomKeys
 }
 
 // MemoryRebuild rebuilds the live Memory into a new generation and swaps
@@ -104,7 +107,7 @@ type MemoryRebuild struct {
 // NewMemoryRebuild returns the rebuild of the live Memory. It changes
 // nothing until Prepare.
 func NewMemoryRebuild(client goredis.UniversalClient, cfg MemoryRebuildConfig) (*MemoryRebuild, error) {
-	live, err := NewMemory(client, MemoryConfig{Prefix: cfg.Prefix, Name: cfg.Name})
+	live, err := NewMemory(client, MemoryConfig{Prefix: cfg.Prefix, Name: cfg.Name, Keys: cfg.Keys})
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +216,7 @@ func (r *MemoryRebuild) prepareShadow(ctx context.Context) (resumed bool, err er
 		return false, fmt.Errorf("redis memory: prepare the shadow: %w", err)
 	}
 	if validGeneration(gen) && gen != live && !r.cfg.DryRun {
-		r.shadow, err = NewMemory(r.client, MemoryConfig{Prefix: r.cfg.Prefix, Name: r.cfg.Name, Generation: gen})
+		r.shadow, err = NewMemory(r.client, MemoryConfig{Prefix: r.cfg.Prefix, Name: r.cfg.Name, Generation: gen, Keys: r.cfg.Keys})
 		return true, err
 	}
 	if validGeneration(gen) && gen != live {
@@ -232,7 +235,7 @@ func (r *MemoryRebuild) prepareShadow(ctx context.Context) (resumed bool, err er
 	if err := r.client.Set(ctx, r.shadowSlot(), gen, 0).Err(); err != nil {
 		return false, fmt.Errorf("redis memory: note the shadow generation: %w", err)
 	}
-	r.shadow, err = NewMemory(r.client, MemoryConfig{Prefix: r.cfg.Prefix, Name: r.cfg.Name, Generation: gen})
+	r.shadow, err = NewMemory(r.client, MemoryConfig{Prefix: r.cfg.Prefix, Name: r.cfg.Name, Generation: gen, Keys: r.cfg.Keys})
 	return false, err
 }
 

@@ -50,7 +50,7 @@ func (e *projectionEnv) liveMemory() (*redis.Memory, error) {
 		return nil, err
 	}
 	// A room whose memory vanished from Redis is folded again from the log.
-	return redis.NewMemory(c, redis.MemoryConfig{Prefix: e.redis.prefix, Log: e.store, Logger: e.log})
+	return redis.NewMemory(c, redis.MemoryConfig{Prefix: e.redis.prefix, Log: e.store, Logger: e.log, Keys: e.keys})
 }
 
 // memoryRebuild is the memory's rebuild, into a dry run's scratch
@@ -60,7 +60,7 @@ func (e *projectionEnv) memoryRebuild(dryRun bool) (*redis.MemoryRebuild, error)
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewMemoryRebuild(c, redis.MemoryRebuildConfig{Prefix: e.redis.prefix, DryRun: dryRun, Logger: e.log})
+	return redis.NewMemoryRebuild(c, redis.MemoryRebuildConfig{Prefix: e.redis.prefix, DryRun: dryRun, Logger: e.log, Keys: e.keys})
 }
 
 // memoryStatus is the memory's rows of `projections status`.

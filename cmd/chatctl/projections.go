@@ -70,7 +70,8 @@ func selectProjections(arg string) ([]string, error) {
 type projectionEnv struct {
 	pool  *pgxpool.Pool
 	store domain.EventStore
-	kind  string // storeenv.Postgres or storeenv.KurrentDB
+	keys  *privacy.Keyring // the rooms' data keys: the memory is sealed with them
+	kind  string           // storeenv.Postgres or storeenv.KurrentDB
 	log   *slog.Logger
 	redis redisSettings
 	rdb   *goredis.Client // opened on first use
@@ -116,7 +117,7 @@ func openProjectionEnv(ctx context.Context, e runEnv, dbURL string, batch int) (
 		pe.Close()
 		return nil, err
 	}
-	pe.store = privacy.NewStore(store, ring)
+	pe.store, pe.keys = privacy.NewStore(store, ring), ring
 	if c, ok := store.(projections.EventCounter); ok {
 		pe.store = countingStore{EventStore: pe.store, counter: c}
 	}

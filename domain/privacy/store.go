@@ -266,10 +266,11 @@ func (s *Store) openData(ctx context.Context, id int64, erased bool, ev *domain.
 	}
 	// Re-encode through the event's type, so the data has the form its
 	// writer gave it (field order included: wsapi writes chunk frames
-	// straight from it).
+	// straight from it). Data that does not decode is the reader's to
+	// report, as it would be unsealed: it gets it as it is.
 	p, err := room.Decode(domain.RecordedEvent{Type: ev.Type, Data: b, Stream: ev.Stream, Version: ev.Version, Position: ev.Position}, false)
 	if err != nil {
-		return nil, err
+		return b, nil
 	}
 	return json.Marshal(p)
 }

@@ -37,6 +37,9 @@ type Subject struct {
 	// Holds reports whether the read model's storage (live copy and any
 	// other) holds text anywhere, as stored: the erasure test's probe.
 	Holds func(t *testing.T, text string) bool
+	// Sealed says the read model seals conversation text, as chatd runs
+	// it (Store is then a privacy.Store): it must never hold it in clear.
+	Sealed bool
 
 	appended *trackedStore // Store, noting the appends' positions
 }

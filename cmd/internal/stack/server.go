@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	// A room whose memory vanished from Redis (flushed, restarted empty) is
 	// folded again from the log, with a warning and a count.
-	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log,
+	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log, Keys: ring,
 		Rebuilt: func() { s.metrics.RoomRebuilt(redis.DefaultMemoryName) }})
 	if err != nil {
 		return nil, fmt.Errorf("conversation memory: %w", err)

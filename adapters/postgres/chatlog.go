@@ -46,6 +46,11 @@ type ChatLogConfig struct {
 	// letters, digits and underscores, at most 30. Default "": the live
 	// tables.
 	TableSuffix string
+	// Keys, when set, seals the text the ChatLog holds under each room's
+	// data key (privacy.Keyring), as chatd runs it, and opens it on read:
+	// the tables, their WAL and backups hold no conversation text, and an
+	// erased room's rows cannot be read.
+	Keys RoomKeys
 }
 
 var tableSuffix = regexp.MustCompile(`^[a-z0-9_]{0,30}$`)
@@ -58,6 +63,7 @@ type ChatLog struct {
 	pool *pgxpool.Pool
 	name string
 	sql  chatLogSQL
+	keys RoomKeys
 }
 
 // NewChatLog returns the ChatLog over a migrated database.
@@ -68,7 +74,7 @@ func NewChatLog(pool *pgxpool.Pool, cfg ChatLogConfig) (*ChatLog, error) {
 	if !tableSuffix.MatchString(cfg.TableSuffix) {
 		return nil, fmt.Errorf("postgres: chat log table suffix %q: use at most 30 lower-case letters, digits and underscores", cfg.TableSuffix)
 	}
-	return &ChatLog{pool: pool, name: cfg.Name, sql: newChatLogSQL(cfg.TableSuffix)}, nil
+	return &ChatLog{pool: pool, name: cfg.Name, sql: newChatLogSQL(cfg.TableSuffix), keys: cfg.Keys}, nil
 }
 
 // Name implements projections.Projection.
@@ -222,6 +228,9 @@ func (c *ChatLog) apply(ctx context.Context, decoded []roomEvent, ids []int64, l
 	}
 
 	f := foldBatch(decoded, cp, versions)
+	if err := c.sealFold(ctx, f); err != nil {
+		return err
+	}
 	wb := &pgx.Batch{}
 	f.queue(wb, &c.sql)
 	wb.Queue(saveCheckpointSQL, c.name, int64(last.Commit), int64(last.Prepare))
@@ -602,6 +611,9 @@ func (c *ChatLog) Room(ctx context.Context, id int64) (_ RoomRow, _ bool, err er
 	case err != nil:
 		return RoomRow{}, false, fmt.Errorf("postgres: read room %d: %w", id, err)
 	}
+	if err := c.openRoom(ctx, &r); err != nil {
+		return RoomRow{}, false, fmt.Errorf("postgres: read room %d: %w", id, err)
+	}
 	return r, true, nil
 }
 
@@ -617,6 +629,11 @@ func (c *ChatLog) RoomsOf(ctx context.Context, owner string, limit int) (_ []Roo
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RoomRow, error) { return scanRoom(row) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list the rooms of %s: %w", owner, err)
+	}
+	for i := range out {
+		if err := c.openRoom(ctx, &out[i]); err != nil {
+			return nil, fmt.Errorf("postgres: list the rooms of %s: %w", owner, err)
+		}
 	}
 	return out, nil
 }
@@ -648,9 +665,13 @@ func (c *ChatLog) Messages(ctx context.Context, roomID int64, before int64, limi
 	}
 	defer rows.Close()
 	var out []room.Message
+	o := c.opener(ctx, roomID)
 	for rows.Next() {
 		var m room.Message
 		if err := scanMessage(rows, &m); err != nil {
+			return nil, fmt.Errorf("postgres: read the messages of room %d before %d: %w", roomID, before, err)
+		}
+		if err := o.message(&m); err != nil {
 			return nil, fmt.Errorf("postgres: read the messages of room %d before %d: %w", roomID, before, err)
 		}
 		out = append(out, m)
@@ -682,6 +703,7 @@ func (c *ChatLog) History(ctx context.Context, roomID int64) (_ []room.Message, 
 		out     []room.Message
 		version = domain.NoVersion
 	)
+	o := c.opener(ctx, roomID)
 	for rows.Next() {
 		var (
 			m   room.Message
@@ -691,6 +713,9 @@ func (c *ChatLog) History(ctx context.Context, roomID int64) (_ []room.Message, 
 			return nil, domain.NoVersion, fmt.Errorf("postgres: read the history of room %d: %w", roomID, err)
 		}
 		if has {
+			if err := o.message(&m); err != nil {
+				return nil, domain.NoVersion, fmt.Errorf("postgres: read the history of room %d: %w", roomID, err)
+			}
 			out = append(out, m)
 		}
 	}

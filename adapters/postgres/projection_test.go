@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/privacy"
 	"github.com/parleychat/parley/projections"
 	"github.com/parleychat/parley/projections/projectiontest"
 )
@@ -16,29 +19,53 @@ import (
 // TestChatLogProjection runs the read models' suite over the ChatLog, in
 // a fresh database per test.
 func TestChatLogProjection(t *testing.T) {
-	projectiontest.RunProjectionTests(t, func(t *testing.T) projectiontest.Subject {
-		pool := pgtest.NewPool(t, 12)
-		store := postgres.NewStore(pool, postgres.StoreConfig{})
-		t.Cleanup(func() { store.Close() })
-		return projectiontest.Subject{
-			Store: store,
-			Rebuild: func(t *testing.T, dryRun bool) projections.Rebuildable {
-				rb, err := postgres.NewChatLogRebuild(pool, postgres.ChatLogRebuildConfig{DryRun: dryRun})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return rb
-			},
-			Corrupt: func(t *testing.T) {
-				tag, err := pool.Exec(t.Context(), `UPDATE chat_logs SET text = text || ' (edited)'
-					WHERE (room_id, id) = (SELECT room_id, id FROM chat_logs ORDER BY room_id, seq LIMIT 1)`)
-				if err != nil || tag.RowsAffected() != 1 {
-					t.Fatalf("corrupt the chat log: %v, %d rows", err, tag.RowsAffected())
-				}
-			},
-			Holds: func(t *testing.T, text string) bool { return tablesHold(t, pool, text, "events") },
+	projectiontest.RunProjectionTests(t, func(t *testing.T) projectiontest.Subject { return chatLogSubject(t, false) })
+}
+
+// TestSealedChatLogProjection runs it as chatd runs the ChatLog: the log's
+// text sealed under the rooms' keys (in room_keys), and the ChatLog's too.
+// Nothing in the database, the log included, may then hold text in clear.
+func TestSealedChatLogProjection(t *testing.T) {
+	projectiontest.RunProjectionTests(t, func(t *testing.T) projectiontest.Subject { return chatLogSubject(t, true) })
+}
+
+func chatLogSubject(t *testing.T, sealed bool) projectiontest.Subject {
+	pool := pgtest.NewPool(t, 12)
+	pg := postgres.NewStore(pool, postgres.StoreConfig{})
+	t.Cleanup(func() { pg.Close() })
+	var store domain.EventStore = pg
+	var keys postgres.RoomKeys
+	except := []string{"events"}
+	if sealed {
+		kek, err := privacy.NewKEK(bytes.Repeat([]byte{5}, privacy.KeySize))
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		ring, err := privacy.NewKeyring(postgres.NewKeys(pool), privacy.KEKs{kek}, privacy.KeyringConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, keys, except = privacy.NewStore(pg, ring), ring, nil
+	}
+	return projectiontest.Subject{
+		Store:  store,
+		Sealed: sealed,
+		Rebuild: func(t *testing.T, dryRun bool) projections.Rebuildable {
+			rb, err := postgres.NewChatLogRebuild(pool, postgres.ChatLogRebuildConfig{DryRun: dryRun, Keys: keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rb
+		},
+		Corrupt: func(t *testing.T) {
+			tag, err := pool.Exec(t.Context(), `UPDATE chat_logs SET text = text || ' (edited)'
+					WHERE (room_id, id) = (SELECT room_id, id FROM chat_logs ORDER BY room_id, seq LIMIT 1)`)
+			if err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("corrupt the chat log: %v, %d rows", err, tag.RowsAffected())
+			}
+		},
+		Holds: func(t *testing.T, text string) bool { return tablesHold(t, pool, text, except...) },
+	}
 }
 
 // tablesHold reports whether any row of any table of the database but

@@ -129,6 +129,8 @@ type ChatLogRebuildConfig struct {
 	// that chatd's readers never queue behind the swap for longer.
 	// Default DefaultSwapLockTimeout.
 	LockTimeout time.Duration
+	// Keys seals the live and the rebuilt ChatLog (ChatLogConfig.Keys).
+	Keys RoomKeys
 }
 
 // ChatLogRebuild rebuilds the live ChatLog (tables rooms and chat_logs,
@@ -160,15 +162,17 @@ func NewChatLogRebuild(pool *pgxpool.Pool, cfg ChatLogRebuildConfig) (*ChatLogRe
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = DefaultSwapLockTimeout
 	}
-	live, err := NewChatLog(pool, ChatLogConfig{})
+	live, err := NewChatLog(pool, ChatLogConfig{Keys: cfg.Keys})
 	if err != nil {
 		return nil, err
 	}
-	shadow, err := NewChatLog(pool, cfg.Shadow)
+	shadow := cfg.Shadow
+	shadow.Keys = cfg.Keys
+	shadowLog, err := NewChatLog(pool, shadow)
 	if err != nil {
 		return nil, err
 	}
-	return &ChatLogRebuild{pool: pool, cfg: cfg, live: live, shadow: shadow}, nil
+	return &ChatLogRebuild{pool: pool, cfg: cfg, live: live, shadow: shadowLog}, nil
 }
 
 // Live implements projections.Rebuildable: the live ChatLog.

@@ -29,7 +29,7 @@ func (e *pgEnv) summarise(t *testing.T, first int64, n int, text string) {
 			t.Fatal(err)
 		}
 		ev := domain.EventData{ID: domain.NameUUID(domain.UUID{9}, fmt.Sprint(text, id)), Type: room.SummaryUpdated{}.EventType(), Data: b}
-		if _, err := e.store.Append(t.Context(), room.Stream(id), domain.Any(), ev); err != nil {
+		if _, err := e.log.Append(t.Context(), room.Stream(id), domain.Any(), ev); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +38,7 @@ func (e *pgEnv) summarise(t *testing.T, first int64, n int, text string) {
 // liveMemory is a Memory following the live generation, as chatd's.
 func (e *pgEnv) liveMemory(t *testing.T) *redis.Memory {
 	t.Helper()
-	m, err := redis.NewMemory(e.rdb, redis.MemoryConfig{Prefix: e.redis})
+	m, err := redis.NewMemory(e.rdb, redis.MemoryConfig{Prefix: e.redis, Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func (e *pgEnv) liveMemory(t *testing.T) *redis.Memory {
 func (e *pgEnv) startMemoryRunner(t *testing.T) (*projections.Runner, *redis.Memory) {
 	t.Helper()
 	m := e.liveMemory(t)
-	r := &projections.Runner{Store: e.store, Projection: m, MinBackoff: 10 * time.Millisecond}
+	r := &projections.Runner{Store: e.log, Projection: m, MinBackoff: 10 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -208,7 +208,7 @@ func TestMemoryRebuildUnderALiveRunner(t *testing.T) {
 	r, _ := e.startMemoryRunner(t)
 	// Writers keep appending while the rebuild runs; they stop, and every
 	// append they started returns, before the comparison.
-	w := projectiontest.StartWriters(t, e.store, 1000, 1000)
+	w := projectiontest.StartWriters(t, e.log, 1000, 1000)
 	out, errOut, err := e.chatctl(t.Context(), "projections", "rebuild", "all", "--batch", "200", "--drop-old")
 	if werr := w.Stop(); werr != nil {
 		t.Fatal(werr)
@@ -227,11 +227,11 @@ func TestMemoryRebuildUnderALiveRunner(t *testing.T) {
 	cp, _ := e.liveMemory(t).Checkpoint(t.Context())
 	t.Logf("head %s, runner %+v, live generation %s at %s", head, st, gen, cp)
 	// A fresh generation from the whole log must equal it.
-	fresh, err := redis.NewMemory(e.rdb, redis.MemoryConfig{Prefix: e.redis, Generation: "g999"})
+	fresh, err := redis.NewMemory(e.rdb, redis.MemoryConfig{Prefix: e.redis, Generation: "g999", Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.store, Projection: fresh}, head); err != nil {
+	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.log, Projection: fresh}, head); err != nil {
 		t.Fatal(err)
 	}
 	got := e.memDump(t, gen)

@@ -188,7 +188,7 @@ func (e *projectionEnv) liveProjection(name string) (projections.Projection, err
 	if name == "memory" {
 		return e.liveMemory()
 	}
-	return postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
+	return postgres.NewChatLog(e.pool, postgres.ChatLogConfig{Keys: e.keys})
 }
 
 const projectionsRunUsage = `usage: chatctl projections run [chatlog|memory|all] [--every 10s] [--batch N]

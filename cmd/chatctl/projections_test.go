@@ -20,6 +20,7 @@ import (
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/adapters/redis/redistest"
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/privacy"
 	"github.com/parleychat/parley/domain/room"
 	"github.com/parleychat/parley/domain/room/roomgen"
 	"github.com/parleychat/parley/projections"
@@ -28,9 +29,12 @@ import (
 
 // pgEnv is a fresh database with an event store, as chatd would have it.
 type pgEnv struct {
-	url   string
-	pool  *pgxpool.Pool
-	store *postgres.Store
+	url  string
+	pool *pgxpool.Pool
+	// log is the test's database's log as chatd and chatctl see it: text
+	// sealed under the rooms' keys (testDataKey, the env's key table).
+	log   domain.EventStore
+	keys  *privacy.Keyring
 	rdb   *goredis.Client // the memory's Redis
 	redis string          // the memory's key prefix, this test's own
 }
@@ -57,15 +61,23 @@ func newPGEnvMode(t *testing.T, mode pgx.QueryExecMode) *pgEnv {
 	t.Cleanup(pool.Close)
 	store := postgres.NewStore(pool, postgres.StoreConfig{})
 	t.Cleanup(func() { store.Close() })
+	kek, err := privacy.ParseKEK(testDataKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := privacy.NewKeyring(postgres.NewKeys(pool), privacy.KEKs{kek}, privacy.KeyringConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rdb := redistest.Client(t)
-	return &pgEnv{url: url, pool: pool, store: store, rdb: rdb, redis: redistest.Prefix(t, rdb)}
+	return &pgEnv{url: url, pool: pool, log: privacy.NewStore(store, keys), keys: keys, rdb: rdb, redis: redistest.Prefix(t, rdb)}
 }
 
 // write appends a generated history and returns what it holds.
 func (e *pgEnv) write(t *testing.T, cfg roomgen.Config) roomgen.Stats {
 	t.Helper()
 	rooms, st := roomgen.Generate(cfg)
-	if _, err := roomgen.Write(t.Context(), e.store, rooms, 4, 8, nil); err != nil {
+	if _, err := roomgen.Write(t.Context(), e.log, rooms, 4, 8, nil); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -103,7 +115,7 @@ func (e *pgEnv) head(t *testing.T) domain.Position {
 	last := domain.Position{Commit: uint64(txid), Prepare: uint64(seq)}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		head, err := e.store.HeadPosition(t.Context())
+		head, err := e.log.HeadPosition(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,11 +133,11 @@ func (e *pgEnv) head(t *testing.T) domain.Position {
 // stop is called.
 func (e *pgEnv) startRunner(t *testing.T) (*projections.Runner, func() error) {
 	t.Helper()
-	cl, err := postgres.NewChatLog(e.pool, postgres.ChatLogConfig{})
+	cl, err := postgres.NewChatLog(e.pool, postgres.ChatLogConfig{Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &projections.Runner{Store: e.store, Projection: cl, MinBackoff: 10 * time.Millisecond}
+	r := &projections.Runner{Store: e.log, Projection: cl, MinBackoff: 10 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -165,7 +177,7 @@ func (e *pgEnv) dump(t *testing.T, suffix string) []string {
 // with suffix _ref, and returns their dump.
 func (e *pgEnv) reference(t *testing.T) []string {
 	t.Helper()
-	rb, err := postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{Shadow: postgres.ChatLogConfig{Name: "chatlog_ref", TableSuffix: "_ref"}})
+	rb, err := postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{Shadow: postgres.ChatLogConfig{Name: "chatlog_ref", TableSuffix: "_ref"}, Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +187,7 @@ func (e *pgEnv) reference(t *testing.T) []string {
 	if _, err := rb.PrepareTables(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.store, Projection: rb.Shadow(), Batch: 777}, e.head(t)); err != nil {
+	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.log, Projection: rb.Shadow(), Batch: 777}, e.head(t)); err != nil {
 		t.Fatal(err)
 	}
 	out := e.dump(t, "_ref")
@@ -422,16 +434,16 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 				t.Cleanup(pool.Close)
 				return pool
 			}
-			cl, err := postgres.NewChatLog(chatdPool(tc.runner), postgres.ChatLogConfig{})
+			cl, err := postgres.NewChatLog(chatdPool(tc.runner), postgres.ChatLogConfig{Keys: e.keys})
 			if err != nil {
 				t.Fatal(err)
 			}
-			reader, err := postgres.NewChatLog(chatdPool(tc.reader), postgres.ChatLogConfig{})
+			reader, err := postgres.NewChatLog(chatdPool(tc.reader), postgres.ChatLogConfig{Keys: e.keys})
 			if err != nil {
 				t.Fatal(err)
 			}
 			e.write(t, roomgen.Config{Rooms: 300, Seed: 10})
-			r := &projections.Runner{Store: e.store, Projection: cl, MinBackoff: 10 * time.Millisecond}
+			r := &projections.Runner{Store: e.log, Projection: cl, MinBackoff: 10 * time.Millisecond}
 			rctx, stopRunner := context.WithCancel(context.Background())
 			runErr := make(chan error, 1)
 			go func() { runErr <- r.Run(rctx) }()
@@ -440,7 +452,7 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 
 			// Writers keep appending new rooms; readers keep querying, as
 			// chatd's users would.
-			w := projectiontest.StartWriters(t, e.store, 100_000, 1000)
+			w := projectiontest.StartWriters(t, e.log, 100_000, 1000)
 			ctx, stopReaders := context.WithCancel(t.Context())
 			var (
 				wg       sync.WaitGroup
@@ -523,7 +535,7 @@ func TestRebuildUnderALiveRunner(t *testing.T) {
 // with suffix _ref and returns their dump.
 func (e *pgEnv) referenceUpTo(t *testing.T, upTo domain.Position) []string {
 	t.Helper()
-	rb, err := postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{Shadow: postgres.ChatLogConfig{Name: "chatlog_ref", TableSuffix: "_ref"}})
+	rb, err := postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{Shadow: postgres.ChatLogConfig{Name: "chatlog_ref", TableSuffix: "_ref"}, Keys: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +543,7 @@ func (e *pgEnv) referenceUpTo(t *testing.T, upTo domain.Position) []string {
 		t.Fatal(err)
 	}
 	defer rb.DropShadow(context.Background())
-	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.store, Projection: rb.Shadow()}, upTo); err != nil {
+	if _, err := projections.CatchUp(t.Context(), projections.CatchUpOptions{Store: e.log, Projection: rb.Shadow()}, upTo); err != nil {
 		t.Fatal(err)
 	}
 	return e.dump(t, "_ref")
@@ -546,7 +558,7 @@ func TestAnUndecodableEventStopsTheProjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := e.store.Append(t.Context(), room.Stream(7), domain.StreamExists(),
+	bad, err := e.log.Append(t.Context(), room.Stream(7), domain.StreamExists(),
 		domain.EventData{ID: id, Type: room.TypeMessagePosted, Data: []byte(`{"message_id": 5, "text": "hi"}`)})
 	if err != nil {
 		t.Fatal(err)

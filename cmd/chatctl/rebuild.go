@@ -50,7 +50,7 @@ func (e *projectionEnv) rebuildable(name string, opts rebuildOptions) (projectio
 	if name == "memory" {
 		return e.memoryRebuild(opts.dryRun)
 	}
-	return postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{DryRun: opts.dryRun, LockTimeout: opts.lockTimeout})
+	return postgres.NewChatLogRebuild(e.pool, postgres.ChatLogRebuildConfig{DryRun: opts.dryRun, LockTimeout: opts.lockTimeout, Keys: e.keys})
 }
 
 func runProjectionsRebuild(ctx context.Context, e runEnv, args []string) error {

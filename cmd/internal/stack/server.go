@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	// Conversation text is sealed on its way into the log, under the
 	// chain (which hashes the sealed bytes), and opened on every read.
 	s.store = privacy.NewStore(s.store, ring)
-	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{}); err != nil {
+	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{Keys: ring}); err != nil {
 		return nil, err
 	}
 	if s.redis, err = redis.NewClient(cfg.RedisURL); err != nil {

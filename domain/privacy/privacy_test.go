@@ -215,7 +215,7 @@ func TestStoreSealsAtRestAndOpens(t *testing.T) {
 		room.MessagePosted{MessageID: uuid(t), UserID: "u1", Text: "my income is " + marker},
 		room.AnswerStarted{AnswerID: answer, QuestionID: uuid(t), Model: "m"},
 		room.RetrievalRecorded{AnswerID: answer, Query: marker, Rewrite: &room.QueryRewrite{Model: "m", Queries: []string{marker}}, Retrievers: []room.RetrieverRun{{Kind: "sparse", Query: marker, Hits: []room.RetrievalHit{{ChunkID: "doc1#0", Source: "doc1"}}}}},
-		room.AnswerChunk{AnswerID: answer, Seq: 0, Delta: "you said " + marker},
+		room.AnswerChunk{AnswerID: answer, Seq: 0, Delta: "you said " + marker, Ends: []int{4}, OffsetsMS: []int64{3}},
 		room.AnswerCompleted{AnswerID: answer, Text: "you said " + marker, Sources: []room.Source{{Document: "doc1", ChunkID: "doc1#0", Score: 0.5, Snippet: marker, Title: marker}}, Chunks: 1},
 		room.SummaryUpdated{Summary: marker, CoversThroughVersion: 5, Summarizer: "x"},
 	)...)

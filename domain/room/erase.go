@@ -61,9 +61,11 @@ func Erase(s *State, by, reason string) ([]Event, error) {
 func SecretFields(eventType string) []string { return secretFields[eventType] }
 
 var secretFields = map[string][]string{
-	TypeRoomCreated:       {"title"},
-	TypeMessagePosted:     {"text"},
-	TypeAnswerChunk:       {"delta"},
+	TypeRoomCreated:   {"title"},
+	TypeMessagePosted: {"text"},
+	// A chunk's delta ends and emit offsets go with its text: an erased
+	// chunk is then a single empty delta, which still decodes.
+	TypeAnswerChunk:       {"delta", "ends", "offsets_ms"},
 	TypeAnswerCompleted:   {"text", "sources.*.title", "sources.*.snippet"},
 	TypeAnswerFailed:      {"text"},
 	TypeAnswerCancelled:   {"text"},

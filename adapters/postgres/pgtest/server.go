@@ -115,6 +115,10 @@ func StartServer(ctx context.Context, settings map[string]string) (_ *Server, er
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }
 
+// DataDir returns the server's data directory (its tables, indexes and
+// WAL), for tests that search what it stores.
+func (s *Server) DataDir() string { return s.data() }
+
 // Port returns the server's port.
 func (s *Server) Port() int { return s.port }
 

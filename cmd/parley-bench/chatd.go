@@ -41,6 +41,9 @@ const (
 	benchStoreVar = "PARLEY_BENCH_STORE"
 	// benchLogVar names the file chatd's JSON log goes to.
 	benchLogVar = "PARLEY_BENCH_LOG"
+	// benchPlaintextVar=1 turns the encryption of conversation text off
+	// (chatdenv.Config.Plaintext): the encryption-off side.
+	benchPlaintextVar = "PARLEY_BENCH_PLAINTEXT"
 )
 
 // runChatdChild is the chatd child process: it prints "control <addr>"
@@ -53,6 +56,7 @@ func runChatdChild(ctx context.Context, getenv func(string) string, stdout, stde
 	if getenv(benchStoreVar) == "memory" {
 		cfg.EventStore, cfg.Projections = stack.MemoryStore, false
 	}
+	cfg.Plaintext = getenv(benchPlaintextVar) == "1"
 	logOut := io.Discard
 	if path := getenv(benchLogVar); path != "" {
 		f, err := os.Create(path)

@@ -188,10 +188,16 @@ func (e *streamEnv) round(ctx context.Context, s *side, rooms int, rate float64,
 	}
 	res.use = use
 	res.tally(recs.all(), e.model, t0, t1)
-	if s.name == sidePersisted {
+	if s.name == sidePersisted || s.name == sidePlaintext {
 		var err error
 		if res.chunks, err = e.chunkStats(ctx, t0, t1); err != nil {
 			return res, err
+		}
+		if s.name == sidePersisted {
+			// A sealed chunk's delta ends are sealed with its text (their
+			// lengths would tell it): every token the model emitted in the
+			// window is one delta appended in it.
+			res.chunks.deltas = int64(res.emitted)
 		}
 	}
 	return res, nil

@@ -145,15 +145,20 @@ func (e *streamEnv) chatdEnv(side string) []string {
 	} {
 		env = append(env, k+"="+v)
 	}
-	if side == sideRelay {
+	switch side {
+	case sideRelay:
 		env = append(env, benchStoreVar+"=memory")
+	case sidePlaintext:
+		env = append(env, benchPlaintextVar+"=1")
 	}
 	return env
 }
 
-// Names of the two servers.
+// Names of the servers: chatd as it runs (conversation text encrypted),
+// the same with encryption off, and the relay-only baseline.
 const (
 	sidePersisted = "persisted"
+	sidePlaintext = "plaintext"
 	sideRelay     = "relay"
 )
 

@@ -43,7 +43,7 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer env.close()
 	var sides []*side
-	for _, name := range []string{sidePersisted, sideRelay} {
+	for _, name := range []string{sidePersisted, sidePlaintext, sideRelay} {
 		s, err := env.openSide(ctx, name, most)
 		if err != nil {
 			return err
@@ -60,6 +60,7 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "   PARLEY_CHUNK_COMMIT=async, audit chain, ChatLog and Redis memory projections, summaries, retrieval over the sample corpus\n")
 	fmt.Fprintf(out, "   (%d chunks; %s); PARLEY_LLM_PROVIDER=openai pointed at this process's model server\n", env.chunks, env.retrieval)
 	fmt.Fprintf(out, "   (SSE chat completions; answers of %d tokens of 3–6 characters, first token %s after the request, then paced).\n", c.tokens, c.ttft)
+	fmt.Fprintf(out, "   plaintext: the same chatd with the encryption of conversation text off (its own rooms in the same database).\n")
 	fmt.Fprintf(out, "   relay: the same chatd over the in-memory store, projections off (nothing durable). Clients: one WebSocket per room,\n")
 	fmt.Fprintf(out, "   ask → read the streamed answer → ask again. Latency = client receive − model emit, every token. Redis: a private server.\n")
 	fmt.Fprintf(out, "   PostgreSQL: %s\n", settings)
@@ -92,6 +93,9 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	if err := printMain(out, main[sidePersisted], main[sideRelay]); err != nil {
 		return err
 	}
+	if err := printEncryption(out, main[sidePersisted], main[sidePlaintext]); err != nil {
+		return err
+	}
 	printStatements(out, stmts)
 	if c.profile != "" {
 		fmt.Fprintf(out, "   chatd's CPU profiles of the first round: %s, %s (go tool pprof -top <file>)\n", profilePath(c.profile, sidePersisted), profilePath(c.profile, sideRelay))
@@ -113,8 +117,8 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	best := map[string]float64{}
 	for _, n := range c.sweep {
 		for _, s := range sides {
-			if s.failed {
-				continue
+			if s.failed || s.name == sidePlaintext {
+				continue // the encryption's cost is the main figure's
 			}
 			env.logf("stream: sweep, %s, %d rooms × %g tok/s", s.name, n, c.sweepRate)
 			res, err := env.round(ctx, s, n, c.sweepRate, c.sweepWindow, c.tokens, c.ttft, "")
@@ -331,4 +335,25 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// printEncryption prints what the encryption of conversation text costs:
+// the medians of the rounds of chatd as it runs beside the same chatd with
+// encryption off, measured in the same run, interleaved.
+func printEncryption(out io.Writer, sealed, plain []roundResult) error {
+	fmt.Fprintf(out, "\n   encryption of conversation text (per-room AES-256-GCM, domain/privacy): on (persisted) and off (plaintext)\n\n")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "(medians of rounds)\tencryption on\tencryption off\ton/off\t")
+	row := func(name string, f func(roundResult) float64, format string) {
+		a, b := med(sealed, f), med(plain, f)
+		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t%.2f\t\n", name, a, b, ratio(a, b))
+	}
+	row("chunk (token) latency p50 (ms)", qms(50), "%.1f")
+	row("chunk (token) latency p99 (ms)", qms(99), "%.1f")
+	row("tokens delivered per s", func(x roundResult) float64 { return float64(x.delivered) / x.window.Seconds() }, "%.0f")
+	row("chunk events per s", func(x roundResult) float64 { return float64(x.chunks.events) / x.window.Seconds() }, "%.0f")
+	row("question → first chunk p99 (ms)", func(x roundResult) float64 { return msf(quantile(x.firstChunk, 99)) }, "%.1f")
+	row("CPU ms per delivered token: chatd", func(x roundResult) float64 { return perToken(x.use.chatd, x.delivered) }, "%.3f")
+	row("  chatd + PostgreSQL + Redis", roundResult.cpuPerToken, "%.3f")
+	return tw.Flush()
 }

@@ -95,6 +95,11 @@ type Config struct {
 	DataKeys         DataKeys      // PARLEY_DATA_KEY, PARLEY_DATA_KEY_FILE: the KEKs wrapping rooms' data keys (see DataKeys)
 	Retention        time.Duration // PARLEY_RETENTION: rooms idle longer are erased (e.g. 365d); zero keeps them
 	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
+
+	// Plaintext turns the encryption of conversation text off. No variable
+	// or flag sets it: only the benchmark does, in code, for its
+	// encryption-off side; chatd always encrypts.
+	Plaintext bool
 }
 
 // FromEnv reads the configuration from the environment, and returns every

@@ -9,8 +9,33 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/parleychat/parley/adapters/postgres"
+	"github.com/parleychat/parley/adapters/redis"
+	"github.com/parleychat/parley/domain/chat"
 	"github.com/parleychat/parley/domain/privacy"
 )
+
+// roomKeys is the keyring as each part takes it: all nil when
+// conversation text is not encrypted (Config.Plaintext), so no part holds
+// a nil *Keyring in a non-nil interface.
+type roomKeys struct {
+	ring     *privacy.Keyring
+	chatlog  postgres.RoomKeys
+	memory   redis.RoomKeys
+	shredder chat.KeyShredder
+}
+
+// openKeys opens the keyring (see openKeyring), unless cfg.Plaintext.
+func (s *Server) openKeys(ctx context.Context, cfg *Config) (roomKeys, error) {
+	if cfg.Plaintext {
+		s.log.Warn("conversation text is stored in plaintext (the benchmark's encryption-off side): erasure is not available")
+		return roomKeys{}, nil
+	}
+	ring, err := openKeyring(ctx, cfg, s.pool, s.log)
+	if err != nil {
+		return roomKeys{}, fmt.Errorf("the rooms' data keys: %w", err)
+	}
+	return roomKeys{ring: ring, chatlog: ring, memory: ring, shredder: ring}, nil
+}
 
 // openKeyring loads the KEKs (generating the development one when none is
 // configured, with a warning) and opens the rooms' data keys in pool's

@@ -96,9 +96,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	if err := postgres.Migrate(ctx, s.pool, log); err != nil {
 		return nil, fmt.Errorf("migrate the database: %w", err)
 	}
-	ring, err := openKeyring(ctx, &cfg, s.pool, log)
+	keys, err := s.openKeys(ctx, &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("the rooms' data keys: %w", err)
+		return nil, err
 	}
 	s.cfg = cfg
 	subBatch, storeCheck, err := s.openStore(ctx)
@@ -109,8 +109,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	s.store = audit.NewChainingStore(s.store, audit.ChainOptions{TrustTypes: room.ChunkTypes()})
 	// Conversation text is sealed on its way into the log, under the
 	// chain (which hashes the sealed bytes), and opened on every read.
-	s.store = privacy.NewStore(s.store, ring)
-	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{Keys: ring}); err != nil {
+	if keys.ring != nil {
+		s.store = privacy.NewStore(s.store, keys.ring)
+	}
+	if s.chatlog, err = postgres.NewChatLog(s.pool, postgres.ChatLogConfig{Keys: keys.chatlog}); err != nil {
 		return nil, err
 	}
 	if s.redis, err = redis.NewClient(cfg.RedisURL); err != nil {
@@ -118,7 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 	}
 	// A room whose memory vanished from Redis (flushed, restarted empty) is
 	// folded again from the log, with a warning and a count.
-	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log, Keys: ring,
+	mem, err := redis.NewMemory(s.redis, redis.MemoryConfig{Prefix: cfg.RedisPrefix, Log: s.store, Logger: log, Keys: keys.memory,
 		Rebuilt: func() { s.metrics.RoomRebuilt(redis.DefaultMemoryName) }})
 	if err != nil {
 		return nil, fmt.Errorf("conversation memory: %w", err)
@@ -164,7 +166,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace, ChunkWindow: cfg.ChunkWindow,
 		SweepInterval: cfg.SweepInterval, RecoverIdle: cfg.RecoverIdle,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
-		Keys: ring, Owned: s.chatlog, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
+		Keys: keys.shredder, Owned: s.chatlog, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{

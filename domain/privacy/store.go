@@ -264,13 +264,17 @@ func (s *Store) openData(ctx context.Context, id int64, erased bool, ev *domain.
 	if err != nil {
 		return nil, bad(err)
 	}
-	// Re-encode through the event's type, so the data has the form its
-	// writer gave it (field order included: wsapi writes chunk frames
-	// straight from it). Data that does not decode is the reader's to
-	// report, as it would be unsealed: it gets it as it is.
+	// Re-encode through the codec, so the data has the form its writer
+	// gave it (field order included: wsapi writes chunk frames straight
+	// from it). Data that does not decode is the reader's to report, as it
+	// would be unsealed: it gets it as it is.
 	p, err := room.Decode(domain.RecordedEvent{Type: ev.Type, Data: b, Stream: ev.Stream, Version: ev.Version, Position: ev.Position}, false)
 	if err != nil {
 		return b, nil
 	}
-	return json.Marshal(p)
+	_, data, err := room.Encode(p)
+	if err != nil {
+		return b, nil
+	}
+	return data, nil
 }

@@ -9,7 +9,11 @@ import (
 
 // The codec: Encode is the one way a room event becomes the bytes a
 // writer appends, Decode the one way a reader gets it back, so every byte
-// of a room's stream goes through this file.
+// of a room's stream goes through this file. Between the two, the fields
+// SecretFields lists are sealed under the room's data key on their way
+// into the store and opened on their way out (domain/privacy.Store, the
+// one place every writer and reader of the log passes): Encode and Decode
+// stay pure, and see them in clear.
 
 // decoders decode each stored type's data to its payload, by value. It is
 // fixed here: the log's types are hand-written constants, never
@@ -113,4 +117,25 @@ func Decode(ev domain.RecordedEvent, tolerateUnknown bool) (Event, error) {
 		return nil, fmt.Errorf("decode %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
 	}
 	return p, nil
+}
+
+// SecretFields lists, for an event type, the fields of its data that
+// carry what a person wrote or what was said to them: the privacy codec
+// seals them, and leaves every other field (types, ids, versions, user
+// ids, document ids, scores) in clear so the log can be routed, verified
+// and audited without keys. A path's parts are object keys, "*" stands for
+// every element of an array. Types not listed carry no content.
+func SecretFields(eventType string) []string { return secretFields[eventType] }
+
+var secretFields = map[string][]string{
+	TypeRoomCreated:   {"title"},
+	TypeMessagePosted: {"text"},
+	// A chunk's delta ends and emit offsets go with its text: an erased
+	// chunk is then a single empty delta, which still decodes.
+	TypeAnswerChunk:       {"delta", "ends", "offsets_ms"},
+	TypeAnswerCompleted:   {"text", "sources.*.title", "sources.*.snippet"},
+	TypeAnswerFailed:      {"text"},
+	TypeAnswerCancelled:   {"text"},
+	TypeRetrievalRecorded: {"query", "error", "rewrite.queries", "rewrite.error", "retrievers.*.query"},
+	TypeSummaryUpdated:    {"summary"},
 }

@@ -51,24 +51,3 @@ func Erase(s *State, by, reason string) ([]Event, error) {
 	}
 	return append(out, RoomErased{RoomID: s.ID, ErasedBy: by, Reason: reason}), nil
 }
-
-// SecretFields lists, for an event type, the fields of its data that
-// carry what a person wrote or what was said to them: the privacy codec
-// seals them, and leaves every other field (types, ids, versions, user
-// ids, document ids, scores) in clear so the log can be routed, verified
-// and audited without keys. A path's parts are object keys, "*" stands for
-// every element of an array. Types not listed carry no content.
-func SecretFields(eventType string) []string { return secretFields[eventType] }
-
-var secretFields = map[string][]string{
-	TypeRoomCreated:   {"title"},
-	TypeMessagePosted: {"text"},
-	// A chunk's delta ends and emit offsets go with its text: an erased
-	// chunk is then a single empty delta, which still decodes.
-	TypeAnswerChunk:       {"delta", "ends", "offsets_ms"},
-	TypeAnswerCompleted:   {"text", "sources.*.title", "sources.*.snippet"},
-	TypeAnswerFailed:      {"text"},
-	TypeAnswerCancelled:   {"text"},
-	TypeRetrievalRecorded: {"query", "error", "rewrite.queries", "rewrite.error", "retrievers.*.query"},
-	TypeSummaryUpdated:    {"summary"},
-}

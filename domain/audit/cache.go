@@ -1,81 +1,44 @@
 package audit
 
-import (
-	"container/list"
-	"sync"
-)
+import "github.com/parleychat/parley/domain/lru"
 
 // headCache remembers, for the most recently used streams, the highest
 // version the store has shown and that event's hash. It is safe for
 // concurrent use.
-type headCache struct {
-	mu      sync.Mutex
-	max     int
-	order   *list.List // of *headEntry, most recently used first
-	streams map[string]*list.Element
-}
+type headCache struct{ heads *lru.Cache[string, headEntry] }
 
 type headEntry struct {
-	stream  string
 	version int64
 	hash    Hash
 }
 
 func newHeadCache(max int) *headCache {
-	return &headCache{max: max, order: list.New(), streams: make(map[string]*list.Element)}
+	return &headCache{heads: lru.New[string, headEntry](max)}
 }
 
 // get returns the hash of stream's event at version, if that is the
 // version remembered.
 func (c *headCache) get(stream string, version int64) (Hash, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.streams[stream]
-	if !ok {
+	e, ok := c.heads.Get(stream)
+	if !ok || e.version != version {
 		return Hash{}, false
 	}
-	e := el.Value.(*headEntry)
-	if e.version != version {
-		return Hash{}, false
-	}
-	c.order.MoveToFront(el)
 	return e.hash, true
 }
 
 // put remembers that stream's event at version has hash, unless a later
 // version is remembered already.
 func (c *headCache) put(stream string, version int64, hash Hash) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.streams[stream]; ok {
-		e := el.Value.(*headEntry)
-		if version >= e.version {
-			e.version, e.hash = version, hash
+	c.heads.Update(stream, func(old headEntry, ok bool) headEntry {
+		if ok && version < old.version {
+			return old
 		}
-		c.order.MoveToFront(el)
-		return
-	}
-	c.streams[stream] = c.order.PushFront(&headEntry{stream: stream, version: version, hash: hash})
-	for c.order.Len() > c.max {
-		last := c.order.Back()
-		c.order.Remove(last)
-		delete(c.streams, last.Value.(*headEntry).stream)
-	}
+		return headEntry{version: version, hash: hash}
+	})
 }
 
 // forget drops what is remembered of stream.
-func (c *headCache) forget(stream string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.streams[stream]; ok {
-		c.order.Remove(el)
-		delete(c.streams, stream)
-	}
-}
+func (c *headCache) forget(stream string) { c.heads.Remove(stream) }
 
 // len returns how many streams are remembered.
-func (c *headCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func (c *headCache) len() int { return c.heads.Len() }

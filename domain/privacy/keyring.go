@@ -1,17 +1,16 @@
 package privacy
 
 import (
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/lru"
 )
 
 // WrappedKey is a room's data key as the KeyStore holds it.
@@ -72,10 +71,7 @@ type Keyring struct {
 	store KeyStore
 	keks  KEKs
 	cfg   KeyringConfig
-
-	mu    sync.Mutex
-	lru   *list.List // of *cached, most recent first
-	cache map[int64]*list.Element
+	cache *lru.Cache[int64, cached]
 }
 
 type cached struct {
@@ -100,7 +96,7 @@ func NewKeyring(store KeyStore, keks KEKs, cfg KeyringConfig) (*Keyring, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Keyring{store: store, keks: keks, cfg: cfg, lru: list.New(), cache: map[int64]*list.Element{}}, nil
+	return &Keyring{store: store, keks: keks, cfg: cfg, cache: lru.New[int64, cached](cfg.CacheSize)}, nil
 }
 
 // KEKs returns the configured KEKs.
@@ -161,49 +157,23 @@ func (r *Keyring) Destroy(ctx context.Context, room int64) (bool, error) {
 }
 
 // Evict drops room's key from the cache (a replica that sees RoomErased).
-func (r *Keyring) Evict(room int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.cache[room]; ok {
-		r.lru.Remove(e)
-		delete(r.cache, room)
-	}
-}
+func (r *Keyring) Evict(room int64) { r.cache.Remove(room) }
 
 // Cached reports how many keys the cache holds.
-func (r *Keyring) Cached() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.cache)
-}
+func (r *Keyring) Cached() int { return r.cache.Len() }
 
+// cached returns room's key from the cache, unless it has been there for
+// CacheTTL: then the store is asked again whether it still exists.
 func (r *Keyring) cached(room int64) *Key {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.cache[room]
+	c, ok := r.cache.Get(room)
 	if !ok {
 		return nil
 	}
-	c := e.Value.(*cached)
 	if r.cfg.Now().Sub(c.at) >= r.cfg.CacheTTL {
-		r.lru.Remove(e)
-		delete(r.cache, room)
+		r.cache.Remove(room)
 		return nil
 	}
-	r.lru.MoveToFront(e)
 	return c.key
 }
 
-func (r *Keyring) put(k *Key) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.cache[k.Room]; ok {
-		r.lru.Remove(e)
-	}
-	r.cache[k.Room] = r.lru.PushFront(&cached{key: k, at: r.cfg.Now()})
-	for r.lru.Len() > r.cfg.CacheSize {
-		old := r.lru.Back()
-		r.lru.Remove(old)
-		delete(r.cache, old.Value.(*cached).key.Room)
-	}
-}
+func (r *Keyring) put(k *Key) { r.cache.Put(k.Room, cached{key: k, at: r.cfg.Now()}) }

@@ -72,19 +72,11 @@ const retentionEvery = time.Hour
 // every retentionEvery, on the replica that holds the advisory lock,
 // until ctx ends.
 func (s *Server) retain(ctx context.Context) {
-	t := time.NewTimer(10 * time.Second) // first run soon after start
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		t.Reset(retentionEvery)
+	every(ctx, 10*time.Second, retentionEvery, func(ctx context.Context) { // the first run soon after start
 		if err := s.retainOnce(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("retention: erasing idle rooms failed; trying again in an hour", "error", err)
 		}
-	}
+	})
 }
 
 func (s *Server) retainOnce(ctx context.Context) error {

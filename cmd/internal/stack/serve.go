@@ -132,8 +132,10 @@ func (s *Server) Serve(ctx context.Context, ready func(addr net.Addr)) error {
 	return runErr
 }
 
-func (s *Server) reportLag(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+// every calls f first after first, then every period, until ctx ends:
+// the loop of chatd's periodic background work.
+func every(ctx context.Context, first, period time.Duration, f func(context.Context)) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -141,27 +143,27 @@ func (s *Server) reportLag(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		f(ctx)
+		t.Reset(period)
+	}
+}
+
+func (s *Server) reportLag(ctx context.Context) {
+	every(ctx, 5*time.Second, 5*time.Second, func(ctx context.Context) {
 		for _, r := range s.runners {
 			if st, err := r.Status(ctx); err == nil {
 				s.metrics.SetProjectionLag(st.Name, st.Lag)
 			}
 		}
-	}
+	})
 }
 
 func (s *Server) sweepTickets(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, time.Minute, time.Minute, func(ctx context.Context) {
 		if _, err := s.tickets.Sweep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("sweeping expired tickets failed", "error", err)
 		}
-	}
+	})
 }
 
 // projectionsStopped is the readiness check of the projections this

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -212,30 +211,14 @@ func (r *ChatLogRebuild) Prepare(ctx context.Context) (projections.Projection, b
 // releases it. It fails at once, with projections.ErrRebuildRunning, when
 // another process holds it.
 func (r *ChatLogRebuild) Lock(ctx context.Context) (unlock func(), err error) {
-	conn, err := r.pool.Acquire(ctx)
+	unlock, ok, err := TryAdvisoryLock(ctx, r.pool, "parley rebuild "+r.cfg.Shadow.Name)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: lock the rebuild of %s: %w", r.cfg.Shadow.Name, err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte("parley rebuild " + r.cfg.Shadow.Name))
-	key := int64(h.Sum64())
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("postgres: lock the rebuild of %s: %w", r.cfg.Shadow.Name, err)
-	}
 	if !ok {
-		conn.Release()
 		return nil, fmt.Errorf("postgres: %w (into %s); wait for it or stop it", projections.ErrRebuildRunning, r.cfg.Shadow.Name)
 	}
-	return func() {
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
-			conn.Conn().Close(uctx) // ending the session releases the lock
-		}
-		conn.Release()
-	}, nil
+	return unlock, nil
 }
 
 // PrepareTables creates the shadow tables, empty, with a fresh

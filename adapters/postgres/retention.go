@@ -37,7 +37,8 @@ WHERE (k.room_id IS NULL OR k.wrapped IS NOT NULL) AND coalesce(m.at, r.created_
 ORDER BY coalesce(m.at, r.created_at), r.id
 LIMIT $2`
 
-// TryAdvisoryLock takes the session advisory lock named name on a
+// TryAdvisoryLock takes the session advisory lock named name (its key an
+// FNV-64a hash of the name) on a
 // connection of its own, without waiting: ok is false when another
 // session holds it. unlock releases it (ending the session if the unlock
 // fails, which releases it too).

@@ -79,18 +79,32 @@ func benchConnect(ctx context.Context, cfg config, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
+	// The same with the encryption of conversation text off: what opening
+	// the history's text costs.
+	plainChatd, err := env.startChatd(ctx, sidePlaintext)
+	if err != nil {
+		return err
+	}
+	plain, err := env.benchHistory(ctx, c, plainChatd)
+	if err != nil {
+		return fmt.Errorf("history, encryption off: %w", err)
+	}
+	if err := plainChatd.stop(); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "\n   (1) connect → history frame, room of %d messages, frame %d bytes (the newest %d messages); %d connects per side, alternating\n\n",
 		2*c.turns, hr.frameBytes, min(2*c.turns, wsapi.DefaultHistoryMessages), c.dials)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "server\tp50\tp99\t")
-	fmt.Fprintf(tw, "chatd (jwt, room check, ChatLog + stream tail)\t%s\t%s\t\n", pct(hr.gateway, 50), pct(hr.gateway, 99))
+	fmt.Fprintf(tw, "chatd (jwt, room check, ChatLog + stream tail), text decrypted\t%s\t%s\t\n", pct(hr.gateway, 50), pct(hr.gateway, 99))
+	fmt.Fprintf(tw, "chatd, encryption off\t%s\t%s\t\n", pct(plain.gateway, 50), pct(plain.gateway, 99))
 	fmt.Fprintf(tw, "baseline (upgrade, send a fixed frame)\t%s\t%s\t\n", pct(hr.baseline, 50), pct(hr.baseline, 99))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	p50 := quantile(hr.gateway, 50)
-	fmt.Fprintf(out, "   chatd p50 %s = %.2f× baseline; target p50 ≤ 5 ms (%s)\n",
-		ms(p50), float64(p50)/float64(quantile(hr.baseline, 50)), verdict(p50 <= 5*time.Millisecond))
+	fmt.Fprintf(out, "   chatd p50 %s = %.2f× baseline, %.2f× with encryption off; target p50 ≤ 5 ms (%s)\n",
+		ms(p50), float64(p50)/float64(quantile(hr.baseline, 50)), float64(p50)/float64(quantile(plain.gateway, 50)), verdict(p50 <= 5*time.Millisecond))
 
 	fmt.Fprintf(out, "\n   (2) server memory per idle connection, %d connections from a child process (after history), Go heap+stacks after GC\n\n", c.conns)
 	mr, err := env.benchMemory(ctx, c, chatd)

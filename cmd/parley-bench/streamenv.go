@@ -125,11 +125,14 @@ func (e *streamEnv) close() {
 func (e *streamEnv) chatdEnv(side string) []string {
 	env := os.Environ()
 	for k, v := range map[string]string{
-		"PARLEY_HTTP_ADDR":           "127.0.0.1:0",
-		"PARLEY_DATABASE_URL":        e.dbURL,
-		"PARLEY_REDIS_URL":           e.redis.URL,
-		"PARLEY_REDIS_PREFIX":        "bench-" + side + ":",
-		"PARLEY_JWT_SECRET":          e.secret,
+		"PARLEY_HTTP_ADDR":    "127.0.0.1:0",
+		"PARLEY_DATABASE_URL": e.dbURL,
+		"PARLEY_REDIS_URL":    e.redis.URL,
+		"PARLEY_REDIS_PREFIX": "bench-" + side + ":",
+		"PARLEY_JWT_SECRET":   e.secret,
+		// A data key of the benchmark's own, so no development key is
+		// generated in the home directory.
+		"PARLEY_DATA_KEY":            "cGFybGV5LWJlbmNobWFyay1kYXRhLWtleS0wMTIzNDU=",
 		"PARLEY_LLM_PROVIDER":        "openai",
 		"PARLEY_LLM_URL":             e.model.url,
 		"PARLEY_LLM_MODEL":           "bench-model",

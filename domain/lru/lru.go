@@ -73,6 +73,24 @@ func (c *Cache[K, V]) Remove(k K) {
 	}
 }
 
+// RemoveIf drops every entry for which drop is true and returns how many
+// it dropped. drop runs under the cache's lock: keep it short.
+func (c *Cache[K, V]) RemoveIf(drop func(K, V) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for el := c.order.Front(); el != nil; {
+		next := el.Next()
+		if e := el.Value.(*entry[K, V]); drop(e.key, e.val) {
+			c.order.Remove(el)
+			delete(c.items, e.key)
+			n++
+		}
+		el = next
+	}
+	return n
+}
+
 // Len returns how many entries the cache holds.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

@@ -37,6 +37,25 @@ func TestCache(t *testing.T) {
 	}
 }
 
+func TestRemoveIf(t *testing.T) {
+	c := New[int, string](10)
+	for i := range 6 {
+		c.Put(i, map[bool]string{true: "even", false: "odd"}[i%2 == 0])
+	}
+	if n := c.RemoveIf(func(k int, v string) bool { return v == "even" }); n != 3 {
+		t.Errorf("RemoveIf dropped %d, want 3", n)
+	}
+	for i := range 6 {
+		if _, ok := c.Get(i); ok != (i%2 == 1) {
+			t.Errorf("after RemoveIf, %d present: %v", i, ok)
+		}
+	}
+	c.Put(6, "even") // the list and the map still agree
+	if c.Len() != 4 {
+		t.Errorf("Len = %d, want 4", c.Len())
+	}
+}
+
 func TestCacheConcurrent(t *testing.T) {
 	c := New[int, int](50)
 	var wg sync.WaitGroup

@@ -249,6 +249,17 @@ func TestStoreSealsAtRestAndOpens(t *testing.T) {
 	if !bytes.Equal(read[4].Data, evs[4].Data) {
 		t.Errorf("the chunk's data is not in its writer's form (wsapi's fast path): %s", read[4].Data)
 	}
+	// What the writer keeps opened is what a process that never saw the
+	// events opens, byte for byte.
+	cold, err := privacy.NewStore(chain, ring).ReadStream(ctx, room.Stream(5), domain.ReadStreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range read {
+		if !bytes.Equal(read[i].Data, cold[i].Data) {
+			t.Errorf("%s: the writer reads %s, another process %s", read[i].Type, read[i].Data, cold[i].Data)
+		}
+	}
 
 	// Erase: the key goes first, then RoomErased; reads show the timeline, no text.
 	if _, err := ring.Destroy(ctx, 5); err != nil {
@@ -320,5 +331,50 @@ func TestStoreAppendChainedShowsClearTextWithTheSealedChain(t *testing.T) {
 		if got, want := domain.ChainHash(shown[i].Metadata), domain.ChainHash(stored[i].Metadata); got == "" || got != want {
 			t.Errorf("event %d shown with hash %q, stored with %q", i, got, want)
 		}
+	}
+}
+
+// A process keeps the events it wrote or opened opened (no decryption on
+// every read), but never past their key: once the key is gone from the
+// key store, whoever destroyed it, the text is no longer served, and a
+// room's RoomErased drops what it holds.
+func TestOpenedEventsGoWithTheKey(t *testing.T) {
+	ctx := t.Context()
+	raw := inmem.New(time.Now)
+	keys := privacytest.NewMemKeys()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	writer := privacy.NewStore(raw, newRing(t, keys, privacy.KeyringConfig{CacheTTL: time.Minute, Now: clock}, kek(t, 1)))
+	other := newRing(t, keys, privacy.KeyringConfig{}, kek(t, 1)) // another replica
+	const marker = "MARKER-c4c4"
+	answer := uuid(t)
+	evs := append(created(t, 8), encode(t,
+		room.MessagePosted{MessageID: uuid(t), UserID: "u1", Text: marker},
+		room.AnswerChunk{AnswerID: answer, Seq: 0, Delta: marker},
+	)...)
+	if _, err := writer.Append(ctx, room.Stream(8), domain.NoStream(), evs...); err != nil {
+		t.Fatal(err)
+	}
+	texts := func() string {
+		t.Helper()
+		read, err := writer.ReadStream(ctx, room.Stream(8), domain.ReadStreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, ev := range read {
+			b.Write(ev.Data)
+		}
+		return b.String()
+	}
+	if got := texts(); strings.Count(got, marker) != 2 {
+		t.Fatalf("before erasure the writer reads %s", got)
+	}
+	if _, err := other.Destroy(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute) // past the writer's key cache TTL
+	if got := texts(); strings.Contains(got, marker) {
+		t.Errorf("after the key was destroyed elsewhere the writer still reads %s", got)
 	}
 }

@@ -25,13 +25,14 @@ const sealedKey = "sealed"
 // fields are empty. A batch holding a room's RoomErased evicts the room's
 // key from the keyring's cache and opens none of its events.
 type Store struct {
-	inner domain.EventStore
-	keys  *Keyring
+	inner  domain.EventStore
+	keys   *Keyring
+	opened openedCache
 }
 
 // NewStore returns a Store sealing with keys over inner.
 func NewStore(inner domain.EventStore, keys *Keyring) *Store {
-	return &Store{inner: inner, keys: keys}
+	return &Store{inner: inner, keys: keys, opened: newOpenedCache(DefaultOpenedCacheSize)}
 }
 
 // Append seals the events' secret fields, creating the room's key on its
@@ -97,6 +98,7 @@ func (s *Store) erased(stream string, events []domain.EventData) {
 		if ev.Type == room.TypeRoomErased {
 			if id, ok := room.ParseStream(stream); ok {
 				s.keys.Evict(id)
+				s.opened.drop(id)
 			}
 		}
 	}
@@ -112,43 +114,41 @@ func (s *Store) seal(ctx context.Context, stream string, events []domain.EventDa
 	out := events
 	copied := false
 	var key *Key
-	for i, ev := range events {
-		paths := room.SecretFields(ev.Type)
-		if len(paths) == 0 {
-			continue
-		}
-		obj, err := decodeObject(ev.Data)
-		if err != nil {
-			return nil, &domain.InvalidEventError{Stream: stream, Index: i, Field: "data", Reason: "it is not a JSON object"}
-		}
-		secrets := extract(obj, paths)
-		if len(secrets) == 0 {
-			continue
-		}
+	keyFor := func() (*Key, error) {
 		if key == nil {
-			if key, err = s.keys.Key(ctx, id, true); err != nil {
-				return nil, fmt.Errorf("seal %s: %w", stream, err)
+			k, err := s.keys.Key(ctx, id, true)
+			if err != nil {
+				return nil, err
 			}
+			key = k
 		}
-		plain, err := json.Marshal(secrets)
-		if err != nil {
-			return nil, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
-		}
-		obj[sealedKey] = key.Seal(plain, eventAD(stream, ev.ID, ev.Type))
-		data, err := json.Marshal(obj)
-		if err != nil {
-			return nil, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
-		}
+		return key, nil
+	}
+	set := func(i int, data []byte) {
 		if !copied { // the caller's slice is not ours to change
 			out, copied = append([]domain.EventData(nil), events...), true
 		}
 		out[i].Data = data
 	}
+	for i, ev := range events {
+		if len(room.SecretFields(ev.Type)) == 0 {
+			continue
+		}
+		data, changed, exact, err := sealEvent(ev.Type, ev.Data, keyFor, eventAD(stream, ev.ID, ev.Type))
+		if errors.Is(err, errNotObject) {
+			return nil, &domain.InvalidEventError{Stream: stream, Index: i, Field: "data", Reason: "it is not a JSON object"}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("seal %s %s: %w", ev.Type, stream, err)
+		}
+		if changed {
+			set(i, data)
+		}
+		if exact { // opening data gives back ev.Data itself
+			s.opened.put(id, stream, ev.ID, ev.Type, data, bytes.Clone(ev.Data))
+		}
+	}
 	return out, nil
-}
-
-func eventAD(stream string, id domain.UUID, typ string) []byte {
-	return []byte(stream + "/" + id.String() + "/" + typ)
 }
 
 // ReadStream reads and opens a page of stream.
@@ -204,6 +204,7 @@ func (s *Store) open(ctx context.Context, evs []domain.RecordedEvent) error {
 				}
 				erased[id] = true
 				s.keys.Evict(id)
+				s.opened.drop(id)
 			}
 		}
 	}
@@ -232,49 +233,28 @@ func (s *Store) openData(ctx context.Context, id int64, erased bool, ev *domain.
 	bad := func(err error) error {
 		return fmt.Errorf("open %s %s@%d (position %s): %w", ev.Type, ev.Stream, ev.Version, ev.Position, err)
 	}
-	obj, err := decodeObject(ev.Data)
-	if err != nil {
-		return nil, bad(err)
-	}
-	raw, _ := json.Marshal(obj[sealedKey])
-	delete(obj, sealedKey)
 	var key *Key
 	if !erased {
-		key, err = s.keys.Key(ctx, id, false)
+		k, err := s.keys.Key(ctx, id, false)
 		if err != nil && !errors.Is(err, ErrErased) && !errors.Is(err, ErrNoKey) {
 			return nil, bad(err)
 		}
+		key = k
 	}
-	if key != nil {
-		var env Envelope
-		if err := json.Unmarshal(raw, &env); err != nil {
-			return nil, bad(fmt.Errorf("its envelope: %w", err))
-		}
-		plain, err := key.Open(env, eventAD(ev.Stream, ev.ID, ev.Type))
+	if key == nil {
+		data, err := openEvent(*ev, nil)
 		if err != nil {
 			return nil, bad(err)
 		}
-		secrets, err := decodeObject(plain)
-		if err != nil {
-			return nil, bad(fmt.Errorf("its sealed fields: %w", err))
-		}
-		restore(obj, secrets)
+		return data, nil
 	}
-	b, err := json.Marshal(obj)
+	if data, ok := s.opened.get(ev); ok {
+		return data, nil
+	}
+	data, err := openEvent(*ev, key)
 	if err != nil {
 		return nil, bad(err)
 	}
-	// Re-encode through the codec, so the data has the form its writer
-	// gave it (field order included: wsapi writes chunk frames straight
-	// from it). Data that does not decode is the reader's to report, as it
-	// would be unsealed: it gets it as it is.
-	p, err := room.Decode(domain.RecordedEvent{Type: ev.Type, Data: b, Stream: ev.Stream, Version: ev.Version, Position: ev.Position}, false)
-	if err != nil {
-		return b, nil
-	}
-	_, data, err := room.Encode(p)
-	if err != nil {
-		return b, nil
-	}
+	s.opened.put(id, ev.Stream, ev.ID, ev.Type, bytes.Clone(ev.Data), bytes.Clone(data))
 	return data, nil
 }

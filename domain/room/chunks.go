@@ -88,9 +88,9 @@ func (c AnswerChunk) Deltas() []Delta {
 	return append(out, Delta{Text: c.Delta[start:], At: at})
 }
 
-// validate checks that Ends cut Delta into non-empty pieces and that
+// Validate checks that Ends cut Delta into non-empty pieces and that
 // OffsetsMS has one non-decreasing, non-negative offset per later delta.
-func (c AnswerChunk) validate() error {
+func (c AnswerChunk) Validate() error {
 	if len(c.OffsetsMS) != len(c.Ends) {
 		return fmt.Errorf("answer chunk %d: %d ends but %d offsets", c.Seq, len(c.Ends), len(c.OffsetsMS))
 	}

@@ -44,13 +44,13 @@ func decodeAs[E Event](data []byte) (Event, error) {
 }
 
 // decodeChunk decodes an AnswerChunk and checks that its deltas' ends and
-// offsets fit its text (validate).
+// offsets fit its text (Validate).
 func decodeChunk(data []byte) (Event, error) {
 	var c AnswerChunk
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, err
 	}
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil

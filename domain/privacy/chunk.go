@@ -1,0 +1,93 @@
+package privacy
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+// Answer chunks are nearly every event of a room's stream, so they skip the
+// generic path (fields.go: a map[string]any per event, decoded and encoded
+// several times) for typed structs that give the same bytes: sealing and
+// opening a chunk either way stores and returns exactly the same data
+// (TestChunkFastPathMatchesGeneric). Data the typed path does not
+// reproduce byte for byte (fields the codec does not write, an empty
+// delta, a chunk that does not validate) takes the generic path.
+
+// chunkSecrets is the sealed part of a chunk: room.SecretFields of
+// room.TypeAnswerChunk, in the order and form extract gives them.
+type chunkSecrets struct {
+	Delta     string  `json:"delta,omitempty"`
+	Ends      []int   `json:"ends,omitempty"`
+	OffsetsMS []int64 `json:"offsets_ms,omitempty"`
+}
+
+// sealedChunk is a chunk's data as stored: its clear fields and the
+// envelope, in the order the generic path marshals them (sorted keys).
+type sealedChunk struct {
+	AnswerID domain.UUID `json:"answer_id"`
+	Sealed   Envelope    `json:"sealed"`
+	Seq      int         `json:"seq"`
+}
+
+// sealChunk returns the stored data of the chunk in data, sealed with key
+// for ad; ok is false when the generic path must do it.
+func sealChunk(data []byte, key func() (*Key, error), ad []byte) (out []byte, ok bool, err error) {
+	var c room.AnswerChunk
+	if json.Unmarshal(data, &c) != nil || c.Delta == "" || c.Validate() != nil {
+		return nil, false, nil
+	}
+	// Only data exactly as the codec writes it: anything else (an unknown
+	// field, another number form) is the generic path's to keep.
+	if _, again, err := room.Encode(c); err != nil || !bytes.Equal(again, data) {
+		return nil, false, nil
+	}
+	plain, err := json.Marshal(chunkSecrets{Delta: c.Delta, Ends: c.Ends, OffsetsMS: c.OffsetsMS})
+	if err != nil {
+		return nil, false, nil
+	}
+	k, err := key()
+	if err != nil {
+		return nil, false, err
+	}
+	out, err = json.Marshal(sealedChunk{AnswerID: c.AnswerID, Sealed: k.Seal(plain, ad), Seq: c.Seq})
+	if err != nil {
+		return nil, false, nil
+	}
+	return out, true, nil
+}
+
+// openChunk returns the clear data of the sealed chunk in data, opened
+// with key (nil: the room is erased or has no key, and the chunk opens to
+// its clear fields); ok is false when the generic path must do it.
+func openChunk(data []byte, key *Key, ad []byte) (out []byte, ok bool, err error) {
+	var s sealedChunk
+	if json.Unmarshal(data, &s) != nil {
+		return nil, false, nil
+	}
+	if again, err := json.Marshal(s); err != nil || !bytes.Equal(again, data) {
+		return nil, false, nil
+	}
+	c := room.AnswerChunk{AnswerID: s.AnswerID, Seq: s.Seq}
+	if key != nil {
+		plain, err := key.Open(s.Sealed, ad)
+		if err != nil {
+			return nil, false, err
+		}
+		var sec chunkSecrets
+		if json.Unmarshal(plain, &sec) != nil {
+			return nil, false, nil
+		}
+		c.Delta, c.Ends, c.OffsetsMS = sec.Delta, sec.Ends, sec.OffsetsMS
+	}
+	if c.Validate() != nil {
+		return nil, false, nil
+	}
+	_, out, err = room.Encode(c)
+	if err != nil {
+		return nil, false, nil
+	}
+	return out, true, nil
+}

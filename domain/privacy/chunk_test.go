@@ -1,0 +1,172 @@
+package privacy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/room"
+)
+
+func testKey(t testing.TB) *Key {
+	t.Helper()
+	k, err := NewKey(3, "kid", bytes.Repeat([]byte{9}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// chunkData is the data the codec writes for n deltas drawn from texts.
+func chunkData(t testing.TB, r *rand.Rand, seq, n int) []byte {
+	t.Helper()
+	texts := []string{"안녕", " <b>", "&amp;", " 청년", "\"q\"", " rent", "\n", "😀", "\\", " a"}
+	deltas := make([]string, n)
+	at := make([]time.Time, n)
+	t0 := time.Unix(1700000000, 0)
+	for i := range deltas {
+		deltas[i] = texts[r.IntN(len(texts))]
+		t0 = t0.Add(time.Duration(r.IntN(40)) * time.Millisecond)
+		at[i] = t0
+	}
+	_, b, err := room.Encode(room.NewAnswerChunk(domain.NameUUID(domain.UUID{}, fmt.Sprint(seq)), seq, deltas, at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The typed chunk path must store and return exactly what the generic
+// path does, or the fallback between them would change stored bytes (and
+// the audit chain) with the data's shape.
+func TestChunkFastPathMatchesGeneric(t *testing.T) {
+	key := testKey(t)
+	keyFn := func() (*Key, error) { return key, nil }
+	r := rand.New(rand.NewPCG(1, 2))
+	const stream = "room-3"
+	for i := range 300 {
+		data := chunkData(t, r, i, 1+r.IntN(6))
+		id := domain.NameUUID(domain.UUID{}, fmt.Sprint("ev", i))
+		ad := eventAD(stream, id, room.TypeAnswerChunk)
+		fast, ok, err := sealChunk(data, keyFn, ad)
+		if err != nil || !ok {
+			t.Fatalf("sealChunk(%s) = ok %v, %v", data, ok, err)
+		}
+		slow, changed, err := sealGeneric(room.TypeAnswerChunk, data, keyFn, ad)
+		if err != nil || !changed {
+			t.Fatalf("sealGeneric(%s) = changed %v, %v", data, changed, err)
+		}
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("sealed chunk differs:\n typed   %s\n generic %s", fast, slow)
+		}
+		ev := domain.RecordedEvent{ID: id, Type: room.TypeAnswerChunk, Stream: stream, Data: fast}
+		for _, k := range []*Key{key, nil} {
+			fo, ok, err := openChunk(ev.Data, k, ad)
+			if err != nil || !ok {
+				t.Fatalf("openChunk(%s, key %v) = ok %v, %v", ev.Data, k != nil, ok, err)
+			}
+			so, err := openGeneric(ev, k)
+			if err != nil {
+				t.Fatalf("openGeneric(%s): %v", ev.Data, err)
+			}
+			if !bytes.Equal(fo, so) {
+				t.Fatalf("opened chunk (key %v) differs:\n typed   %s\n generic %s", k != nil, fo, so)
+			}
+			if k != nil && !bytes.Equal(fo, data) {
+				t.Fatalf("opened chunk %s, sealed %s", fo, data)
+			}
+		}
+	}
+}
+
+// Data the typed path would not reproduce byte for byte goes the generic
+// way, and what it stores still opens to the same data.
+func TestChunkFastPathFallsBack(t *testing.T) {
+	key := testKey(t)
+	keyFn := func() (*Key, error) { return key, nil }
+	for _, data := range []string{
+		`{"answer_id":"00000000-0000-0000-0000-000000000000","seq":1,"delta":"","ends":null}`,
+		`{"seq":1,"answer_id":"00000000-0000-0000-0000-000000000000","delta":"reordered"}`,
+		`{"answer_id":"00000000-0000-0000-0000-000000000000","seq":1,"delta":"secret","extra":"kept"}`,
+		`{"answer_id":"00000000-0000-0000-0000-000000000000","seq":1.0,"delta":"number form"}`,
+		`{"answer_id":"00000000-0000-0000-0000-000000000000","seq":1,"delta":"ab","ends":[5],"offsets_ms":[3]}`,
+	} {
+		if _, ok, err := sealChunk([]byte(data), keyFn, []byte("ad")); ok || err != nil {
+			t.Errorf("sealChunk(%s) = ok %v, %v; want the generic path", data, ok, err)
+		}
+		sealed, _, _, err := sealEvent(room.TypeAnswerChunk, []byte(data), keyFn, []byte("ad"))
+		if err != nil {
+			t.Fatalf("sealEvent(%s): %v", data, err)
+		}
+		if strings.Contains(string(sealed), "secret") || strings.Contains(string(sealed), "reordered") {
+			t.Errorf("sealed %s holds secret text: %s", data, sealed)
+		}
+	}
+	// A chunk that does not validate opens the generic way, as it is.
+	bad := []byte(`{"answer_id":"00000000-0000-0000-0000-000000000000","seq":1,"delta":"ab","ends":[5],"offsets_ms":[3]}`)
+	sealed, _, _, err := sealEvent(room.TypeAnswerChunk, bad, keyFn, []byte("room-3/00000000-0000-0000-0000-000000000000/AnswerChunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := domain.RecordedEvent{Type: room.TypeAnswerChunk, Stream: "room-3", Data: sealed}
+	if _, ok, _ := openChunk(ev.Data, key, eventAD(ev.Stream, ev.ID, ev.Type)); ok {
+		t.Errorf("openChunk opened a chunk that does not validate")
+	}
+	got, err := openEvent(ev, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g, w any
+	if json.Unmarshal(got, &g) != nil || json.Unmarshal(bad, &w) != nil || !reflect.DeepEqual(g, w) {
+		t.Errorf("openEvent = %s; want %s", got, bad)
+	}
+	tampered := []byte(`{"answer_id":"00000000-0000-0000-0000-000000000000","sealed":{"enc":1,"kid":"kid","n":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAAAAAAAA"},"seq":1}`)
+	if _, _, err := openChunk(tampered, key, []byte("ad")); err == nil {
+		t.Errorf("openChunk of a forged envelope succeeded")
+	}
+}
+
+func BenchmarkChunk(b *testing.B) {
+	key := testKey(b)
+	keyFn := func() (*Key, error) { return key, nil }
+	data := chunkData(b, rand.New(rand.NewPCG(1, 2)), 7, 1)
+	ad := []byte("room-3/x/AnswerChunk")
+	sealed, _, _ := sealChunk(data, keyFn, ad)
+	ev := domain.RecordedEvent{Type: room.TypeAnswerChunk, Stream: "room-3", Data: sealed}
+	ev.ID = domain.UUID{}
+	adEv := eventAD(ev.Stream, ev.ID, ev.Type)
+	sealedEv, _, _ := sealChunk(data, keyFn, adEv)
+	ev.Data = sealedEv
+	b.Run("seal/typed", func(b *testing.B) {
+		for b.Loop() {
+			sealChunk(data, keyFn, ad)
+		}
+	})
+	b.Run("seal/generic", func(b *testing.B) {
+		for b.Loop() {
+			sealGeneric(room.TypeAnswerChunk, data, keyFn, ad)
+		}
+	})
+	b.Run("open/typed", func(b *testing.B) {
+		for b.Loop() {
+			openChunk(ev.Data, key, adEv)
+		}
+	})
+	b.Run("open/generic", func(b *testing.B) {
+		for b.Loop() {
+			openGeneric(ev, key)
+		}
+	})
+	b.Run("baseline/decode", func(b *testing.B) { // what every reader pays anyway
+		for b.Loop() {
+			var c room.AnswerChunk
+			json.Unmarshal(data, &c)
+		}
+	})
+}

@@ -5,10 +5,12 @@ import (
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // EnvelopeVersion is the version of the envelope format this package writes
@@ -110,9 +112,63 @@ func ParseEnvelope(s string) (Envelope, bool) {
 	if len(s) < 10 || s[0] != '{' {
 		return Envelope{}, false
 	}
+	if e, ok := parseEnvelopeFast(s); ok {
+		return e, true
+	}
 	var e Envelope
 	if err := json.Unmarshal([]byte(s), &e); err != nil || e.Enc == 0 || e.Kid == "" {
 		return Envelope{}, false
 	}
 	return e, true
+}
+
+// parseEnvelopeFast reads s when it is exactly what SealText writes
+// (`{"enc":N,"kid":"…","n":"…","ct":"…"}`, no escapes): a read model opens
+// one per text it shows, and encoding/json costs several times the
+// decryption. Anything else is ParseEnvelope's to read.
+func parseEnvelopeFast(s string) (Envelope, bool) {
+	var e Envelope
+	rest, ok := strings.CutPrefix(s, `{"enc":`)
+	if !ok {
+		return e, false
+	}
+	i := strings.IndexByte(rest, ',')
+	if i <= 0 {
+		return e, false
+	}
+	enc, err := strconv.Atoi(rest[:i])
+	if err != nil || enc <= 0 || strconv.Itoa(enc) != rest[:i] {
+		return e, false
+	}
+	var kid, n, ct string
+	if kid, rest, ok = quoted(rest[i:], `,"kid":`); !ok {
+		return e, false
+	}
+	if n, rest, ok = quoted(rest, `,"n":`); !ok {
+		return e, false
+	}
+	if ct, rest, ok = quoted(rest, `,"ct":`); !ok || rest != "}" || kid == "" {
+		return e, false
+	}
+	e = Envelope{Enc: enc, Kid: kid}
+	if e.N, err = base64.StdEncoding.DecodeString(n); err != nil {
+		return Envelope{}, false
+	}
+	if e.CT, err = base64.StdEncoding.DecodeString(ct); err != nil {
+		return Envelope{}, false
+	}
+	return e, true
+}
+
+// quoted reads prefix and then a JSON string without escapes from s.
+func quoted(s, prefix string) (val, rest string, ok bool) {
+	s, ok = strings.CutPrefix(s, prefix)
+	if !ok || len(s) < 2 || s[0] != '"' {
+		return "", "", false
+	}
+	end := strings.IndexByte(s[1:], '"')
+	if end < 0 || strings.IndexByte(s[1:1+end], '\\') >= 0 {
+		return "", "", false
+	}
+	return s[1 : 1+end], s[2+end:], true
 }

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // EnvelopeVersion is the version of the envelope format this package writes
@@ -42,10 +44,10 @@ var ErrOpen = errors.New("the envelope does not authenticate under the room's ke
 // retried append) stores the same bytes, and two different plaintexts get
 // different nonces.
 type Key struct {
-	Room     int64
-	ID       string
-	aead     cipher.AEAD
-	nonceKey []byte
+	Room  int64
+	ID    string
+	aead  cipher.AEAD
+	nonce sync.Pool // of hash.Hash: HMAC-SHA256 keyed with the nonce key
 }
 
 // NewKey returns the key of room with id kid and secret (KeySize bytes).
@@ -59,7 +61,10 @@ func NewKey(room int64, kid string, secret []byte) (*Key, error) {
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("parley nonce key"))
-	return &Key{Room: room, ID: kid, aead: aead, nonceKey: m.Sum(nil)}, nil
+	nonceKey := m.Sum(nil)
+	k := &Key{Room: room, ID: kid, aead: aead}
+	k.nonce.New = func() any { return hmac.New(sha256.New, nonceKey) }
+	return k, nil
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -73,12 +78,15 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // Seal seals plaintext bound to ad (associated data: what the content
 // belongs to, so it cannot be moved elsewhere).
 func (k *Key) Seal(plaintext, ad []byte) Envelope {
-	m := hmac.New(sha256.New, k.nonceKey)
+	m := k.nonce.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(strconv.Itoa(len(ad))))
 	m.Write([]byte{':'})
 	m.Write(ad)
 	m.Write(plaintext)
-	n := m.Sum(nil)[:nonceSize]
+	var sum [sha256.Size]byte
+	n := m.Sum(sum[:0])[:nonceSize]
+	k.nonce.Put(m)
 	return Envelope{Enc: EnvelopeVersion, Kid: k.ID, N: n, CT: k.aead.Seal(nil, n, plaintext, ad)}
 }
 

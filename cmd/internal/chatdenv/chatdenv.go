@@ -94,12 +94,18 @@ type Config struct {
 	LogLevel         string        // PARLEY_LOG_LEVEL: debug, info, warn, error
 	DataKeys         DataKeys      // PARLEY_DATA_KEY, PARLEY_DATA_KEY_FILE: the KEKs wrapping rooms' data keys (see DataKeys)
 	Retention        time.Duration // PARLEY_RETENTION: rooms idle longer are erased (e.g. 365d); zero keeps them
+	RetentionEvery   time.Duration // PARLEY_RETENTION_INTERVAL: how often the retention job looks for idle rooms (default 1h)
 	Web              bool          // PARLEY_WEB: serve the chat page at / (default true)
 
 	// Plaintext turns the encryption of conversation text off. No variable
 	// or flag sets it: only the benchmark does, in code, for its
 	// encryption-off side; chatd always encrypts.
 	Plaintext bool
+	// Now is the clock of the chat service: the time its events carry,
+	// and the time retention counts idleness back from. Nil is time.Now;
+	// no variable or flag sets it: only tests do, in code, to let a room
+	// idle past the retention without waiting for it.
+	Now func() time.Time
 }
 
 // FromEnv reads the configuration from the environment, and returns every
@@ -193,6 +199,7 @@ func FromEnv(getenv func(string) string) (Config, []error) {
 		Web:               boolean("PARLEY_WEB", true),
 		RAGRewrite:        boolean("PARLEY_RAG_REWRITE", true),
 		RAGRewriteTime:    dur("PARLEY_RAG_REWRITE_TIMEOUT", rag.DefaultRewriteTimeout),
+		RetentionEvery:    dur("PARLEY_RETENTION_INTERVAL", time.Hour),
 	}
 	between := func(name string, def, lo, hi float64) float64 {
 		v := env(name, "")
@@ -285,6 +292,9 @@ func (cfg *Config) Check() []error {
 	if cfg.LimitLeaseTTL < time.Second {
 		problems = append(problems, fmt.Errorf("PARLEY_LIMIT_LEASE_TTL=%v must be at least 1s (the leases are renewed every third of it)", cfg.LimitLeaseTTL))
 	}
+	if cfg.RetentionEvery < time.Second {
+		problems = append(problems, fmt.Errorf("PARLEY_RETENTION_INTERVAL=%v must be at least 1s (each run takes a lock and queries the ChatLog)", cfg.RetentionEvery))
+	}
 	if cfg.ShutdownTimeout <= cfg.ShutdownGrace {
 		problems = append(problems, fmt.Errorf("PARLEY_SHUTDOWN_TIMEOUT (%v) must be longer than PARLEY_SHUTDOWN_GRACE (%v)", cfg.ShutdownTimeout, cfg.ShutdownGrace))
 	}
@@ -347,6 +357,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("jwt_secret", secret),
 		slog.String("data_key", c.DataKeys.String()),
 		slog.String("retention", retentionString(c.Retention)),
+		slog.String("retention_interval", c.RetentionEvery.String()),
 		slog.String("jwks_url", c.JWKSURL),
 		slog.String("jwt_user_id_claim", c.UserIDClaim),
 		slog.String("llm", llm),

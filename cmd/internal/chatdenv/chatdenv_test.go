@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // secret is a valid PARLEY_JWT_SECRET.
@@ -31,6 +32,8 @@ func TestConfigErrors(t *testing.T) {
 		{"an origin with a path, and a bad PARLEY_WEB", map[string]string{"PARLEY_ALLOWED_ORIGINS": "https://ok.example, https://app.example/chat", "PARLEY_WEB": "maybe"},
 			[]string{`PARLEY_ALLOWED_ORIGINS: "https://app.example/chat"`, `PARLEY_WEB="maybe"`}},
 		{"a log read interval out of range", map[string]string{"PARLEY_LOG_READ_INTERVAL": "1s"}, []string{"PARLEY_LOG_READ_INTERVAL=1s: between 1ms and 100ms"}},
+		{"a retention interval under a second", map[string]string{"PARLEY_RETENTION": "30d", "PARLEY_RETENTION_INTERVAL": "10ms"},
+			[]string{"PARLEY_RETENTION_INTERVAL=10ms must be at least 1s"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,7 +52,7 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 	cfg, err := parse(nil)
-	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.DevSecret || !cfg.Projections || !cfg.Web || cfg.Instance == "" || cfg.LogReadEvery != postgres.DefaultReadInterval {
+	if err != nil || cfg.HTTPAddr != ":8080" || !cfg.DevSecret || !cfg.Projections || !cfg.Web || cfg.Instance == "" || cfg.LogReadEvery != postgres.DefaultReadInterval || cfg.RetentionEvery != time.Hour {
 		t.Errorf("defaults: %+v, %v", cfg, err)
 	}
 }
@@ -61,6 +64,7 @@ func TestConfigLogLine(t *testing.T) {
 		"PARLEY_JWT_SECRET":       secret,
 		"PARLEY_DATABASE_URL":     "postgres://parley:db-password@db:5432/parley",
 		"PARLEY_CHATLOG_INTERVAL": "250ms",
+		"PARLEY_RETENTION":        "30d",
 	}
 	cfg, err := parse(env)
 	if err != nil {
@@ -69,7 +73,7 @@ func TestConfigLogLine(t *testing.T) {
 	var buf strings.Builder
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("chatd starting", "config", cfg)
 	line := buf.String()
-	for _, want := range []string{`"chatlog_interval":"250ms"`, `"chunk_commit":"async"`, `"jwt_secret":"set"`} {
+	for _, want := range []string{`"chatlog_interval":"250ms"`, `"chunk_commit":"async"`, `"jwt_secret":"set"`, `"retention":"30d"`, `"retention_interval":"1h0m0s"`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("config line %s lacks %s", line, want)
 		}

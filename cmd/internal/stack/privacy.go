@@ -65,16 +65,18 @@ func openKeyring(ctx context.Context, cfg *Config, pool *pgxpool.Pool, log *slog
 // erases idle rooms.
 const retentionLock = "parley retention"
 
-// retentionEvery is how often the retention job looks for idle rooms.
-const retentionEvery = time.Hour
+// retentionFirst is how soon after start the retention job first looks
+// for idle rooms (sooner when PARLEY_RETENTION_INTERVAL is shorter).
+const retentionFirst = 10 * time.Second
 
-// retain erases rooms idle longer than PARLEY_RETENTION, now and then
-// every retentionEvery, on the replica that holds the advisory lock,
-// until ctx ends.
+// retain erases rooms idle longer than PARLEY_RETENTION, soon after start
+// and then every PARLEY_RETENTION_INTERVAL, on the replica that holds the
+// advisory lock, until ctx ends.
 func (s *Server) retain(ctx context.Context) {
-	every(ctx, 10*time.Second, retentionEvery, func(ctx context.Context) { // the first run soon after start
+	every(ctx, min(retentionFirst, s.cfg.RetentionEvery), s.cfg.RetentionEvery, func(ctx context.Context) {
 		if err := s.retainOnce(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("retention: erasing idle rooms failed; trying again in an hour", "error", err)
+			s.log.Error("retention: erasing idle rooms failed; trying again at the next run", "error", err,
+				"retention_interval", s.cfg.RetentionEvery.String())
 		}
 	})
 }

@@ -160,13 +160,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err erro
 		return nil, err
 	}
 	s.hub = wsapi.NewHub(s.feed, log)
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	// The service appends through the hub's tap, so this process's answer
 	// chunks reach its sockets without waiting for the log subscription.
 	s.svc = chat.NewService(chat.Config{
 		Instance: cfg.Instance, AnswerTimeout: cfg.AnswerTimeout, ShutdownGrace: cfg.ShutdownGrace, ChunkWindow: cfg.ChunkWindow,
 		SweepInterval: cfg.SweepInterval, RecoverIdle: cfg.RecoverIdle,
 	}, chat.Deps{Store: s.hub.Tap(s.store), Generator: gen, Retriever: retriever, Memory: worker, MemoryReader: mem, OpenAnswers: s.chatlog,
-		Keys: keys.shredder, Owned: s.chatlog, Now: time.Now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
+		Keys: keys.shredder, Owned: s.chatlog, Now: now, Random: rand.Reader, Logger: log, Metrics: s.metrics})
 
 	s.limits = newLimiter(cfg, s.redis, log)
 	s.gateway = wsapi.New(wsapi.Config{

@@ -52,6 +52,13 @@ type chatd struct {
 // startChatd starts chatd on dbURL with env on top of the test defaults.
 func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 	t.Helper()
+	return startChatdWith(t, dbURL, env, nil)
+}
+
+// startChatdWith is startChatd with tune, when not nil, applied to the
+// parsed configuration: for what only code sets (stack.Config.Now).
+func startChatdWith(t *testing.T, dbURL string, env map[string]string, tune func(*stack.Config)) *chatd {
+	t.Helper()
 	vars := map[string]string{
 		"PARLEY_HTTP_ADDR":           "127.0.0.1:0",
 		"PARLEY_DATABASE_URL":        dbURL,
@@ -70,6 +77,9 @@ func startChatd(t *testing.T, dbURL string, env map[string]string) *chatd {
 	cfg, err := parseConfig(nil, func(k string) string { return vars[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(&cfg)
 	}
 	logs := &domaintest.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())

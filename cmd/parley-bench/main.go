@@ -47,7 +47,8 @@ benchmarks:
           before, BM25, and dense and hybrid when PARLEY_EMBEDDER names a model), chunk sizes by
           language, and the embedded index over 100,000 chunks: BM25, dense and hybrid search
           p50/p99 beside a naive float32 loop, dense recall@4, ingestion chunks/s
-  rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll
+  rebuild ChatLog rebuild over 1,000,000 generated events, beside reading them with ReadAll, each over the log
+          in clear and over the same log sealed under the rooms' data keys (the rebuild decrypting it)
   all     every benchmark above
 
 Run from the repository root (the stream and connect benchmarks ingest docs/corpus).
@@ -72,6 +73,7 @@ type config struct {
 	duration time.Duration
 	rounds   int
 	progress io.Writer // progress lines (stderr)
+	events   int       // rebuild: events in each of its logs
 	corpus   string    // the sample corpus's directory
 	stream   streamConfig
 	connect  connectConfig
@@ -90,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg := config{progress: stderr, getenv: getenv}
 	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "store: length of one measured round")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds per side; the median is reported")
+	fs.IntVar(&cfg.events, "rebuild-events", 1_000_000, "rebuild: events in each of its two logs (in clear, sealed)")
 	fs.StringVar(&cfg.corpus, "corpus", "docs/corpus", "stream, connect: the sample corpus to ingest (relative to the repository root)")
 	cfg.stream.register(fs)
 	cfg.connect.register(fs)
@@ -100,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"postgres://parley:parley@127.0.0.1:5432/parley?sslmode=disable")
 	if cfg.rounds < 1 || cfg.duration <= 0 {
 		return cli.Usagef("--rounds must be at least 1 and --duration positive")
+	}
+	if cfg.events < 1 {
+		return cli.Usagef("-rebuild-events %d: need at least 1", cfg.events)
 	}
 	if err := errors.Join(cfg.stream.validate(), cfg.connect.validate()); err != nil {
 		return cli.Usage(err)

@@ -57,6 +57,25 @@ func TestConnectBenchmarkRuns(t *testing.T) {
 	}
 }
 
+// TestRebuildBenchmarkRuns runs the rebuild benchmark tiny: two logs of
+// 3,000 events, one round. The benchmark itself checks that its sealed log
+// and the ChatLog rebuilt from it hold their text sealed.
+func TestRebuildBenchmarkRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: runs the rebuild benchmark against Postgres for several seconds")
+	}
+	got := runBench(t, "-rebuild-events", "3000", "-rounds", "1", "rebuild")
+	for _, want := range []string{
+		"log: 3000 events in ", "read: ReadAll loop", "rebuild: catch-up into shadow tables",
+		"sealed read: ReadAll loop through privacy.Store, opened", "sealed rebuild: catch-up, decrypting",
+		"sealed rebuild whole", "decryption: the sealed log rebuilds at ", "target (clear): ", "target (sealed): ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
 // runBench runs parley-bench with args and returns what it printed, after
 // checking it has no NaN or infinite figure.
 func runBench(t *testing.T, args ...string) string {
@@ -85,6 +104,7 @@ func TestFlagsValidated(t *testing.T) {
 		{[]string{"-answer-tokens", "0", "stream"}, "-answer-tokens 0"},
 		{[]string{"-conns", "-1", "connect"}, "-conns -1"},
 		{[]string{"-dials", "0", "connect"}, "-dials 0"},
+		{[]string{"-rebuild-events", "0", "rebuild"}, "-rebuild-events 0"},
 		{[]string{"chat"}, `unknown benchmark "chat"`},
 	}
 	for _, tc := range tests {

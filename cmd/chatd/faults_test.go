@@ -21,6 +21,7 @@ import (
 	"github.com/parleychat/parley/adapters/wsapi"
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/domaintest"
+	"github.com/parleychat/parley/domain/memory"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -75,22 +76,13 @@ func TestDependencyFaultsEndToEnd(t *testing.T) {
 	send(t, ws, map[string]any{"message": "What housing support is there?"})
 	readFrame(t, ws)
 	readFrame(t, ws) // a chunk: the answer streams
-	// The memory projection must hold the room for the flush to take it: a
-	// projection that lags the flush (under -race and load) folds the room
-	// from its start and has nothing to rebuild.
 	opts, err := goredis.ParseURL(rd.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
-	domaintest.WaitUntil(t, "the memory projection to hold the room", 30*time.Second, func() bool {
-		keys, err := rdb.Keys(ctx, "*memory:"+strconv.FormatInt(id, 10)+":42").Result()
-		return err == nil && len(keys) > 0
-	})
-	if err := rd.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	flushTakingRoom(t, c, rd, rdb, id)
 	if fs := readAnswer(t, ws); fs[len(fs)-1]["type"] != "answer" {
 		t.Fatalf("the answer across the flush ended %v", fs[len(fs)-1])
 	}
@@ -172,6 +164,51 @@ func TestDependencyFaultsEndToEnd(t *testing.T) {
 		t.Errorf("REST after PostgreSQL came back: %d", code)
 	}
 	alive("after PostgreSQL restarted")
+}
+
+// flushTakingRoom flushes Redis at a moment when the flush takes room
+// id's memory for good, so that the memory projection must rebuild it
+// from the log. The projection must hold the room for the flush to take
+// it (one that lags the flush folds the room from its start and has
+// nothing to rebuild), and no batch that folds an event of the room may
+// be under way: such a batch read the room before the flush and writes
+// it back whole after it, with nothing lost and nothing to rebuild. So it
+// waits until the memory holds every event of the room it folds (the
+// question and the answer's start), flushes, and flushes again, once the
+// memory has caught up, when one was appended meanwhile (the answer
+// ended).
+func flushTakingRoom(t *testing.T, c *chatd, rd *redistest.Server, rdb *goredis.Client, id int64) {
+	t.Helper()
+	ctx := t.Context()
+	lastFolded := func() int64 {
+		v := int64(-1)
+		for _, ev := range readStream(t, c, id) {
+			if memory.Folds(ev.Type) {
+				v = ev.Version
+			}
+		}
+		return v
+	}
+	for try := 1; ; try++ {
+		want := lastFolded()
+		domaintest.WaitUntil(t, fmt.Sprintf("the memory projection to hold room %d at version %d", id, want), 30*time.Second, func() bool {
+			keys, err := rdb.Keys(ctx, "*memory:"+strconv.FormatInt(id, 10)+":42").Result()
+			if err != nil || len(keys) == 0 {
+				return false
+			}
+			v, err := rdb.HGet(ctx, keys[0], "applied_version").Int64()
+			return err == nil && v >= want
+		})
+		if err := rd.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if lastFolded() == want {
+			return
+		}
+		if try == 3 {
+			t.Fatalf("room %d's stream kept growing across three flushes of Redis", id)
+		}
+	}
 }
 
 func asClose(err error, ce **websocket.CloseError) bool {

@@ -3,6 +3,8 @@ package privacy
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
+	"strings"
 
 	"github.com/parleychat/parley/domain"
 	"github.com/parleychat/parley/domain/room"
@@ -63,12 +65,14 @@ func sealChunk(data []byte, key func() (*Key, error), ad []byte) (out []byte, ok
 // with key (nil: the room is erased or has no key, and the chunk opens to
 // its clear fields); ok is false when the generic path must do it.
 func openChunk(data []byte, key *Key, ad []byte) (out []byte, ok bool, err error) {
-	var s sealedChunk
-	if json.Unmarshal(data, &s) != nil {
-		return nil, false, nil
-	}
-	if again, err := json.Marshal(s); err != nil || !bytes.Equal(again, data) {
-		return nil, false, nil
+	s, ok := parseSealedChunk(string(data))
+	if !ok {
+		if json.Unmarshal(data, &s) != nil {
+			return nil, false, nil
+		}
+		if again, err := json.Marshal(s); err != nil || !bytes.Equal(again, data) {
+			return nil, false, nil
+		}
 	}
 	c := room.AnswerChunk{AnswerID: s.AnswerID, Seq: s.Seq}
 	if key != nil {
@@ -90,4 +94,41 @@ func openChunk(data []byte, key *Key, ad []byte) (out []byte, ok bool, err error
 		return nil, false, nil
 	}
 	return out, true, nil
+}
+
+// parseSealedChunk reads data when it is exactly what json.Marshal of a
+// sealedChunk writes (`{"answer_id":"…","sealed":{…},"seq":N}`, the
+// envelope as parseEnvelopeFast reads it): a rebuild opens every chunk of
+// the log, and encoding/json took a third of its time.
+func parseSealedChunk(data string) (sealedChunk, bool) {
+	var s sealedChunk
+	rest, ok := strings.CutPrefix(data, `{"answer_id":"`)
+	if !ok || len(rest) < 36 {
+		return s, false
+	}
+	id, err := domain.ParseUUID(rest[:36])
+	if err != nil || id.String() != rest[:36] {
+		return s, false
+	}
+	rest, ok = strings.CutPrefix(rest[36:], `","sealed":`)
+	if !ok {
+		return s, false
+	}
+	end := strings.Index(rest, `},"seq":`)
+	if end < 0 {
+		return s, false
+	}
+	env, ok := parseEnvelopeFast(rest[:end+1])
+	if !ok {
+		return s, false
+	}
+	num, ok := strings.CutSuffix(rest[end+len(`},"seq":`):], "}")
+	if !ok {
+		return s, false
+	}
+	seq, err := strconv.Atoi(num)
+	if err != nil || strconv.Itoa(seq) != num {
+		return s, false
+	}
+	return sealedChunk{AnswerID: id, Sealed: env, Seq: seq}, true
 }

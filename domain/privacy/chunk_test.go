@@ -65,6 +65,11 @@ func TestChunkFastPathMatchesGeneric(t *testing.T) {
 		if !bytes.Equal(fast, slow) {
 			t.Fatalf("sealed chunk differs:\n typed   %s\n generic %s", fast, slow)
 		}
+		if got, ok := parseSealedChunk(string(fast)); !ok {
+			t.Fatalf("parseSealedChunk does not read %s", fast)
+		} else if again, _ := json.Marshal(got); !bytes.Equal(again, fast) {
+			t.Fatalf("parseSealedChunk(%s) = %+v, which marshals to %s", fast, got, again)
+		}
 		ev := domain.RecordedEvent{ID: id, Type: room.TypeAnswerChunk, Stream: stream, Data: fast}
 		for _, k := range []*Key{key, nil} {
 			fo, ok, err := openChunk(ev.Data, k, ad)
@@ -169,4 +174,34 @@ func BenchmarkChunk(b *testing.B) {
 			json.Unmarshal(data, &c)
 		}
 	})
+}
+
+// parseSealedChunk reads only what json.Marshal of a sealedChunk writes,
+// and reads it as encoding/json does.
+func TestParseSealedChunkAgreesWithJSON(t *testing.T) {
+	const id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+	env := `{"enc":1,"kid":"ab12","n":"AAAAAAAAAAAAAAAA","ct":"AAAA"}`
+	for _, in := range []string{
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":0}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":07}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":-1}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7} `,
+		`{"answer_id":"6BA7B810-9DAD-11D1-80B4-00C04FD430C8","sealed":` + env + `,"seq":7}`,
+		`{"answer_id":"` + id + `","sealed":{"enc":1,"kid":"ab12","n":"AAAAAAAAAAAAAAAA","ct":"AAAA","x":1},"seq":7}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7,"delta":"x"}`,
+		`{"seq":7,"answer_id":"` + id + `","sealed":` + env + `}`,
+	} {
+		got, ok := parseSealedChunk(in)
+		if !ok {
+			continue
+		}
+		var want sealedChunk
+		if err := json.Unmarshal([]byte(in), &want); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseSealedChunk(%s) = %+v; encoding/json %+v, %v", in, got, want, err)
+		}
+		if again, _ := json.Marshal(got); string(again) != in {
+			t.Errorf("parseSealedChunk read %s, which is not in the form it was written: %s", in, again)
+		}
+	}
 }

@@ -8,7 +8,6 @@ package chatdenv
 import (
 	"errors"
 	"fmt"
-	"github.com/parleychat/parley/adapters/postgres"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/parleychat/parley/adapters/jwtauth"
 	"github.com/parleychat/parley/adapters/langchain"
 	"github.com/parleychat/parley/adapters/origins"
+	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/redis"
 	"github.com/parleychat/parley/cmd/internal/ragenv"
 	"github.com/parleychat/parley/cmd/internal/storeenv"

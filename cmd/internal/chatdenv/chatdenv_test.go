@@ -1,11 +1,12 @@
 package chatdenv
 
 import (
-	"github.com/parleychat/parley/adapters/postgres"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleychat/parley/adapters/postgres"
 )
 
 // secret is a valid PARLEY_JWT_SECRET.

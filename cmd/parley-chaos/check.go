@@ -21,7 +21,7 @@ type truth struct {
 func (c *cluster) truth(ctx context.Context, id int64) (*truth, error) {
 	t := &truth{version: domain.NoVersion, history: room.NewHistory(), clientIDs: map[string]int{}, hashes: map[int64]string{}}
 	st := room.NewState()
-	for ev, err := range domain.StreamEvents(ctx, c.store, room.Stream(id), domain.ReadStreamOptions{Limit: 1000}) {
+	for ev, err := range domain.StreamEvents(ctx, c.log, room.Stream(id), domain.ReadStreamOptions{Limit: 1000}) {
 		if errors.Is(err, domain.ErrStreamNotFound) {
 			return t, nil
 		}

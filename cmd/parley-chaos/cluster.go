@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/parleychat/parley/adapters/postgres"
 	"github.com/parleychat/parley/adapters/postgres/pgtest"
 	"github.com/parleychat/parley/adapters/redis/redistest"
+	"github.com/parleychat/parley/domain/privacy"
 )
 
 // secret is the JWT secret chatd runs with and clients mint tokens with.
@@ -37,6 +40,8 @@ type cluster struct {
 	redis  *redistest.Server
 	pool   *pgxpool.Pool // the truth: read the log directly
 	store  *postgres.Store
+	log    *privacy.Store // store, its conversation text opened under the rooms' keys
+	kek    string         // chatd's PARLEY_DATA_KEY, the harness's own
 	chatd  string
 	port   int
 	base   string // http://127.0.0.1:port
@@ -57,6 +62,15 @@ func startCluster(ctx context.Context, cfg config, stderr io.Writer) (_ *cluster
 		return nil, err
 	}
 	c := &cluster{dir: dir, chatd: cfg.chatd, stderr: stderr}
+	raw := make([]byte, privacy.KeySize)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	kek, err := privacy.NewKEK(raw)
+	if err != nil {
+		return nil, err
+	}
+	c.kek = base64.StdEncoding.EncodeToString(raw)
 	defer func() {
 		if err != nil {
 			c.close(true)
@@ -80,6 +94,13 @@ func startCluster(ctx context.Context, cfg config, stderr io.Writer) (_ *cluster
 		return nil, err
 	}
 	c.store = postgres.NewStore(c.pool, postgres.StoreConfig{})
+	// chatd seals conversation text: the comparison reads it opened, as
+	// chatctl does, under the key this harness gave chatd.
+	ring, err := privacy.NewKeyring(postgres.NewKeys(c.pool), privacy.KEKs{kek}, privacy.KeyringConfig{})
+	if err != nil {
+		return nil, err
+	}
+	c.log = privacy.NewStore(c.store, ring)
 	return c, nil
 }
 
@@ -97,6 +118,7 @@ func (c *cluster) startChatd(ctx context.Context) error {
 		"PARLEY_DATABASE_URL="+c.pg.URL,
 		"PARLEY_REDIS_URL="+c.redis.URL,
 		"PARLEY_JWT_SECRET="+secret,
+		"PARLEY_DATA_KEY="+c.kek,
 		"PARLEY_INSTANCE=chaos-1", // one name across restarts: a restart recovers its own answers
 		"PARLEY_OFFLINE_TOKEN_DELAY=25ms",
 		"PARLEY_ANSWER_TIMEOUT=20s",

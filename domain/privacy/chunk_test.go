@@ -184,6 +184,14 @@ func TestParseSealedChunkAgreesWithJSON(t *testing.T) {
 	for _, in := range []string{
 		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7}`,
 		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":0}`,
+	} {
+		if _, ok := parseSealedChunk(in); !ok {
+			t.Errorf("parseSealedChunk does not read %s, which json.Marshal writes", in)
+		}
+	}
+	for _, in := range []string{
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7}`,
+		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":0}`,
 		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":07}`,
 		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":-1}`,
 		`{"answer_id":"` + id + `","sealed":` + env + `,"seq":7} `,

@@ -23,7 +23,8 @@ const sealedKey = "sealed"
 //
 // Events of an erased room open to their clear fields: their secret
 // fields are empty. A batch holding a room's RoomErased evicts the room's
-// key from the keyring's cache and opens none of its events.
+// key from the keyring's cache, drops the room's events from the opened
+// cache (opened.go), and opens none of its events.
 type Store struct {
 	inner  domain.EventStore
 	keys   *Keyring

@@ -265,7 +265,7 @@ func (cfg *Config) Check() []error {
 		problems = append(problems, fmt.Errorf("PARLEY_CHUNK_WINDOW=%s: at most 15ms (every delta may wait that long)", cfg.ChunkWindow))
 	}
 	if cfg.LogReadEvery < time.Millisecond || cfg.LogReadEvery > 100*time.Millisecond {
-		problems = append(problems, fmt.Errorf("PARLEY_LOG_READ_INTERVAL=%s: between 1ms and 100ms (other replicas' answers reach this one's clients that much later)", cfg.LogReadEvery))
+		problems = append(problems, fmt.Errorf("PARLEY_LOG_READ_INTERVAL=%s: between 1ms and 100ms (what the log brings — other replicas' answers, answers' starts and ends — may reach clients that much later)", cfg.LogReadEvery))
 	}
 	if cfg.ChunkWindow == 0 {
 		cfg.ChunkWindow = -1 // chat.Config: never hold a delta

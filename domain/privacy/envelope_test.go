@@ -48,6 +48,27 @@ func TestParseEnvelopeFastAgreesWithJSON(t *testing.T) {
 	}
 }
 
+// Envelopes are written without encoding/json's reflection; the bytes
+// must be its.
+func TestEnvelopeJSONIsEncodingJSONs(t *testing.T) {
+	for _, e := range []Envelope{
+		{Enc: 1, Kid: "a1b2c3", N: []byte{1, 2, 3}, CT: bytes.Repeat([]byte{0xfb}, 40)},
+		{Enc: 1, Kid: "", N: []byte{}, CT: []byte{}},
+		{Enc: 12, Kid: "odd \"kid\" <&> \n é", N: []byte{0}, CT: []byte{1}},
+		{Enc: 1, Kid: "k", N: nil, CT: []byte{1}},
+		{Enc: 1, Kid: "k", N: []byte{1}, CT: nil},
+		{Enc: -3, Kid: "k\x7f", N: []byte{1}, CT: []byte{2}},
+	} {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.appendJSON([]byte("x")); string(got) != "x"+string(want) {
+			t.Errorf("appendJSON(%+v) = %s, want x%s", e, got, want)
+		}
+	}
+}
+
 func BenchmarkParseEnvelope(b *testing.B) {
 	k, _ := NewKey(1, "a1b2c3d4e5f60718", bytes.Repeat([]byte{4}, KeySize))
 	s := k.SealText("a policy answer of some length, as the chat log holds it", []byte("ad"))

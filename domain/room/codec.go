@@ -46,6 +46,9 @@ func decodeAs[E Event](data []byte) (Event, error) {
 // decodeChunk decodes an AnswerChunk and checks that its deltas' ends and
 // offsets fit its text (Validate).
 func decodeChunk(data []byte) (Event, error) {
+	if c, _, ok := ParseChunk(data); ok {
+		return c, nil
+	}
 	var c AnswerChunk
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, err

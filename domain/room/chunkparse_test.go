@@ -39,7 +39,8 @@ func checkParseChunk(t *testing.T, data []byte) (room.AnswerChunk, bool) {
 
 // TestParseChunkReadsWhatEncodeWrites encodes chunks of every kind of text
 // an answer carries (escapes, HTML characters, separators, invalid UTF-8,
-// several deltas) and expects ParseChunk to read each back.
+// several deltas), expects encoding/json's bytes, and expects ParseChunk
+// to read each back.
 func TestParseChunkReadsWhatEncodeWrites(t *testing.T) {
 	id := domain.MustParseUUID("0b9f6f0e-3a0c-4e7e-9a55-3c9d2f1e8a77")
 	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
@@ -62,10 +63,14 @@ func TestParseChunkReadsWhatEncodeWrites(t *testing.T) {
 		}
 		chunks = append(chunks, room.NewAnswerChunk(id, i*1000+r.IntN(1000), deltas, times))
 	}
+	chunks = append(chunks, room.AnswerChunk{AnswerID: id, Seq: 1 << 40, Delta: ""}, room.AnswerChunk{AnswerID: id, Delta: "x", Ends: []int{}, OffsetsMS: []int64{}})
 	for _, c := range chunks {
 		_, data, err := room.Encode(c)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want, _ := json.Marshal(c); !bytes.Equal(data, want) {
+			t.Errorf("Encode(%#v) = %s; encoding/json writes %s", c, data, want)
 		}
 		_, ok := checkParseChunk(t, data)
 		// Invalid UTF-8 is written as the escape \ufffd, which reads back

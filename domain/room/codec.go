@@ -66,6 +66,9 @@ func Encode(e Event) (string, json.RawMessage, error) {
 	if _, ok := decoders[t]; !ok {
 		return "", nil, fmt.Errorf("encode %s: not a room event type", t)
 	}
+	if c, ok := e.(AnswerChunk); ok {
+		return t, appendChunk(nil, c), nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode %s: %w", t, err)

@@ -375,6 +375,22 @@ func (f *Feed) ReadAll(ctx context.Context, opts domain.ReadAllOptions) ([]domai
 	return f.store.ReadAll(ctx, opts)
 }
 
+// Head returns the position of the last event of its streams the Feed
+// has read (or the head it started from), and whether it is following the
+// log: a head that costs no read of the store, as fresh as the Feed's
+// last read. Every event at or before it is readable. HeadPosition reads
+// the store's exact head, which on PostgreSQL means reading pg_locks.
+func (f *Feed) Head() (domain.Position, bool) {
+	select {
+	case <-f.ready:
+	default:
+		return domain.Position{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.head, f.err == nil
+}
+
 // HeadPosition implements Source: the store's.
 func (f *Feed) HeadPosition(ctx context.Context) (domain.Position, error) {
 	return f.store.HeadPosition(ctx)

@@ -338,3 +338,41 @@ func TestFeedStopsOnAPermanentFailure(t *testing.T) {
 		t.Error("the subscription did not end with the Feed")
 	}
 }
+
+// TestFeedHead: the Feed's head is the store's when it starts, follows
+// the events it reads, and is not offered before Run has found it or
+// after a permanent failure.
+func TestFeedHead(t *testing.T) {
+	log := newFakeLog(10)
+	log.add("room-1", "room-2")
+	f := projections.NewFeed(log, projections.FeedConfig{})
+	if _, ok := f.Head(); ok {
+		t.Fatal("Head is offered before Run has started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-f.Ready()
+	want, err := log.HeadPosition(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := f.Head(); !ok || got != want {
+		t.Fatalf("Head at start = %v, %v; want the store's %v, true", got, ok, want)
+	}
+	c := collect(f, want, "room-", 2, 0)
+	added := log.add("other-1", "room-3", "room-4")
+	c.wait(t) // the Feed has read them: its subscriber has
+	if got, ok := f.Head(); !ok || got != added[2].Position {
+		t.Errorf("Head after three events = %v, %v; want the last room event's %v", got, ok, added[2].Position)
+	}
+
+	failed := projections.NewFeed(refusingLog{newFakeLog(10)}, projections.FeedConfig{})
+	if err := failed.Run(t.Context()); !errors.Is(err, domain.ErrPermanent) {
+		t.Fatalf("Run = %v, want the permanent failure", err)
+	}
+	if _, ok := failed.Head(); ok {
+		t.Error("Head is offered by a Feed that stopped on a permanent failure")
+	}
+}

@@ -386,9 +386,30 @@ func (r *Runner) snapshot() (Status, bool, error, <-chan struct{}) {
 	return st, r.known, r.failure, r.changed
 }
 
+// Progress returns the runner's progress as it knows it, reading nothing:
+// Head, CaughtUp and Lag are left zero. It is what a frequent check (a
+// readiness probe) asks; Status reads the log.
+func (r *Runner) Progress() Status {
+	st, _, _, _ := r.snapshot()
+	if st.Name == "" {
+		st.Name = r.Projection.Name()
+	}
+	return st
+}
+
 // Status returns the runner's progress, with the log's head read now.
 // Before Run has started it reads the checkpoint from the projection.
 func (r *Runner) Status(ctx context.Context) (Status, error) {
+	head, err := r.Store.HeadPosition(ctx)
+	if err != nil {
+		return r.Progress(), fmt.Errorf("projection %s status: %w", r.Projection.Name(), err)
+	}
+	return r.StatusAt(ctx, head)
+}
+
+// StatusAt is Status with the log's head given: several runners' statuses
+// can share one read of it, or take one that costs no read (a Feed's Head).
+func (r *Runner) StatusAt(ctx context.Context, head domain.Position) (Status, error) {
 	st, known, _, _ := r.snapshot()
 	if st.Name == "" {
 		st.Name = r.Projection.Name()
@@ -399,10 +420,6 @@ func (r *Runner) Status(ctx context.Context) (Status, error) {
 			return st, fmt.Errorf("projection %s status: %w", st.Name, err)
 		}
 		st.Checkpoint = cp
-	}
-	head, err := r.Store.HeadPosition(ctx)
-	if err != nil {
-		return st, fmt.Errorf("projection %s status: %w", st.Name, err)
 	}
 	st.Head = head
 	pending, err := r.pending(ctx, st.Checkpoint, head)

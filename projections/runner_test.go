@@ -235,6 +235,14 @@ func TestRunnerAppliesRoomEventsInOrder(t *testing.T) {
 			if diff := cmp.Diff(st, wantSt); diff != "" {
 				t.Errorf("status (-got +want):\n%s", diff)
 			}
+			if st, err := r.StatusAt(t.Context(), head); err != nil || !cmp.Equal(st, wantSt) {
+				t.Errorf("StatusAt(head) = %+v, %v; want Status's %+v", st, err, wantSt)
+			}
+			prog := wantSt
+			prog.Head, prog.CaughtUp = domain.Position{}, false
+			if diff := cmp.Diff(r.Progress(), prog); diff != "" {
+				t.Errorf("progress, which reads nothing (-got +want):\n%s", diff)
+			}
 			if err := stop(); err != nil {
 				t.Errorf("Run after its context ended = %v, want nil", err)
 			}

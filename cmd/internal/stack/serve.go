@@ -148,10 +148,17 @@ func every(ctx context.Context, first, period time.Duration, f func(context.Cont
 	}
 }
 
+// reportLag sets the projections' lag metrics every five seconds, against
+// the head the log feed has read: the store's exact head costs a read of
+// pg_locks on PostgreSQL (44 ms under the stream benchmark's load).
 func (s *Server) reportLag(ctx context.Context) {
 	every(ctx, 5*time.Second, 5*time.Second, func(ctx context.Context) {
+		head, ok := s.feed.Head()
+		if !ok {
+			return // not following the log yet, or stopped: nothing to measure against
+		}
 		for _, r := range s.runners {
-			if st, err := r.Status(ctx); err == nil {
+			if st, err := r.StatusAt(ctx, head); err == nil {
 				s.metrics.SetProjectionLag(st.Name, st.Lag)
 			}
 		}
@@ -172,7 +179,7 @@ func (s *Server) sweepTickets(ctx context.Context) {
 func (s *Server) projectionsStopped(ctx context.Context) error {
 	var stopped []string
 	for _, r := range s.runners {
-		if st, err := r.Status(ctx); err == nil && st.State == projections.StateFailed {
+		if st := r.Progress(); st.State == projections.StateFailed {
 			stopped = append(stopped, st.Name+": "+st.LastError)
 		}
 	}

@@ -115,6 +115,7 @@ type chatdProc struct {
 	base    string // http://127.0.0.1:port
 	control string // http://127.0.0.1:port of the control listener
 	logPath string
+	db      *scratchDB    // its database (set by streamEnv.startChatd)
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error
 }

@@ -15,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/parleychat/parley/adapters/wsapi"
 )
 
@@ -158,7 +160,7 @@ func (e *streamEnv) benchHistory(ctx context.Context, c connectConfig, chatd *ch
 		}
 	}
 	cl.close()
-	if err := e.projected(ctx, []int64{cl.id}); err != nil {
+	if err := projected(ctx, chatd.db.pool, []int64{cl.id}); err != nil {
 		return res, err
 	}
 	url := "ws" + strings.TrimPrefix(chatd.base, "http") + "/ws/chat/" + strconv.FormatInt(cl.id, 10) + "/"
@@ -226,12 +228,12 @@ func (e *streamEnv) benchHistory(ctx context.Context, c connectConfig, chatd *ch
 
 // projected waits until the ChatLog holds every event of the rooms, so
 // that connects meet a steady server.
-func (e *streamEnv) projected(ctx context.Context, rooms []int64) error {
+func projected(ctx context.Context, pool *pgxpool.Pool, rooms []int64) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
 		var behind int
-		err := e.pool.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) AS u(id)
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[]) AS u(id)
 			WHERE coalesce((SELECT last_version FROM rooms WHERE id = u.id), -1)
 			    < (SELECT max(version) FROM events WHERE stream = 'room-' || u.id)`, rooms).Scan(&behind)
 		if err != nil {
@@ -291,7 +293,7 @@ func (e *streamEnv) benchMemory(ctx context.Context, c connectConfig, chatd *cha
 	if err != nil {
 		return memResults{}, err
 	}
-	if err := e.projected(ctx, ids); err != nil {
+	if err := projected(ctx, chatd.db.pool, ids); err != nil {
 		return memResults{}, err
 	}
 	gwTargets := filepath.Join(dir, "gateway")

@@ -102,8 +102,7 @@ type cost struct {
 
 // meter measures windows.
 type meter struct {
-	pool  *pgxpool.Pool // the benchmark's database
-	db    string
+	pool  *pgxpool.Pool // a connection to the server, for its statistics
 	redis *goredis.Client
 }
 
@@ -139,9 +138,9 @@ var sharedBackendTypes = []string{"walwriter", "background writer", "checkpointe
 // pgProcs lists the processes serving db (its backends and autovacuum
 // workers, but not the meter's own connection) and the shared background
 // processes, with their CPU time now.
-func (m *meter) pgProcs(ctx context.Context) (map[int]pgProc, error) {
+func (m *meter) pgProcs(ctx context.Context, db string) (map[int]pgProc, error) {
 	rows, err := m.pool.Query(ctx, `SELECT pid, backend_type FROM pg_stat_activity
-		WHERE (datname = $1 AND pid <> pg_backend_pid()) OR backend_type = ANY ($2)`, m.db, sharedBackendTypes)
+		WHERE (datname = $1 AND pid <> pg_backend_pid()) OR backend_type = ANY ($2)`, db, sharedBackendTypes)
 	if err != nil {
 		return nil, fmt.Errorf("list PostgreSQL's processes: %w", err)
 	}
@@ -178,9 +177,9 @@ func (m *meter) redisCPU(ctx context.Context) time.Duration {
 	return time.Duration(total * float64(time.Second))
 }
 
-func (m *meter) commits(ctx context.Context) int64 {
+func (m *meter) commits(ctx context.Context, db string) int64 {
 	var n int64
-	_ = m.pool.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = $1`, m.db).Scan(&n)
+	_ = m.pool.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = $1`, db).Scan(&n)
 	return n
 }
 
@@ -189,11 +188,11 @@ func (m *meter) commits(ctx context.Context) int64 {
 func (m *meter) begin(ctx context.Context, c *chatdProc, sampleEvery time.Duration) (*window, error) {
 	w := &window{m: m, chatd: c, active: map[string]int{}, waits: map[string]int{}, sampled: make(chan struct{})}
 	var err error
-	if w.pg0, err = m.pgProcs(ctx); err != nil {
+	if w.pg0, err = m.pgProcs(ctx, c.db.name); err != nil {
 		return nil, err
 	}
 	w.redis0 = m.redisCPU(ctx)
-	w.commit0 = m.commits(ctx)
+	w.commit0 = m.commits(ctx, c.db.name)
 	w.chatd0, _ = procCPU(c.pid)
 	w.bench0, w.mach0 = selfCPU(), machineBusy()
 	w.start = time.Now()
@@ -220,7 +219,7 @@ func (w *window) sample(ctx context.Context, period time.Duration) {
 		case <-t.C:
 		}
 		rows, err := w.m.pool.Query(ctx, `SELECT query, coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
-			WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()`, w.m.db)
+			WHERE datname = $1 AND state = 'active' AND pid <> pg_backend_pid()`, w.chatd.db.name)
 		if err != nil {
 			return
 		}
@@ -267,7 +266,7 @@ func (w *window) end(ctx context.Context) (cost, error) {
 	u.bench, u.machine = selfCPU()-w.bench0, machineBusy()-w.mach0
 	w.stopSampling()
 	<-w.sampled
-	pg1, err := w.m.pgProcs(ctx)
+	pg1, err := w.m.pgProcs(ctx, w.chatd.db.name)
 	if err != nil {
 		return u, err
 	}
@@ -280,7 +279,7 @@ func (w *window) end(ctx context.Context) (cost, error) {
 		}
 	}
 	u.redis = w.m.redisCPU(ctx) - w.redis0
-	u.commits = w.m.commits(ctx) - w.commit0
+	u.commits = w.m.commits(ctx, w.chatd.db.name) - w.commit0
 	u.active, u.waits = map[string]float64{}, map[string]float64{}
 	if w.samples > 0 {
 		for k, n := range w.active {

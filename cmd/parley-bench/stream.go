@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // streamConfig holds the stream benchmark's flags.
@@ -190,7 +192,7 @@ func (e *streamEnv) round(ctx context.Context, s *side, rooms int, rate float64,
 	res.tally(recs.all(), e.model, t0, t1)
 	if s.name == sidePersisted || s.name == sidePlaintext {
 		var err error
-		if res.chunks, err = e.chunkStats(ctx, t0, t1); err != nil {
+		if res.chunks, err = countChunks(ctx, s.chatd.db.pool, t0, t1); err != nil {
 			return res, err
 		}
 		if s.name == sidePersisted {
@@ -254,9 +256,9 @@ type chunkStats struct {
 	events, deltas, appends, statements int64
 }
 
-func (e *streamEnv) chunkStats(ctx context.Context, t0, t1 time.Time) (chunkStats, error) {
+func countChunks(ctx context.Context, pool *pgxpool.Pool, t0, t1 time.Time) (chunkStats, error) {
 	var c chunkStats
-	err := e.pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(coalesce(json_array_length(data->'ends'), 0) + 1), 0),
+	err := pool.QueryRow(ctx, `SELECT count(*), coalesce(sum(coalesce(json_array_length(data->'ends'), 0) + 1), 0),
 			count(DISTINCT (stream, txid)), count(DISTINCT txid)
 		FROM events WHERE type = 'AnswerChunk' AND recorded_at >= $1 AND recorded_at < $2`, t0, t1).
 		Scan(&c.events, &c.deltas, &c.appends, &c.statements)

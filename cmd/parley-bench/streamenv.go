@@ -27,13 +27,15 @@ import (
 // the sample corpus ingested, a Redis of their own, the model server, and
 // chatd children over them.
 type streamEnv struct {
-	progress  io.Writer
-	epoch     time.Time
-	dir       string // logs of the chatd children
-	dbURL     string
-	dbName    string
-	pool      *pgxpool.Pool
-	drop      func() // closes pool and drops the database
+	progress io.Writer
+	epoch    time.Time
+	dir      string // logs of the chatd children
+	// db is the database of the persisted and relay sides (the relay's
+	// chatd keeps its tickets and retrieval index there), plain the
+	// encryption-off side's: each persisted chatd has a log of its own,
+	// as one deployment has, and is not also following the other's.
+	db, plain *scratchDB
+	pool      *pgxpool.Pool // db's
 	redis     *privateRedis
 	model     *modelServer
 	secret    string
@@ -53,23 +55,12 @@ func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
 	if e.dir, err = os.MkdirTemp("", "parley-bench-chatd-"); err != nil {
 		return nil, err
 	}
-	if e.pool, e.drop, err = scratchPool(ctx, cfg.adminURL, 8); err != nil {
+	if e.db, err = e.scratch(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if cfg.stream.keepDB {
-		pool := e.pool
-		e.drop = func() { pool.Close() }
-	}
-	e.dbName = e.pool.Config().ConnConfig.Database
-	u, err := url.Parse(cfg.adminURL)
-	if err != nil {
+	e.pool = e.db.pool
+	if e.plain, err = e.scratch(ctx, cfg); err != nil {
 		return nil, err
-	}
-	u.Path = "/" + e.dbName
-	e.dbURL = u.String()
-	e.logf("scratch database %s", e.dbName)
-	if cfg.stream.keepDB {
-		e.logf("the database stays when the benchmark ends: %s", u.Redacted())
 	}
 	if _, err := e.pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 		e.logf("pg_stat_statements is not available (%v): the statement profile is left out", err)
@@ -85,11 +76,53 @@ func newStreamEnv(ctx context.Context, cfg config) (_ *streamEnv, err error) {
 		return nil, err
 	}
 	e.secret = hex.EncodeToString(b)
-	e.meter = &meter{pool: e.pool, db: e.dbName, redis: e.redis.client}
-	if e.chunks, err = e.ingestCorpus(ctx, cfg); err != nil {
-		return nil, err
+	e.meter = &meter{pool: e.pool, redis: e.redis.client}
+	for _, db := range []*scratchDB{e.db, e.plain} {
+		if e.chunks, err = e.ingestCorpus(ctx, cfg, db.pool); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
+}
+
+// scratchDB is a database of the benchmark's own, migrated.
+type scratchDB struct {
+	url, name string
+	pool      *pgxpool.Pool
+	drop      func() // closes pool, and drops the database unless it is kept
+}
+
+// scratch creates a scratch database, kept when the benchmark ends with
+// -keep-db.
+func (e *streamEnv) scratch(ctx context.Context, cfg config) (*scratchDB, error) {
+	pool, drop, err := scratchPool(ctx, cfg.adminURL, 8)
+	if err != nil {
+		return nil, err
+	}
+	db := &scratchDB{pool: pool, drop: drop, name: pool.Config().ConnConfig.Database}
+	if cfg.stream.keepDB {
+		db.drop = pool.Close
+	}
+	u, err := url.Parse(cfg.adminURL)
+	if err != nil {
+		db.drop()
+		return nil, err
+	}
+	u.Path = "/" + db.name
+	db.url = u.String()
+	e.logf("scratch database %s", db.name)
+	if cfg.stream.keepDB {
+		e.logf("the database stays when the benchmark ends: %s", u.Redacted())
+	}
+	return db, nil
+}
+
+// dbOf is the database of side's chatd.
+func (e *streamEnv) dbOf(side string) *scratchDB {
+	if side == sidePlaintext {
+		return e.plain
+	}
+	return e.db
 }
 
 func (e *streamEnv) logf(format string, args ...any) {
@@ -110,8 +143,10 @@ func (e *streamEnv) close() {
 	if e.redis != nil {
 		e.redis.stop()
 	}
-	if e.drop != nil {
-		e.drop()
+	for _, db := range []*scratchDB{e.db, e.plain} {
+		if db != nil {
+			db.drop()
+		}
 	}
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
@@ -126,7 +161,7 @@ func (e *streamEnv) chatdEnv(side string) []string {
 	env := os.Environ()
 	for k, v := range map[string]string{
 		"PARLEY_HTTP_ADDR":    "127.0.0.1:0",
-		"PARLEY_DATABASE_URL": e.dbURL,
+		"PARLEY_DATABASE_URL": e.dbOf(side).url,
 		"PARLEY_REDIS_URL":    e.redis.URL,
 		"PARLEY_REDIS_PREFIX": "bench-" + side + ":",
 		"PARLEY_JWT_SECRET":   e.secret,
@@ -172,6 +207,7 @@ func (e *streamEnv) startChatd(ctx context.Context, side string) (*chatdProc, er
 	if err != nil {
 		return nil, err
 	}
+	p.db = e.dbOf(side)
 	e.procs = append(e.procs, p)
 	return p, nil
 }
@@ -186,7 +222,7 @@ func (e *streamEnv) token(user string) (string, error) {
 // embedded index), as `make corpus` does with chatctl ingest: each file
 // read by document.LoadAll, split by the document splitter at its
 // defaults, through rag.Ingester.
-func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
+func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config, pool *pgxpool.Pool) (int, error) {
 	rc, err := ragenv.FromEnv(cfg.getenv)
 	if err != nil {
 		return 0, err
@@ -207,7 +243,7 @@ func (e *streamEnv) ingestCorpus(ctx context.Context, cfg config) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	idx, closeIdx, err := rc.OpenIndex(ctx, emb, e.pool, slog.New(slog.DiscardHandler))
+	idx, closeIdx, err := rc.OpenIndex(ctx, emb, pool, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return 0, err
 	}

@@ -60,7 +60,7 @@ func benchStream(ctx context.Context, cfg config, out io.Writer) error {
 	fmt.Fprintf(out, "   PARLEY_CHUNK_COMMIT=async, audit chain, ChatLog and Redis memory projections, summaries, retrieval over the sample corpus\n")
 	fmt.Fprintf(out, "   (%d chunks; %s); PARLEY_LLM_PROVIDER=openai pointed at this process's model server\n", env.chunks, env.retrieval)
 	fmt.Fprintf(out, "   (SSE chat completions; answers of %d tokens of 3–6 characters, first token %s after the request, then paced).\n", c.tokens, c.ttft)
-	fmt.Fprintf(out, "   plaintext: the same chatd with the encryption of conversation text off (its own rooms in the same database).\n")
+	fmt.Fprintf(out, "   plaintext: the same chatd with the encryption of conversation text off, on a database of its own (each side's chatd follows only its own log).\n")
 	fmt.Fprintf(out, "   relay: the same chatd over the in-memory store, projections off (nothing durable). Clients: one WebSocket per room,\n")
 	fmt.Fprintf(out, "   ask → read the streamed answer → ask again. Latency = client receive − model emit, every token. Redis: a private server.\n")
 	fmt.Fprintf(out, "   PostgreSQL: %s\n", settings)

@@ -79,7 +79,11 @@ func openChunk(data []byte, key *Key, ad []byte) (out []byte, ok bool, err error
 		}
 	}
 	if key == nil {
-		_, out, err = room.Encode(room.AnswerChunk{AnswerID: s.AnswerID, Seq: s.Seq})
+		c := room.AnswerChunk{AnswerID: s.AnswerID, Seq: s.Seq}
+		if c.Validate() != nil {
+			return nil, false, nil
+		}
+		_, out, err = room.Encode(c)
 		return out, err == nil, nil
 	}
 	plain, err := key.Open(s.Sealed, ad)

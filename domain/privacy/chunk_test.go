@@ -219,3 +219,17 @@ func TestParseSealedChunkAgreesWithJSON(t *testing.T) {
 		}
 	}
 }
+
+// A chunk that does not validate is left to the generic path, opened
+// with its key or, erased, without.
+func TestOpenChunkLeavesInvalidChunks(t *testing.T) {
+	key := testKey(t)
+	ad := []byte("room-3/x/AnswerChunk")
+	env, _ := json.Marshal(key.Seal([]byte(`{"delta":"x"}`), ad))
+	data := []byte(`{"answer_id":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","sealed":` + string(env) + `,"seq":-1}`)
+	for _, k := range []*Key{key, nil} {
+		if out, ok, err := openChunk(data, k, ad); ok || err != nil {
+			t.Errorf("openChunk of a chunk with seq -1 (key %v) = %s, ok %v, %v; want it left to the generic path", k != nil, out, ok, err)
+		}
+	}
+}

@@ -94,11 +94,7 @@ func openChunk(data []byte, key *Key, ad []byte) (out []byte, ok bool, err error
 	if len(plain) < 2 || plain[0] != '{' {
 		return nil, false, nil
 	}
-	out = append(out, `{"answer_id":"`...)
-	out = append(out, s.AnswerID.String()...)
-	out = append(out, `","seq":`...)
-	out = strconv.AppendInt(out, int64(s.Seq), 10)
-	out = append(append(out, ','), plain[1:]...)
+	out = append(room.AppendChunkHead(make([]byte, 0, 64+len(plain)), s.AnswerID, s.Seq), plain[1:]...)
 	if _, _, ok := room.ParseChunk(out); ok {
 		return out, true, nil
 	}

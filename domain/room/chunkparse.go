@@ -24,13 +24,23 @@ const (
 	chunkOffs  = `,"offsets_ms":`
 )
 
+// AppendChunkHead appends the start of what Encode writes for a chunk of
+// answer from sequence number seq: its clear fields, then the comma before
+// its content fields (the delta and what follows, which ParseChunk's
+// contentAt points at). The privacy codec seals the content and joins it
+// back here.
+func AppendChunkHead(b []byte, answer domain.UUID, seq int) []byte {
+	b = append(b, chunkHead...)
+	b = append(b, answer.String()...)
+	b = append(b, chunkSeq...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	return append(b, ',')
+}
+
 // appendChunk appends what json.Marshal writes for c.
 func appendChunk(b []byte, c AnswerChunk) []byte {
-	b = append(b, chunkHead...)
-	b = append(b, c.AnswerID.String()...)
-	b = append(b, chunkSeq...)
-	b = strconv.AppendInt(b, int64(c.Seq), 10)
-	b = append(b, chunkDelta...)
+	b = AppendChunkHead(b, c.AnswerID, c.Seq)
+	b = append(b, chunkDelta[1:]...)
 	if plainJSON(c.Delta) {
 		b = append(append(append(b, '"'), c.Delta...), '"')
 	} else {

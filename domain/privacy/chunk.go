@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/parleychat/parley/domain"
+	"github.com/parleychat/parley/domain/jsonform"
 	"github.com/parleychat/parley/domain/room"
 )
 
@@ -144,9 +145,9 @@ func parseSealedChunk(data string) (sealedChunk, bool) {
 	if !ok {
 		return s, false
 	}
-	seq, err := strconv.Atoi(num)
-	if err != nil || strconv.Itoa(seq) != num {
+	seq, n, ok := jsonform.Int(num)
+	if !ok || n != len(num) || int64(int(seq)) != seq {
 		return s, false
 	}
-	return sealedChunk{AnswerID: id, Sealed: env, Seq: seq}, true
+	return sealedChunk{AnswerID: id, Sealed: env, Seq: int(seq)}, true
 }

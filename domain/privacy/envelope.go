@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/parleychat/parley/domain/jsonform"
 )
 
 // EnvelopeVersion is the version of the envelope format this package writes
@@ -116,30 +118,19 @@ func (k *Key) SealText(text string, ad []byte) string {
 // appendJSON appends what json.Marshal writes for e, without its
 // reflection: every sealed event and text writes one.
 func (e Envelope) appendJSON(b []byte) []byte {
-	if !plainKid(e.Kid) || e.N == nil || e.CT == nil { // nil is null
+	if e.N == nil || e.CT == nil { // nil is null; Seal never makes one
 		j, _ := json.Marshal(e) // an Envelope always marshals
 		return append(b, j...)
 	}
 	b = append(b, `{"enc":`...)
 	b = strconv.AppendInt(b, int64(e.Enc), 10)
-	b = append(b, `,"kid":"`...)
-	b = append(b, e.Kid...)
-	b = append(b, `","n":"`...)
+	b = append(b, `,"kid":`...)
+	b = jsonform.AppendString(b, e.Kid)
+	b = append(b, `,"n":"`...)
 	b = base64.StdEncoding.AppendEncode(b, e.N)
 	b = append(b, `","ct":"`...)
 	b = base64.StdEncoding.AppendEncode(b, e.CT)
 	return append(b, `"}`...)
-}
-
-// plainKid reports whether json.Marshal writes kid between quotes as it
-// is. Key ids are generated hex; anything else takes json.Marshal.
-func plainKid(kid string) bool {
-	for i := 0; i < len(kid); i++ {
-		if c := kid[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseEnvelope reads s as an envelope's JSON; ok is false when s is not
@@ -159,7 +150,7 @@ func ParseEnvelope(s string) (Envelope, bool) {
 }
 
 // parseEnvelopeFast reads s when it is exactly what SealText writes
-// (`{"enc":N,"kid":"…","n":"…","ct":"…"}`, no escapes): a read model opens
+// (`{"enc":N,"kid":"…","n":"…","ct":"…"}`, in Marshal's form): a read model opens
 // one per text it shows, and encoding/json costs several times the
 // decryption. Anything else is ParseEnvelope's to read.
 func parseEnvelopeFast(s string) (Envelope, bool) {
@@ -168,12 +159,8 @@ func parseEnvelopeFast(s string) (Envelope, bool) {
 	if !ok {
 		return e, false
 	}
-	i := strings.IndexByte(rest, ',')
-	if i <= 0 {
-		return e, false
-	}
-	enc, err := strconv.Atoi(rest[:i])
-	if err != nil || enc <= 0 || strconv.Itoa(enc) != rest[:i] {
+	enc, i, ok := jsonform.Int(rest)
+	if !ok || enc <= 0 || int64(int(enc)) != enc {
 		return e, false
 	}
 	var kid, n, ct string
@@ -186,7 +173,8 @@ func parseEnvelopeFast(s string) (Envelope, bool) {
 	if ct, rest, ok = quoted(rest, `,"ct":`); !ok || rest != "}" || kid == "" {
 		return e, false
 	}
-	e = Envelope{Enc: enc, Kid: kid}
+	e = Envelope{Enc: int(enc), Kid: kid}
+	var err error
 	if e.N, err = base64.StdEncoding.DecodeString(n); err != nil {
 		return Envelope{}, false
 	}
@@ -196,15 +184,14 @@ func parseEnvelopeFast(s string) (Envelope, bool) {
 	return e, true
 }
 
-// quoted reads prefix and then a JSON string without escapes from s.
+// quoted reads prefix and then a JSON string in Marshal's form from s.
 func quoted(s, prefix string) (val, rest string, ok bool) {
-	s, ok = strings.CutPrefix(s, prefix)
-	if !ok || len(s) < 2 || s[0] != '"' {
+	if s, ok = strings.CutPrefix(s, prefix); !ok {
 		return "", "", false
 	}
-	end := strings.IndexByte(s[1:], '"')
-	if end < 0 || strings.IndexByte(s[1:1+end], '\\') >= 0 {
+	val, n, ok := jsonform.String(s)
+	if !ok {
 		return "", "", false
 	}
-	return s[1 : 1+end], s[2+end:], true
+	return val, s[n:], true
 }
